@@ -1,0 +1,44 @@
+//! `orrery`: the one binary for requesters, providers and validators.
+//!
+//! Each subcommand lives in its own module under `cmd/`; this file only parses the command line
+//! and dispatches.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+/// Orrery: an open compute network for AI where you pay only for work that was checked.
+#[derive(Parser)]
+#[command(name = "orrery", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scripted economy on the real ledger (providers, leases, settlement, emissions) and
+    /// print what happened, with the supply invariant checked after every block.
+    Demo(cmd::demo::Args),
+    /// Run a job bundle on this machine, exactly as a provider would, and print the output,
+    /// fuel used, wall time and checkpoint root. Test a job here before paying for it.
+    RunLocal(cmd::run_local::Args),
+    /// Deterministic machine learning: train, fine-tune and run models locally.
+    Ml(cmd::ml::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ORRERY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Demo(args) => cmd::demo::run(args),
+        Command::RunLocal(args) => cmd::run_local::run(args),
+        Command::Ml(args) => cmd::ml::run(args),
+    }
+}

@@ -1,0 +1,1 @@
+//! Deterministic, metered workload runtimes (WebAssembly) with Merkle-committed checkpoints.
