@@ -10,5 +10,6 @@
 pub mod hash;
 pub mod merkle;
 
-pub use hash::{Hash, HASH_LEN};
+pub use hash::{HASH_LEN, Hash};
 pub use merkle::{MerkleProof, MerkleTree, merkle_root};
+pub mod workload;

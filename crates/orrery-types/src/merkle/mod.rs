@@ -154,7 +154,7 @@ impl MerkleProof {
             let sibling = i ^ 1;
             if sibling < width {
                 let s = siblings.next()?;
-                acc = if i % 2 == 0 {
+                acc = if i.is_multiple_of(2) {
                     node_hash(&acc, s)
                 } else {
                     node_hash(s, &acc)
