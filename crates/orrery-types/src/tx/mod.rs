@@ -1,0 +1,427 @@
+//! Transactions: what a user can ask the chain to do.
+//!
+//! A [`SignedTx`] is `signer public key || signature || tx`. The signature covers the
+//! canonical encoding of [`Tx`], which carries the chain id and the signer's next nonce:
+//! - the **chain id** stops a transaction signed for one chain (a devnet) from being replayed on
+//!   another (mainnet);
+//! - the **nonce** must equal the account's current nonce and is bumped when the transaction
+//!   applies, so the same transaction can never apply twice on one chain.
+//!
+//! The signature is made under [`crate::crypto::NAMESPACE_TX`], so no other signed message of
+//! the protocol can be passed off as a transaction.
+//!
+//! Every variable-length field is bounded by its type; a whole encoded transaction is at most
+//! [`MAX_TX_BYTES`].
+
+use crate::amount::Amount;
+use crate::codec::{self, DecodeError, Text};
+use crate::codec_struct;
+use crate::crypto::{self, AccountId, Keypair, NAMESPACE_TX, PublicKey, Signature};
+use crate::hash::Hash;
+use crate::resources::{Endpoint, Hardware, PriceList, Region, ResourceRequest, Usage};
+use bytes::BufMut;
+use commonware_codec::{EncodeSize, Error as CodecError, Read, ReadExt as _, Write};
+
+/// Longest chain id.
+pub const MAX_CHAIN_ID_LEN: usize = 64;
+/// Largest encoded signed transaction. Bounds mempool memory and block size; the biggest
+/// legitimate transaction (a provider registration with a long endpoint) is well under 1 KiB.
+pub const MAX_TX_BYTES: usize = 4096;
+
+/// A chain's name, e.g. `orrery-devnet-1`.
+pub type ChainId = Text<MAX_CHAIN_ID_LEN>;
+
+/// A lease's number, assigned by the ledger in order of opening.
+pub type LeaseId = u64;
+
+/// How a lease's result is checked. See `docs/protocol.md`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verification {
+    /// Reputation only: the result is paid after the challenge window.
+    None,
+    /// Re-executed by a random verifier with a probability set by the protocol.
+    Sampled,
+    /// Run by `k` independent providers; the majority wins.
+    Redundant {
+        /// Number of providers.
+        k: u8,
+    },
+}
+
+impl Write for Verification {
+    fn write(&self, buf: &mut impl BufMut) {
+        match self {
+            Verification::None => 0u8.write(buf),
+            Verification::Sampled => 1u8.write(buf),
+            Verification::Redundant { k } => {
+                2u8.write(buf);
+                k.write(buf);
+            }
+        }
+    }
+}
+impl EncodeSize for Verification {
+    fn encode_size(&self) -> usize {
+        match self {
+            Verification::Redundant { .. } => 2,
+            _ => 1,
+        }
+    }
+}
+impl Read for Verification {
+    type Cfg = ();
+    fn read_cfg(buf: &mut impl commonware_codec::Buf, _: &()) -> Result<Self, CodecError> {
+        match u8::read(buf)? {
+            0 => Ok(Verification::None),
+            1 => Ok(Verification::Sampled),
+            2 => Ok(Verification::Redundant { k: u8::read(buf)? }),
+            t => Err(CodecError::InvalidEnum(t)),
+        }
+    }
+}
+
+/// What a provider offers the market.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProviderOffer {
+    /// The machine.
+    pub hardware: Hardware,
+    /// Where it is.
+    pub region: Region,
+    /// Where requesters and verifiers reach the provider's agent.
+    pub endpoint: Endpoint,
+    /// Listed prices; a lease may agree on these or less.
+    pub prices: PriceList,
+}
+codec_struct!(ProviderOffer {
+    hardware: Hardware,
+    region: Region,
+    endpoint: Endpoint,
+    prices: PriceList,
+});
+
+/// What a lease reserves and at what price.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LeaseTerms {
+    /// Resources held for the job.
+    pub resources: ResourceRequest,
+    /// Agreed prices: every component at most the provider's listed price.
+    pub prices: PriceList,
+    /// Most seconds the requester pays for.
+    pub max_seconds: u64,
+    /// Most compute units the requester pays for.
+    pub max_units: u64,
+}
+codec_struct!(LeaseTerms {
+    resources: ResourceRequest,
+    prices: PriceList,
+    max_seconds: u64,
+    max_units: u64,
+});
+
+impl LeaseTerms {
+    /// The most this lease can cost: the amount locked in escrow.
+    pub fn max_cost(&self) -> Option<Amount> {
+        self.prices.cost(
+            &self.resources,
+            &Usage {
+                seconds: self.max_seconds,
+                units: self.max_units,
+            },
+        )
+    }
+}
+
+/// The action a transaction performs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TxBody {
+    /// Move tokens to another account.
+    Transfer {
+        /// Recipient.
+        to: AccountId,
+        /// How much.
+        amount: Amount,
+    },
+    /// Offer the signer's machine to the market.
+    RegisterProvider(ProviderOffer),
+    /// Change a registered provider's offer.
+    UpdateProvider(ProviderOffer),
+    /// Lock tokens as the signer's provider stake.
+    Bond {
+        /// How much.
+        amount: Amount,
+    },
+    /// Start releasing stake; it returns to the balance after the unbonding delay.
+    Unbond {
+        /// How much.
+        amount: Amount,
+    },
+    /// Rent a provider for a job; the maximum cost is locked in escrow.
+    OpenLease {
+        /// The provider.
+        provider: AccountId,
+        /// Content hash of the job bundle.
+        job: Hash,
+        /// Resources, prices and limits.
+        terms: LeaseTerms,
+        /// Height by which the result must be committed.
+        deadline: u64,
+        /// How the result is checked.
+        verification: Verification,
+    },
+    /// The provider has fetched the job and started it.
+    StartLease {
+        /// Which lease.
+        lease: LeaseId,
+    },
+    /// The provider's result.
+    CommitResult {
+        /// Which lease.
+        lease: LeaseId,
+        /// Hash of the output blob.
+        output: Hash,
+        /// Merkle root over the run's checkpoints.
+        checkpoint_root: Hash,
+        /// Metered usage.
+        usage: Usage,
+    },
+    /// The requester accepts a committed result before the challenge window ends.
+    SettleLease {
+        /// Which lease.
+        lease: LeaseId,
+    },
+}
+
+impl TxBody {
+    /// Short name of the kind of transaction, for logs, receipts and the explorer.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TxBody::Transfer { .. } => "transfer",
+            TxBody::RegisterProvider(_) => "register_provider",
+            TxBody::UpdateProvider(_) => "update_provider",
+            TxBody::Bond { .. } => "bond",
+            TxBody::Unbond { .. } => "unbond",
+            TxBody::OpenLease { .. } => "open_lease",
+            TxBody::StartLease { .. } => "start_lease",
+            TxBody::CommitResult { .. } => "commit_result",
+            TxBody::SettleLease { .. } => "settle_lease",
+        }
+    }
+}
+
+impl Write for TxBody {
+    fn write(&self, buf: &mut impl BufMut) {
+        match self {
+            TxBody::Transfer { to, amount } => {
+                0u8.write(buf);
+                to.write(buf);
+                amount.write(buf);
+            }
+            TxBody::RegisterProvider(offer) => {
+                1u8.write(buf);
+                offer.write(buf);
+            }
+            TxBody::UpdateProvider(offer) => {
+                2u8.write(buf);
+                offer.write(buf);
+            }
+            TxBody::Bond { amount } => {
+                3u8.write(buf);
+                amount.write(buf);
+            }
+            TxBody::Unbond { amount } => {
+                4u8.write(buf);
+                amount.write(buf);
+            }
+            TxBody::OpenLease {
+                provider,
+                job,
+                terms,
+                deadline,
+                verification,
+            } => {
+                5u8.write(buf);
+                provider.write(buf);
+                job.write(buf);
+                terms.write(buf);
+                deadline.write(buf);
+                verification.write(buf);
+            }
+            TxBody::StartLease { lease } => {
+                6u8.write(buf);
+                lease.write(buf);
+            }
+            TxBody::CommitResult {
+                lease,
+                output,
+                checkpoint_root,
+                usage,
+            } => {
+                7u8.write(buf);
+                lease.write(buf);
+                output.write(buf);
+                checkpoint_root.write(buf);
+                usage.write(buf);
+            }
+            TxBody::SettleLease { lease } => {
+                8u8.write(buf);
+                lease.write(buf);
+            }
+        }
+    }
+}
+
+impl EncodeSize for TxBody {
+    fn encode_size(&self) -> usize {
+        1 + match self {
+            TxBody::Transfer { to, amount } => to.encode_size() + amount.encode_size(),
+            TxBody::RegisterProvider(o) | TxBody::UpdateProvider(o) => o.encode_size(),
+            TxBody::Bond { amount } | TxBody::Unbond { amount } => amount.encode_size(),
+            TxBody::OpenLease {
+                provider,
+                job,
+                terms,
+                deadline,
+                verification,
+            } => {
+                provider.encode_size()
+                    + job.encode_size()
+                    + terms.encode_size()
+                    + deadline.encode_size()
+                    + verification.encode_size()
+            }
+            TxBody::StartLease { lease } | TxBody::SettleLease { lease } => lease.encode_size(),
+            TxBody::CommitResult {
+                lease,
+                output,
+                checkpoint_root,
+                usage,
+            } => {
+                lease.encode_size()
+                    + output.encode_size()
+                    + checkpoint_root.encode_size()
+                    + usage.encode_size()
+            }
+        }
+    }
+}
+
+impl Read for TxBody {
+    type Cfg = ();
+    fn read_cfg(buf: &mut impl commonware_codec::Buf, _: &()) -> Result<Self, CodecError> {
+        Ok(match u8::read(buf)? {
+            0 => TxBody::Transfer {
+                to: AccountId::read(buf)?,
+                amount: Amount::read(buf)?,
+            },
+            1 => TxBody::RegisterProvider(ProviderOffer::read(buf)?),
+            2 => TxBody::UpdateProvider(ProviderOffer::read(buf)?),
+            3 => TxBody::Bond {
+                amount: Amount::read(buf)?,
+            },
+            4 => TxBody::Unbond {
+                amount: Amount::read(buf)?,
+            },
+            5 => TxBody::OpenLease {
+                provider: AccountId::read(buf)?,
+                job: Hash::read(buf)?,
+                terms: LeaseTerms::read(buf)?,
+                deadline: u64::read(buf)?,
+                verification: Verification::read(buf)?,
+            },
+            6 => TxBody::StartLease {
+                lease: u64::read(buf)?,
+            },
+            7 => TxBody::CommitResult {
+                lease: u64::read(buf)?,
+                output: Hash::read(buf)?,
+                checkpoint_root: Hash::read(buf)?,
+                usage: Usage::read(buf)?,
+            },
+            8 => TxBody::SettleLease {
+                lease: u64::read(buf)?,
+            },
+            t => return Err(CodecError::InvalidEnum(t)),
+        })
+    }
+}
+
+/// The signed content of a transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tx {
+    /// The chain this transaction is for.
+    pub chain_id: ChainId,
+    /// The signer's nonce: must equal the account's current nonce.
+    pub nonce: u64,
+    /// What to do.
+    pub body: TxBody,
+}
+codec_struct!(Tx {
+    chain_id: ChainId,
+    nonce: u64,
+    body: TxBody,
+});
+
+/// A transaction with its signer and signature.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedTx {
+    /// The signer's public key; the account is derived from it.
+    pub signer: PublicKey,
+    /// Signature over the encoding of `tx` under [`NAMESPACE_TX`].
+    pub signature: Signature,
+    /// The transaction.
+    pub tx: Tx,
+}
+codec_struct!(SignedTx {
+    signer: PublicKey,
+    signature: Signature,
+    tx: Tx,
+});
+
+impl Tx {
+    /// Sign with `key`.
+    pub fn sign(self, key: &Keypair) -> SignedTx {
+        let msg = codec::encode(&self);
+        SignedTx {
+            signer: key.public_key().clone(),
+            signature: key.sign(NAMESPACE_TX, &msg),
+            tx: self,
+        }
+    }
+}
+
+impl SignedTx {
+    /// The account that signed.
+    pub fn sender(&self) -> AccountId {
+        AccountId::from_public_key(&self.signer)
+    }
+
+    /// Whether the signature is valid for the transaction.
+    pub fn verify_signature(&self) -> bool {
+        crypto::verify(
+            &self.signer,
+            NAMESPACE_TX,
+            &codec::encode(&self.tx),
+            &self.signature,
+        )
+    }
+
+    /// The transaction's id: the hash of its full encoding.
+    pub fn hash(&self) -> Hash {
+        Hash::tagged(b"orrery/tx", &codec::encode(self))
+    }
+
+    /// Decode from bytes received from outside, bounded by [`MAX_TX_BYTES`].
+    pub fn decode(bytes: &[u8]) -> Result<SignedTx, DecodeError> {
+        if bytes.len() > MAX_TX_BYTES {
+            return Err(DecodeError {
+                what: "transaction",
+                source: CodecError::InvalidLength(bytes.len()),
+            });
+        }
+        codec::decode("transaction", bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests;
