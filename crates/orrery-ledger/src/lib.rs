@@ -1,1 +1,24 @@
-//! The deterministic state machine that holds Orrery's money.
+//! The ledger: Orrery's deterministic state machine.
+//!
+//! It holds every balance, provider stake, unbonding entry and lease escrow, and changes them
+//! only by applying blocks ([`apply_block`]). It never does I/O, never reads a clock, and uses no
+//! randomness but the seed a block carries, so every node that applies the same blocks from the
+//! same [`Genesis`] reaches the same state and the same [`State::root`].
+//!
+//! Where to start reading: [`apply`] (the rules of each transaction and of the end of a block),
+//! then [`state`] (the state root and the supply invariant), then [`entries`] (the records).
+//! The protocol is specified in `docs/protocol.md`; the parameters in `docs/economics.md`.
+
+pub mod apply;
+pub mod entries;
+pub mod params;
+pub mod receipt;
+pub mod state;
+
+pub use apply::{Signatures, apply_block, verify_block_signatures};
+pub use params::{Genesis, GenesisAccount, GenesisError, Params};
+pub use receipt::{BlockError, BlockOutcome, Event, Receipt, TxError};
+pub use state::{InvariantError, State, StateChange, StateKey};
+
+#[cfg(test)]
+mod tests;

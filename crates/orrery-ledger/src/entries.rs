@@ -1,0 +1,379 @@
+//! The records the ledger keeps, and their canonical encodings (what the state root commits to
+//! and what the store writes).
+
+use crate::params::Params;
+use bytes::BufMut;
+use commonware_codec::{EncodeSize, Error as CodecError, Read, ReadExt as _, Write};
+use orrery_types::amount::Amount;
+use orrery_types::codec::BoundedVec;
+use orrery_types::codec_struct;
+use orrery_types::crypto::AccountId;
+use orrery_types::hash::Hash;
+use orrery_types::resources::Usage;
+use orrery_types::tx::{ChainId, LeaseId, LeaseTerms, ProviderOffer, Verification};
+use serde::Serialize;
+
+/// Most validators a chain can list at genesis.
+pub const MAX_VALIDATORS: usize = 1024;
+
+/// A balance and the nonce of the next transaction it may sign.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Account {
+    /// Spendable tokens.
+    pub balance: Amount,
+    /// Number of transactions applied from this account.
+    pub nonce: u64,
+}
+codec_struct!(Account {
+    balance: Amount,
+    nonce: u64
+});
+
+/// Track record of a provider, read by the router.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Reputation {
+    /// Leases settled and paid.
+    pub settled: u64,
+    /// Results that were independently checked and found correct.
+    pub checked: u64,
+    /// Results found wrong.
+    pub failed: u64,
+    /// Times the provider's stake was slashed.
+    pub slashed: u64,
+    /// Leases that timed out on the provider's side.
+    pub timed_out: u64,
+}
+codec_struct!(Reputation {
+    settled: u64,
+    checked: u64,
+    failed: u64,
+    slashed: u64,
+    timed_out: u64,
+});
+
+/// A registered provider.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Provider {
+    /// What it offers.
+    pub offer: ProviderOffer,
+    /// Bonded stake (slashable).
+    pub stake: Amount,
+    /// Leases opened and not yet settled or timed out.
+    pub active_leases: u32,
+    /// Height of registration.
+    pub registered_at: u64,
+    /// Track record.
+    pub reputation: Reputation,
+    /// Total paid to the provider over its life, after fees.
+    pub earned: Amount,
+}
+codec_struct!(Provider {
+    offer: ProviderOffer,
+    stake: Amount,
+    active_leases: u32,
+    registered_at: u64,
+    reputation: Reputation,
+    earned: Amount,
+});
+
+/// Where a lease is in its life. A lease is in exactly one of these states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum LeaseState {
+    /// Opened; the provider has until `start_by` to start it.
+    AwaitingStart,
+    /// Started; the result is due by the lease's deadline.
+    Running {
+        /// Height of `StartLease`.
+        started_at: u64,
+        /// Block time of `StartLease`.
+        started_ms: u64,
+    },
+    /// Result committed; settles at `settle_at` unless checked or accepted earlier.
+    Committed {
+        /// Hash of the output.
+        output: Hash,
+        /// Merkle root over the run's checkpoints.
+        checkpoint_root: Hash,
+        /// Metered usage claimed.
+        usage: Usage,
+        /// Height of the commitment.
+        committed_at: u64,
+        /// Height of automatic settlement.
+        settle_at: u64,
+    },
+    /// Paid out. Final.
+    Settled {
+        /// Hash of the output.
+        output: Hash,
+        /// Merkle root over the run's checkpoints.
+        checkpoint_root: Hash,
+        /// Metered usage paid for.
+        usage: Usage,
+        /// Total charged to the requester (provider's pay plus the fee).
+        paid: Amount,
+        /// Protocol fee taken from `paid`.
+        fee: Amount,
+        /// Escrow returned to the requester.
+        refunded: Amount,
+        /// Height of settlement.
+        settled_at: u64,
+    },
+    /// The provider did not start or finish in time; the requester was refunded. Final.
+    TimedOut {
+        /// Escrow returned to the requester.
+        refunded: Amount,
+        /// Stake docked from the provider (burned).
+        docked: Amount,
+        /// Height of the timeout.
+        at: u64,
+    },
+}
+
+impl LeaseState {
+    /// Short name for tables.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LeaseState::AwaitingStart => "awaiting_start",
+            LeaseState::Running { .. } => "running",
+            LeaseState::Committed { .. } => "committed",
+            LeaseState::Settled { .. } => "settled",
+            LeaseState::TimedOut { .. } => "timed_out",
+        }
+    }
+
+    /// Whether the lease still holds escrow.
+    pub fn is_active(&self) -> bool {
+        !matches!(
+            self,
+            LeaseState::Settled { .. } | LeaseState::TimedOut { .. }
+        )
+    }
+}
+
+impl Write for LeaseState {
+    fn write(&self, buf: &mut impl BufMut) {
+        match self {
+            LeaseState::AwaitingStart => 0u8.write(buf),
+            LeaseState::Running {
+                started_at,
+                started_ms,
+            } => {
+                1u8.write(buf);
+                started_at.write(buf);
+                started_ms.write(buf);
+            }
+            LeaseState::Committed {
+                output,
+                checkpoint_root,
+                usage,
+                committed_at,
+                settle_at,
+            } => {
+                2u8.write(buf);
+                output.write(buf);
+                checkpoint_root.write(buf);
+                usage.write(buf);
+                committed_at.write(buf);
+                settle_at.write(buf);
+            }
+            LeaseState::Settled {
+                output,
+                checkpoint_root,
+                usage,
+                paid,
+                fee,
+                refunded,
+                settled_at,
+            } => {
+                3u8.write(buf);
+                output.write(buf);
+                checkpoint_root.write(buf);
+                usage.write(buf);
+                paid.write(buf);
+                fee.write(buf);
+                refunded.write(buf);
+                settled_at.write(buf);
+            }
+            LeaseState::TimedOut {
+                refunded,
+                docked,
+                at,
+            } => {
+                4u8.write(buf);
+                refunded.write(buf);
+                docked.write(buf);
+                at.write(buf);
+            }
+        }
+    }
+}
+
+impl EncodeSize for LeaseState {
+    fn encode_size(&self) -> usize {
+        1 + match self {
+            LeaseState::AwaitingStart => 0,
+            LeaseState::Running { .. } => 16,
+            LeaseState::Committed { .. } => 32 + 32 + 16 + 8 + 8,
+            LeaseState::Settled { .. } => 32 + 32 + 16 + 16 * 3 + 8,
+            LeaseState::TimedOut { .. } => 16 * 2 + 8,
+        }
+    }
+}
+
+impl Read for LeaseState {
+    type Cfg = ();
+    fn read_cfg(buf: &mut impl commonware_codec::Buf, _: &()) -> Result<Self, CodecError> {
+        Ok(match u8::read(buf)? {
+            0 => LeaseState::AwaitingStart,
+            1 => LeaseState::Running {
+                started_at: u64::read(buf)?,
+                started_ms: u64::read(buf)?,
+            },
+            2 => LeaseState::Committed {
+                output: Hash::read(buf)?,
+                checkpoint_root: Hash::read(buf)?,
+                usage: Usage::read(buf)?,
+                committed_at: u64::read(buf)?,
+                settle_at: u64::read(buf)?,
+            },
+            3 => LeaseState::Settled {
+                output: Hash::read(buf)?,
+                checkpoint_root: Hash::read(buf)?,
+                usage: Usage::read(buf)?,
+                paid: Amount::read(buf)?,
+                fee: Amount::read(buf)?,
+                refunded: Amount::read(buf)?,
+                settled_at: u64::read(buf)?,
+            },
+            4 => LeaseState::TimedOut {
+                refunded: Amount::read(buf)?,
+                docked: Amount::read(buf)?,
+                at: u64::read(buf)?,
+            },
+            t => return Err(CodecError::InvalidEnum(t)),
+        })
+    }
+}
+
+/// A requester's rental of a provider for one job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Lease {
+    /// Its number.
+    pub id: LeaseId,
+    /// Who pays.
+    pub requester: AccountId,
+    /// Who works.
+    pub provider: AccountId,
+    /// Content hash of the job bundle.
+    pub job: Hash,
+    /// Resources, agreed prices and limits.
+    pub terms: LeaseTerms,
+    /// How the result is checked.
+    pub verification: Verification,
+    /// Tokens locked for this lease (the maximum cost while active; zero once final).
+    pub escrow: Amount,
+    /// Height of `OpenLease`.
+    pub opened_at: u64,
+    /// Last height at which the provider may start it.
+    pub start_by: u64,
+    /// Last height at which the provider may commit a result.
+    pub deadline: u64,
+    /// Where it is.
+    pub state: LeaseState,
+}
+codec_struct!(Lease {
+    id: LeaseId,
+    requester: AccountId,
+    provider: AccountId,
+    job: Hash,
+    terms: LeaseTerms,
+    verification: Verification,
+    escrow: Amount,
+    opened_at: u64,
+    start_by: u64,
+    deadline: u64,
+    state: LeaseState,
+});
+
+impl Lease {
+    /// The height at which the ledger acts on this lease by itself (timeout or automatic
+    /// settlement), if any.
+    pub fn timer(&self) -> Option<u64> {
+        match self.state {
+            LeaseState::AwaitingStart => Some(self.start_by),
+            LeaseState::Running { .. } => Some(self.deadline),
+            LeaseState::Committed { settle_at, .. } => Some(settle_at),
+            LeaseState::Settled { .. } | LeaseState::TimedOut { .. } => None,
+        }
+    }
+}
+
+/// Chain-wide counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Globals {
+    /// Height of the last applied block (0 = genesis).
+    pub height: u64,
+    /// Time of the last applied block.
+    pub time_ms: u64,
+    /// Hash of the last applied block.
+    pub last_block: Hash,
+    /// Id the next lease gets.
+    pub next_lease_id: LeaseId,
+    /// Tokens created at genesis.
+    pub genesis_supply: Amount,
+    /// Tokens minted by emissions since genesis.
+    pub minted: Amount,
+    /// Tokens burned since genesis.
+    pub burned: Amount,
+}
+codec_struct!(Globals {
+    height: u64,
+    time_ms: u64,
+    last_block: Hash,
+    next_lease_id: LeaseId,
+    genesis_supply: Amount,
+    minted: Amount,
+    burned: Amount,
+});
+
+impl Globals {
+    /// genesis + minted − burned.
+    pub fn supply(&self) -> Option<Amount> {
+        self.genesis_supply
+            .checked_add(self.minted)?
+            .checked_sub(self.burned)
+    }
+}
+
+codec_struct!(Params {
+    unbonding_delay_blocks: u64,
+    stake_base: Amount,
+    stake_per_gpu: Amount,
+    stake_per_cpu_core: Amount,
+    start_timeout_blocks: u64,
+    challenge_blocks: u64,
+    max_lease_blocks: u64,
+    fee_bps: u16,
+    fee_burn_bps: u16,
+    timeout_penalty_bps: u16,
+    epoch_blocks: u64,
+    emission_initial: Amount,
+    emission_halving_epochs: u64,
+});
+
+/// What never changes after genesis; committed to by the state root all the same.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainConfig {
+    /// The chain's name.
+    pub chain_id: ChainId,
+    /// Protocol parameters.
+    pub params: Params,
+    /// Validators sharing fees, sorted.
+    pub validators: BoundedVec<AccountId, MAX_VALIDATORS>,
+}
+codec_struct!(ChainConfig {
+    chain_id: ChainId,
+    params: Params,
+    validators: BoundedVec<AccountId, MAX_VALIDATORS>,
+});

@@ -1,0 +1,213 @@
+//! Genesis and protocol parameters.
+//!
+//! Every number the economics depend on is a field of [`Params`], read from the genesis file
+//! (TOML). `docs/economics.md` explains each default and why it was chosen. Parameters are fixed
+//! for the life of a chain; changing one means a new chain id.
+
+use orrery_types::amount::Amount;
+use orrery_types::crypto::AccountId;
+use orrery_types::resources::Hardware;
+use orrery_types::tx::ChainId;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// Protocol parameters. See `docs/economics.md`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Params {
+    /// Blocks between `Unbond` and the stake returning to the balance. Long enough that a
+    /// provider cannot escape a slash for work it committed just before leaving.
+    pub unbonding_delay_blocks: u64,
+    /// Stake every provider needs before it can be leased, whatever its hardware.
+    pub stake_base: Amount,
+    /// Additional stake per GPU offered.
+    pub stake_per_gpu: Amount,
+    /// Additional stake per CPU core offered.
+    pub stake_per_cpu_core: Amount,
+    /// Blocks a provider has to start an opened lease before it times out.
+    pub start_timeout_blocks: u64,
+    /// Blocks between a committed result and automatic settlement: the window in which a check
+    /// or a dispute can be raised.
+    pub challenge_blocks: u64,
+    /// Longest a lease may run: `deadline - opened_at` at most this many blocks.
+    pub max_lease_blocks: u64,
+    /// Protocol fee on every settled payment, in basis points.
+    pub fee_bps: u16,
+    /// Share of the protocol fee that is burned, in basis points; the rest goes to validators.
+    pub fee_burn_bps: u16,
+    /// Stake docked from a provider whose lease times out, in basis points of the lease's
+    /// maximum cost (capped at the provider's stake). Burned.
+    pub timeout_penalty_bps: u16,
+    /// Blocks per epoch; emissions are minted at the end of each.
+    pub epoch_blocks: u64,
+    /// Tokens minted in the first epoch, shared by providers pro rata to settled work.
+    pub emission_initial: Amount,
+    /// The emission halves every this many epochs.
+    pub emission_halving_epochs: u64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            unbonding_delay_blocks: 600,
+            stake_base: Amount::orr(100),
+            stake_per_gpu: Amount::orr(1_000),
+            stake_per_cpu_core: Amount::orr(10),
+            start_timeout_blocks: 30,
+            challenge_blocks: 20,
+            max_lease_blocks: 100_000,
+            fee_bps: 500,
+            fee_burn_bps: 5_000,
+            timeout_penalty_bps: 1_000,
+            epoch_blocks: 100,
+            emission_initial: Amount::orr(1_000),
+            emission_halving_epochs: 8_760,
+        }
+    }
+}
+
+impl Params {
+    /// The stake a provider offering `hardware` must hold to be leased.
+    pub fn min_stake(&self, hardware: &Hardware) -> Option<Amount> {
+        self.stake_base
+            .checked_add(
+                self.stake_per_gpu
+                    .checked_mul(hardware.gpu_count() as u128)?,
+            )?
+            .checked_add(
+                self.stake_per_cpu_core
+                    .checked_mul(hardware.cpu_cores as u128)?,
+            )
+    }
+
+    /// Tokens minted at the end of epoch `epoch` (0-based).
+    pub fn emission(&self, epoch: u64) -> Amount {
+        let halvings = epoch / self.emission_halving_epochs.max(1);
+        if halvings >= 128 {
+            Amount::ZERO
+        } else {
+            Amount(self.emission_initial.units() >> halvings)
+        }
+    }
+
+    /// Check the parameters make sense.
+    pub fn validate(&self) -> Result<(), GenesisError> {
+        let bad = |what: &'static str| Err(GenesisError::Param(what));
+        for (bps, name) in [
+            (self.fee_bps, "fee_bps must be at most 10000"),
+            (self.fee_burn_bps, "fee_burn_bps must be at most 10000"),
+            (
+                self.timeout_penalty_bps,
+                "timeout_penalty_bps must be at most 10000",
+            ),
+        ] {
+            if bps > 10_000 {
+                return bad(name);
+            }
+        }
+        if self.epoch_blocks == 0 {
+            return bad("epoch_blocks must be at least 1");
+        }
+        if self.emission_halving_epochs == 0 {
+            return bad("emission_halving_epochs must be at least 1");
+        }
+        if self.start_timeout_blocks == 0 || self.challenge_blocks == 0 {
+            return bad("start_timeout_blocks and challenge_blocks must be at least 1");
+        }
+        if self.max_lease_blocks == 0 {
+            return bad("max_lease_blocks must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// One funded account at genesis.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisAccount {
+    /// The account.
+    pub account: AccountId,
+    /// Its starting balance.
+    pub balance: Amount,
+}
+
+/// Everything needed to build height 0.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Genesis {
+    /// The chain's name; transactions signed for another chain are refused.
+    pub chain_id: ChainId,
+    /// Time of the genesis state, milliseconds since the Unix epoch.
+    pub genesis_time_ms: u64,
+    /// Protocol parameters.
+    #[serde(default)]
+    pub params: Params,
+    /// Funded accounts.
+    #[serde(default)]
+    pub accounts: Vec<GenesisAccount>,
+    /// Validators, who share the non-burned part of protocol fees.
+    #[serde(default)]
+    pub validators: Vec<AccountId>,
+}
+
+/// Why a genesis file is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum GenesisError {
+    /// Not valid TOML or missing fields.
+    #[error("genesis file is not valid: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// A parameter out of range.
+    #[error("genesis parameter out of range: {0}")]
+    Param(&'static str),
+    /// An account listed twice.
+    #[error("account {0} is listed twice in genesis")]
+    DuplicateAccount(AccountId),
+    /// A validator listed twice.
+    #[error("validator {0} is listed twice in genesis")]
+    DuplicateValidator(AccountId),
+    /// Balances add up to more than an amount can hold.
+    #[error("genesis balances overflow")]
+    SupplyOverflow,
+    /// Empty chain id.
+    #[error("chain_id must not be empty")]
+    EmptyChainId,
+}
+
+impl Genesis {
+    /// Parse a genesis file.
+    pub fn from_toml(text: &str) -> Result<Genesis, GenesisError> {
+        let g: Genesis = toml::from_str(text)?;
+        g.validate()?;
+        Ok(g)
+    }
+
+    /// Write as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot encode genesis: {e}"))
+    }
+
+    /// Check the genesis is consistent.
+    pub fn validate(&self) -> Result<(), GenesisError> {
+        self.params.validate()?;
+        if self.chain_id.as_str().is_empty() {
+            return Err(GenesisError::EmptyChainId);
+        }
+        let mut seen = BTreeSet::new();
+        let mut supply = Amount::ZERO;
+        for a in &self.accounts {
+            if !seen.insert(a.account) {
+                return Err(GenesisError::DuplicateAccount(a.account));
+            }
+            supply = supply
+                .checked_add(a.balance)
+                .ok_or(GenesisError::SupplyOverflow)?;
+        }
+        let mut seen = BTreeSet::new();
+        for v in &self.validators {
+            if !seen.insert(*v) {
+                return Err(GenesisError::DuplicateValidator(*v));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,643 @@
+//! The ledger's state, its commitment (the state root) and its conservation invariant.
+//!
+//! # The state root
+//!
+//! Every record is an entry `key -> value` ([`StateKey`], canonical encodings from
+//! [`crate::entries`]). An entry's leaf is `H("orrery/state" || key || value)`. Entries are
+//! spread over [`NUM_BUCKETS`] buckets by `H(key)`; a bucket's root is the Merkle root of its
+//! leaves sorted by key, and the state root is the Merkle root of the bucket roots. Only the
+//! buckets touched by a block are recomputed, so the cost per block grows with what the block
+//! changed, not with the size of the state (plus a fixed ~2·[`NUM_BUCKETS`] hashes for the top).
+//!
+//! # Conservation
+//!
+//! Every token unit sits in exactly one place: an account balance, a provider stake, an
+//! unbonding entry, or a lease's escrow. The state keeps running totals of each, updated by the
+//! only functions that move tokens, and checks after every block that
+//! `balances + stakes + unbonding + escrow == genesis + minted − burned`. [`State::audit`]
+//! recounts everything from scratch to check the running totals themselves.
+
+use crate::entries::{Account, ChainConfig, Globals, Lease, Provider};
+use crate::params::{Genesis, Params};
+use orrery_types::amount::Amount;
+use orrery_types::codec::{self, BoundedVec, DecodeError};
+use orrery_types::crypto::AccountId;
+use orrery_types::hash::{Hash, HashWriter};
+use orrery_types::merkle::merkle_root;
+use orrery_types::tx::LeaseId;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Number of buckets the state root spreads entries over. A power of two; 4096 keeps the
+/// fixed top-of-tree cost near 1 ms while a bucket stays small up to millions of entries.
+pub const NUM_BUCKETS: usize = 4096;
+
+/// The key of one state entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StateKey {
+    /// Chain id, parameters and validators.
+    Config,
+    /// Height, time, counters, supply.
+    Globals,
+    /// An account.
+    Account(AccountId),
+    /// A provider.
+    Provider(AccountId),
+    /// A lease.
+    Lease(LeaseId),
+    /// Stake being released at a height to an account.
+    Unbonding(u64, AccountId),
+    /// Settled work of a provider in the current epoch.
+    EpochWork(AccountId),
+}
+
+impl StateKey {
+    /// The key's canonical bytes: a tag, then the id fields big-endian.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1 + 8 + 20);
+        match self {
+            StateKey::Config => out.push(0x00),
+            StateKey::Globals => out.push(0x01),
+            StateKey::Account(a) => {
+                out.push(0x10);
+                out.extend_from_slice(&a.0);
+            }
+            StateKey::Provider(a) => {
+                out.push(0x11);
+                out.extend_from_slice(&a.0);
+            }
+            StateKey::Lease(id) => {
+                out.push(0x12);
+                out.extend_from_slice(&id.to_be_bytes());
+            }
+            StateKey::Unbonding(h, a) => {
+                out.push(0x13);
+                out.extend_from_slice(&h.to_be_bytes());
+                out.extend_from_slice(&a.0);
+            }
+            StateKey::EpochWork(a) => {
+                out.push(0x14);
+                out.extend_from_slice(&a.0);
+            }
+        }
+        out
+    }
+
+    /// Parse key bytes written by [`StateKey::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Option<StateKey> {
+        let (&tag, rest) = bytes.split_first()?;
+        let account = |b: &[u8]| -> Option<AccountId> { Some(AccountId(b.try_into().ok()?)) };
+        let u64_at = |b: &[u8]| -> Option<u64> { Some(u64::from_be_bytes(b.try_into().ok()?)) };
+        match tag {
+            0x00 if rest.is_empty() => Some(StateKey::Config),
+            0x01 if rest.is_empty() => Some(StateKey::Globals),
+            0x10 => Some(StateKey::Account(account(rest)?)),
+            0x11 => Some(StateKey::Provider(account(rest)?)),
+            0x12 => Some(StateKey::Lease(u64_at(rest)?)),
+            0x13 if rest.len() == 28 => Some(StateKey::Unbonding(
+                u64_at(&rest[..8])?,
+                account(&rest[8..])?,
+            )),
+            0x14 => Some(StateKey::EpochWork(account(rest)?)),
+            _ => None,
+        }
+    }
+}
+
+/// One entry written by a block: the new value, or `None` when the entry was removed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateChange {
+    /// [`StateKey::to_bytes`].
+    pub key: Vec<u8>,
+    /// Canonical encoding of the value, or `None` for a deletion.
+    pub value: Option<Vec<u8>>,
+}
+
+/// Running totals of where tokens sit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Totals {
+    /// Sum of account balances.
+    pub balances: Amount,
+    /// Sum of provider stakes.
+    pub stakes: Amount,
+    /// Sum of unbonding entries.
+    pub unbonding: Amount,
+    /// Sum of lease escrows.
+    pub escrow: Amount,
+}
+
+impl Totals {
+    /// Sum of all four, or `None` on overflow.
+    pub fn sum(&self) -> Option<Amount> {
+        self.balances
+            .checked_add(self.stakes)?
+            .checked_add(self.unbonding)?
+            .checked_add(self.escrow)
+    }
+}
+
+/// A violated invariant. Reaching one is a bug in the ledger, never the fault of a
+/// transaction; the block that caused it is rejected.
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+pub enum InvariantError {
+    /// Tokens appeared or vanished.
+    #[error(
+        "supply invariant broken: balances + stakes + unbonding + escrow = {held:?}, genesis + minted - burned = {supply:?}"
+    )]
+    Supply {
+        /// What the four places hold.
+        held: Option<Amount>,
+        /// What the supply should be.
+        supply: Option<Amount>,
+    },
+    /// The running totals disagree with a recount.
+    #[error("running totals {running:?} disagree with a recount {recount:?}")]
+    Totals {
+        /// Running totals.
+        running: Box<Totals>,
+        /// Recounted totals.
+        recount: Box<Totals>,
+    },
+    /// A lease's escrow does not match its state.
+    #[error("lease {0} holds escrow {1} in a final state, or none while active")]
+    Escrow(LeaseId, Amount),
+    /// A provider's active lease count disagrees with its leases.
+    #[error("provider {0} counts {1} active leases but has {2}")]
+    ActiveLeases(AccountId, u32, u32),
+    /// A timer is missing or stale.
+    #[error("lease timers do not match lease states")]
+    Timers,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Commitment {
+    buckets: Vec<BTreeMap<Vec<u8>, Hash>>,
+    roots: Vec<Hash>,
+    dirty: BTreeSet<usize>,
+    root: Hash,
+}
+
+impl Commitment {
+    fn new() -> Self {
+        let empty = merkle_root(&[]);
+        let mut c = Commitment {
+            buckets: vec![BTreeMap::new(); NUM_BUCKETS],
+            roots: vec![empty; NUM_BUCKETS],
+            dirty: BTreeSet::new(),
+            root: Hash::ZERO,
+        };
+        c.root = merkle_root(&c.roots);
+        c
+    }
+
+    fn bucket_of(key: &[u8]) -> usize {
+        let h = Hash::of(key);
+        (u16::from_be_bytes([h.0[0], h.0[1]]) as usize) % NUM_BUCKETS
+    }
+
+    fn set(&mut self, key: &[u8], value: Option<&[u8]>) {
+        let b = Self::bucket_of(key);
+        match value {
+            Some(v) => {
+                let mut h = HashWriter::new();
+                h.update(b"orrery/state")
+                    .update(&(key.len() as u32).to_be_bytes())
+                    .update(key)
+                    .update(v);
+                self.buckets[b].insert(key.to_vec(), h.finish());
+            }
+            None => {
+                self.buckets[b].remove(key);
+            }
+        }
+        self.dirty.insert(b);
+    }
+
+    fn recompute(&mut self) -> Hash {
+        if self.dirty.is_empty() {
+            return self.root;
+        }
+        for b in std::mem::take(&mut self.dirty) {
+            let leaves: Vec<Hash> = self.buckets[b].values().copied().collect();
+            self.roots[b] = merkle_root(&leaves);
+        }
+        self.root = merkle_root(&self.roots);
+        self.root
+    }
+}
+
+/// The whole ledger state at one height.
+#[derive(Clone, Debug)]
+pub struct State {
+    pub(crate) config: ChainConfig,
+    pub(crate) globals: Globals,
+    pub(crate) accounts: BTreeMap<AccountId, Account>,
+    pub(crate) providers: BTreeMap<AccountId, Provider>,
+    pub(crate) leases: BTreeMap<LeaseId, Lease>,
+    pub(crate) unbonding: BTreeMap<(u64, AccountId), Amount>,
+    pub(crate) epoch_work: BTreeMap<AccountId, Amount>,
+    /// Derived: `(fire_at, lease)` for every lease with a timer.
+    pub(crate) timers: BTreeSet<(u64, LeaseId)>,
+    /// Derived: running totals.
+    pub(crate) totals: Totals,
+    touched: BTreeSet<StateKey>,
+    commitment: Commitment,
+}
+
+/// Why stored entries cannot be turned back into a state.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A key that is not a state key.
+    #[error("unknown state key {0}")]
+    UnknownKey(String),
+    /// A value that does not decode.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// No config or globals entry.
+    #[error("stored state lacks its {0} entry")]
+    Missing(&'static str),
+    /// The loaded state breaks an invariant.
+    #[error(transparent)]
+    Invariant(#[from] InvariantError),
+    /// Totals overflowed.
+    #[error("stored amounts overflow")]
+    Overflow,
+}
+
+impl State {
+    /// The state at height 0.
+    pub fn genesis(genesis: &Genesis) -> Result<State, crate::params::GenesisError> {
+        genesis.validate()?;
+        let mut validators = genesis.validators.clone();
+        validators.sort();
+        let config = ChainConfig {
+            chain_id: genesis.chain_id.clone(),
+            params: genesis.params.clone(),
+            validators: BoundedVec::new(validators)
+                .map_err(|_| crate::params::GenesisError::Param("at most 1024 validators"))?,
+        };
+        let mut state = State::empty(config);
+        let mut supply = Amount::ZERO;
+        for a in &genesis.accounts {
+            supply = supply
+                .checked_add(a.balance)
+                .ok_or(crate::params::GenesisError::SupplyOverflow)?;
+            state.accounts.insert(
+                a.account,
+                Account {
+                    balance: a.balance,
+                    nonce: 0,
+                },
+            );
+            state.touch(StateKey::Account(a.account));
+        }
+        state.totals.balances = supply;
+        state.globals = Globals {
+            time_ms: genesis.genesis_time_ms,
+            genesis_supply: supply,
+            ..Globals::default()
+        };
+        state.touch(StateKey::Config);
+        state.touch(StateKey::Globals);
+        state.flush();
+        Ok(state)
+    }
+
+    fn empty(config: ChainConfig) -> State {
+        State {
+            config,
+            globals: Globals::default(),
+            accounts: BTreeMap::new(),
+            providers: BTreeMap::new(),
+            leases: BTreeMap::new(),
+            unbonding: BTreeMap::new(),
+            epoch_work: BTreeMap::new(),
+            timers: BTreeSet::new(),
+            totals: Totals::default(),
+            touched: BTreeSet::new(),
+            commitment: Commitment::new(),
+        }
+    }
+
+    // ----- reads -----
+
+    /// Chain id.
+    pub fn chain_id(&self) -> &str {
+        self.config.chain_id.as_str()
+    }
+    /// Protocol parameters.
+    pub fn params(&self) -> &Params {
+        &self.config.params
+    }
+    /// Validators, sorted.
+    pub fn validators(&self) -> &[AccountId] {
+        self.config.validators.as_slice()
+    }
+    /// Height of the last applied block.
+    pub fn height(&self) -> u64 {
+        self.globals.height
+    }
+    /// Chain-wide counters.
+    pub fn globals(&self) -> &Globals {
+        &self.globals
+    }
+    /// Where tokens sit.
+    pub fn totals(&self) -> &Totals {
+        &self.totals
+    }
+    /// An account (a never-seen account is empty with nonce 0).
+    pub fn account(&self, id: &AccountId) -> Account {
+        self.accounts.get(id).copied().unwrap_or_default()
+    }
+    /// All accounts.
+    pub fn accounts(&self) -> &BTreeMap<AccountId, Account> {
+        &self.accounts
+    }
+    /// A provider.
+    pub fn provider(&self, id: &AccountId) -> Option<&Provider> {
+        self.providers.get(id)
+    }
+    /// All providers.
+    pub fn providers(&self) -> &BTreeMap<AccountId, Provider> {
+        &self.providers
+    }
+    /// A lease.
+    pub fn lease(&self, id: LeaseId) -> Option<&Lease> {
+        self.leases.get(&id)
+    }
+    /// All leases.
+    pub fn leases(&self) -> &BTreeMap<LeaseId, Lease> {
+        &self.leases
+    }
+    /// Stake being released: `(release height, account) -> amount`.
+    pub fn unbonding(&self) -> &BTreeMap<(u64, AccountId), Amount> {
+        &self.unbonding
+    }
+    /// Settled work per provider in the current epoch.
+    pub fn epoch_work(&self) -> &BTreeMap<AccountId, Amount> {
+        &self.epoch_work
+    }
+    /// The state root as of the last applied block.
+    pub fn root(&self) -> Hash {
+        self.commitment.root
+    }
+
+    // ----- change tracking -----
+
+    pub(crate) fn touch(&mut self, key: StateKey) {
+        self.touched.insert(key);
+    }
+
+    /// Encode the current value behind `key`, or `None` if absent.
+    pub fn encode_entry(&self, key: &StateKey) -> Option<Vec<u8>> {
+        match key {
+            StateKey::Config => Some(codec::encode(&self.config)),
+            StateKey::Globals => Some(codec::encode(&self.globals)),
+            StateKey::Account(a) => self.accounts.get(a).map(codec::encode),
+            StateKey::Provider(a) => self.providers.get(a).map(codec::encode),
+            StateKey::Lease(id) => self.leases.get(id).map(codec::encode),
+            StateKey::Unbonding(h, a) => self.unbonding.get(&(*h, *a)).map(codec::encode),
+            StateKey::EpochWork(a) => self.epoch_work.get(a).map(codec::encode),
+        }
+    }
+
+    /// Fold the entries touched since the last flush into the state root, and return them
+    /// (for the store to persist atomically with the block).
+    pub(crate) fn flush(&mut self) -> Vec<StateChange> {
+        let touched = std::mem::take(&mut self.touched);
+        let mut changes = Vec::with_capacity(touched.len());
+        for key in touched {
+            let key_bytes = key.to_bytes();
+            let value = self.encode_entry(&key);
+            self.commitment.set(&key_bytes, value.as_deref());
+            changes.push(StateChange {
+                key: key_bytes,
+                value,
+            });
+        }
+        self.commitment.recompute();
+        changes
+    }
+
+    /// Every entry, for a full snapshot.
+    pub fn entries(&self) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> + '_ {
+        let keys = [StateKey::Config, StateKey::Globals]
+            .into_iter()
+            .chain(self.accounts.keys().map(|a| StateKey::Account(*a)))
+            .chain(self.providers.keys().map(|a| StateKey::Provider(*a)))
+            .chain(self.leases.keys().map(|id| StateKey::Lease(*id)))
+            .chain(
+                self.unbonding
+                    .keys()
+                    .map(|(h, a)| StateKey::Unbonding(*h, *a)),
+            )
+            .chain(self.epoch_work.keys().map(|a| StateKey::EpochWork(*a)));
+        keys.filter_map(|k| Some((k.to_bytes(), self.encode_entry(&k)?)))
+    }
+
+    /// Rebuild a state from stored entries; derived indexes, totals and the root are recomputed
+    /// and the invariants checked.
+    pub fn from_entries(
+        entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
+    ) -> Result<State, LoadError> {
+        let mut config = None;
+        let mut globals = None;
+        let mut accounts = BTreeMap::new();
+        let mut providers = BTreeMap::new();
+        let mut leases = BTreeMap::new();
+        let mut unbonding = BTreeMap::new();
+        let mut epoch_work = BTreeMap::new();
+        for (k, v) in entries {
+            let key = StateKey::from_bytes(&k).ok_or_else(|| LoadError::UnknownKey(hex(&k)))?;
+            match key {
+                StateKey::Config => config = Some(codec::decode::<ChainConfig>("config", &v)?),
+                StateKey::Globals => globals = Some(codec::decode::<Globals>("globals", &v)?),
+                StateKey::Account(a) => {
+                    accounts.insert(a, codec::decode::<Account>("account", &v)?);
+                }
+                StateKey::Provider(a) => {
+                    providers.insert(a, codec::decode::<Provider>("provider", &v)?);
+                }
+                StateKey::Lease(id) => {
+                    leases.insert(id, codec::decode::<Lease>("lease", &v)?);
+                }
+                StateKey::Unbonding(h, a) => {
+                    unbonding.insert((h, a), codec::decode::<Amount>("unbonding", &v)?);
+                }
+                StateKey::EpochWork(a) => {
+                    epoch_work.insert(a, codec::decode::<Amount>("epoch work", &v)?);
+                }
+            }
+        }
+        let mut state = State::empty(config.ok_or(LoadError::Missing("config"))?);
+        state.globals = globals.ok_or(LoadError::Missing("globals"))?;
+        state.accounts = accounts;
+        state.providers = providers;
+        state.leases = leases;
+        state.unbonding = unbonding;
+        state.epoch_work = epoch_work;
+        state.totals = state.recount().ok_or(LoadError::Overflow)?;
+        state.timers = state.derive_timers();
+        let all: Vec<StateKey> = state
+            .entries()
+            .filter_map(|(k, _)| StateKey::from_bytes(&k))
+            .collect();
+        for k in all {
+            state.touch(k);
+        }
+        state.flush();
+        state.audit()?;
+        Ok(state)
+    }
+
+    fn derive_timers(&self) -> BTreeSet<(u64, LeaseId)> {
+        self.leases
+            .values()
+            .filter_map(|l| l.timer().map(|t| (t, l.id)))
+            .collect()
+    }
+
+    fn recount(&self) -> Option<Totals> {
+        use orrery_types::amount::checked_sum;
+        Some(Totals {
+            balances: checked_sum(self.accounts.values().map(|a| a.balance))?,
+            stakes: checked_sum(self.providers.values().map(|p| p.stake))?,
+            unbonding: checked_sum(self.unbonding.values().copied())?,
+            escrow: checked_sum(self.leases.values().map(|l| l.escrow))?,
+        })
+    }
+
+    /// The cheap check run after every block: the running totals add up to the supply.
+    pub fn check_supply(&self) -> Result<(), InvariantError> {
+        let held = self.totals.sum();
+        let supply = self.globals.supply();
+        if held.is_none() || held != supply {
+            return Err(InvariantError::Supply { held, supply });
+        }
+        Ok(())
+    }
+
+    /// The full check: recount every place tokens sit, check each lease's escrow against its
+    /// state, each provider's active lease count, and the timers. O(size of state).
+    pub fn audit(&self) -> Result<(), InvariantError> {
+        self.check_supply()?;
+        let recount = self.recount();
+        if recount != Some(self.totals) {
+            return Err(InvariantError::Totals {
+                running: Box::new(self.totals),
+                recount: Box::new(recount.unwrap_or_default()),
+            });
+        }
+        let mut active: BTreeMap<AccountId, u32> = BTreeMap::new();
+        for l in self.leases.values() {
+            if l.state.is_active() == l.escrow.is_zero() {
+                return Err(InvariantError::Escrow(l.id, l.escrow));
+            }
+            if l.state.is_active() {
+                *active.entry(l.provider).or_default() += 1;
+            }
+        }
+        for (id, p) in &self.providers {
+            let n = active.get(id).copied().unwrap_or(0);
+            if n != p.active_leases {
+                return Err(InvariantError::ActiveLeases(*id, p.active_leases, n));
+            }
+        }
+        if self.derive_timers() != self.timers {
+            return Err(InvariantError::Timers);
+        }
+        Ok(())
+    }
+
+    // ----- token movements: the only code that changes where tokens sit -----
+
+    pub(crate) fn credit(&mut self, to: AccountId, amount: Amount) -> Option<()> {
+        let acct = self.accounts.entry(to).or_default();
+        acct.balance = acct.balance.checked_add(amount)?;
+        self.totals.balances = self.totals.balances.checked_add(amount)?;
+        self.touch(StateKey::Account(to));
+        Some(())
+    }
+
+    /// Caller must have checked the balance covers `amount`.
+    pub(crate) fn debit(&mut self, from: AccountId, amount: Amount) -> Option<()> {
+        let acct = self.accounts.get_mut(&from)?;
+        acct.balance = acct.balance.checked_sub(amount)?;
+        self.totals.balances = self.totals.balances.checked_sub(amount)?;
+        self.touch(StateKey::Account(from));
+        Some(())
+    }
+
+    pub(crate) fn add_stake(&mut self, provider: AccountId, amount: Amount) -> Option<()> {
+        let p = self.providers.get_mut(&provider)?;
+        p.stake = p.stake.checked_add(amount)?;
+        self.totals.stakes = self.totals.stakes.checked_add(amount)?;
+        self.touch(StateKey::Provider(provider));
+        Some(())
+    }
+
+    pub(crate) fn sub_stake(&mut self, provider: AccountId, amount: Amount) -> Option<()> {
+        let p = self.providers.get_mut(&provider)?;
+        p.stake = p.stake.checked_sub(amount)?;
+        self.totals.stakes = self.totals.stakes.checked_sub(amount)?;
+        self.touch(StateKey::Provider(provider));
+        Some(())
+    }
+
+    pub(crate) fn add_unbonding(&mut self, at: u64, who: AccountId, amount: Amount) -> Option<()> {
+        let e = self.unbonding.entry((at, who)).or_default();
+        *e = e.checked_add(amount)?;
+        self.totals.unbonding = self.totals.unbonding.checked_add(amount)?;
+        self.touch(StateKey::Unbonding(at, who));
+        Some(())
+    }
+
+    pub(crate) fn take_unbonding(&mut self, at: u64, who: AccountId) -> Option<Amount> {
+        let amount = self.unbonding.remove(&(at, who))?;
+        self.totals.unbonding = self.totals.unbonding.checked_sub(amount)?;
+        self.touch(StateKey::Unbonding(at, who));
+        Some(amount)
+    }
+
+    pub(crate) fn set_escrow(&mut self, lease: LeaseId, amount: Amount) -> Option<()> {
+        let l = self.leases.get_mut(&lease)?;
+        let old = l.escrow;
+        l.escrow = amount;
+        self.totals.escrow = self.totals.escrow.checked_sub(old)?.checked_add(amount)?;
+        self.touch(StateKey::Lease(lease));
+        Some(())
+    }
+
+    pub(crate) fn burn(&mut self, amount: Amount) -> Option<()> {
+        self.globals.burned = self.globals.burned.checked_add(amount)?;
+        self.touch(StateKey::Globals);
+        Some(())
+    }
+
+    pub(crate) fn mint(&mut self, amount: Amount) -> Option<()> {
+        self.globals.minted = self.globals.minted.checked_add(amount)?;
+        self.touch(StateKey::Globals);
+        Some(())
+    }
+
+    /// Replace a lease's state, keeping its timer in step.
+    pub(crate) fn set_lease_state(
+        &mut self,
+        id: LeaseId,
+        new: crate::entries::LeaseState,
+    ) -> Option<()> {
+        let l = self.leases.get_mut(&id)?;
+        if let Some(t) = l.timer() {
+            self.timers.remove(&(t, id));
+        }
+        l.state = new;
+        if let Some(t) = l.timer() {
+            self.timers.insert((t, id));
+        }
+        self.touch(StateKey::Lease(id));
+        Some(())
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
