@@ -74,12 +74,31 @@ pub fn verify_block_signatures(block: &Block) -> Result<(), usize> {
     Err(txs.iter().position(|t| !t.verify_signature()).unwrap_or(0))
 }
 
-/// Apply `block` to `state`. See the module docs for the rules.
+/// Apply `block` to `state` and commit the result into the state root. See the module docs
+/// for the rules. Equivalent to [`execute_block`] followed by [`State::commit`].
 pub fn apply_block(
     state: &mut State,
     block: &Block,
     signatures: Signatures,
 ) -> Result<BlockOutcome, BlockError> {
+    let (receipts, events) = execute_block(state, block, signatures)?;
+    let changes = state.commit();
+    Ok(BlockOutcome {
+        receipts,
+        events,
+        state_root: state.root(),
+        changes,
+    })
+}
+
+/// Execute `block` (header checks, transactions, end of block, invariant check) without
+/// recomputing the state root. The caller must call [`State::commit`] before reading
+/// [`State::root`] or executing the next block's commitment; [`apply_block`] does both.
+pub fn execute_block(
+    state: &mut State,
+    block: &Block,
+    signatures: Signatures,
+) -> Result<(Vec<Receipt>, Vec<Event>), BlockError> {
     let g = *state.globals();
     if block.height != g.height + 1 {
         return Err(BlockError::WrongHeight {
@@ -115,13 +134,7 @@ pub fn apply_block(
     state.check_supply()?;
     #[cfg(debug_assertions)]
     state.audit()?;
-    let changes = state.flush();
-    Ok(BlockOutcome {
-        receipts,
-        events,
-        state_root: state.root(),
-        changes,
-    })
+    Ok((receipts, events))
 }
 
 /// Apply one transaction. On error nothing changed.

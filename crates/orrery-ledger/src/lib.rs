@@ -15,7 +15,7 @@ pub mod params;
 pub mod receipt;
 pub mod state;
 
-pub use apply::{Signatures, apply_block, verify_block_signatures};
+pub use apply::{Signatures, apply_block, execute_block, verify_block_signatures};
 pub use params::{Genesis, GenesisAccount, GenesisError, Params};
 pub use receipt::{BlockError, BlockOutcome, Event, Receipt, TxError};
 pub use state::{InvariantError, LoadError, State, StateChange, StateKey};

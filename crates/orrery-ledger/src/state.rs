@@ -298,7 +298,7 @@ impl State {
         };
         state.touch(StateKey::Config);
         state.touch(StateKey::Globals);
-        state.flush();
+        state.commit();
         Ok(state)
     }
 
@@ -400,9 +400,9 @@ impl State {
         }
     }
 
-    /// Fold the entries touched since the last flush into the state root, and return them
+    /// Fold the entries touched since the last commit into the state root, and return them
     /// (for the store to persist atomically with the block).
-    pub(crate) fn flush(&mut self) -> Vec<StateChange> {
+    pub fn commit(&mut self) -> Vec<StateChange> {
         let touched = std::mem::take(&mut self.touched);
         let mut changes = Vec::with_capacity(touched.len());
         for key in touched {
@@ -484,7 +484,7 @@ impl State {
         for k in all {
             state.touch(k);
         }
-        state.flush();
+        state.commit();
         state.audit()?;
         Ok(state)
     }
