@@ -1,0 +1,45 @@
+//! Every way the ML runtime can refuse or fail, with a message that says what to change.
+
+/// Why a model, data set, job spec, weight file or training step was rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum MlError {
+    /// A model configuration whose dimensions cannot work together.
+    #[error("invalid model config: {0}")]
+    BadConfig(String),
+    /// A job spec (TOML) that is malformed or names impossible hyper-parameters.
+    #[error("invalid job spec: {0}")]
+    BadSpec(String),
+    /// Weights that do not fit the model configuration (missing, extra or mis-shaped tensors).
+    #[error("weights do not match the model config: {0}")]
+    WeightsMismatch(String),
+    /// A safetensors file that could not be parsed.
+    #[error("cannot read safetensors weights: {0}")]
+    BadWeightsFile(String),
+    /// A data set with nothing to learn from, or that does not fit the model.
+    #[error("bad data set: {0}")]
+    BadData(String),
+    /// Training produced NaN or infinity; the step and the first offending quantity are named.
+    #[error(
+        "training diverged at step {step}: {what} is not finite (lower the learning rate or enable gradient clipping)"
+    )]
+    NonFinite {
+        /// The step whose computation produced the non-finite value.
+        step: u64,
+        /// What went non-finite (the loss, or a parameter's gradient or value).
+        what: String,
+    },
+    /// A serialized workload state that is truncated, corrupt, or belongs to another job.
+    #[error("bad workload state: {0}")]
+    BadState(String),
+    /// A step index that does not match the state it is applied to.
+    #[error("step {k} applied to a state at step {state_step}")]
+    StepMismatch {
+        /// The step index asked for.
+        k: u64,
+        /// The step counter stored in the state.
+        state_step: u64,
+    },
+}
+
+/// Result alias for this crate.
+pub type Result<T> = std::result::Result<T, MlError>;
