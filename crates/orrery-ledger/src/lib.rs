@@ -18,7 +18,7 @@ pub mod state;
 pub use apply::{Signatures, apply_block, execute_block, verify_block_signatures};
 pub use params::{Genesis, GenesisAccount, GenesisError, Params};
 pub use receipt::{BlockError, BlockOutcome, Event, Receipt, TxError};
-pub use state::{InvariantError, LoadError, State, StateChange, StateKey};
+pub use state::{InvariantError, LoadError, State, StateChange, StateKey, StateProof};
 
 #[cfg(test)]
 mod tests;

@@ -23,7 +23,7 @@ use orrery_types::amount::Amount;
 use orrery_types::codec::{self, BoundedVec, DecodeError};
 use orrery_types::crypto::AccountId;
 use orrery_types::hash::{Hash, HashWriter};
-use orrery_types::merkle::merkle_root;
+use orrery_types::merkle::{MerkleProof, MerkleTree, merkle_root};
 use orrery_types::tx::LeaseId;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -168,6 +168,41 @@ pub enum InvariantError {
     Timers,
 }
 
+/// The leaf committed for one entry.
+fn entry_leaf(key: &[u8], value: &[u8]) -> Hash {
+    let mut h = HashWriter::new();
+    h.update(b"orrery/state")
+        .update(&(key.len() as u32).to_be_bytes())
+        .update(key)
+        .update(value);
+    h.finish()
+}
+
+/// Proof that an entry with this key and value is part of the state with a given root.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct StateProof {
+    /// [`StateKey::to_bytes`].
+    pub key: Vec<u8>,
+    /// The entry's canonical value.
+    pub value: Vec<u8>,
+    /// The entry's leaf among its bucket's leaves.
+    pub in_bucket: MerkleProof,
+    /// The bucket's root among the bucket roots.
+    pub bucket_in_root: MerkleProof,
+}
+
+impl StateProof {
+    /// Whether the proof shows `key = value` under `root`.
+    pub fn verify(&self, root: &Hash) -> bool {
+        let Some(bucket_root) = self.in_bucket.root_for(&entry_leaf(&self.key, &self.value)) else {
+            return false;
+        };
+        self.bucket_in_root.index == Commitment::bucket_of(&self.key) as u64
+            && self.bucket_in_root.leaf_count == NUM_BUCKETS as u64
+            && self.bucket_in_root.verify(root, &bucket_root)
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 struct Commitment {
     buckets: Vec<BTreeMap<Vec<u8>, Hash>>,
@@ -198,18 +233,26 @@ impl Commitment {
         let b = Self::bucket_of(key);
         match value {
             Some(v) => {
-                let mut h = HashWriter::new();
-                h.update(b"orrery/state")
-                    .update(&(key.len() as u32).to_be_bytes())
-                    .update(key)
-                    .update(v);
-                self.buckets[b].insert(key.to_vec(), h.finish());
+                self.buckets[b].insert(key.to_vec(), entry_leaf(key, v));
             }
             None => {
                 self.buckets[b].remove(key);
             }
         }
         self.dirty.insert(b);
+    }
+
+    fn prove(&self, key: &[u8], value: Vec<u8>) -> Option<StateProof> {
+        let b = Self::bucket_of(key);
+        let bucket = &self.buckets[b];
+        let index = bucket.keys().position(|k| k.as_slice() == key)?;
+        let leaves: Vec<Hash> = bucket.values().copied().collect();
+        Some(StateProof {
+            key: key.to_vec(),
+            value,
+            in_bucket: MerkleTree::new(&leaves).proof(index as u64)?,
+            bucket_in_root: MerkleTree::new(&self.roots).proof(b as u64)?,
+        })
     }
 
     fn recompute(&mut self) -> Hash {
@@ -416,6 +459,16 @@ impl State {
         }
         self.commitment.recompute();
         changes
+    }
+
+    /// A proof of the entry behind `key` against [`State::root`], or `None` if the entry is
+    /// absent or has changes not yet committed.
+    pub fn prove(&self, key: &StateKey) -> Option<StateProof> {
+        if self.touched.contains(key) {
+            return None;
+        }
+        let value = self.encode_entry(key)?;
+        self.commitment.prove(&key.to_bytes(), value)
     }
 
     /// Every entry, for a full snapshot.

@@ -236,3 +236,38 @@ fn the_root_commits_to_every_entry() {
     )]);
     assert_eq!(a.state.root(), c.state.root());
 }
+
+#[test]
+fn state_proofs_verify_against_the_root_and_not_against_another() {
+    use orrery_ledger::StateKey;
+    let mut net = Net::new(4);
+    make_provider(&mut net, 1, 1);
+    net.apply(vec![open(&net, 0, 1, 1_000_000, 50)]);
+    let root = net.state.root();
+    for key in [
+        StateKey::Account(net.id(0)),
+        StateKey::Provider(net.id(1)),
+        StateKey::Lease(0),
+        StateKey::Globals,
+        StateKey::Config,
+    ] {
+        let proof = net.state.prove(&key).expect("entry exists");
+        assert!(proof.verify(&root), "{key:?}");
+        let mut forged = proof.clone();
+        forged.value[0] ^= 1;
+        assert!(!forged.verify(&root), "{key:?} forged value accepted");
+    }
+    assert!(net.state.prove(&StateKey::Lease(99)).is_none());
+    let old = net.state.prove(&StateKey::Account(net.id(0))).unwrap();
+    net.apply(vec![net.tx(
+        0,
+        TxBody::Transfer {
+            to: net.id(2),
+            amount: Amount(5),
+        },
+    )]);
+    assert!(
+        !old.verify(&net.state.root()),
+        "a stale proof must not verify against a newer root"
+    );
+}
