@@ -11,4 +11,7 @@ $CC $FLAGS -o mandelbrot/mandelbrot.wasm mandelbrot/mandelbrot.c
 # A stepper: a reactor (no main) exporting alloc/init/step/output; --max-memory bounds its
 # linear memory so the host sees a declared maximum (64 MiB).
 $CC $FLAGS -mexec-model=reactor -Wl,--max-memory=67108864 -o heat/heat.wasm heat/heat.c
-ls -l mandelbrot/mandelbrot.wasm heat/heat.wasm
+# Benchmark kernels: no libc, no entry point, only the exported functions.
+$CC --target=wasm32 -O2 -Wall -Wextra -nostdlib -Wl,--no-entry -Wl,--strip-all \
+    -o kernels/kernels.wasm kernels/kernels.c
+ls -l mandelbrot/mandelbrot.wasm heat/heat.wasm kernels/kernels.wasm

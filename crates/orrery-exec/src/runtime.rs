@@ -149,7 +149,6 @@ pub struct CacheStats {
 struct Inner {
     engine: Engine,
     linker: Linker<HostState>,
-    metered: bool,
     cache: Mutex<ModuleCache>,
     compiled: AtomicU64,
     hits: AtomicU64,
@@ -173,19 +172,10 @@ pub struct Runtime {
 impl Runtime {
     /// A runtime with the deterministic configuration and fuel metering.
     pub fn new() -> Result<Self, ExecError> {
-        Self::with_config(deterministic_config(), true)
+        Self::with_config(deterministic_config())
     }
 
-    /// A runtime **without fuel metering**, for benchmarks that measure metering's overhead.
-    /// Its calls report zero cost and are bounded only by wall time: never run untrusted
-    /// jobs for payment or verification on it.
-    pub fn unmetered_for_benchmarks() -> Result<Self, ExecError> {
-        let mut config = deterministic_config();
-        config.consume_fuel(false);
-        Self::with_config(config, false)
-    }
-
-    fn with_config(config: Config, metered: bool) -> Result<Self, ExecError> {
+    fn with_config(config: Config) -> Result<Self, ExecError> {
         let engine = Engine::new(&config).map_err(|e| ExecError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         wasi::add_to_linker(&mut linker).map_err(|e| ExecError::Engine(format!("{e:#}")))?;
@@ -205,7 +195,6 @@ impl Runtime {
             inner: Arc::new(Inner {
                 engine,
                 linker,
-                metered,
                 cache: Mutex::new(ModuleCache {
                     entries: HashMap::new(),
                     order: VecDeque::new(),
@@ -304,11 +293,9 @@ impl Runtime {
         };
         let mut store = Store::new(&self.inner.engine, host);
         store.limiter(|h| &mut h.limiter);
-        if self.inner.metered {
-            store
-                .set_fuel(fuel)
-                .map_err(|e| ExecError::Engine(format!("{e:#}")))?;
-        }
+        store
+            .set_fuel(fuel)
+            .map_err(|e| ExecError::Engine(format!("{e:#}")))?;
         // +1: the deadline counts ticks from the current one, which has partly elapsed.
         store.set_epoch_deadline(limits.wall_time_ms.div_ceil(EPOCH_TICK_MS) + 1);
         store.epoch_deadline_trap();
@@ -318,11 +305,7 @@ impl Runtime {
             .instantiate(&mut store)
             .map_err(CallError::Wasm)
             .and_then(|instance| body(&mut store, instance));
-        let fuel_used = if self.inner.metered {
-            fuel.saturating_sub(store.get_fuel().unwrap_or(0))
-        } else {
-            0
-        };
+        let fuel_used = fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         match outcome {
             Ok(value) => {
                 let host = store.into_data();
