@@ -120,14 +120,16 @@ pub fn execute_block(
     }
     state.globals.height = block.height;
     state.globals.time_ms = block.time_ms;
-    state.globals.last_block = block.hash();
+    let tx_hashes = block.tx_hashes();
+    state.globals.last_block = block.hash_with(&tx_hashes);
     state.touch(StateKey::Globals);
 
     let receipts = block
         .txs
         .as_slice()
         .iter()
-        .map(|tx| apply_tx(state, tx, signatures))
+        .zip(tx_hashes)
+        .map(|(tx, hash)| apply_tx(state, tx, hash, signatures))
         .collect();
     let events = end_block(state);
 
@@ -138,11 +140,11 @@ pub fn execute_block(
 }
 
 /// Apply one transaction. On error nothing changed.
-fn apply_tx(state: &mut State, tx: &SignedTx, signatures: Signatures) -> Receipt {
+fn apply_tx(state: &mut State, tx: &SignedTx, hash: Hash, signatures: Signatures) -> Receipt {
     let sender = tx.sender();
     let outcome = check_and_apply(state, tx, sender, signatures);
     Receipt {
-        tx: tx.hash(),
+        tx: hash,
         sender,
         kind: tx.tx.body.kind(),
         outcome,

@@ -43,18 +43,27 @@ codec_struct!(Block {
 impl Block {
     /// Merkle root over the transaction hashes.
     pub fn tx_root(&self) -> Hash {
-        let hashes: Vec<Hash> = self.txs.as_slice().iter().map(SignedTx::hash).collect();
-        merkle_root(&hashes)
+        merkle_root(&self.tx_hashes())
+    }
+
+    /// The ids of the transactions, in order.
+    pub fn tx_hashes(&self) -> Vec<Hash> {
+        self.txs.as_slice().iter().map(SignedTx::hash).collect()
     }
 
     /// The block's id: a hash over its header fields and transaction root.
     pub fn hash(&self) -> Hash {
+        self.hash_with(&self.tx_hashes())
+    }
+
+    /// [`Block::hash`] from transaction ids the caller already computed.
+    pub fn hash_with(&self, tx_hashes: &[Hash]) -> Hash {
         let mut header = Vec::with_capacity(8 + 8 + 32 + 32 + 32);
         header.extend_from_slice(&self.height.to_be_bytes());
         header.extend_from_slice(&self.time_ms.to_be_bytes());
         header.extend_from_slice(self.seed.as_bytes());
         header.extend_from_slice(self.parent.as_bytes());
-        header.extend_from_slice(self.tx_root().as_bytes());
+        header.extend_from_slice(merkle_root(tx_hashes).as_bytes());
         Hash::tagged(b"orrery/block", &header)
     }
 
