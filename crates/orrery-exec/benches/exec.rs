@@ -168,9 +168,9 @@ fn main() {
     println!("orrery-exec benchmark (min of {ROUNDS} interleaved rounds)");
     println!();
     let configs = [
-        Kernels::new(true, true),   // production
-        Kernels::new(true, false),  // fuel off
-        Kernels::new(false, true),  // NaN canonicalization off (reference only)
+        Kernels::new(true, true),  // production
+        Kernels::new(true, false), // fuel off
+        Kernels::new(false, true), // NaN canonicalization off (reference only)
     ];
     let collatz = measure(|| collatz_native(COLLATZ_LIMIT), Kernels::collatz, &configs);
     let mandel = measure(
@@ -179,14 +179,19 @@ fn main() {
         &configs,
     );
 
-    println!("1. Same kernel, native Rust vs wasm (production config: fuel + epoch + NaN canonicalization)");
+    println!(
+        "1. Same kernel, native Rust vs wasm (production config: fuel + epoch + NaN canonicalization)"
+    );
     println!(
         "   {:<34} {:>10} {:>10} {:>8}   {:>22}",
         "kernel", "native ms", "wasm ms", "ratio", "no-NaN-canon ms (ratio)"
     );
     for (name, t) in [
         (format!("collatz < {COLLATZ_LIMIT} (integer)"), collatz),
-        (format!("mandelbrot {WIDTH}x{HEIGHT}x{MAX_ITER} (float)"), mandel),
+        (
+            format!("mandelbrot {WIDTH}x{HEIGHT}x{MAX_ITER} (float)"),
+            mandel,
+        ),
     ] {
         let ratio = t[1].as_secs_f64() / t[0].as_secs_f64();
         let no_canon = t[3].as_secs_f64() / t[0].as_secs_f64();
@@ -234,7 +239,11 @@ fn main() {
             .expect("not cancelled")
     };
     let record = run();
-    assert!(record.output.ends_with(&mandelbrot_native(WIDTH, HEIGHT, MAX_ITER)));
+    assert!(
+        record
+            .output
+            .ends_with(&mandelbrot_native(WIDTH, HEIGHT, MAX_ITER))
+    );
     let job_time = (0..ROUNDS).map(|_| time(run)).min().unwrap_or_default();
     println!("3. Mandelbrot example as a job (WASI command, stdin -> PPM on stdout, metered)");
     println!(
@@ -279,7 +288,10 @@ fn main() {
         "no recompilation"
     );
     println!("4. Cached module, per call (mean of {INSTANTIATIONS})");
-    println!("   load a bundle whose module is cached         {:>8.1} us", load.as_secs_f64() * 1e6);
+    println!(
+        "   load a bundle whose module is cached         {:>8.1} us",
+        load.as_secs_f64() * 1e6
+    );
     println!(
         "   instantiate + init, pi.wat                   {:>8.1} us   target < 1000 us: {}",
         pi_call.as_secs_f64() * 1e6,

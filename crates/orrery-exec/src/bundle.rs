@@ -175,7 +175,10 @@ impl Manifest {
     pub fn validate(&self) -> Result<(), BundleError> {
         let invalid = |msg: String| Err(BundleError::InvalidManifest(msg));
         if self.steps > MAX_STEPS {
-            return invalid(format!("steps = {} exceeds the maximum of {MAX_STEPS}", self.steps));
+            return invalid(format!(
+                "steps = {} exceeds the maximum of {MAX_STEPS}",
+                self.steps
+            ));
         }
         self.limits
             .validate()
@@ -326,7 +329,10 @@ impl Bundle {
             + 4
             + program.len()
             + 4
-            + inputs.iter().map(|(k, v)| 8 + k.len() + v.len()).sum::<usize>();
+            + inputs
+                .iter()
+                .map(|(k, v)| 8 + k.len() + v.len())
+                .sum::<usize>();
         if size > MAX_BUNDLE_BYTES {
             return Err(BundleError::TooLarge {
                 size,

@@ -83,7 +83,9 @@ fn check_exports(compiled: &Compiled, style: EntryStyle) -> Result<(), ExecError
     }
     match compiled.module.get_export("memory") {
         Some(ExternType::Memory(_)) => Ok(()),
-        _ => Err(missing("it must export its linear memory as `memory`".into())),
+        _ => Err(missing(
+            "it must export its linear memory as `memory`".into(),
+        )),
     }
 }
 
@@ -129,7 +131,8 @@ impl WasmJob {
                     &self.input,
                     |e| e,
                     |store, instance, ptr, len| {
-                        let init = instance.get_typed_func::<(i32, i32), i64>(&mut *store, "init")?;
+                        let init =
+                            instance.get_typed_func::<(i32, i32), i64>(&mut *store, "init")?;
                         init.call(&mut *store, (ptr, len))
                     },
                 )?;
@@ -168,10 +171,17 @@ impl WasmJob {
                     |store, instance| {
                         let start = instance
                             .get_typed_func::<(), ()>(&mut *store, "_start")
-                            .map_err(|e| abi(format!("`_start` must take and return nothing: {e}")))?;
+                            .map_err(|e| {
+                                abi(format!("`_start` must take and return nothing: {e}"))
+                            })?;
                         match start.call(&mut *store, ()) {
                             Ok(()) => Ok(()),
-                            Err(e) if matches!(e.downcast_ref::<HostStop>(), Some(HostStop::Exit(0))) => {
+                            Err(e)
+                                if matches!(
+                                    e.downcast_ref::<HostStop>(),
+                                    Some(HostStop::Exit(0))
+                                ) =>
+                            {
                                 Ok(())
                             }
                             Err(e) => Err(CallError::Wasm(e)),
@@ -227,7 +237,8 @@ impl WasmJob {
                     other => other,
                 },
                 |store, instance, ptr, len| {
-                    let output = instance.get_typed_func::<(i32, i32), i64>(&mut *store, "output")?;
+                    let output =
+                        instance.get_typed_func::<(i32, i32), i64>(&mut *store, "output")?;
                     output.call(&mut *store, (ptr, len))
                 },
             ),
@@ -271,7 +282,8 @@ impl WasmJob {
             fuel,
             Vec::new(),
             |store, instance| {
-                if let Ok(initialize) = instance.get_typed_func::<(), ()>(&mut *store, "_initialize")
+                if let Ok(initialize) =
+                    instance.get_typed_func::<(), ()>(&mut *store, "_initialize")
                 {
                     initialize.call(&mut *store, ())?;
                 }

@@ -143,9 +143,19 @@ impl Limits {
     pub fn validate(&self) -> Result<(), LimitError> {
         let checks: [(&'static str, u64, u64, u64); 5] = [
             ("fuel_per_step", self.fuel_per_step, 1, MAX_FUEL_PER_STEP),
-            ("memory_bytes", self.memory_bytes, WASM_PAGE_BYTES, MAX_MEMORY_BYTES),
+            (
+                "memory_bytes",
+                self.memory_bytes,
+                WASM_PAGE_BYTES,
+                MAX_MEMORY_BYTES,
+            ),
             ("max_state_bytes", self.max_state_bytes, 0, MAX_STATE_BYTES),
-            ("max_output_bytes", self.max_output_bytes, 0, MAX_OUTPUT_BYTES),
+            (
+                "max_output_bytes",
+                self.max_output_bytes,
+                0,
+                MAX_OUTPUT_BYTES,
+            ),
             ("wall_time_ms", self.wall_time_ms, 1, MAX_WALL_TIME_MS),
         ];
         for (field, value, min, max) in checks {

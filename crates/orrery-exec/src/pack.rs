@@ -80,7 +80,11 @@ pub fn pack_job_file(job_file: &Path) -> Result<Bundle, PackError> {
 
     let module_path = match table.remove("module") {
         Some(toml::Value::String(p)) => dir.join(p),
-        _ => return Err(job_err("needs `module = \"file.wasm\"` (or a .wat file)".into())),
+        _ => {
+            return Err(job_err(
+                "needs `module = \"file.wasm\"` (or a .wat file)".into(),
+            ));
+        }
     };
     let module_bytes = read_bounded(&module_path, MAX_BUNDLE_BYTES)?;
     let program = wat::parse_bytes(&module_bytes)
@@ -101,7 +105,11 @@ pub fn pack_job_file(job_file: &Path) -> Result<Bundle, PackError> {
                 inputs.insert(name, read_bounded(&dir.join(file), MAX_BUNDLE_BYTES)?);
             }
         }
-        Some(_) => return Err(job_err("[input_files] must be a table of name = path".into())),
+        Some(_) => {
+            return Err(job_err(
+                "[input_files] must be a table of name = path".into(),
+            ));
+        }
     }
     if !table.contains_key("inputs") {
         let names = inputs.keys().cloned().map(toml::Value::String).collect();

@@ -213,7 +213,12 @@ impl Runtime {
 
     /// Cache counters.
     pub fn cache_stats(&self) -> CacheStats {
-        let entries = self.inner.cache.lock().map(|c| c.entries.len()).unwrap_or(0);
+        let entries = self
+            .inner
+            .cache
+            .lock()
+            .map(|c| c.entries.len())
+            .unwrap_or(0);
         CacheStats {
             compiled: self.inner.compiled.load(Ordering::Relaxed),
             hits: self.inner.hits.load(Ordering::Relaxed),

@@ -54,7 +54,10 @@ fn the_bundle_hash_is_pinned() {
 fn every_truncation_is_rejected_without_panicking() {
     let bytes = sample().bytes().to_vec();
     for len in 0..bytes.len() {
-        assert!(Bundle::decode(&bytes[..len]).is_err(), "prefix of {len} bytes");
+        assert!(
+            Bundle::decode(&bytes[..len]).is_err(),
+            "prefix of {len} bytes"
+        );
     }
 }
 
@@ -75,7 +78,10 @@ fn every_single_byte_corruption_is_rejected_or_decodes_to_a_different_hash() {
 fn trailing_bytes_and_bad_magic_are_rejected() {
     let mut bytes = sample().bytes().to_vec();
     bytes.push(0);
-    assert_eq!(Bundle::decode(&bytes).unwrap_err(), BundleError::TrailingBytes(1));
+    assert_eq!(
+        Bundle::decode(&bytes).unwrap_err(),
+        BundleError::TrailingBytes(1)
+    );
     let mut bytes = sample().bytes().to_vec();
     bytes[0] = b'X';
     assert_eq!(Bundle::decode(&bytes).unwrap_err(), BundleError::BadMagic);
@@ -87,10 +93,15 @@ fn a_huge_length_prefix_is_refused_before_allocating() {
     bytes.extend_from_slice(&u32::MAX.to_le_bytes());
     assert!(matches!(
         Bundle::decode(&bytes).unwrap_err(),
-        BundleError::SectionTooLarge { what: "manifest", .. }
+        BundleError::SectionTooLarge {
+            what: "manifest",
+            ..
+        }
     ));
     // A valid manifest followed by a program length far past the end.
-    let manifest = Manifest::wasm(EntryStyle::Command, 1, None).to_toml().unwrap();
+    let manifest = Manifest::wasm(EntryStyle::Command, 1, None)
+        .to_toml()
+        .unwrap();
     let mut bytes = BUNDLE_MAGIC.to_vec();
     bytes.extend_from_slice(&(manifest.len() as u32).to_le_bytes());
     bytes.extend_from_slice(manifest.as_bytes());
@@ -105,7 +116,10 @@ fn a_huge_length_prefix_is_refused_before_allocating() {
     bytes.extend_from_slice(manifest.as_bytes());
     bytes.extend_from_slice(&0u32.to_le_bytes());
     bytes.extend_from_slice(&u32::MAX.to_le_bytes());
-    assert!(matches!(Bundle::decode(&bytes).unwrap_err(), BundleError::Inputs(_)));
+    assert!(matches!(
+        Bundle::decode(&bytes).unwrap_err(),
+        BundleError::Inputs(_)
+    ));
 }
 
 #[test]
@@ -131,14 +145,20 @@ fn inputs_must_be_sorted_unique_and_match_the_manifest() {
     let bytes = bundle.bytes();
     let manifest_len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
     let after_manifest = 12 + manifest_len;
-    let program_len =
-        u32::from_le_bytes(bytes[after_manifest..after_manifest + 4].try_into().unwrap()) as usize;
+    let program_len = u32::from_le_bytes(
+        bytes[after_manifest..after_manifest + 4]
+            .try_into()
+            .unwrap(),
+    ) as usize;
     let inputs_at = after_manifest + 4 + program_len + 4;
     let first_len = 4 + 5 + 4 + 10; // "extra" + 10 bytes
     let mut swapped = bytes[..inputs_at].to_vec();
     swapped.extend_from_slice(&bytes[inputs_at + first_len..]);
     swapped.extend_from_slice(&bytes[inputs_at..inputs_at + first_len]);
-    assert!(matches!(Bundle::decode(&swapped).unwrap_err(), BundleError::Inputs(_)));
+    assert!(matches!(
+        Bundle::decode(&swapped).unwrap_err(),
+        BundleError::Inputs(_)
+    ));
 
     // An input the manifest does not list.
     let manifest = Manifest::wasm(EntryStyle::Command, 1, None);
@@ -153,28 +173,40 @@ fn inputs_must_be_sorted_unique_and_match_the_manifest() {
 #[test]
 fn manifests_that_ask_for_the_impossible_are_refused() {
     let parse = |text: &str| Manifest::from_toml(text).unwrap_err().to_string();
-    assert!(parse("runtime = \"wasm\"\nsteps = 4\n[wasm]\nentry = \"command\"\n")
-        .contains("exactly one step"));
+    assert!(
+        parse("runtime = \"wasm\"\nsteps = 4\n[wasm]\nentry = \"command\"\n")
+            .contains("exactly one step")
+    );
     assert!(parse("runtime = \"wasm\"\n").contains("[wasm] table"));
     assert!(parse("runtime = \"python\"\n[wasm]\nentry = \"command\"\n").contains("runtime"));
-    assert!(parse("runtime = \"wasm\"\nsurprise = 1\n[wasm]\nentry = \"command\"\n")
-        .contains("surprise"));
+    assert!(
+        parse("runtime = \"wasm\"\nsurprise = 1\n[wasm]\nentry = \"command\"\n")
+            .contains("surprise")
+    );
     assert!(
         parse("runtime = \"wasm\"\n[wasm]\nentry = \"command\"\n[limits]\nfuel_per_step = 1000000000000000\n")
             .contains("fuel_per_step")
     );
-    assert!(parse("runtime = \"wasm\"\ninputs = [\"a\", \"a\"]\n[wasm]\nentry = \"command\"\n")
-        .contains("twice"));
-    assert!(parse("runtime = \"wasm\"\ninputs = [\"../etc\"]\n[wasm]\nentry = \"command\"\n")
-        .contains("input name"));
-    assert!(parse("runtime = \"wasm\"\n[wasm]\nentry = \"command\"\ninput = \"nope\"\n")
-        .contains("nope"));
+    assert!(
+        parse("runtime = \"wasm\"\ninputs = [\"a\", \"a\"]\n[wasm]\nentry = \"command\"\n")
+            .contains("twice")
+    );
+    assert!(
+        parse("runtime = \"wasm\"\ninputs = [\"../etc\"]\n[wasm]\nentry = \"command\"\n")
+            .contains("input name")
+    );
+    assert!(
+        parse("runtime = \"wasm\"\n[wasm]\nentry = \"command\"\ninput = \"nope\"\n")
+            .contains("nope")
+    );
     let too_many: Vec<String> = (0..=MAX_INPUTS).map(|i| format!("\"i{i}\"")).collect();
-    assert!(parse(&format!(
-        "runtime = \"wasm\"\ninputs = [{}]\n[wasm]\nentry = \"command\"\n",
-        too_many.join(",")
-    ))
-    .contains("inputs"));
+    assert!(
+        parse(&format!(
+            "runtime = \"wasm\"\ninputs = [{}]\n[wasm]\nentry = \"command\"\n",
+            too_many.join(",")
+        ))
+        .contains("inputs")
+    );
 }
 
 #[test]

@@ -148,7 +148,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> Result<(), wasmti
             let mut total: u32 = 0;
             for i in 0..iovs_len {
                 let at = iovs.wrapping_add(i * 8);
-                let (Some(ptr), Some(len)) = (read_u32(data, at), read_u32(data, at.wrapping_add(4)))
+                let (Some(ptr), Some(len)) =
+                    (read_u32(data, at), read_u32(data, at.wrapping_add(4)))
                 else {
                     return Ok(EFAULT);
                 };
@@ -196,7 +197,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> Result<(), wasmti
             let mut total: u32 = 0;
             for i in 0..iovs_len {
                 let at = iovs.wrapping_add(i * 8);
-                let (Some(ptr), Some(len)) = (read_u32(data, at), read_u32(data, at.wrapping_add(4)))
+                let (Some(ptr), Some(len)) =
+                    (read_u32(data, at), read_u32(data, at.wrapping_add(4)))
                 else {
                     return Ok(EFAULT);
                 };
@@ -237,27 +239,33 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> Result<(), wasmti
             if !is_stdio(fd) {
                 return Ok(EBADF);
             }
-            let rights = if fd == 0 { RIGHT_FD_READ } else { RIGHT_FD_WRITE };
+            let rights = if fd == 0 {
+                RIGHT_FD_READ
+            } else {
+                RIGHT_FD_WRITE
+            };
             let mut stat = [0u8; 24];
             stat[0] = FILETYPE_UNKNOWN;
             stat[8..16].copy_from_slice(&rights.to_le_bytes());
             let mem = memory(&mut caller)?;
             let data = mem.data_mut(&mut caller);
-            Ok(errno(write_bytes(data, out as u32, &stat).map(|()| ESUCCESS)))
+            Ok(errno(
+                write_bytes(data, out as u32, &stat).map(|()| ESUCCESS),
+            ))
         },
     )?;
 
     linker.func_wrap(
         WASI_MODULE,
         "fd_fdstat_set_flags",
-        |fd: i32, _flags: i32| -> i32 {
-            if is_stdio(fd) { ENOTSUP } else { EBADF }
-        },
+        |fd: i32, _flags: i32| -> i32 { if is_stdio(fd) { ENOTSUP } else { EBADF } },
     )?;
 
-    linker.func_wrap(WASI_MODULE, "fd_prestat_get", |_fd: i32, _out: i32| -> i32 {
-        EBADF
-    })?;
+    linker.func_wrap(
+        WASI_MODULE,
+        "fd_prestat_get",
+        |_fd: i32, _out: i32| -> i32 { EBADF },
+    )?;
     linker.func_wrap(
         WASI_MODULE,
         "fd_prestat_dir_name",
@@ -267,7 +275,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> Result<(), wasmti
     linker.func_wrap(
         WASI_MODULE,
         "args_sizes_get",
-        |mut caller: Caller<'_, HostState>, argc: i32, buf_size: i32| -> Result<i32, wasmtime::Error> {
+        |mut caller: Caller<'_, HostState>,
+         argc: i32,
+         buf_size: i32|
+         -> Result<i32, wasmtime::Error> {
             let mem = memory(&mut caller)?;
             let data = mem.data_mut(&mut caller);
             Ok(errno(
@@ -296,7 +307,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> Result<(), wasmti
     linker.func_wrap(
         WASI_MODULE,
         "environ_sizes_get",
-        |mut caller: Caller<'_, HostState>, count: i32, buf_size: i32| -> Result<i32, wasmtime::Error> {
+        |mut caller: Caller<'_, HostState>,
+         count: i32,
+         buf_size: i32|
+         -> Result<i32, wasmtime::Error> {
             let mem = memory(&mut caller)?;
             let data = mem.data_mut(&mut caller);
             Ok(errno(
@@ -306,17 +320,25 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> Result<(), wasmti
             ))
         },
     )?;
-    linker.func_wrap(WASI_MODULE, "environ_get", |_environ: i32, _buf: i32| -> i32 {
-        ESUCCESS
-    })?;
+    linker.func_wrap(
+        WASI_MODULE,
+        "environ_get",
+        |_environ: i32, _buf: i32| -> i32 { ESUCCESS },
+    )?;
 
     linker.func_wrap(
         WASI_MODULE,
         "clock_time_get",
-        |mut caller: Caller<'_, HostState>, _id: i32, _precision: i64, out: i32| -> Result<i32, wasmtime::Error> {
+        |mut caller: Caller<'_, HostState>,
+         _id: i32,
+         _precision: i64,
+         out: i32|
+         -> Result<i32, wasmtime::Error> {
             let mem = memory(&mut caller)?;
             let data = mem.data_mut(&mut caller);
-            Ok(errno(write_bytes(data, out as u32, &0u64.to_le_bytes()).map(|()| ESUCCESS)))
+            Ok(errno(
+                write_bytes(data, out as u32, &0u64.to_le_bytes()).map(|()| ESUCCESS),
+            ))
         },
     )?;
     linker.func_wrap(
@@ -325,7 +347,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> Result<(), wasmti
         |mut caller: Caller<'_, HostState>, _id: i32, out: i32| -> Result<i32, wasmtime::Error> {
             let mem = memory(&mut caller)?;
             let data = mem.data_mut(&mut caller);
-            Ok(errno(write_bytes(data, out as u32, &1u64.to_le_bytes()).map(|()| ESUCCESS)))
+            Ok(errno(
+                write_bytes(data, out as u32, &1u64.to_le_bytes()).map(|()| ESUCCESS),
+            ))
         },
     )?;
 
@@ -343,7 +367,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> Result<(), wasmti
                 return Ok(EFAULT);
             };
             for chunk in data[range].chunks_mut(32) {
-                let block = Hash::tagged(b"orrery/wasi/random/v1", &host.random_counter.to_le_bytes());
+                let block =
+                    Hash::tagged(b"orrery/wasi/random/v1", &host.random_counter.to_le_bytes());
                 host.random_counter += 1;
                 chunk.copy_from_slice(&block.as_ref()[..chunk.len()]);
             }
@@ -360,7 +385,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> Result<(), wasmti
     linker.func_wrap(
         WASI_MODULE,
         "proc_exit",
-        |code: i32| -> Result<(), wasmtime::Error> { Err(wasmtime::Error::new(HostStop::Exit(code))) },
+        |code: i32| -> Result<(), wasmtime::Error> {
+            Err(wasmtime::Error::new(HostStop::Exit(code)))
+        },
     )?;
     Ok(())
 }

@@ -8,7 +8,10 @@ use orrery_exec::{EntryStyle, Runtime, execute_step, run_bundle};
 use orrery_types::workload::{RunRecord, Start, checkpoint};
 
 /// A full run that also keeps every state and the cost after each checkpoint.
-fn run_keeping_states(runtime: &Runtime, bundle: &orrery_exec::Bundle) -> (RunRecord, Vec<Vec<u8>>, Vec<u64>) {
+fn run_keeping_states(
+    runtime: &Runtime,
+    bundle: &orrery_exec::Bundle,
+) -> (RunRecord, Vec<Vec<u8>>, Vec<u64>) {
     let mut states = Vec::new();
     let mut costs = Vec::new();
     let record = run_bundle(runtime, bundle, Start::Fresh, |_, state, cost| {
@@ -24,12 +27,22 @@ fn run_keeping_states(runtime: &Runtime, bundle: &orrery_exec::Bundle) -> (RunRe
 #[test]
 fn two_runs_on_separate_runtimes_agree_bit_for_bit() {
     let bundle = heat_bundle(40, 15, 6);
-    let a = run_bundle(&Runtime::new().unwrap(), &bundle, Start::Fresh, |_, _, _| true)
-        .unwrap()
-        .unwrap();
-    let b = run_bundle(&Runtime::new().unwrap(), &bundle, Start::Fresh, |_, _, _| true)
-        .unwrap()
-        .unwrap();
+    let a = run_bundle(
+        &Runtime::new().unwrap(),
+        &bundle,
+        Start::Fresh,
+        |_, _, _| true,
+    )
+    .unwrap()
+    .unwrap();
+    let b = run_bundle(
+        &Runtime::new().unwrap(),
+        &bundle,
+        Start::Fresh,
+        |_, _, _| true,
+    )
+    .unwrap()
+    .unwrap();
     assert_eq!(a, b);
     assert_eq!(a.checkpoint_root(), b.checkpoint_root());
     assert!(a.cost > 0);
@@ -106,7 +119,10 @@ fn a_referee_fuel_bound_below_the_step_cost_fails_deterministically() {
     let (_, states, costs) = run_keeping_states(&runtime, &bundle);
     let cost = costs[1] - costs[0];
     let exact = execute_step(&runtime, &bundle, 0, &states[0], cost).unwrap();
-    assert!(exact.state == states[1], "exactly the step's cost is enough");
+    assert!(
+        exact.state == states[1],
+        "exactly the step's cost is enough"
+    );
     assert_eq!(exact.cost, cost);
     // wasmtime checks fuel at function entries and loop headers, so a bound a few units below
     // the cost may still finish; half of it cannot.
@@ -121,10 +137,17 @@ fn a_referee_fuel_bound_below_the_step_cost_fails_deterministically() {
 fn a_wasi_command_is_deterministic_and_its_one_step_replays() {
     let runtime = Runtime::new().unwrap();
     let bundle = mandelbrot_bundle("48 32 200");
-    let a = run_bundle(&runtime, &bundle, Start::Fresh, |_, _, _| true).unwrap().unwrap();
-    let b = run_bundle(&Runtime::new().unwrap(), &bundle, Start::Fresh, |_, _, _| true)
+    let a = run_bundle(&runtime, &bundle, Start::Fresh, |_, _, _| true)
         .unwrap()
         .unwrap();
+    let b = run_bundle(
+        &Runtime::new().unwrap(),
+        &bundle,
+        Start::Fresh,
+        |_, _, _| true,
+    )
+    .unwrap()
+    .unwrap();
     assert_eq!(a, b);
     let step = execute_step(&runtime, &bundle, 0, b"48 32 200", u64::MAX).unwrap();
     assert_eq!(step.state, a.output);
@@ -148,9 +171,14 @@ fn nans_are_canonical() {
       (func (export "step") (param i64 i32 i32) (result i64) (call $nans))
       (func (export "output") (param i32 i32) (result i64) (call $nans)))"#;
     let bundle = wat_bundle(wat, EntryStyle::Stepper, 0, small_limits());
-    let record = run_bundle(&Runtime::new().unwrap(), &bundle, Start::Fresh, |_, _, _| true)
-        .unwrap()
-        .unwrap();
+    let record = run_bundle(
+        &Runtime::new().unwrap(),
+        &bundle,
+        Start::Fresh,
+        |_, _, _| true,
+    )
+    .unwrap()
+    .unwrap();
     let f64_at = |i: usize| u64::from_le_bytes(record.output[i..i + 8].try_into().unwrap());
     assert_eq!(f64_at(0), 0x7ff8_0000_0000_0000);
     assert_eq!(f64_at(8), 0x7ff8_0000_0000_0000);
@@ -177,10 +205,15 @@ fn clocks_and_randomness_are_fixed() {
         (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 200)))))"#;
     let bundle = wat_bundle(wat, EntryStyle::Command, 1, small_limits());
     let run = || {
-        run_bundle(&Runtime::new().unwrap(), &bundle, Start::Fresh, |_, _, _| true)
-            .unwrap()
-            .unwrap()
-            .output
+        run_bundle(
+            &Runtime::new().unwrap(),
+            &bundle,
+            Start::Fresh,
+            |_, _, _| true,
+        )
+        .unwrap()
+        .unwrap()
+        .output
     };
     let out = run();
     assert_eq!(out.len(), 24);
@@ -198,6 +231,9 @@ fn a_second_load_uses_the_module_cache() {
     runtime.load(&bundle).unwrap();
     let after_second = runtime.cache_stats();
     assert_eq!(after_first.compiled, 1);
-    assert_eq!(after_second.compiled, 1, "the second load must not recompile");
+    assert_eq!(
+        after_second.compiled, 1,
+        "the second load must not recompile"
+    );
     assert_eq!(after_second.hits, after_first.hits + 1);
 }

@@ -17,15 +17,24 @@ fn pi_stepper_converges_to_pi() {
     // 20 steps × 10^6 terms: the Leibniz error is about 1/(2·10^7).
     assert!((pi - std::f64::consts::PI).abs() < 1e-6, "got {pi}");
     assert_eq!(record.checkpoints.len(), 21);
-    assert!(record.cost > 20_000_000, "fuel must be metered, got {}", record.cost);
+    assert!(
+        record.cost > 20_000_000,
+        "fuel must be metered, got {}",
+        record.cost
+    );
 }
 
 #[test]
 fn heat_stepper_renders_a_ppm() {
     let runtime = Runtime::new().unwrap();
-    let record = run_bundle(&runtime, &heat_bundle(32, 10, 4), Start::Fresh, |_, _, _| true)
-        .unwrap()
-        .unwrap();
+    let record = run_bundle(
+        &runtime,
+        &heat_bundle(32, 10, 4),
+        Start::Fresh,
+        |_, _, _| true,
+    )
+    .unwrap()
+    .unwrap();
     let header = b"P6\n32 32\n255\n";
     assert!(record.output.starts_with(header));
     assert_eq!(record.output.len(), header.len() + 32 * 32 * 3);
@@ -39,11 +48,20 @@ fn heat_stepper_renders_a_ppm() {
 #[test]
 fn mandelbrot_command_renders_a_ppm() {
     let runtime = Runtime::new().unwrap();
-    let record = run_bundle(&runtime, &mandelbrot_bundle("64 48 100"), Start::Fresh, |_, _, _| true)
-        .unwrap()
-        .unwrap();
+    let record = run_bundle(
+        &runtime,
+        &mandelbrot_bundle("64 48 100"),
+        Start::Fresh,
+        |_, _, _| true,
+    )
+    .unwrap()
+    .unwrap();
     let header = b"P6\n64 48\n255\n";
-    assert!(record.output.starts_with(header), "{:?}", &record.output[..16.min(record.output.len())]);
+    assert!(
+        record.output.starts_with(header),
+        "{:?}",
+        &record.output[..16.min(record.output.len())]
+    );
     assert_eq!(record.output.len(), header.len() + 64 * 48 * 3);
     assert_eq!(record.checkpoints.len(), 2);
 }
@@ -55,6 +73,9 @@ fn every_job_file_packs() {
             .unwrap_or_else(|e| panic!("{job}: {e}"));
         let again = orrery_exec::Bundle::decode(bundle.bytes()).unwrap();
         assert_eq!(again.hash(), bundle.hash());
-        Runtime::new().unwrap().load(&bundle).unwrap_or_else(|e| panic!("{job}: {e}"));
+        Runtime::new()
+            .unwrap()
+            .load(&bundle)
+            .unwrap_or_else(|e| panic!("{job}: {e}"));
     }
 }

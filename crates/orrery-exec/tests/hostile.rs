@@ -41,10 +41,19 @@ fn hostile(body: &str, extra: &str, limits: Limits) -> (Runtime, ExecError) {
 fn an_infinite_loop_runs_out_of_fuel() {
     let (runtime, err) = hostile("(loop $l (br $l)) (i64.const 0)", "", small_limits());
     assert!(
-        matches!(err, ExecError::FuelExhausted { phase: Phase::Step(0), limit: 50_000_000 }),
+        matches!(
+            err,
+            ExecError::FuelExhausted {
+                phase: Phase::Step(0),
+                limit: 50_000_000
+            }
+        ),
         "{err}"
     );
-    assert!(err.to_string().contains("fuel_per_step"), "the message says what to raise: {err}");
+    assert!(
+        err.to_string().contains("fuel_per_step"),
+        "the message says what to raise: {err}"
+    );
     assert!(err.is_deterministic());
     assert_host_survives(&runtime);
 }
@@ -55,7 +64,9 @@ fn a_memory_bomb_hits_the_memory_limit() {
     let body = "(loop $l (drop (memory.grow (i32.const 1))) (br $l)) (i64.const 0)";
     let (runtime, err) = hostile(body, "", small_limits());
     match err {
-        ExecError::MemoryLimit { requested, limit, .. } => {
+        ExecError::MemoryLimit {
+            requested, limit, ..
+        } => {
             assert_eq!(limit, 4 * 1024 * 1024);
             assert!(requested > limit);
         }
@@ -76,7 +87,16 @@ fn a_module_declaring_more_initial_memory_than_allowed_fails_at_instantiation() 
     let runtime = Runtime::new().unwrap();
     let bundle = wat_bundle(wat, EntryStyle::Stepper, 1, small_limits());
     let err = step_error(&runtime, &bundle);
-    assert!(matches!(err, ExecError::MemoryLimit { phase: Phase::Init, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            ExecError::MemoryLimit {
+                phase: Phase::Init,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert_host_survives(&runtime);
 }
 
@@ -89,7 +109,15 @@ fn deep_recursion_overflows_the_wasm_stack() {
         ..small_limits()
     };
     let (runtime, err) = hostile("(call $down (i64.const 0))", extra, limits);
-    assert!(matches!(err, ExecError::StackOverflow { phase: Phase::Step(0) }), "{err}");
+    assert!(
+        matches!(
+            err,
+            ExecError::StackOverflow {
+                phase: Phase::Step(0)
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("recurses too deeply"));
     assert_host_survives(&runtime);
 }
@@ -109,9 +137,19 @@ fn a_trap_is_reported_with_its_cause() {
         "",
         small_limits(),
     );
-    assert!(matches!(&err, ExecError::Trap { trap, .. } if trap.contains("divide by zero")), "{err}");
-    let (_, err) = hostile("(drop (i32.load (i32.const -4))) (i64.const 0)", "", small_limits());
-    assert!(matches!(&err, ExecError::Trap { trap, .. } if trap.contains("out of bounds")), "{err}");
+    assert!(
+        matches!(&err, ExecError::Trap { trap, .. } if trap.contains("divide by zero")),
+        "{err}"
+    );
+    let (_, err) = hostile(
+        "(drop (i32.load (i32.const -4))) (i64.const 0)",
+        "",
+        small_limits(),
+    );
+    assert!(
+        matches!(&err, ExecError::Trap { trap, .. } if trap.contains("out of bounds")),
+        "{err}"
+    );
     assert_host_survives(&runtime);
 }
 
@@ -120,8 +158,16 @@ fn an_import_the_sandbox_does_not_grant_is_rejected_before_running() {
     let runtime = Runtime::new().unwrap();
     for (module, name, sig) in [
         ("env", "socket", "(param i32) (result i32)"),
-        ("wasi_snapshot_preview1", "path_open", "(param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)"),
-        ("wasi_snapshot_preview1", "sock_accept", "(param i32 i32 i32) (result i32)"),
+        (
+            "wasi_snapshot_preview1",
+            "path_open",
+            "(param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)",
+        ),
+        (
+            "wasi_snapshot_preview1",
+            "sock_accept",
+            "(param i32 i32 i32) (result i32)",
+        ),
     ] {
         let extra = format!(r#"(import "{module}" "{name}" (func {sig}))"#);
         // Imports come first in a module: put it before everything else.
@@ -147,14 +193,17 @@ fn a_granted_name_with_the_wrong_signature_is_rejected() {
     );
     let runtime = Runtime::new().unwrap();
     let bundle = wat_bundle(&wat, EntryStyle::Stepper, 1, small_limits());
-    let err = runtime.load(&bundle).err().expect("wrong signature must fail");
+    let err = runtime
+        .load(&bundle)
+        .err()
+        .expect("wrong signature must fail");
     assert!(matches!(err, ExecError::InvalidModule(_)), "{err}");
 }
 
 #[test]
 fn a_malformed_module_is_rejected() {
     let runtime = Runtime::new().unwrap();
-    let good = wat::parse_str(&stepper("(i64.const 0)", "")).unwrap();
+    let good = wat::parse_str(stepper("(i64.const 0)", "")).unwrap();
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("garbage", b"this is not wasm at all".to_vec()),
         ("empty", Vec::new()),
@@ -183,7 +232,16 @@ fn a_module_missing_the_stepper_exports_is_rejected() {
     let runtime = Runtime::new().unwrap();
     let bundle = wat_bundle(wat, EntryStyle::Stepper, 1, small_limits());
     let err = runtime.load(&bundle).err().expect("missing exports");
-    assert!(matches!(err, ExecError::Abi { style: "stepper", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            ExecError::Abi {
+                style: "stepper",
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("alloc"), "{err}");
 }
 
@@ -207,10 +265,14 @@ fn a_state_larger_than_the_limit_is_refused_before_copying() {
         other => panic!("expected StateTooLarge, got {other}"),
     }
     // And a state handed in that is over the limit is refused too (a referee fed junk).
-    let bundle = wat_bundle(&stepper("(i64.const 8)", ""), EntryStyle::Stepper, 1, small_limits());
+    let bundle = wat_bundle(
+        &stepper("(i64.const 8)", ""),
+        EntryStyle::Stepper,
+        1,
+        small_limits(),
+    );
     let err = orrery_exec::execute_step(&runtime, &bundle, 0, &vec![0u8; 64 * 1024 + 1], 1_000_000)
-        .err()
-        .expect("oversized input state");
+        .expect_err("oversized input state");
     assert!(matches!(err, ExecError::StateTooLarge { .. }), "{err}");
     assert_host_survives(&runtime);
 }
@@ -225,7 +287,16 @@ fn an_output_larger_than_the_limit_is_refused() {
     let runtime = Runtime::new().unwrap();
     let bundle = wat_bundle(&wat, EntryStyle::Stepper, 1, small_limits());
     let err = step_error(&runtime, &bundle);
-    assert!(matches!(err, ExecError::OutputTooLarge { phase: Phase::Output, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            ExecError::OutputTooLarge {
+                phase: Phase::Output,
+                ..
+            }
+        ),
+        "{err}"
+    );
 
     // Command: writes 16 KiB to stdout forever.
     let command = r#"(module
@@ -259,8 +330,14 @@ fn a_wall_clock_timeout_means_no_result() {
     };
     let started = std::time::Instant::now();
     let (runtime, err) = hostile("(loop $l (br $l)) (i64.const 0)", "", limits);
-    assert!(matches!(err, ExecError::TimedOut { limit_ms: 50, .. }), "{err}");
-    assert!(!err.is_deterministic(), "a timeout is 'no result', not a checkable one");
+    assert!(
+        matches!(err, ExecError::TimedOut { limit_ms: 50, .. }),
+        "{err}"
+    );
+    assert!(
+        !err.is_deterministic(),
+        "a timeout is 'no result', not a checkable one"
+    );
     // Generous bound: only shows the epoch stopped it long before the fuel would have.
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
     assert_host_survives(&runtime);
@@ -281,7 +358,10 @@ fn a_nonzero_exit_status_is_an_error_with_stderr() {
     let runtime = Runtime::new().unwrap();
     let bundle = wat_bundle(command, EntryStyle::Command, 1, small_limits());
     let err = step_error(&runtime, &bundle);
-    assert!(matches!(&err, ExecError::Exit { code: 3, stderr, .. } if stderr == "bad params"), "{err}");
+    assert!(
+        matches!(&err, ExecError::Exit { code: 3, stderr, .. } if stderr == "bad params"),
+        "{err}"
+    );
     assert!(err.to_string().contains("bad params"));
 }
 
@@ -291,6 +371,13 @@ fn a_bundle_for_another_runtime_is_refused() {
     manifest.runtime = orrery_exec::RuntimeKind::Ml;
     manifest.wasm = None;
     let bundle = Bundle::new(manifest, vec![1, 2, 3], Default::default()).unwrap();
-    let err = Runtime::new().unwrap().load(&bundle).err().expect("ml bundle");
-    assert!(matches!(err, ExecError::WrongRuntime(ref r) if r == "ml"), "{err}");
+    let err = Runtime::new()
+        .unwrap()
+        .load(&bundle)
+        .err()
+        .expect("ml bundle");
+    assert!(
+        matches!(err, ExecError::WrongRuntime(ref r) if r == "ml"),
+        "{err}"
+    );
 }

@@ -47,7 +47,8 @@ pub fn wat_bundle_with_input(
 
 /// A heat-equation bundle (the C stepper example) small enough for tests.
 pub fn heat_bundle(side: u32, sweeps: u32, steps: u64) -> Bundle {
-    let program = std::fs::read(workloads().join("heat/heat.wasm")).expect("heat.wasm is committed");
+    let program =
+        std::fs::read(workloads().join("heat/heat.wasm")).expect("heat.wasm is committed");
     let mut manifest = Manifest::wasm(EntryStyle::Stepper, steps, Some("params"));
     manifest.limits.memory_bytes = 64 * 1024 * 1024;
     let mut inputs = BTreeMap::new();
@@ -71,8 +72,13 @@ pub fn mandelbrot_bundle(params: &str) -> Bundle {
 /// Run a known-good job on `runtime` to show the host is still healthy.
 pub fn assert_host_survives(runtime: &Runtime) {
     let bundle = heat_bundle(16, 2, 2);
-    let record = orrery_exec::run_bundle(runtime, &bundle, orrery_types::workload::Start::Fresh, |_, _, _| true)
-        .expect("a good job still runs after a hostile one")
-        .expect("not cancelled");
+    let record = orrery_exec::run_bundle(
+        runtime,
+        &bundle,
+        orrery_types::workload::Start::Fresh,
+        |_, _, _| true,
+    )
+    .expect("a good job still runs after a hostile one")
+    .expect("not cancelled");
     assert!(record.output.starts_with(b"P6\n16 16\n255\n"));
 }
