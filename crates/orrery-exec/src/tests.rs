@@ -233,3 +233,25 @@ fn limits_are_checked_against_their_caps() {
     };
     assert_eq!(tiny_memory.validate().unwrap_err().field, "memory_bytes");
 }
+
+#[test]
+fn runtime_and_jobs_can_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<crate::Runtime>();
+    send::<crate::WasmJob>();
+    send_sync::<Bundle>();
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// Decoding arbitrary bytes never panics.
+    #[test]
+    fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+        let _ = Bundle::decode(&bytes);
+        let mut with_magic = BUNDLE_MAGIC.to_vec();
+        with_magic.extend_from_slice(&bytes);
+        let _ = Bundle::decode(&with_magic);
+    }
+}

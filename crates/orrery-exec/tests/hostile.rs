@@ -381,3 +381,44 @@ fn a_bundle_for_another_runtime_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_step_past_the_last_is_a_bad_request() {
+    let runtime = Runtime::new().unwrap();
+    let bundle = common::heat_bundle(16, 1, 2);
+    let err = orrery_exec::execute_step(&runtime, &bundle, 2, b"", 1_000).expect_err("step 2 of 2");
+    assert!(
+        matches!(err, ExecError::BadRequest(ref m) if m.contains("steps 0..2")),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_module_cannot_see_state_left_by_an_earlier_call() {
+    // `step` returns a global counter incremented on every call: with a fresh instance per
+    // call it is always 1, so re-executing any step alone matches the full run.
+    let wat = r#"(module
+      (memory (export "memory") 1 1)
+      (global $calls (mut i64) (i64.const 0))
+      (func $bump (result i64)
+        (global.set $calls (i64.add (global.get $calls) (i64.const 1)))
+        (i64.store (i32.const 0) (global.get $calls))
+        (i64.const 8))
+      (func (export "alloc") (param i32) (result i32) (i32.const 1024))
+      (func (export "init") (param i32 i32) (result i64) (call $bump))
+      (func (export "step") (param i64 i32 i32) (result i64) (call $bump))
+      (func (export "output") (param i32 i32) (result i64) (call $bump)))"#;
+    let bundle = wat_bundle(wat, EntryStyle::Stepper, 4, small_limits());
+    let record = run_bundle(
+        &Runtime::new().unwrap(),
+        &bundle,
+        Start::Fresh,
+        |_, state, _| {
+            assert_eq!(state, 1u64.to_le_bytes());
+            true
+        },
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(record.output, 1u64.to_le_bytes());
+}
