@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use orrery_exec::{Bundle, Runtime, pack_job_file};
 use orrery_types::Hash;
-use orrery_types::workload::{self, Start, checkpoint};
+use orrery_types::workload::{self, RunError, Start, checkpoint};
 
 /// Arguments of `orrery run-local`.
 #[derive(clap::Args)]
@@ -138,6 +138,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         progress.set_position(k);
         progress.set_message(cost.to_string());
         true
+    })
+    .map_err(|e| match e {
+        // The runtime's error already names the step and says what to change.
+        RunError::Workload { source, .. } => anyhow::Error::new(source),
+        other => anyhow::Error::new(other),
     })
     .with_context(|| format!("the job {} failed", args.job.display()))?
     .context("the run was cancelled")?;
