@@ -66,26 +66,63 @@ impl Runtime {
     }
 }
 
+/// The exports an entry style needs, with their wasm types as `(params, results)`.
+fn required_exports(
+    style: EntryStyle,
+) -> &'static [(
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+)] {
+    match style {
+        EntryStyle::Stepper => &[
+            ("alloc", &["i32"], &["i32"]),
+            ("init", &["i32", "i32"], &["i64"]),
+            ("step", &["i64", "i32", "i32"], &["i64"]),
+            ("output", &["i32", "i32"], &["i64"]),
+        ],
+        EntryStyle::Command => &[("_start", &[], &[])],
+    }
+}
+
 fn check_exports(compiled: &Compiled, style: EntryStyle) -> Result<(), ExecError> {
-    let (style_name, funcs): (&'static str, &[&str]) = match style {
-        EntryStyle::Stepper => ("stepper", &["alloc", "init", "step", "output"]),
-        EntryStyle::Command => ("command", &["_start"]),
+    let style_name = match style {
+        EntryStyle::Stepper => "stepper",
+        EntryStyle::Command => "command",
     };
-    let missing = |detail: String| ExecError::Abi {
+    let wrong = |detail: String| ExecError::Abi {
         style: style_name,
         detail,
     };
-    for name in funcs {
-        match compiled.module.get_export(name) {
-            Some(ExternType::Func(_)) => {}
-            _ => return Err(missing(format!("it must export a function named `{name}`"))),
+    let signature = |params: &[&str], results: &[&str]| {
+        format!("({}) -> ({})", params.join(", "), results.join(", "))
+    };
+    let mut checks = required_exports(style).to_vec();
+    // Optional, but if present it is called with no arguments.
+    if compiled.module.get_export("_initialize").is_some() {
+        checks.push(("_initialize", &[], &[]));
+    }
+    for (name, params, results) in checks {
+        let Some(ExternType::Func(ty)) = compiled.module.get_export(name) else {
+            return Err(wrong(format!(
+                "it must export a function `{name}` of type {}",
+                signature(params, results)
+            )));
+        };
+        let has: Vec<String> = ty.params().map(|v| v.to_string()).collect();
+        let gives: Vec<String> = ty.results().map(|v| v.to_string()).collect();
+        if has != params || gives != results {
+            return Err(wrong(format!(
+                "`{name}` has type ({}) -> ({}), but must be {}",
+                has.join(", "),
+                gives.join(", "),
+                signature(params, results)
+            )));
         }
     }
     match compiled.module.get_export("memory") {
         Some(ExternType::Memory(_)) => Ok(()),
-        _ => Err(missing(
-            "it must export its linear memory as `memory`".into(),
-        )),
+        _ => Err(wrong("it must export its linear memory as `memory`".into())),
     }
 }
 

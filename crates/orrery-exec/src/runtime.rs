@@ -311,6 +311,7 @@ impl Runtime {
             .map_err(CallError::Wasm)
             .and_then(|instance| body(&mut store, instance));
         let fuel_used = fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        tracing::debug!(%phase, fuel_used, ok = outcome.is_ok(), "wasm call finished");
         match outcome {
             Ok(value) => {
                 let host = store.into_data();

@@ -422,3 +422,32 @@ fn a_module_cannot_see_state_left_by_an_earlier_call() {
     .unwrap();
     assert_eq!(record.output, 1u64.to_le_bytes());
 }
+
+#[test]
+fn an_export_with_the_wrong_type_is_rejected_at_load() {
+    // `step` without the step index.
+    let wat = stepper("(i64.const 0)", "").replace(
+        r#"(func (export "step") (param $k i64) (param $ptr i32) (param $len i32) (result i64)"#,
+        r#"(func (export "step") (param $ptr i32) (param $len i32) (result i64)"#,
+    );
+    let bundle = wat_bundle(&wat, EntryStyle::Stepper, 1, small_limits());
+    let err = Runtime::new()
+        .unwrap()
+        .load(&bundle)
+        .err()
+        .expect("wrong type");
+    assert!(
+        matches!(
+            err,
+            ExecError::Abi {
+                style: "stepper",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("(i64, i32, i32) -> (i64)"),
+        "{err}"
+    );
+}
