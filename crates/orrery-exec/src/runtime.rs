@@ -77,7 +77,8 @@ pub(crate) struct HostState {
 /// was refused, so the error can say "memory limit" rather than a generic trap.
 struct Limiter {
     inner: StoreLimits,
-    refused_memory: Option<u64>,
+    /// The size refused, and the module's own declared maximum.
+    refused_memory: Option<(u64, Option<u64>)>,
 }
 
 impl ResourceLimiter for Limiter {
@@ -89,7 +90,7 @@ impl ResourceLimiter for Limiter {
     ) -> wasmtime::Result<bool> {
         let result = self.inner.memory_growing(current, desired, maximum);
         if !matches!(result, Ok(true)) {
-            self.refused_memory = Some(desired as u64);
+            self.refused_memory = Some((desired as u64, maximum.map(|m| m as u64)));
         }
         result
     }
@@ -368,11 +369,23 @@ fn classify(
     err: wasmtime::Error,
 ) -> ExecError {
     let stderr = stderr_text(&host.stderr);
-    if let Some(requested) = host.limiter.refused_memory {
-        return ExecError::MemoryLimit {
-            phase,
-            requested,
-            limit: limits.memory_bytes,
+    if let Some((requested, declared_max)) = host.limiter.refused_memory {
+        return match declared_max {
+            // Within the job's limit, so the module's own declared maximum refused it: growth
+            // failure is a trap here (trap_on_grow_failure), not a -1 the program could see.
+            Some(max) if requested <= limits.memory_bytes => ExecError::Trap {
+                phase,
+                trap: format!(
+                    "memory grew past the module's own declared maximum of {max} bytes \
+                     (link with a larger --max-memory)"
+                ),
+                stderr,
+            },
+            _ => ExecError::MemoryLimit {
+                phase,
+                requested,
+                limit: limits.memory_bytes,
+            },
         };
     }
     if let Some(stop) = err.downcast_ref::<HostStop>() {

@@ -451,3 +451,19 @@ fn an_export_with_the_wrong_type_is_rejected_at_load() {
         "{err}"
     );
 }
+
+#[test]
+fn growing_past_the_modules_own_maximum_is_a_trap_that_says_so() {
+    // Declares at most 2 pages; the job's limit (4 MiB) is not the reason.
+    let wat = stepper("(drop (memory.grow (i32.const 4))) (i64.const 0)", "").replace(
+        r#"(memory (export "memory") 1 1024)"#,
+        r#"(memory (export "memory") 1 2)"#,
+    );
+    let runtime = Runtime::new().unwrap();
+    let bundle = wat_bundle(&wat, EntryStyle::Stepper, 1, small_limits());
+    let err = step_error(&runtime, &bundle);
+    assert!(
+        matches!(&err, ExecError::Trap { trap, .. } if trap.contains("declared maximum of 131072")),
+        "{err}"
+    );
+}
