@@ -237,3 +237,31 @@ fn a_second_load_uses_the_module_cache() {
     );
     assert_eq!(after_second.hits, after_first.hits + 1);
 }
+
+#[test]
+fn the_module_cache_is_bounded_and_evicts_the_oldest() {
+    let runtime = Runtime::new().unwrap();
+    let cap = orrery_exec::limits::MAX_CACHED_MODULES;
+    let bundle = |i: usize| {
+        // Distinct modules: the step returns a different constant length each.
+        let wat = format!(
+            r#"(module (memory (export "memory") 1 1)
+              (func (export "alloc") (param i32) (result i32) (i32.const 0))
+              (func (export "init") (param i32 i32) (result i64) (i64.const {i}))
+              (func (export "step") (param i64 i32 i32) (result i64) (i64.const 0))
+              (func (export "output") (param i32 i32) (result i64) (i64.const 0)))"#
+        );
+        wat_bundle(&wat, EntryStyle::Stepper, 1, small_limits())
+    };
+    for i in 0..=cap {
+        runtime.load(&bundle(i)).unwrap();
+    }
+    let stats = runtime.cache_stats();
+    assert_eq!(stats.entries, cap);
+    assert_eq!(stats.compiled, cap as u64 + 1);
+    // The newest is still cached; the oldest was evicted and compiles again.
+    runtime.load(&bundle(cap)).unwrap();
+    assert_eq!(runtime.cache_stats().compiled, cap as u64 + 1);
+    runtime.load(&bundle(0)).unwrap();
+    assert_eq!(runtime.cache_stats().compiled, cap as u64 + 2);
+}
