@@ -108,7 +108,8 @@ pub enum Start<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError<E: std::error::Error + 'static> {
     /// The runtime failed at a given step (`None` for init or output).
-    #[error("workload failed at {}: {source}", step.map(|k| format!("step {k}")).unwrap_or_else(|| "init/output".into()))]
+    // The source is exposed through `#[source]` only, so error chains print it once.
+    #[error("workload failed at {}", step.map(|k| format!("step {k}")).unwrap_or_else(|| "init/output".into()))]
     Workload {
         /// The step that failed.
         step: Option<u64>,
