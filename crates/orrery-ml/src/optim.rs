@@ -84,7 +84,9 @@ impl OptimizerConfig {
             }
         };
         if !(lr > 0.0 && lr.is_finite()) {
-            return Some(format!("learning rate must be positive and finite, got {lr}"));
+            return Some(format!(
+                "learning rate must be positive and finite, got {lr}"
+            ));
         }
         if !(wd >= 0.0 && wd.is_finite()) {
             return Some(format!("weight_decay must be >= 0, got {wd}"));

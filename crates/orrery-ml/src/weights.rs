@@ -43,7 +43,9 @@ pub fn from_safetensors(bytes: &[u8]) -> Result<(ParamSet, Option<ModelConfig>)>
         SafeTensors::read_metadata(bytes).map_err(|e| MlError::BadWeightsFile(e.to_string()))?;
     let config = match meta.metadata().as_ref().and_then(|m| m.get(CONFIG_KEY)) {
         Some(json) => Some(serde_json::from_str(json).map_err(|e| {
-            MlError::BadWeightsFile(format!("metadata `{CONFIG_KEY}` is not a model config: {e}"))
+            MlError::BadWeightsFile(format!(
+                "metadata `{CONFIG_KEY}` is not a model config: {e}"
+            ))
         })?),
         None => None,
     };

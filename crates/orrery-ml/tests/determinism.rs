@@ -58,7 +58,11 @@ fn assert_same_everywhere(spec: &JobSpec) -> RunRecord {
     for k in 0..spec.steps {
         let mut referee = TrainWorkload::new(spec.clone(), 4).unwrap();
         let next = referee.step(k, &states[k as usize]).unwrap();
-        assert_eq!(next.state, states[k as usize + 1], "re-executed step {k} differs");
+        assert_eq!(
+            next.state,
+            states[k as usize + 1],
+            "re-executed step {k} differs"
+        );
     }
     reference
 }
@@ -119,15 +123,23 @@ fn generation_is_reproducible_and_seeded() {
     };
     let a = generate(11, 1);
     assert_eq!(a, generate(11, 4));
-    assert_ne!(a.output, generate(12, 1).output, "another seed, another sample");
+    assert_ne!(
+        a.output,
+        generate(12, 1).output,
+        "another seed, another sample"
+    );
 }
 
 /// Pinned checkpoint roots: these bytes are the specification of the runtime. If this test
 /// fails on some machine or after some change, two honest providers would disagree.
 #[test]
 fn checkpoint_roots_are_pinned() {
-    let lm = full_run(&common::parse(common::TINY_LM), 2).0.checkpoint_root();
-    let mlp = full_run(&common::parse(common::TINY_MLP), 2).0.checkpoint_root();
+    let lm = full_run(&common::parse(common::TINY_LM), 2)
+        .0
+        .checkpoint_root();
+    let mlp = full_run(&common::parse(common::TINY_MLP), 2)
+        .0
+        .checkpoint_root();
     eprintln!("lm root {lm}\nmlp root {mlp}");
     assert_eq!(lm.to_hex(), PINNED_LM_ROOT, "transformer run root changed");
     assert_eq!(mlp.to_hex(), PINNED_MLP_ROOT, "MLP run root changed");

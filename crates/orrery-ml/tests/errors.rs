@@ -27,12 +27,18 @@ fn inconsistent_model_shapes_are_named() {
         "{msg}"
     );
     let msg = spec_err(&common::TINY_LM.replace("seq_len = 24", "seq_len = 64"));
-    assert!(msg.contains("seq_len must be between 1 and the model's context (32)"), "{msg}");
+    assert!(
+        msg.contains("seq_len must be between 1 and the model's context (32)"),
+        "{msg}"
+    );
     let msg = spec_err(&common::TINY_MLP.replace("hidden = [70, 33]", "hidden = [70, 0]"));
     assert!(msg.contains("hidden[1]"), "{msg}");
     // A model that does not fit its data set.
     let msg = workload_err(&common::TINY_MLP.replace("inputs = 2", "inputs = 3"));
-    assert!(msg.contains("2 features but the model has inputs = 3"), "{msg}");
+    assert!(
+        msg.contains("2 features but the model has inputs = 3"),
+        "{msg}"
+    );
     let msg = workload_err(&common::TINY_LM.replace("vocab_size = 96", "vocab_size = 64"));
     assert!(msg.contains("vocab_size = 64"), "{msg}");
     // Typos are not silently ignored.
@@ -48,7 +54,9 @@ fn weights_that_do_not_match_the_config_are_rejected() {
     assert_eq!(weights::load_for(&spec.model, &bytes).unwrap(), params);
     // Saved for another config: the embedded config disagrees.
     let other = common::parse(&common::TINY_MLP.replace("hidden = [70, 33]", "hidden = [70, 34]"));
-    let msg = weights::load_for(&other.model, &bytes).unwrap_err().to_string();
+    let msg = weights::load_for(&other.model, &bytes)
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("the file was saved for"), "{msg}");
     // No embedded config: shapes are checked tensor by tensor.
     let mut wrong = params.clone();
@@ -67,7 +75,9 @@ fn weights_that_do_not_match_the_config_are_rejected() {
         .to_string();
     assert!(msg.contains("missing tensor `layers.2.bias`"), "{msg}");
     // Not a safetensors file at all.
-    let msg = weights::load_for(&spec.model, b"hello").unwrap_err().to_string();
+    let msg = weights::load_for(&spec.model, b"hello")
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("cannot read safetensors"), "{msg}");
     let msg = weights::load_for(&spec.model, &bytes[..bytes.len() - 3])
         .unwrap_err()
@@ -93,19 +103,34 @@ fn divergence_stops_with_the_step_number() {
     };
     assert_eq!(step, inner);
     let msg = err.to_string();
-    assert!(msg.contains(&format!("training diverged at step {step}")), "{msg}");
+    assert!(
+        msg.contains(&format!("training diverged at step {step}")),
+        "{msg}"
+    );
     assert!(msg.contains("not finite"), "{msg} / {what}");
 }
 
 #[test]
 fn empty_data_sets_are_rejected() {
-    let msg = workload_err(&common::TINY_MLP.replace("points_per_class = 50", "points_per_class = 0"));
+    let msg =
+        workload_err(&common::TINY_MLP.replace("points_per_class = 50", "points_per_class = 0"));
     assert!(msg.contains("the data set is empty"), "{msg}");
-    let msg = workload_err(&common::TINY_LM.replace("kind = \"corpus\"", "kind = \"corpus\"\ntext = \"\""));
+    let msg = workload_err(
+        &common::TINY_LM.replace("kind = \"corpus\"", "kind = \"corpus\"\ntext = \"\""),
+    );
     assert!(msg.contains("the corpus is empty"), "{msg}");
-    let msg = workload_err(&common::TINY_LM.replace("kind = \"corpus\"", "kind = \"corpus\"\ntext = \"too short\""));
-    assert!(msg.contains("a sequence needs at least seq_len + 1 = 25"), "{msg}");
-    let msg = workload_err(&common::TINY_LM.replace("kind = \"corpus\"", "kind = \"corpus\"\ntext = \"caf\u{e9}\""));
+    let msg = workload_err(&common::TINY_LM.replace(
+        "kind = \"corpus\"",
+        "kind = \"corpus\"\ntext = \"too short\"",
+    ));
+    assert!(
+        msg.contains("a sequence needs at least seq_len + 1 = 25"),
+        "{msg}"
+    );
+    let msg = workload_err(&common::TINY_LM.replace(
+        "kind = \"corpus\"",
+        "kind = \"corpus\"\ntext = \"caf\u{e9}\"",
+    ));
     assert!(msg.contains("outside the vocabulary"), "{msg}");
 }
 
@@ -116,7 +141,10 @@ fn corrupt_or_foreign_states_are_rejected_without_panicking() {
     let s0 = w.init().unwrap().state;
     // Every truncation, and a flipped byte in each header position.
     for len in (0..s0.len()).step_by(97).chain(0..64) {
-        assert!(TrainState::decode(&s0[..len]).is_err(), "truncated at {len}");
+        assert!(
+            TrainState::decode(&s0[..len]).is_err(),
+            "truncated at {len}"
+        );
         assert!(w.step(0, &s0[..len]).is_err());
     }
     let mut long = s0.clone();

@@ -10,7 +10,9 @@ use orrery_types::workload::{Start, run};
 fn mlp_learns_spirals_to_95_percent_validation_accuracy() {
     let spec = common::spec("spirals-mlp.toml");
     let mut w = TrainWorkload::new(spec, 2).unwrap();
-    let init = w.evaluate(&w.spec().model.init_params(w.spec().seed)).unwrap();
+    let init = w
+        .evaluate(&w.spec().model.init_params(w.spec().seed))
+        .unwrap();
     let rec = run(&mut w, Start::Fresh, |_, _, _| true).unwrap().unwrap();
     let st = w.decode_state(&rec.final_state).unwrap();
     let eval = w.evaluate(&st.params).unwrap();

@@ -63,7 +63,10 @@ impl MlpConfig {
         let w = self.widths();
         let mut tensors = Vec::new();
         for i in 0..w.len() - 1 {
-            tensors.push((format!("layers.{i}.weight"), Tensor::zeros(&[w[i], w[i + 1]])));
+            tensors.push((
+                format!("layers.{i}.weight"),
+                Tensor::zeros(&[w[i], w[i + 1]]),
+            ));
             tensors.push((format!("layers.{i}.bias"), Tensor::zeros(&[w[i + 1]])));
         }
         ParamSet { tensors }

@@ -78,7 +78,10 @@ fn inconsistent_configs_are_rejected_with_the_fix() {
         ff_mult: 4,
     });
     let msg = bad_heads.validate().unwrap_err().to_string();
-    assert!(msg.contains("divisible by n_heads") && msg.contains("try n_heads = 3"), "{msg}");
+    assert!(
+        msg.contains("divisible by n_heads") && msg.contains("try n_heads = 3"),
+        "{msg}"
+    );
     let zero_hidden = ModelConfig::Mlp(MlpConfig {
         inputs: 2,
         hidden: vec![16, 0],

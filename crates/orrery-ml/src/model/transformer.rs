@@ -190,8 +190,7 @@ impl TransformerConfig {
             if !is_matrix {
                 continue;
             }
-            let std = if name.ends_with("attn.proj.weight") || name.ends_with("mlp.proj.weight")
-            {
+            let std = if name.ends_with("attn.proj.weight") || name.ends_with("mlp.proj.weight") {
                 0.02 * resid_scale
             } else {
                 0.02
@@ -205,7 +204,11 @@ impl TransformerConfig {
     }
 
     pub(crate) fn forward_macs(&self, batch: usize, seq: usize) -> u64 {
-        let (d, ff, v) = (self.d_model as u64, self.ff() as u64, self.vocab_size as u64);
+        let (d, ff, v) = (
+            self.d_model as u64,
+            self.ff() as u64,
+            self.vocab_size as u64,
+        );
         let rows = (batch * seq) as u64;
         let per_block = rows * (d * 3 * d + d * d + 2 * d * ff);
         // Scores and weighted values over the causal triangle, per head; the backward pass
@@ -272,12 +275,7 @@ impl TransformerConfig {
             });
         }
         let fi = self.final_idx();
-        let (hf, lnf) = ops::layer_norm(
-            &x,
-            &params.get(fi).data,
-            &params.get(fi + 1).data,
-            LN_EPS,
-        );
+        let (hf, lnf) = ops::layer_norm(&x, &params.get(fi).data, &params.get(fi + 1).data, LN_EPS);
         let logits = linear(&hf, rows, &params.get(fi + 2).data, None, d, v, threads);
         (logits, caches, lnf, hf)
     }

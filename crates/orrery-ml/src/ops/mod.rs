@@ -251,12 +251,7 @@ pub struct LayerNormCache {
 
 /// Layer norm over the last dimension: `y = (x − mean) / sqrt(var + eps) · gamma + beta`,
 /// with the biased variance `Σ (x − mean)² / dim`.
-pub fn layer_norm(
-    x: &[f32],
-    gamma: &[f32],
-    beta: &[f32],
-    eps: f32,
-) -> (Vec<f32>, LayerNormCache) {
+pub fn layer_norm(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32) -> (Vec<f32>, LayerNormCache) {
     let dim = gamma.len();
     let rows = x.len() / dim;
     let mut y = vec![0.0f32; x.len()];

@@ -55,7 +55,10 @@ fn matmul_is_bitwise_the_naive_loop_for_every_layout_size_and_thread_count() {
                 for threads in [1, 2, 3, 4] {
                     let mut got = vec![f32::NAN; m * n];
                     matmul(&a, ta, &b, tb, m, k, n, &mut got, threads);
-                    let same = want.iter().zip(&got).all(|(x, y)| x.to_bits() == y.to_bits());
+                    let same = want
+                        .iter()
+                        .zip(&got)
+                        .all(|(x, y)| x.to_bits() == y.to_bits());
                     assert!(
                         same,
                         "matmul {m}x{k}x{n} {ta:?}/{tb:?} on {threads} threads differs from the naive loop"
@@ -144,7 +147,9 @@ fn softmax_gradient() {
     let r = randn(3 * cols, 2);
     let y = softmax_rows(&x, cols);
     let dx = softmax_rows_backward(&y, &r, cols);
-    check_grad("softmax", &x, &dx, |x| weighted_sum(&softmax_rows(x, cols), &r));
+    check_grad("softmax", &x, &dx, |x| {
+        weighted_sum(&softmax_rows(x, cols), &r)
+    });
     for row in y.chunks(cols) {
         let s: f32 = row.iter().sum();
         assert!((s - 1.0).abs() < 1e-5, "softmax rows sum to 1, got {s}");

@@ -429,7 +429,9 @@ impl Workload for GenerateWorkload {
             return Err(MlError::StepMismatch { k, state_step: sk });
         }
         if let Some(&bad) = generated.iter().find(|&&t| t as usize >= VOCAB_SIZE) {
-            return Err(MlError::BadState(format!("token {bad} outside the vocabulary")));
+            return Err(MlError::BadState(format!(
+                "token {bad} outside the vocabulary"
+            )));
         }
         let mut context = self.prompt.clone();
         context.extend_from_slice(&generated);
@@ -445,14 +447,12 @@ impl Workload for GenerateWorkload {
         let mut rng = Rng::derive(self.generate.seed, k);
         generated.push(sample_token(&logits, self.generate.temperature, &mut rng));
         let window = context.len().min(self.config.context);
-        let macs = ModelConfig::Transformer(self.config.clone())
-            .step_cost(&Batch::Tokens {
-                ids: vec![],
-                targets: vec![],
-                batch: 1,
-                seq: window,
-            })
-            / 3;
+        let macs = ModelConfig::Transformer(self.config.clone()).step_cost(&Batch::Tokens {
+            ids: vec![],
+            targets: vec![],
+            batch: 1,
+            seq: window,
+        }) / 3;
         Ok(StepResult {
             state: encode_u32s(b"ORGN", k + 1, &generated),
             cost: macs,
@@ -559,6 +559,10 @@ impl Workload for ClassifyWorkload {
 
     fn output(&mut self, state: &[u8]) -> Result<Vec<u8>> {
         let (_, labels) = decode_u32s(b"ORCL", state)?;
-        Ok(labels.iter().map(|l| format!("{l}\n")).collect::<String>().into_bytes())
+        Ok(labels
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+            .into_bytes())
     }
 }
