@@ -1,10 +1,14 @@
 //! `orrery demo`: a scripted economy on the real ledger, persisted to disk.
 //!
 //! One process plays every part: it is the block producer (one block per simulated second),
-//! the providers (register, bond, start and finish leases; one of them is flaky and never
-//! starts its work), and the requesters (route each job to the cheapest provider whose hardware
-//! fits, open the lease, accept results). Every block goes through `orrery_store::Ledger`, so
-//! the state is on disk and reopened at the end to show it recovers to the same root.
+//! the providers (register, bond, start leases, *run the jobs for real* in the deterministic
+//! wasm runtime and commit the output hash, checkpoint root and metered fuel; one provider is
+//! flaky and never starts its work), and the requesters (route each job to the cheapest
+//! provider whose hardware fits, open the lease, accept results). The jobs are the example
+//! workloads shipped in `workloads/wasm` (embedded in the binary): a π series stepper (WAT),
+//! a heat-equation stepper and a Mandelbrot renderer (both C compiled to wasm32-wasi). Every
+//! block goes through `orrery_store::Ledger`, so the state is on disk and reopened at the end to
+//! show it recovers to the same root.
 
 use anyhow::{Context, bail};
 use orrery_ledger::entries::LeaseState;
@@ -38,6 +42,74 @@ pub struct Args {
 }
 
 const CHAIN: &str = "orrery-demo-1";
+
+/// The example jobs, embedded so the demo runs from any folder: (name, [(file, bytes)]).
+const JOBS: [(&str, &[(&str, &[u8])]); 3] = [
+    (
+        "pi",
+        &[
+            (
+                "job.toml",
+                include_bytes!("../../../../workloads/wasm/pi/job.toml"),
+            ),
+            (
+                "pi.wat",
+                include_bytes!("../../../../workloads/wasm/pi/pi.wat"),
+            ),
+        ],
+    ),
+    (
+        "heat",
+        &[
+            (
+                "job.toml",
+                include_bytes!("../../../../workloads/wasm/heat/job.toml"),
+            ),
+            (
+                "heat.wasm",
+                include_bytes!("../../../../workloads/wasm/heat/heat.wasm"),
+            ),
+            (
+                "params.txt",
+                include_bytes!("../../../../workloads/wasm/heat/params.txt"),
+            ),
+        ],
+    ),
+    (
+        "mandelbrot",
+        &[
+            (
+                "job.toml",
+                include_bytes!("../../../../workloads/wasm/mandelbrot/job.toml"),
+            ),
+            (
+                "mandelbrot.wasm",
+                include_bytes!("../../../../workloads/wasm/mandelbrot/mandelbrot.wasm"),
+            ),
+            (
+                "params.txt",
+                include_bytes!("../../../../workloads/wasm/mandelbrot/params.txt"),
+            ),
+        ],
+    ),
+];
+
+/// Write the embedded jobs under `dir` and pack each into a bundle.
+fn pack_jobs(dir: &std::path::Path) -> anyhow::Result<Vec<(&'static str, orrery_exec::Bundle)>> {
+    let mut bundles = Vec::new();
+    for (name, files) in JOBS {
+        let job_dir = dir.join("jobs").join(name);
+        std::fs::create_dir_all(&job_dir)
+            .with_context(|| format!("cannot create {}", job_dir.display()))?;
+        for (file, bytes) in files {
+            std::fs::write(job_dir.join(file), bytes)?;
+        }
+        let bundle = orrery_exec::pack_job_file(&job_dir.join("job.toml"))
+            .with_context(|| format!("cannot pack the {name} example job"))?;
+        bundles.push((name, bundle));
+    }
+    Ok(bundles)
+}
 const GENESIS_MS: u64 = 1_767_225_600_000;
 
 struct Actor {
@@ -120,7 +192,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             db.display()
         );
     }
-    let result = demo(&args, &db);
+    let result = demo(&args, &dir, &db);
     if args.data_dir.is_none() {
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -238,7 +310,9 @@ fn describe(e: &Event, names: &BTreeMap<AccountId, String>) -> Option<String> {
     })
 }
 
-fn demo(args: &Args, db: &std::path::Path) -> anyhow::Result<()> {
+fn demo(args: &Args, dir: &std::path::Path, db: &std::path::Path) -> anyhow::Result<()> {
+    let bundles = pack_jobs(dir)?;
+    let runtime = orrery_exec::Runtime::new().context("cannot start the wasm runtime")?;
     let mut providers: Vec<Actor> = (0..args.providers)
         .map(|i| Actor::new(format!("provider-{i}"), 100 + i as u64))
         .collect();
@@ -334,6 +408,10 @@ fn demo(args: &Args, db: &std::path::Path) -> anyhow::Result<()> {
             .context("provider vanished")?
             .offer
             .clone();
+        let (_, bundle) = &bundles[j as usize % bundles.len()];
+        let manifest = bundle.manifest();
+        // The requester pays for at most every step's fuel bound.
+        let max_units = manifest.steps.saturating_mul(manifest.limits.fuel_per_step);
         let terms = LeaseTerms {
             resources: ResourceRequest {
                 gpus: gpus.min(offer.hardware.gpu_count()),
@@ -342,11 +420,11 @@ fn demo(args: &Args, db: &std::path::Path) -> anyhow::Result<()> {
             },
             prices: offer.prices,
             max_seconds: 600,
-            max_units: 2_000_000_000,
+            max_units,
         };
         let req = &mut requesters[j as usize % 2];
         let deadline = state.height() + 40;
-        let job = Hash::tagged(b"orrery/demo/job", &j.to_be_bytes());
+        let job = bundle.hash();
         opened.push((
             pick,
             req.sign(TxBody::OpenLease {
@@ -380,19 +458,61 @@ fn demo(args: &Args, db: &std::path::Path) -> anyhow::Result<()> {
     for _ in 0..8 {
         chain.block(vec![], &names)?; // the work takes a few seconds of chain time
     }
+    // Each honest provider fetches its job bundle (by hash) and runs it in the wasm runtime.
     let mut txs = Vec::new();
-    for (k, &(p, lease)) in leases.iter().enumerate() {
+    let mut roots_per_job: BTreeMap<Hash, std::collections::BTreeSet<Hash>> = BTreeMap::new();
+    for &(p, lease) in &leases {
         if p == flaky {
             continue;
         }
-        let units = 200_000_000 + 50_000_000 * k as u64;
-        let output = Hash::tagged(b"orrery/demo/output", &lease.to_be_bytes());
-        let checkpoint_root = Hash::tagged(b"orrery/demo/checkpoints", &lease.to_be_bytes());
+        let job = chain
+            .ledger
+            .state()
+            .lease(lease)
+            .context("lease vanished")?
+            .job;
+        let (name, bundle) = bundles
+            .iter()
+            .find(|(_, b)| b.hash() == job)
+            .context("unknown job bundle")?;
+        let started = std::time::Instant::now();
+        let record = orrery_exec::run_bundle(
+            &runtime,
+            bundle,
+            orrery_types::workload::Start::Fresh,
+            |_, _, _| true,
+        )
+        .map_err(|e| anyhow::anyhow!("{name} failed on {}: {e}", providers[p].name))?
+        .context("run cancelled")?;
+        let wall = started.elapsed();
+        let output = Hash::of(&record.output);
+        let checkpoint_root = record.checkpoint_root();
+        roots_per_job
+            .entry(job)
+            .or_default()
+            .insert(checkpoint_root);
+        let line = format!(
+            "            {} ran {name} for lease #{lease}: {} step(s), {} fuel, {:.2} s, output {} ({} bytes)",
+            providers[p].name,
+            record.checkpoints.len() - 1,
+            record.cost,
+            wall.as_secs_f64(),
+            output.short(),
+            record.output.len()
+        );
+        if !args.json {
+            println!("{line}");
+        }
+        chain.log.push(line);
+        let usage = Usage {
+            seconds: wall.as_secs().saturating_add(1),
+            units: record.cost,
+        };
         txs.push(providers[p].sign(TxBody::CommitResult {
             lease,
             output,
             checkpoint_root,
-            usage: Usage { seconds: 8, units },
+            usage,
         }));
     }
     chain.block(txs, &names)?;
@@ -414,6 +534,11 @@ fn demo(args: &Args, db: &std::path::Path) -> anyhow::Result<()> {
         chain.block(vec![], &names)?;
     }
 
+    // Different providers ran the same jobs: deterministic execution means one root per job.
+    let reproducible = roots_per_job.values().all(|roots| roots.len() == 1);
+    if !reproducible {
+        bail!("the same job produced different checkpoint roots on different providers");
+    }
     let state = chain.ledger.state();
     state.audit().context("final audit")?;
     let root = state.root();
@@ -471,6 +596,8 @@ fn demo(args: &Args, db: &std::path::Path) -> anyhow::Result<()> {
             "supply_invariant_held": t.sum() == g.supply(),
             "state_root": root,
             "recovered_from_disk": recovered,
+            "jobs_run": leases.len() - 1,
+            "same_checkpoint_root_for_same_job": reproducible,
         });
         println!("{}", serde_json::to_string_pretty(&summary)?);
         return Ok(());
@@ -506,6 +633,11 @@ fn demo(args: &Args, db: &std::path::Path) -> anyhow::Result<()> {
         t.escrow
     );
     println!("supply invariant held after every one of the {height} blocks; state root {root}");
+    println!(
+        "{} wasm runs of {} distinct jobs on different providers: one checkpoint root per job ✓",
+        leases.len() - 1,
+        roots_per_job.len()
+    );
     println!("reopened the ledger from disk: same root ✓");
     Ok(())
 }
