@@ -8,7 +8,7 @@
 // raw pointers and strides. Benchmark-only; the library itself has no unsafe code.
 #![allow(unsafe_code)]
 
-use orrery_ml::ops::{Trans, matmul, matmul_naive};
+use orrery_ml::ops::{Isa, Tile, Trans, matmul, matmul_naive, matmul_with};
 use orrery_ml::rng::Rng;
 use orrery_ml::spec::JobSpec;
 use orrery_ml::workload::TrainWorkload;
@@ -92,6 +92,41 @@ fn main() {
         );
     }
     println!("(GFLOP/s, best of several runs; 1T/2T = threads)\n");
+
+    // Every code path of the kernel (all bitwise equal; the tests check it), one thread.
+    let n = 512;
+    let mut rng = Rng::new(7);
+    let a: Vec<f32> = (0..n * n).map(|_| rng.normal()).collect();
+    let b: Vec<f32> = (0..n * n).map(|_| rng.normal()).collect();
+    let mut c = vec![0.0f32; n * n];
+    println!("kernel paths at n = {n}, 1 thread (GFLOP/s):");
+    for (tile, label) in [
+        (Tile::Small, "4x8 tile"),
+        (Tile::Medium, "6x16 tile (AVX2 vectors)"),
+        (Tile::Large, "8x32 tile (AVX-512 vectors)"),
+    ] {
+        for isa in [Isa::Best, Isa::Portable] {
+            let s = best_secs(3, || {
+                matmul_with(
+                    &a,
+                    Trans::No,
+                    &b,
+                    Trans::No,
+                    (n, n, n),
+                    &mut c,
+                    1,
+                    tile,
+                    isa,
+                )
+            });
+            println!(
+                "  {label:<28} {:<9} {:>8.2}",
+                format!("{isa:?}"),
+                2.0 * (n * n * n) as f64 / s / 1e9
+            );
+        }
+    }
+    println!();
 
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -98,7 +98,7 @@ impl OptimizerConfig {
     /// moments for AdamW.
     pub fn init_slots(&self, params: &ParamSet) -> Vec<ParamSet> {
         match *self {
-            OptimizerConfig::Sgd { momentum, .. } if momentum == 0.0 => vec![],
+            OptimizerConfig::Sgd { momentum: 0.0, .. } => vec![],
             OptimizerConfig::Sgd { .. } => vec![params.zeros_like()],
             OptimizerConfig::Adamw { .. } => vec![params.zeros_like(), params.zeros_like()],
         }

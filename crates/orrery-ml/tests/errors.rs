@@ -102,7 +102,10 @@ fn divergence_stops_with_the_step_number() {
         panic!("expected a non-finite error, got {err}")
     };
     assert_eq!(step, inner);
-    let msg = err.to_string();
+    assert!(err.to_string().contains(&format!("step {step}")), "{err}");
+    let msg = std::error::Error::source(&err)
+        .map(|e| e.to_string())
+        .unwrap_or_default();
     assert!(
         msg.contains(&format!("training diverged at step {step}")),
         "{msg}"

@@ -139,14 +139,14 @@ impl TransformerConfig {
         check_dim("transformer n_heads", self.n_heads)?;
         check_dim("transformer context", self.context)?;
         check_dim("transformer ff_mult", self.ff_mult)?;
-        if self.d_model % self.n_heads != 0 {
+        if !self.d_model.is_multiple_of(self.n_heads) {
             return Err(MlError::BadConfig(format!(
                 "transformer d_model ({}) must be divisible by n_heads ({}); try n_heads = {}",
                 self.d_model,
                 self.n_heads,
                 (1..=self.n_heads)
                     .rev()
-                    .find(|h| self.d_model % h == 0)
+                    .find(|h| self.d_model.is_multiple_of(*h))
                     .unwrap_or(1)
             )));
         }

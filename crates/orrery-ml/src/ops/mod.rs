@@ -22,7 +22,7 @@ pub mod attention;
 pub mod matmul;
 
 pub use attention::{AttnShape, attention_backward, attention_forward};
-pub use matmul::{Trans, matmul, matmul_naive};
+pub use matmul::{Isa, Tile, Trans, matmul, matmul_naive, matmul_with};
 
 /// Split `data` into chunks of `chunk_len` and run `f(chunk_index, chunk)` on up to `threads`
 /// threads, each thread taking a contiguous run of chunks. Each chunk is written by exactly one

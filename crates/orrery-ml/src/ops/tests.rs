@@ -1,6 +1,7 @@
 //! Operator tests: matmul equals its naive definition bit for bit, and every operator's
 //! gradient matches central finite differences of `L = Σ y ⊙ r` for a random `r`.
 
+use super::matmul::{Isa, Tile, matmul_with};
 use super::*;
 use crate::rng::Rng;
 
@@ -63,6 +64,20 @@ fn matmul_is_bitwise_the_naive_loop_for_every_layout_size_and_thread_count() {
                         same,
                         "matmul {m}x{k}x{n} {ta:?}/{tb:?} on {threads} threads differs from the naive loop"
                     );
+                }
+                // Every tile shape, compiled for this CPU's best instruction set and for the
+                // portable baseline: all equal to the naive loop.
+                for tile in [Tile::Small, Tile::Medium, Tile::Large] {
+                    for isa in [Isa::Best, Isa::Portable] {
+                        let mut got = vec![f32::NAN; m * n];
+                        matmul_with(&a, ta, &b, tb, (m, k, n), &mut got, 2, tile, isa);
+                        assert!(
+                            want.iter()
+                                .zip(&got)
+                                .all(|(x, y)| x.to_bits() == y.to_bits()),
+                            "matmul {m}x{k}x{n} {ta:?}/{tb:?} with {tile:?} tile, {isa:?} code differs"
+                        );
+                    }
                 }
             }
         }

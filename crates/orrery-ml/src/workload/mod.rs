@@ -489,7 +489,7 @@ impl ClassifyWorkload {
         let model = ModelConfig::Mlp(config.clone());
         model.validate()?;
         let params = params.conform_to(&model.template())?;
-        if x.is_empty() || x.len() % config.inputs != 0 {
+        if x.is_empty() || !x.len().is_multiple_of(config.inputs) {
             return Err(MlError::BadData(format!(
                 "{} input values is not a whole, non-zero number of rows of {} features",
                 x.len(),
