@@ -82,6 +82,24 @@ fn read_len(buf: &mut impl commonware_codec::Buf, max: usize) -> Result<usize, C
     Ok(len)
 }
 
+/// Write `bytes` with a `u32` length prefix.
+fn write_bytes(bytes: &[u8], buf: &mut impl BufMut) {
+    (bytes.len() as u32).write(buf);
+    buf.put_slice(bytes);
+}
+
+/// Read a `u32`-length-prefixed byte string of at most `max` bytes, checking the length against
+/// both the limit and what remains before allocating.
+fn read_bytes(buf: &mut impl commonware_codec::Buf, max: usize) -> Result<Vec<u8>, CodecError> {
+    let len = read_len(buf, max)?;
+    if buf.remaining() < len {
+        return Err(CodecError::EndOfBuffer);
+    }
+    let mut bytes = vec![0u8; len];
+    buf.copy_to_slice(&mut bytes);
+    Ok(bytes)
+}
+
 /// A UTF-8 string of at most `MAX` bytes.
 #[derive(
     Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize,
@@ -141,8 +159,7 @@ impl<const MAX: usize> fmt::Debug for Text<MAX> {
 
 impl<const MAX: usize> Write for Text<MAX> {
     fn write(&self, buf: &mut impl BufMut) {
-        (self.0.len() as u32).write(buf);
-        buf.put_slice(self.0.as_bytes());
+        write_bytes(self.0.as_bytes(), buf);
     }
 }
 impl<const MAX: usize> EncodeSize for Text<MAX> {
@@ -153,13 +170,7 @@ impl<const MAX: usize> EncodeSize for Text<MAX> {
 impl<const MAX: usize> Read for Text<MAX> {
     type Cfg = ();
     fn read_cfg(buf: &mut impl commonware_codec::Buf, _: &()) -> Result<Self, CodecError> {
-        let len = read_len(buf, MAX)?;
-        if buf.remaining() < len {
-            return Err(CodecError::EndOfBuffer);
-        }
-        let mut bytes = vec![0u8; len];
-        buf.copy_to_slice(&mut bytes);
-        String::from_utf8(bytes)
+        String::from_utf8(read_bytes(buf, MAX)?)
             .map(Self)
             .map_err(|_| CodecError::Invalid("Text", "not UTF-8"))
     }
@@ -192,8 +203,7 @@ impl<const MAX: usize> fmt::Debug for Blob<MAX> {
 }
 impl<const MAX: usize> Write for Blob<MAX> {
     fn write(&self, buf: &mut impl BufMut) {
-        (self.0.len() as u32).write(buf);
-        buf.put_slice(&self.0);
+        write_bytes(&self.0, buf);
     }
 }
 impl<const MAX: usize> EncodeSize for Blob<MAX> {
@@ -204,13 +214,7 @@ impl<const MAX: usize> EncodeSize for Blob<MAX> {
 impl<const MAX: usize> Read for Blob<MAX> {
     type Cfg = ();
     fn read_cfg(buf: &mut impl commonware_codec::Buf, _: &()) -> Result<Self, CodecError> {
-        let len = read_len(buf, MAX)?;
-        if buf.remaining() < len {
-            return Err(CodecError::EndOfBuffer);
-        }
-        let mut bytes = vec![0u8; len];
-        buf.copy_to_slice(&mut bytes);
-        Ok(Self(bytes))
+        read_bytes(buf, MAX).map(Self)
     }
 }
 
