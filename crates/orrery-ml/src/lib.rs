@@ -14,9 +14,10 @@
 //!   set with a generator seeded by `(data seed, k)`, forward, backward, one optimizer update,
 //!   encode `state_(k+1)`. It is a pure function of (job spec, data, `k`, `state_k`), which is
 //!   what lets a referee re-execute one step of a disputed run.
-//! - **Cost** of a step: floating-point operations of its matrix products and attention
-//!   (2 per multiply-add, forward and backward), plus 10 per parameter for the optimizer update,
-//!   computed from shapes alone ([`model::Model::step_cost`]).
+//! - **Cost** of a step: 3 × the forward pass's floating-point operations in matrix products
+//!   and attention (2 per multiply-add; the backward pass counted as twice the forward), plus 10
+//!   per parameter for the optimizer update, computed from shapes alone
+//!   ([`model::ModelConfig::step_cost`]).
 //! - **Failure**: a NaN or infinity in the loss, a gradient or an updated parameter stops the run
 //!   with [`MlError::NonFinite`] naming the step.
 //!

@@ -81,8 +81,11 @@ pub fn load_for(config: &ModelConfig, bytes: &[u8]) -> Result<ParamSet> {
     if let Some(fc) = file_config
         && &fc != config
     {
+        let show = |c: &ModelConfig| serde_json::to_string(c).unwrap_or_else(|_| format!("{c:?}"));
         return Err(MlError::WeightsMismatch(format!(
-            "the file was saved for {fc:?}, the job asks for {config:?}"
+            "the file was saved for model {}, the job spec asks for {}",
+            show(&fc),
+            show(config)
         )));
     }
     let params = params.conform_to(&config.template())?;

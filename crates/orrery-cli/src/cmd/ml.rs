@@ -128,14 +128,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
-fn progress_bar(len: u64, unit: &str) -> ProgressBar {
+fn progress_bar(len: u64) -> ProgressBar {
     let bar = ProgressBar::new(len);
-    let template =
-        format!("{{spinner}} step {{pos}}/{{len}} [{{bar:30}}] {{msg}} {{per_sec:.dim}} ({unit})");
-    if let Ok(style) = ProgressStyle::with_template(&template) {
+    if let Ok(style) = ProgressStyle::with_template("{spinner} step {pos}/{len} [{bar:30}] {msg}") {
         bar.set_style(style.progress_chars("=> "));
     }
     bar
+}
+
+/// Progress callback for inference runs: position and items per second.
+fn rate_message(bar: &ProgressBar, started: Instant, k: u64, unit: &str) {
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    bar.set_position(k);
+    bar.set_message(format!("{:.0} {unit}/s", k as f64 / secs));
 }
 
 fn train(spec_path: &Path, weights_path: Option<&Path>, args: TrainArgs) -> anyhow::Result<()> {
@@ -157,7 +162,7 @@ fn train(spec_path: &Path, weights_path: Option<&Path>, args: TrainArgs) -> anyh
     };
     let is_lm = matches!(job.data(), Dataset::Text { .. });
     let rows = job.rows_per_step() as f64;
-    let bar = progress_bar(spec.steps, "steps/s");
+    let bar = progress_bar(spec.steps);
     let started = Instant::now();
     let mut last_loss = None;
     let record: RunRecord = workload::run(&mut job, Start::Fresh, |k, state, _cost| {
@@ -269,9 +274,10 @@ fn infer(
             spec_check.generate = Some(g.clone());
             spec_check.validate()?;
             let mut w = GenerateWorkload::new(cfg.clone(), params, g.clone(), threads)?;
-            let bar = progress_bar(g.tokens, "tokens/s");
+            let bar = progress_bar(g.tokens);
+            let started = Instant::now();
             let rec = workload::run(&mut w, Start::Fresh, |k, _, _| {
-                bar.set_position(k);
+                rate_message(&bar, started, k, "tokens");
                 true
             })
             .map_err(anyhow::Error::from)?
@@ -288,9 +294,10 @@ fn infer(
             let mut w =
                 ClassifyWorkload::new(cfg.clone(), params, val_x, spec.batch_size, threads)?;
             let steps = w.step_count();
-            let bar = progress_bar(steps, "batches/s");
+            let bar = progress_bar(steps);
+            let started = Instant::now();
             let rec = workload::run(&mut w, Start::Fresh, |k, _, _| {
-                bar.set_position(k);
+                rate_message(&bar, started, k, "batches");
                 true
             })
             .map_err(anyhow::Error::from)?

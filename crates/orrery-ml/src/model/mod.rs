@@ -136,8 +136,8 @@ impl ModelConfig {
         Ok(self.loss_and_grads(params, batch, threads)?.0)
     }
 
-    /// Deterministic cost of one training step on `batch` (see the crate docs): FLOPs of the
-    /// matrix products and attention, forward and backward, plus 10 per parameter.
+    /// Deterministic cost of one training step on `batch` (see the crate docs): 3 × the forward
+    /// FLOPs of the matrix products and attention, plus 10 per parameter.
     pub fn step_cost(&self, batch: &Batch) -> u64 {
         let matmul_flops = match (self, batch) {
             (ModelConfig::Mlp(c), _) => c.forward_macs(batch.rows()) * 2 * 3,

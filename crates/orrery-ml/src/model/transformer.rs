@@ -211,9 +211,7 @@ impl TransformerConfig {
         );
         let rows = (batch * seq) as u64;
         let per_block = rows * (d * 3 * d + d * d + 2 * d * ff);
-        // Scores and weighted values over the causal triangle, per head; the backward pass
-        // does four such products, counted by the caller's factor of 3 as 2 + 1 (close enough
-        // to be a fixed, documented unit).
+        // Scores and weighted values over the causal triangle, all heads together.
         let attn = (batch as u64) * (seq as u64) * (seq as u64 + 1) / 2 * d * 2;
         self.n_layers as u64 * (per_block + attn) + rows * d * v
     }
