@@ -136,16 +136,22 @@ impl ModelConfig {
         Ok(self.loss_and_grads(params, batch, threads)?.0)
     }
 
+    /// Floating-point operations (2 per multiply-add) of the forward pass's matrix products
+    /// and attention on `batch`: the metered cost of an inference step.
+    pub fn forward_flops(&self, batch: &Batch) -> u64 {
+        match (self, batch) {
+            (ModelConfig::Mlp(c), _) => c.forward_macs(batch.rows()) * 2,
+            (ModelConfig::Transformer(c), Batch::Tokens { batch, seq, .. }) => {
+                c.forward_macs(*batch, *seq) * 2
+            }
+            _ => 0,
+        }
+    }
+
     /// Deterministic cost of one training step on `batch` (see the crate docs): 3 × the forward
     /// FLOPs of the matrix products and attention, plus 10 per parameter.
     pub fn step_cost(&self, batch: &Batch) -> u64 {
-        let matmul_flops = match (self, batch) {
-            (ModelConfig::Mlp(c), _) => c.forward_macs(batch.rows()) * 2 * 3,
-            (ModelConfig::Transformer(c), Batch::Tokens { batch, seq, .. }) => {
-                c.forward_macs(*batch, *seq) * 2 * 3
-            }
-            _ => 0,
-        };
+        let matmul_flops = self.forward_flops(batch) * 3;
         matmul_flops.saturating_add(10 * self.template().numel() as u64)
     }
 }

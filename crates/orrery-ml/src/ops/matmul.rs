@@ -378,16 +378,12 @@ fn micro_kernel<const MR: usize, const NR: usize>(
 ) {
     let mut t = *acc;
     for (ap, bp) in a_panel.chunks_exact(MR).zip(b_panel.chunks_exact(NR)) {
-        let ap: &[f32; MR] = match ap.try_into() {
-            Ok(x) => x,
-            Err(_) => return,
-        };
-        let bp: &[f32; NR] = match bp.try_into() {
-            Ok(x) => x,
-            Err(_) => return,
-        };
-        for (row, &ai) in t.iter_mut().zip(ap) {
-            for (x, &bj) in row.iter_mut().zip(bp) {
+        // Fixed-size copies (chunks_exact guarantees the lengths) let the compiler keep the
+        // whole tile in registers.
+        let ap: [f32; MR] = std::array::from_fn(|i| ap[i]);
+        let bp: [f32; NR] = std::array::from_fn(|j| bp[j]);
+        for (row, &ai) in t.iter_mut().zip(&ap) {
+            for (x, &bj) in row.iter_mut().zip(&bp) {
                 *x += ai * bj;
             }
         }

@@ -447,15 +447,15 @@ impl Workload for GenerateWorkload {
         let mut rng = Rng::derive(self.generate.seed, k);
         generated.push(sample_token(&logits, self.generate.temperature, &mut rng));
         let window = context.len().min(self.config.context);
-        let macs = ModelConfig::Transformer(self.config.clone()).step_cost(&Batch::Tokens {
+        let cost = ModelConfig::Transformer(self.config.clone()).forward_flops(&Batch::Tokens {
             ids: vec![],
             targets: vec![],
             batch: 1,
             seq: window,
-        }) / 3;
+        });
         Ok(StepResult {
             state: encode_u32s(b"ORGN", k + 1, &generated),
-            cost: macs,
+            cost,
         })
     }
 
@@ -547,10 +547,10 @@ impl Workload for ClassifyWorkload {
             .config
             .logits(&self.params, &self.x[start * f..end * f], self.threads);
         labels.extend(argmax_rows(&logits, self.config.classes));
-        let cost = ModelConfig::Mlp(self.config.clone()).step_cost(&Batch::Classify {
+        let cost = ModelConfig::Mlp(self.config.clone()).forward_flops(&Batch::Classify {
             x: vec![],
             y: vec![0; end - start],
-        }) / 3;
+        });
         Ok(StepResult {
             state: encode_u32s(b"ORCL", k + 1, &labels),
             cost,
