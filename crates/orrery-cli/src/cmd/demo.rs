@@ -43,8 +43,11 @@ pub struct Args {
 
 const CHAIN: &str = "orrery-demo-1";
 
-/// The example jobs, embedded so the demo runs from any folder: (name, [(file, bytes)]).
-const JOBS: [(&str, &[(&str, &[u8])]); 3] = [
+/// One embedded job: its name and its files (job.toml, the module, inputs) as `(name, bytes)`.
+type EmbeddedJob = (&'static str, &'static [(&'static str, &'static [u8])]);
+
+/// The example jobs, embedded so the demo runs from any folder.
+const JOBS: [EmbeddedJob; 3] = [
     (
         "pi",
         &[
