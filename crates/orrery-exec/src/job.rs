@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use orrery_types::Hash;
-use orrery_types::workload::{StepResult, Workload};
+use orrery_types::workload::{OutputResult, StepResult, Workload};
 use wasmtime::{ExternType, Instance, Store};
 
 use crate::bundle::{Bundle, EntryStyle, RuntimeKind};
@@ -375,9 +375,9 @@ impl Workload for WasmJob {
         self.step_with_fuel(k, state, self.limits.fuel_per_step)
     }
 
-    fn output(&mut self, state: &[u8]) -> Result<Vec<u8>, ExecError> {
-        let (out, fuel) = self.output_with_fuel(state, self.limits.fuel_per_step)?;
+    fn output(&mut self, state: &[u8]) -> Result<OutputResult, ExecError> {
+        let (output, fuel) = self.output_with_fuel(state, self.limits.fuel_per_step)?;
         self.output_fuel = fuel;
-        Ok(out)
+        Ok(OutputResult { output, cost: fuel })
     }
 }

@@ -208,7 +208,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
         println!("steps            {}", manifest.steps);
         println!(
-            "fuel             {} (+{} for output, unbilled)",
+            "fuel             {} (of which {} for the output)",
             record.cost,
             job.last_output_fuel()
         );

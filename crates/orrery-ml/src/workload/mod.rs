@@ -21,7 +21,7 @@ use crate::spec::{GenerateConfig, JobSpec};
 use crate::state::TrainState;
 use crate::tensor::ParamSet;
 use crate::weights;
-use orrery_types::workload::{StepResult, Workload};
+use orrery_types::workload::{OutputResult, StepResult, Workload};
 
 /// Validation batches used by [`TrainWorkload::evaluate`] for a language model.
 const EVAL_MAX_BATCHES: usize = 8;
@@ -311,8 +311,12 @@ impl Workload for TrainWorkload {
         })
     }
 
-    fn output(&mut self, state: &[u8]) -> Result<Vec<u8>> {
-        self.weights_of(state)
+    /// Serializing the weights is bookkeeping, not compute: it costs nothing.
+    fn output(&mut self, state: &[u8]) -> Result<OutputResult> {
+        Ok(OutputResult {
+            output: self.weights_of(state)?,
+            cost: 0,
+        })
     }
 }
 
@@ -459,11 +463,15 @@ impl Workload for GenerateWorkload {
         })
     }
 
-    fn output(&mut self, state: &[u8]) -> Result<Vec<u8>> {
+    /// Decoding tokens to text is bookkeeping, not compute: it costs nothing.
+    fn output(&mut self, state: &[u8]) -> Result<OutputResult> {
         let (_, generated) = decode_u32s(b"ORGN", state)?;
         let mut all = self.prompt.clone();
         all.extend_from_slice(&generated);
-        Ok(data::decode(&all).into_bytes())
+        Ok(OutputResult {
+            output: data::decode(&all).into_bytes(),
+            cost: 0,
+        })
     }
 }
 
@@ -557,12 +565,14 @@ impl Workload for ClassifyWorkload {
         })
     }
 
-    fn output(&mut self, state: &[u8]) -> Result<Vec<u8>> {
+    /// Formatting labels is bookkeeping, not compute: it costs nothing.
+    fn output(&mut self, state: &[u8]) -> Result<OutputResult> {
         let (_, labels) = decode_u32s(b"ORCL", state)?;
-        Ok(labels
+        let output = labels
             .iter()
             .map(|l| format!("{l}\n"))
             .collect::<String>()
-            .into_bytes())
+            .into_bytes();
+        Ok(OutputResult { output, cost: 0 })
     }
 }

@@ -41,6 +41,16 @@ pub struct StepResult {
     pub cost: u64,
 }
 
+/// What `output` produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputResult {
+    /// The job's output bytes.
+    pub output: Vec<u8>,
+    /// Deterministic cost of extracting it, billed like a step (a job cannot hide work in its
+    /// output function).
+    pub cost: u64,
+}
+
 /// A workload that can be run step by step. Implementations must be deterministic: the same
 /// state in gives the same state and cost out, on any machine.
 pub trait Workload {
@@ -58,7 +68,7 @@ pub trait Workload {
     fn step(&mut self, k: u64, state: &[u8]) -> Result<StepResult, Self::Error>;
 
     /// Extract the job's output from the final state.
-    fn output(&mut self, state: &[u8]) -> Result<Vec<u8>, Self::Error>;
+    fn output(&mut self, state: &[u8]) -> Result<OutputResult, Self::Error>;
 }
 
 /// A finished run: output, final state, every checkpoint and the metered cost.
@@ -70,7 +80,7 @@ pub struct RunRecord {
     pub final_state: Vec<u8>,
     /// `checkpoints[k] = checkpoint(state_k)` for `k = 0..=n`.
     pub checkpoints: Vec<Hash>,
-    /// Total cost of init and every step.
+    /// Total cost of init, every step and the output.
     pub cost: u64,
 }
 
@@ -189,14 +199,14 @@ pub fn run<W: Workload>(
             return Ok(None);
         }
     }
-    let output = workload
+    let out = workload
         .output(&state)
         .map_err(|source| RunError::Workload { step: None, source })?;
     Ok(Some(RunRecord {
-        output,
+        output: out.output,
+        cost: cost.saturating_add(out.cost),
         final_state: state,
         checkpoints,
-        cost,
     }))
 }
 

@@ -29,8 +29,11 @@ impl Workload for Toy {
             cost: 1,
         })
     }
-    fn output(&mut self, state: &[u8]) -> Result<Vec<u8>, BadState> {
-        Ok(state.to_vec())
+    fn output(&mut self, state: &[u8]) -> Result<OutputResult, BadState> {
+        Ok(OutputResult {
+            output: state.to_vec(),
+            cost: 2,
+        })
     }
 }
 
@@ -51,7 +54,8 @@ fn resume_from_any_checkpoint_gives_the_same_record() {
     .unwrap()
     .unwrap();
     assert_eq!(full.checkpoints.len(), 41);
-    assert_eq!(full.cost, 41);
+    // init + 40 steps at 1 each, plus 2 for the output.
+    assert_eq!(full.cost, 43);
     for k in 0..=40u64 {
         let resumed = run(
             &mut Toy {
