@@ -80,10 +80,7 @@ impl Ledger {
     /// Open the database at `path`, creating it from `genesis` if it does not exist yet, and
     /// load the last fully applied state.
     pub fn open(path: &Path, genesis: &Genesis) -> Result<Ledger, StoreError> {
-        let db_err = |e: redb::Error| StoreError::Db {
-            path: path.to_path_buf(),
-            source: Box::new(e),
-        };
+        let db_err = |e: redb::Error| db_error(path, e);
         let db = Database::create(path).map_err(|e| db_err(e.into()))?;
         let gid = genesis_id(genesis);
         let stored_gid = {
@@ -97,68 +94,32 @@ impl Ledger {
                 Err(e) => return Err(db_err(e.into())),
             }
         };
-        let mut ledger = Ledger {
+        // Build the genesis state only for a new database; an existing one is loaded instead.
+        let state = match stored_gid {
+            None => {
+                let state = State::genesis(genesis)?;
+                write_snapshot(&db, &state, gid).map_err(db_err)?;
+                state
+            }
+            Some(g) if g == gid.as_bytes() => load_state(&db, path)?,
+            Some(_) => return Err(StoreError::WrongGenesis(path.to_path_buf())),
+        };
+        let ledger = Ledger {
             db,
             path: path.to_path_buf(),
-            state: State::genesis(genesis)?,
+            state,
         };
-        match stored_gid {
-            None => ledger.write_snapshot(gid).map_err(db_err)?,
-            Some(g) if g == gid.as_bytes() => ledger.reload()?,
-            Some(_) => return Err(StoreError::WrongGenesis(path.to_path_buf())),
-        }
         tracing::info!(height = ledger.state.height(), root = %ledger.state.root(), "ledger opened");
         Ok(ledger)
     }
 
     fn db_err(&self, e: impl Into<redb::Error>) -> StoreError {
-        StoreError::Db {
-            path: self.path.clone(),
-            source: Box::new(e.into()),
-        }
-    }
-
-    fn write_snapshot(&self, gid: Hash) -> Result<(), redb::Error> {
-        let w = self.db.begin_write()?;
-        {
-            let mut state = w.open_table(STATE)?;
-            for (k, v) in self.state.entries() {
-                state.insert(k.as_slice(), v.as_slice())?;
-            }
-            w.open_table(BLOCKS)?;
-            let mut meta = w.open_table(META)?;
-            meta.insert("genesis", gid.as_bytes().as_slice())?;
-            meta.insert("height", self.state.height().to_be_bytes().as_slice())?;
-            meta.insert("root", self.state.root().as_bytes().as_slice())?;
-        }
-        w.commit()?;
-        Ok(())
+        db_error(&self.path, e)
     }
 
     /// Rebuild the in-memory state from disk.
     fn reload(&mut self) -> Result<(), StoreError> {
-        let r = self.db.begin_read().map_err(|e| self.db_err(e))?;
-        let table = r.open_table(STATE).map_err(|e| self.db_err(e))?;
-        let mut entries = Vec::new();
-        for item in table.iter().map_err(|e| self.db_err(e))? {
-            let (k, v) = item.map_err(|e| self.db_err(e))?;
-            entries.push((k.value().to_vec(), v.value().to_vec()));
-        }
-        let state = State::from_entries(entries)?;
-        let meta = r.open_table(META).map_err(|e| self.db_err(e))?;
-        let stored_root = meta
-            .get("root")
-            .map_err(|e| self.db_err(e))?
-            .and_then(|v| <[u8; 32]>::try_from(v.value()).ok())
-            .map(Hash)
-            .unwrap_or(Hash::ZERO);
-        if stored_root != state.root() {
-            return Err(StoreError::RootMismatch {
-                stored: stored_root,
-                rebuilt: state.root(),
-            });
-        }
-        self.state = state;
+        self.state = load_state(&self.db, &self.path)?;
         Ok(())
     }
 
@@ -223,4 +184,56 @@ impl Ledger {
             .map(Some)
             .map_err(|_| StoreError::CorruptBlock(height))
     }
+}
+
+fn db_error(path: &Path, e: impl Into<redb::Error>) -> StoreError {
+    StoreError::Db {
+        path: path.to_path_buf(),
+        source: Box::new(e.into()),
+    }
+}
+
+/// Write a whole state as the database's first contents.
+fn write_snapshot(db: &Database, state: &State, gid: Hash) -> Result<(), redb::Error> {
+    let w = db.begin_write()?;
+    {
+        let mut table = w.open_table(STATE)?;
+        for (k, v) in state.entries() {
+            table.insert(k.as_slice(), v.as_slice())?;
+        }
+        w.open_table(BLOCKS)?;
+        let mut meta = w.open_table(META)?;
+        meta.insert("genesis", gid.as_bytes().as_slice())?;
+        meta.insert("height", state.height().to_be_bytes().as_slice())?;
+        meta.insert("root", state.root().as_bytes().as_slice())?;
+    }
+    w.commit()?;
+    Ok(())
+}
+
+/// Rebuild the state from its stored entries and check it against the stored root.
+fn load_state(db: &Database, path: &Path) -> Result<State, StoreError> {
+    let err = |e: redb::Error| db_error(path, e);
+    let r = db.begin_read().map_err(|e| err(e.into()))?;
+    let table = r.open_table(STATE).map_err(|e| err(e.into()))?;
+    let mut entries = Vec::new();
+    for item in table.iter().map_err(|e| err(e.into()))? {
+        let (k, v) = item.map_err(|e| err(e.into()))?;
+        entries.push((k.value().to_vec(), v.value().to_vec()));
+    }
+    let state = State::from_entries(entries)?;
+    let meta = r.open_table(META).map_err(|e| err(e.into()))?;
+    let stored_root = meta
+        .get("root")
+        .map_err(|e| err(e.into()))?
+        .and_then(|v| <[u8; 32]>::try_from(v.value()).ok())
+        .map(Hash)
+        .unwrap_or(Hash::ZERO);
+    if stored_root != state.root() {
+        return Err(StoreError::RootMismatch {
+            stored: stored_root,
+            rebuilt: state.root(),
+        });
+    }
+    Ok(state)
 }
