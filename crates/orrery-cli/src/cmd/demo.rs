@@ -205,7 +205,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 struct Producer {
     ledger: Ledger,
     blocks: u64,
-    log: Vec<String>,
     json: bool,
 }
 
@@ -247,7 +246,6 @@ impl Producer {
                 if !self.json {
                     println!("{line}");
                 }
-                self.log.push(line);
             }
         }
         Ok(out.receipts)
@@ -361,7 +359,6 @@ fn demo(args: &Args, dir: &std::path::Path, db: &std::path::Path) -> anyhow::Res
     let mut chain = Producer {
         ledger,
         blocks: 0,
-        log: Vec::new(),
         json: args.json,
     };
     if !args.json {
@@ -506,7 +503,6 @@ fn demo(args: &Args, dir: &std::path::Path, db: &std::path::Path) -> anyhow::Res
         if !args.json {
             println!("{line}");
         }
-        chain.log.push(line);
         let usage = Usage {
             seconds: wall.as_secs().saturating_add(1),
             units: record.cost,
