@@ -133,7 +133,8 @@ impl LeaseTerms {
 }
 
 /// The action a transaction performs.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum TxBody {
     /// Move tokens to another account.
     Transfer {
@@ -347,7 +348,7 @@ impl Read for TxBody {
 }
 
 /// The signed content of a transaction.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Tx {
     /// The chain this transaction is for.
     pub chain_id: ChainId,

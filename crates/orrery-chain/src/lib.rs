@@ -1,0 +1,1 @@
+//! orrery-chain (being built).

@@ -1,0 +1,1 @@
+//! orrery-client (being built).

@@ -1,0 +1,1 @@
+//! orrery-node (being built).
