@@ -21,12 +21,14 @@
 use crate::entries::{Lease, LeaseState, Provider, Reputation};
 use crate::receipt::{BlockError, BlockOutcome, Event, Receipt, TxError};
 use crate::state::{State, StateKey};
+use crate::verify;
 use orrery_types::Hash;
 use orrery_types::amount::Amount;
 use orrery_types::block::Block;
 use orrery_types::crypto::{AccountId, NAMESPACE_TX};
-use orrery_types::resources::Usage;
-use orrery_types::tx::{LeaseId, LeaseTerms, ProviderOffer, SignedTx, TxBody, Verification};
+use orrery_types::tx::{
+    LeaseId, LeaseTerms, MAX_REDUNDANCY, ProviderOffer, SignedTx, TxBody, Verification,
+};
 
 /// Whether `apply_block` verifies transaction signatures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,6 +124,7 @@ pub fn execute_block(
     state.globals.time_ms = block.time_ms;
     let tx_hashes = block.tx_hashes();
     state.globals.last_block = block.hash_with(&tx_hashes);
+    state.block_seed = block.seed;
     state.touch(StateKey::Globals);
 
     let receipts = block
@@ -131,7 +134,7 @@ pub fn execute_block(
         .zip(tx_hashes)
         .map(|(tx, hash)| apply_tx(state, tx, hash, signatures))
         .collect();
-    let events = end_block(state);
+    let events = end_block(state, &block.seed);
 
     state.check_supply()?;
     #[cfg(debug_assertions)]
@@ -195,13 +198,34 @@ fn check_and_apply(
             *verification,
         )?,
         TxBody::StartLease { lease } => start_lease(state, sender, *lease)?,
-        TxBody::CommitResult {
-            lease,
-            output,
-            checkpoint_root,
-            usage,
-        } => commit_result(state, sender, *lease, *output, *checkpoint_root, *usage)?,
+        TxBody::CommitResult { lease, seal, usage } => {
+            verify::commit_result(state, sender, *lease, *seal, *usage)?
+        }
         TxBody::SettleLease { lease } => settle_lease(state, sender, *lease)?,
+        TxBody::CommitCheck { lease, seal } => verify::commit_check(state, sender, *lease, *seal)?,
+        TxBody::RevealResult { lease, claim } => verify::reveal(state, sender, *lease, *claim)?,
+        TxBody::DisputeMove { lease, left, right } => verify::dispute_move(
+            state,
+            sender,
+            *lease,
+            crate::entries::Children {
+                left: *left,
+                right: *right,
+            },
+        )?,
+        TxBody::Adjudicate {
+            lease,
+            bundle,
+            state: agreed,
+            proof,
+        } => verify::adjudicate(
+            state,
+            sender,
+            *lease,
+            bundle.as_slice(),
+            agreed.as_slice(),
+            proof,
+        )?,
     };
     state.accounts.entry(sender).or_default().nonce += 1;
     state.touch(StateKey::Account(sender));
@@ -228,7 +252,7 @@ fn provider_of(state: &State, who: AccountId) -> Result<&Provider, TxError> {
     state.provider(&who).ok_or(TxError::NotAProvider(who))
 }
 
-fn overflow<T>(x: Option<T>) -> Result<T, TxError> {
+pub(crate) fn overflow<T>(x: Option<T>) -> Result<T, TxError> {
     x.ok_or(TxError::Overflow)
 }
 
@@ -360,10 +384,13 @@ fn open_lease(
     if provider_id == requester {
         return Err(TxError::SelfLease);
     }
-    if let Verification::Redundant { .. } = verification {
-        // k-provider leases arrive with the verification work (issue 5); refusing them is
-        // safer than accepting a lease whose promise the ledger cannot keep yet.
-        return Err(TxError::VerificationUnavailable("redundant"));
+    if let Verification::Redundant { k } = verification
+        && !(2..=MAX_REDUNDANCY).contains(&k)
+    {
+        return Err(TxError::BadRedundancy {
+            k,
+            max: MAX_REDUNDANCY,
+        });
     }
     if !terms.prices.within(&provider.offer.prices) {
         return Err(TxError::PriceAboveOffer);
@@ -375,6 +402,10 @@ fn open_lease(
     if max_cost.is_zero() {
         return Err(TxError::ZeroCostLease);
     }
+    // Verifiers are paid like the provider, so the escrow covers them too; what a draw does
+    // not use is refunded at the draw.
+    let escrow =
+        overflow(max_cost.checked_mul(1 + u128::from(verify::reserved_verifiers(verification))))?;
     let height = state.height();
     let max = state.params().max_lease_blocks;
     if deadline <= height || deadline - height > max {
@@ -391,13 +422,13 @@ fn open_lease(
             have: provider.stake,
         });
     }
-    need_balance(state, requester, max_cost)?;
+    need_balance(state, requester, escrow)?;
 
     let id = state.globals.next_lease_id;
     let start_by = height
         .saturating_add(state.params().start_timeout_blocks)
         .min(deadline);
-    overflow(state.debit(requester, max_cost))?;
+    overflow(state.debit(requester, escrow))?;
     state.leases.insert(
         id,
         Lease {
@@ -414,7 +445,7 @@ fn open_lease(
             state: LeaseState::AwaitingStart,
         },
     );
-    overflow(state.set_escrow(id, max_cost))?;
+    overflow(state.set_escrow(id, escrow))?;
     state.timers.insert((start_by, id));
     state.globals.next_lease_id += 1;
     if let Some(p) = state.providers.get_mut(&provider_id) {
@@ -425,11 +456,11 @@ fn open_lease(
         lease: id,
         requester,
         provider: provider_id,
-        escrow: max_cost,
+        escrow,
     }])
 }
 
-fn lease_for(state: &State, id: LeaseId) -> Result<&Lease, TxError> {
+pub(crate) fn lease_for(state: &State, id: LeaseId) -> Result<&Lease, TxError> {
     state.lease(id).ok_or(TxError::UnknownLease(id))
 }
 
@@ -458,58 +489,6 @@ fn start_lease(state: &mut State, who: AccountId, id: LeaseId) -> Result<Vec<Eve
     Ok(vec![Event::LeaseStarted { lease: id }])
 }
 
-fn commit_result(
-    state: &mut State,
-    who: AccountId,
-    id: LeaseId,
-    output: Hash,
-    checkpoint_root: Hash,
-    usage: Usage,
-) -> Result<Vec<Event>, TxError> {
-    let lease = lease_for(state, id)?;
-    if lease.provider != who {
-        return Err(TxError::NotAuthorized { role: "provider" });
-    }
-    let LeaseState::Running { started_ms, .. } = lease.state else {
-        return Err(TxError::WrongLeaseState {
-            lease: id,
-            state: lease.state.name(),
-            needed: "running",
-        });
-    };
-    if state.height() > lease.deadline {
-        return Err(TxError::PastDeadline {
-            limit: lease.deadline,
-        });
-    }
-    // Seconds can be claimed only up to the chain time elapsed since the start (rounded up).
-    let elapsed_s = state
-        .globals
-        .time_ms
-        .saturating_sub(started_ms)
-        .div_ceil(1000);
-    if usage.units > lease.terms.max_units
-        || usage.seconds > lease.terms.max_seconds
-        || usage.seconds > elapsed_s
-    {
-        return Err(TxError::UsageAboveLimit);
-    }
-    let height = state.height();
-    let new = LeaseState::Committed {
-        output,
-        checkpoint_root,
-        usage,
-        committed_at: height,
-        settle_at: height.saturating_add(state.params().challenge_blocks),
-    };
-    overflow(state.set_lease_state(id, new))?;
-    Ok(vec![Event::ResultCommitted {
-        lease: id,
-        output,
-        checkpoint_root,
-    }])
-}
-
 fn settle_lease(state: &mut State, who: AccountId, id: LeaseId) -> Result<Vec<Event>, TxError> {
     let lease = lease_for(state, id)?;
     if lease.requester != who {
@@ -525,9 +504,19 @@ fn settle_lease(state: &mut State, who: AccountId, id: LeaseId) -> Result<Vec<Ev
     settle(state, id).map(|e| vec![e])
 }
 
-/// Pay out a committed lease: provider paid for metered usage less the protocol fee, fee split
-/// into burn and validators, unused escrow refunded.
+/// Pay out a committed, unchecked lease.
 pub(crate) fn settle(state: &mut State, id: LeaseId) -> Result<Event, TxError> {
+    settle_with(state, id, &[])
+}
+
+/// Pay out a committed lease: the provider, and each verifier in `verifiers` (who re-ran the job
+/// and agreed), is paid for the metered usage less the protocol fee; the fees are split into
+/// burn and validators; unused escrow is refunded.
+pub(crate) fn settle_with(
+    state: &mut State,
+    id: LeaseId,
+    verifiers: &[AccountId],
+) -> Result<Event, TxError> {
     let lease = lease_for(state, id)?.clone();
     let LeaseState::Committed {
         output,
@@ -543,8 +532,11 @@ pub(crate) fn settle(state: &mut State, id: LeaseId) -> Result<Event, TxError> {
         });
     };
     let params = state.params().clone();
-    let cost = overflow(lease.terms.prices.cost(&lease.terms.resources, &usage))?.min(lease.escrow);
-    let fee = overflow(cost.bps(params.fee_bps))?;
+    let payees = 1 + verifiers.len() as u128;
+    let cost = overflow(lease.terms.prices.cost(&lease.terms.resources, &usage))?
+        .min(Amount(lease.escrow.units() / payees));
+    let fee_each = overflow(cost.bps(params.fee_bps))?;
+    let fee = overflow(fee_each.checked_mul(payees))?;
     let mut burned = overflow(fee.bps(params.fee_burn_bps))?;
     let to_validators = overflow(fee.checked_sub(burned))?;
     let validators = state.validators().to_vec();
@@ -555,11 +547,24 @@ pub(crate) fn settle(state: &mut State, id: LeaseId) -> Result<Event, TxError> {
     };
     let paid_validators = overflow(per_validator.checked_mul(validators.len() as u128))?;
     burned = overflow(burned.checked_add(overflow(to_validators.checked_sub(paid_validators))?))?;
-    let provider_paid = overflow(cost.checked_sub(fee))?;
-    let refunded = overflow(lease.escrow.checked_sub(cost))?;
+    let provider_paid = overflow(cost.checked_sub(fee_each))?;
+    let verifiers_paid = overflow(provider_paid.checked_mul(verifiers.len() as u128))?;
+    let charged = overflow(cost.checked_mul(payees))?;
+    let refunded = overflow(lease.escrow.checked_sub(charged))?;
 
     overflow(state.set_escrow(id, Amount::ZERO))?;
     overflow(state.credit(lease.provider, provider_paid))?;
+    for v in verifiers {
+        overflow(state.credit(*v, provider_paid))?;
+        if let Some(p) = state.providers.get_mut(v) {
+            p.earned = p.earned.checked_add(provider_paid).unwrap_or(p.earned);
+        }
+        state.touch(StateKey::Provider(*v));
+        // Re-execution is verified work too: it earns emission like the provider's.
+        let work = state.epoch_work.entry(*v).or_default();
+        *work = work.checked_add(cost).unwrap_or(*work);
+        state.touch(StateKey::EpochWork(*v));
+    }
     if !per_validator.is_zero() {
         for v in validators {
             overflow(state.credit(v, per_validator))?;
@@ -580,7 +585,7 @@ pub(crate) fn settle(state: &mut State, id: LeaseId) -> Result<Event, TxError> {
         output,
         checkpoint_root,
         usage,
-        paid: cost,
+        paid: charged,
         fee,
         refunded,
         settled_at: state.height(),
@@ -589,6 +594,7 @@ pub(crate) fn settle(state: &mut State, id: LeaseId) -> Result<Event, TxError> {
     Ok(Event::LeaseSettled {
         lease: id,
         provider_paid,
+        verifiers_paid,
         fee,
         burned,
         refunded,
@@ -650,7 +656,7 @@ pub(crate) fn share(a: u128, b: u128, c: u128) -> u128 {
 /// End-of-block processing. Infallible by construction: every step moves tokens it has just
 /// read from the state, so no amount can overflow; a step that somehow fails is skipped and the
 /// invariant check after it reports the bug.
-fn end_block(state: &mut State) -> Vec<Event> {
+fn end_block(state: &mut State, seed: &Hash) -> Vec<Event> {
     let height = state.height();
     let mut events = Vec::new();
 
@@ -682,12 +688,19 @@ fn end_block(state: &mut State) -> Vec<Event> {
             continue;
         };
         let result = match lease.state {
-            LeaseState::AwaitingStart | LeaseState::Running { .. } => time_out(state, id),
-            LeaseState::Committed { .. } => settle(state, id),
-            LeaseState::Settled { .. } | LeaseState::TimedOut { .. } => continue,
+            LeaseState::AwaitingStart | LeaseState::Running { .. } => {
+                time_out(state, id).map(|e| vec![e])
+            }
+            LeaseState::Committed { .. } => settle(state, id).map(|e| vec![e]),
+            LeaseState::Sealed { .. } => verify::draw(state, id, seed),
+            LeaseState::Checking(_) => verify::check_deadline(state, id),
+            LeaseState::Disputed(_) => verify::dispute_deadline(state, id),
+            LeaseState::Settled { .. }
+            | LeaseState::TimedOut { .. }
+            | LeaseState::Failed { .. } => continue,
         };
         if let Ok(e) = result {
-            events.push(e);
+            events.extend(e);
         }
     }
 

@@ -10,7 +10,7 @@ use orrery_types::codec_struct;
 use orrery_types::crypto::AccountId;
 use orrery_types::hash::Hash;
 use orrery_types::resources::Usage;
-use orrery_types::tx::{ChainId, LeaseId, LeaseTerms, ProviderOffer, Verification};
+use orrery_types::tx::{ChainId, LeaseId, LeaseTerms, ProviderOffer, ResultClaim, Verification};
 use serde::Serialize;
 
 /// Most validators a chain can list at genesis.
@@ -77,7 +77,7 @@ codec_struct!(Provider {
 });
 
 /// Where a lease is in its life. A lease is in exactly one of these states.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum LeaseState {
     /// Opened; the provider has until `start_by` to start it.
@@ -89,7 +89,24 @@ pub enum LeaseState {
         /// Block time of `StartLease`.
         started_ms: u64,
     },
-    /// Result committed; settles at `settle_at` unless checked or accepted earlier.
+    /// The provider sealed its result; the block after `committed_at` draws (from its seed)
+    /// whether and by whom it is checked.
+    Sealed {
+        /// The provider's seal.
+        seal: Hash,
+        /// Metered usage claimed.
+        usage: Usage,
+        /// Height of the commitment.
+        committed_at: u64,
+        /// Height of `StartLease` (the run's length sizes the verifiers' time).
+        started_at: u64,
+    },
+    /// Verifiers (possibly none) are sealing, then every party reveals.
+    Checking(Box<Check>),
+    /// Two claims differ: a bisection game narrows them to one step the referee executes.
+    Disputed(Box<Dispute>),
+    /// Result revealed (and checked, if it was drawn); settles at `settle_at` unless the
+    /// requester accepts it earlier.
     Committed {
         /// Hash of the output.
         output: Hash,
@@ -119,6 +136,16 @@ pub enum LeaseState {
         /// Height of settlement.
         settled_at: u64,
     },
+    /// The provider's result was shown wrong, or it failed to reveal it: the requester was
+    /// refunded in full and the provider slashed. Final.
+    Failed {
+        /// Escrow returned to the requester.
+        refunded: Amount,
+        /// Stake slashed from the provider.
+        slashed: Amount,
+        /// Height of the verdict.
+        at: u64,
+    },
     /// The provider did not start or finish in time; the requester was refunded. Final.
     TimedOut {
         /// Escrow returned to the requester.
@@ -136,8 +163,12 @@ impl LeaseState {
         match self {
             LeaseState::AwaitingStart => "awaiting_start",
             LeaseState::Running { .. } => "running",
+            LeaseState::Sealed { .. } => "sealed",
+            LeaseState::Checking(_) => "checking",
+            LeaseState::Disputed(_) => "disputed",
             LeaseState::Committed { .. } => "committed",
             LeaseState::Settled { .. } => "settled",
+            LeaseState::Failed { .. } => "failed",
             LeaseState::TimedOut { .. } => "timed_out",
         }
     }
@@ -146,7 +177,7 @@ impl LeaseState {
     pub fn is_active(&self) -> bool {
         !matches!(
             self,
-            LeaseState::Settled { .. } | LeaseState::TimedOut { .. }
+            LeaseState::Settled { .. } | LeaseState::TimedOut { .. } | LeaseState::Failed { .. }
         )
     }
 }
@@ -205,6 +236,36 @@ impl Write for LeaseState {
                 docked.write(buf);
                 at.write(buf);
             }
+            LeaseState::Sealed {
+                seal,
+                usage,
+                committed_at,
+                started_at,
+            } => {
+                5u8.write(buf);
+                seal.write(buf);
+                usage.write(buf);
+                committed_at.write(buf);
+                started_at.write(buf);
+            }
+            LeaseState::Checking(check) => {
+                6u8.write(buf);
+                check.write(buf);
+            }
+            LeaseState::Disputed(dispute) => {
+                7u8.write(buf);
+                dispute.write(buf);
+            }
+            LeaseState::Failed {
+                refunded,
+                slashed,
+                at,
+            } => {
+                8u8.write(buf);
+                refunded.write(buf);
+                slashed.write(buf);
+                at.write(buf);
+            }
         }
     }
 }
@@ -217,6 +278,10 @@ impl EncodeSize for LeaseState {
             LeaseState::Committed { .. } => 32 + 32 + 16 + 8 + 8,
             LeaseState::Settled { .. } => 32 + 32 + 16 + 16 * 3 + 8,
             LeaseState::TimedOut { .. } => 16 * 2 + 8,
+            LeaseState::Sealed { .. } => 32 + 16 + 8 + 8,
+            LeaseState::Checking(c) => c.encode_size(),
+            LeaseState::Disputed(d) => d.encode_size(),
+            LeaseState::Failed { .. } => 16 * 2 + 8,
         }
     }
 }
@@ -249,6 +314,19 @@ impl Read for LeaseState {
             4 => LeaseState::TimedOut {
                 refunded: Amount::read(buf)?,
                 docked: Amount::read(buf)?,
+                at: u64::read(buf)?,
+            },
+            5 => LeaseState::Sealed {
+                seal: Hash::read(buf)?,
+                usage: Usage::read(buf)?,
+                committed_at: u64::read(buf)?,
+                started_at: u64::read(buf)?,
+            },
+            6 => LeaseState::Checking(Box::new(Check::read(buf)?)),
+            7 => LeaseState::Disputed(Box::new(Dispute::read(buf)?)),
+            8 => LeaseState::Failed {
+                refunded: Amount::read(buf)?,
+                slashed: Amount::read(buf)?,
                 at: u64::read(buf)?,
             },
             t => return Err(CodecError::InvalidEnum(t)),
@@ -300,14 +378,209 @@ impl Lease {
     /// The height at which the ledger acts on this lease by itself (timeout or automatic
     /// settlement), if any.
     pub fn timer(&self) -> Option<u64> {
-        match self.state {
+        match &self.state {
             LeaseState::AwaitingStart => Some(self.start_by),
             LeaseState::Running { .. } => Some(self.deadline),
-            LeaseState::Committed { settle_at, .. } => Some(settle_at),
-            LeaseState::Settled { .. } | LeaseState::TimedOut { .. } => None,
+            LeaseState::Committed { settle_at, .. } => Some(*settle_at),
+            LeaseState::Sealed { committed_at, .. } => Some(committed_at + 1),
+            LeaseState::Checking(c) => Some(c.due),
+            LeaseState::Disputed(d) => Some(d.due),
+            LeaseState::Settled { .. }
+            | LeaseState::TimedOut { .. }
+            | LeaseState::Failed { .. } => None,
         }
     }
 }
+
+/// Most parties in one check: the provider, up to `MAX_REDUNDANCY - 1` verifiers and the
+/// tie-breakers a dispute the referee cannot execute adds.
+pub const MAX_CLAIMS: usize = 16;
+
+/// Implements the codec for a field-less enum as one tag byte.
+macro_rules! codec_unit_enum {
+    ($ty:ident { $($variant:ident = $tag:literal),* $(,)? }) => {
+        impl Write for $ty {
+            fn write(&self, buf: &mut impl BufMut) {
+                let tag: u8 = match self { $( $ty::$variant => $tag, )* };
+                tag.write(buf);
+            }
+        }
+        impl EncodeSize for $ty {
+            fn encode_size(&self) -> usize {
+                1
+            }
+        }
+        impl Read for $ty {
+            type Cfg = ();
+            fn read_cfg(buf: &mut impl commonware_codec::Buf, _: &()) -> Result<Self, CodecError> {
+                match u8::read(buf)? {
+                    $( $tag => Ok($ty::$variant), )*
+                    t => Err(CodecError::InvalidEnum(t)),
+                }
+            }
+        }
+    };
+}
+
+/// What became of one party's claim in a check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimStatus {
+    /// Still in play.
+    Active,
+    /// Missed a sealing or reveal deadline (docked like a timeout); no longer in play.
+    Absent,
+    /// Shown wrong by the referee or outvoted; slashed.
+    Slashed,
+}
+codec_unit_enum!(ClaimStatus {
+    Active = 0,
+    Absent = 1,
+    Slashed = 2
+});
+
+/// One party's sealed and (later) revealed claim.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Claim {
+    /// Who claims: the lease's provider (always first) or a drawn verifier.
+    pub party: AccountId,
+    /// Its seal, once committed.
+    pub seal: Option<Hash>,
+    /// Its claim, once revealed (must match the seal).
+    pub revealed: Option<ResultClaim>,
+    /// What became of it.
+    pub status: ClaimStatus,
+}
+codec_struct!(Claim {
+    party: AccountId,
+    seal: Option<Hash>,
+    revealed: Option<ResultClaim>,
+    status: ClaimStatus,
+});
+
+/// Which deadline a check is waiting on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckPhase {
+    /// Verifiers are re-running the job and sealing their claims.
+    Sealing,
+    /// Every party with a seal reveals its claim.
+    Revealing,
+}
+codec_unit_enum!(CheckPhase {
+    Sealing = 0,
+    Revealing = 1
+});
+
+/// A committed result on its way to settlement: who checks it and what each party claims.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// The provider's metered usage.
+    pub usage: Usage,
+    /// Height of the provider's commitment.
+    pub committed_at: u64,
+    /// Probability the draw used, in basis points (10000 for redundant leases).
+    pub p_bps: u16,
+    /// Where the check is.
+    pub phase: CheckPhase,
+    /// Deadline of the current phase.
+    pub due: u64,
+    /// A dispute the referee could not execute is settled by majority among all claims.
+    pub by_majority: bool,
+    /// Verifiers paid from the requester's escrow (`claims[1..=funded]`); tie-breakers after
+    /// them are paid from the loser's slash.
+    pub funded: u8,
+    /// `claims[0]` is the provider's; the rest are verifiers' in the order drawn.
+    pub claims: BoundedVec<Claim, MAX_CLAIMS>,
+}
+codec_struct!(Check {
+    usage: Usage,
+    committed_at: u64,
+    p_bps: u16,
+    phase: CheckPhase,
+    due: u64,
+    by_majority: bool,
+    funded: u8,
+    claims: BoundedVec<Claim, MAX_CLAIMS>,
+});
+
+/// What a dispute is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisputeKind {
+    /// The claims disagree on the number of steps: the bundle's manifest decides.
+    Steps,
+    /// Same checkpoints, different outputs: the referee runs `output(state_n)`.
+    Output,
+    /// Different checkpoint lists: bisection to the first differing checkpoint, then the
+    /// referee runs that one step.
+    Checkpoints,
+}
+codec_unit_enum!(DisputeKind {
+    Steps = 0,
+    Output = 1,
+    Checkpoints = 2
+});
+
+/// One bisection move: the two children of a party's current node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Children {
+    /// Left child hash.
+    pub left: Hash,
+    /// Right child hash.
+    pub right: Hash,
+}
+codec_struct!(Children {
+    left: Hash,
+    right: Hash
+});
+
+/// A bisection game between the provider's claim and one challenger's, over the RFC 6962
+/// checkpoint trees (see `crate::verify`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Dispute {
+    /// The check this dispute came from (claims, usage).
+    pub check: Check,
+    /// Index of the challenging claim in `check.claims`.
+    pub challenger: u8,
+    /// What is disputed.
+    pub kind: DisputeKind,
+    /// Leaves in both trees (`steps + 1`).
+    pub leaf_count: u64,
+    /// First leaf under the current node.
+    pub start: u64,
+    /// Leaves under the current node.
+    pub size: u64,
+    /// The provider's hash of the current node.
+    pub provider_node: Hash,
+    /// The challenger's hash of the current node.
+    pub challenger_node: Hash,
+    /// The provider's move this round, once made.
+    pub provider_move: Option<Children>,
+    /// The challenger's move this round, once made.
+    pub challenger_move: Option<Children>,
+    /// Rounds completed.
+    pub round: u32,
+    /// Deadline of the current round or of the referee's input.
+    pub due: u64,
+    /// Narrowed to one leaf (or an output or step count): waiting for `Adjudicate`.
+    pub awaiting_referee: bool,
+}
+codec_struct!(Dispute {
+    check: Check,
+    challenger: u8,
+    kind: DisputeKind,
+    leaf_count: u64,
+    start: u64,
+    size: u64,
+    provider_node: Hash,
+    challenger_node: Hash,
+    provider_move: Option<Children>,
+    challenger_move: Option<Children>,
+    round: u32,
+    due: u64,
+    awaiting_referee: bool,
+});
 
 /// Chain-wide counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -360,6 +633,16 @@ codec_struct!(Params {
     epoch_blocks: u64,
     emission_initial: Amount,
     emission_halving_epochs: u64,
+    sample_base_bps: u16,
+    sample_new_provider_bps: u16,
+    sample_trusted_after: u64,
+    verify_blocks: u64,
+    reveal_blocks: u64,
+    dispute_round_blocks: u64,
+    slash_bps: u16,
+    slash_reward_bps: u16,
+    referee_fuel: u64,
+    tiebreak_verifiers: u8,
 });
 
 /// What never changes after genesis; committed to by the state root all the same.

@@ -6,14 +6,18 @@
 //! same [`Genesis`] reaches the same state and the same [`State::root`].
 //!
 //! Where to start reading: [`apply`] (the rules of each transaction and of the end of a block),
-//! then [`state`] (the state root and the supply invariant), then [`entries`] (the records).
+//! then [`verify`] (sealed results, random checks, bisection disputes and slashing) and
+//! [`referee`] (the one-step re-execution that ends a dispute), then [`state`] (the state root
+//! and the supply invariant), then [`entries`] (the records).
 //! The protocol is specified in `docs/protocol.md`; the parameters in `docs/economics.md`.
 
 pub mod apply;
 pub mod entries;
 pub mod params;
 pub mod receipt;
+pub mod referee;
 pub mod state;
+pub mod verify;
 
 pub use apply::{Signatures, apply_block, execute_block, verify_block_signatures};
 pub use params::{Genesis, GenesisAccount, GenesisError, Params};

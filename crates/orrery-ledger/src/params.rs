@@ -44,6 +44,31 @@ pub struct Params {
     pub emission_initial: Amount,
     /// The emission halves every this many epochs.
     pub emission_halving_epochs: u64,
+    /// Least probability that a `sampled` result is re-executed, in basis points. The draw
+    /// raises it per lease so that cheating never pays (see [`Params::sample_bps`]).
+    pub sample_base_bps: u16,
+    /// Probability for a provider with fewer than `sample_trusted_after` checked results.
+    pub sample_new_provider_bps: u16,
+    /// Checked results after which a provider is sampled at the base rate.
+    pub sample_trusted_after: u64,
+    /// Blocks a drawn verifier has to re-run the job and seal its claim, on top of the blocks
+    /// the provider's own run took.
+    pub verify_blocks: u64,
+    /// Blocks every party has to reveal its sealed claim.
+    pub reveal_blocks: u64,
+    /// Blocks each party has to make its move in a dispute round (or to give the referee its
+    /// input); a party that misses it loses.
+    pub dispute_round_blocks: u64,
+    /// Share of a dispute loser's stake that is slashed, in basis points.
+    pub slash_bps: u16,
+    /// Share of a slash paid to the winner(s), in basis points; the rest is burned.
+    pub slash_reward_bps: u16,
+    /// Most fuel the referee spends executing one disputed step. It runs on every validator
+    /// inside block execution: 2·10^8 fuel is about a quarter of a second of wasm.
+    pub referee_fuel: u64,
+    /// Extra verifiers drawn when the referee cannot execute a disputed step (over its fuel
+    /// bound, or a runtime it does not host); the dispute is then settled by majority.
+    pub tiebreak_verifiers: u8,
 }
 
 impl Default for Params {
@@ -62,6 +87,16 @@ impl Default for Params {
             epoch_blocks: 100,
             emission_initial: Amount::orr(1_000),
             emission_halving_epochs: 8_760,
+            sample_base_bps: 1_000,
+            sample_new_provider_bps: 5_000,
+            sample_trusted_after: 5,
+            verify_blocks: 20,
+            reveal_blocks: 10,
+            dispute_round_blocks: 5,
+            slash_bps: 5_000,
+            slash_reward_bps: 5_000,
+            referee_fuel: 200_000_000,
+            tiebreak_verifiers: 2,
         }
     }
 }
@@ -90,6 +125,29 @@ impl Params {
         }
     }
 
+    /// The probability, in basis points, that a `sampled` lease worth at most `reward` from a
+    /// provider with `stake` and `checked` past checks is re-executed.
+    ///
+    /// Cheating (skipping work worth `C ≤ R`) pays `(1 − p)·R − p·S` against `R − C` for honest
+    /// work, so it loses exactly when `p > C / (R + S)`. The ledger cannot see `C`, so it takes
+    /// the worst case `C = R` and doubles the bound for a margin: `p ≥ 2R / (R + S)`, where `S`
+    /// is what a loser is slashed (`slash_bps` of its stake). A provider with little stake
+    /// relative to the job, or few checked results, is therefore checked more often.
+    pub fn sample_bps(&self, reward: Amount, stake: Amount, checked: u64) -> u16 {
+        let slash = stake.bps(self.slash_bps).unwrap_or(Amount::ZERO).units();
+        let r = reward.units();
+        let bound = if r == 0 {
+            0
+        } else {
+            crate::apply::share(2 * 10_000, r, r.saturating_add(slash))
+        };
+        let mut p = u128::from(self.sample_base_bps).max(bound);
+        if checked < self.sample_trusted_after {
+            p = p.max(u128::from(self.sample_new_provider_bps));
+        }
+        p.min(10_000) as u16
+    }
+
     /// Check the parameters make sense.
     pub fn validate(&self) -> Result<(), GenesisError> {
         let bad = |what: &'static str| Err(GenesisError::Param(what));
@@ -99,6 +157,19 @@ impl Params {
             (
                 self.timeout_penalty_bps,
                 "timeout_penalty_bps must be at most 10000",
+            ),
+            (
+                self.sample_base_bps,
+                "sample_base_bps must be at most 10000",
+            ),
+            (
+                self.sample_new_provider_bps,
+                "sample_new_provider_bps must be at most 10000",
+            ),
+            (self.slash_bps, "slash_bps must be at most 10000"),
+            (
+                self.slash_reward_bps,
+                "slash_reward_bps must be at most 10000",
             ),
         ] {
             if bps > 10_000 {
@@ -116,6 +187,17 @@ impl Params {
         }
         if self.max_lease_blocks == 0 {
             return bad("max_lease_blocks must be at least 1");
+        }
+        if self.verify_blocks == 0 || self.reveal_blocks == 0 || self.dispute_round_blocks == 0 {
+            return bad("verify_blocks, reveal_blocks and dispute_round_blocks must be at least 1");
+        }
+        if self.slash_bps == 0 {
+            return bad("slash_bps must be above 0: a cheater that loses nothing is not deterred");
+        }
+        if usize::from(self.tiebreak_verifiers) + usize::from(orrery_types::tx::MAX_REDUNDANCY)
+            > crate::entries::MAX_CLAIMS
+        {
+            return bad("tiebreak_verifiers is too large for the claims a check can hold");
         }
         Ok(())
     }

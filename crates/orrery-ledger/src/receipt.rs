@@ -68,14 +68,138 @@ pub enum Event {
         /// The lease.
         lease: LeaseId,
     },
-    /// The provider committed a result.
+    /// The provider sealed its result.
     ResultCommitted {
         /// The lease.
         lease: LeaseId,
+        /// The provider's seal.
+        seal: Hash,
+    },
+    /// The draw decided how a result is checked (no verifiers: not checked).
+    CheckDrawn {
+        /// The lease.
+        lease: LeaseId,
+        /// Probability used, in basis points.
+        p_bps: u16,
+        /// The verifiers drawn, in order.
+        verifiers: Vec<AccountId>,
+        /// Verifiers the lease asked for but no eligible provider could fill.
+        unfilled: u8,
+    },
+    /// A verifier sealed its claim.
+    CheckSealed {
+        /// The lease.
+        lease: LeaseId,
+        /// The verifier.
+        verifier: AccountId,
+    },
+    /// A party opened its sealed claim.
+    ResultRevealed {
+        /// The lease.
+        lease: LeaseId,
+        /// Who.
+        party: AccountId,
         /// Output hash.
         output: Hash,
         /// Checkpoint root.
         checkpoint_root: Hash,
+        /// Steps.
+        steps: u64,
+    },
+    /// A party missed its sealing or reveal deadline and was docked.
+    CheckAbsent {
+        /// The lease.
+        lease: LeaseId,
+        /// Who.
+        party: AccountId,
+        /// Stake docked (burned).
+        docked: Amount,
+    },
+    /// Every verifier agreed with the provider.
+    ResultChecked {
+        /// The lease.
+        lease: LeaseId,
+        /// The verifiers who agreed.
+        verifiers: Vec<AccountId>,
+    },
+    /// Two claims differ: a dispute started.
+    DisputeOpened {
+        /// The lease.
+        lease: LeaseId,
+        /// The provider.
+        provider: AccountId,
+        /// The challenging verifier.
+        challenger: AccountId,
+        /// What is disputed.
+        kind: crate::entries::DisputeKind,
+        /// Leaves in the checkpoint trees.
+        leaf_count: u64,
+    },
+    /// A disputant made its move for a round.
+    DisputeMoved {
+        /// The lease.
+        lease: LeaseId,
+        /// Who.
+        party: AccountId,
+        /// The round.
+        round: u32,
+    },
+    /// Both moved: the dispute narrowed to a subtree.
+    DisputeNarrowed {
+        /// The lease.
+        lease: LeaseId,
+        /// Rounds completed.
+        round: u32,
+        /// First leaf of the subtree.
+        start: u64,
+        /// Leaves in it (1: the first differing checkpoint is found).
+        size: u64,
+    },
+    /// The referee executed the disputed step and ruled.
+    RefereeRuled {
+        /// The lease.
+        lease: LeaseId,
+        /// What was disputed.
+        kind: crate::entries::DisputeKind,
+        /// The step executed (`None` for init, the output, or the step count).
+        step: Option<u64>,
+        /// Whether the provider's claim matched the referee's result.
+        provider_right: bool,
+        /// Whether the challenger's claim matched.
+        challenger_right: bool,
+        /// Fuel the referee spent.
+        fuel: u64,
+    },
+    /// The referee could not execute the step; tie-breaking verifiers were drawn and the
+    /// dispute will be settled by majority.
+    TiebreakDrawn {
+        /// The lease.
+        lease: LeaseId,
+        /// Why the referee could not rule.
+        reason: String,
+        /// The tie-breakers.
+        verifiers: Vec<AccountId>,
+    },
+    /// A party lost a dispute (or a majority, or its reveal) and was slashed.
+    Slashed {
+        /// The lease.
+        lease: LeaseId,
+        /// Who.
+        party: AccountId,
+        /// Taken from its stake (and unbonding stake).
+        amount: Amount,
+        /// Paid to the winners.
+        rewarded: Amount,
+        /// Burned.
+        burned: Amount,
+    },
+    /// The provider's result was shown wrong or never revealed: the requester got everything
+    /// back.
+    LeaseFailed {
+        /// The lease.
+        lease: LeaseId,
+        /// Escrow returned to the requester.
+        refunded: Amount,
     },
     /// The lease was paid out.
     LeaseSettled {
@@ -83,6 +207,8 @@ pub enum Event {
         lease: LeaseId,
         /// Paid to the provider.
         provider_paid: Amount,
+        /// Paid to the verifiers who re-executed the job and agreed, together.
+        verifiers_paid: Amount,
         /// Protocol fee.
         fee: Amount,
         /// Part of the fee burned (the rest went to validators).
@@ -189,9 +315,6 @@ pub enum TxError {
         /// Max blocks ahead.
         max: u64,
     },
-    /// Verification level not enabled.
-    #[error("verification level {0} is not enabled on this chain yet")]
-    VerificationUnavailable(&'static str),
     /// No such lease.
     #[error("unknown lease {0}")]
     UnknownLease(LeaseId),
@@ -220,6 +343,125 @@ pub enum TxError {
     /// Usage above what the lease allows.
     #[error("claimed usage exceeds the lease's limits or the time elapsed since start")]
     UsageAboveLimit,
+    /// `Redundant { k }` outside `2..=MAX_REDUNDANCY`.
+    #[error("redundant verification needs k between 2 and {max} providers, got {k}")]
+    BadRedundancy {
+        /// Asked for.
+        k: u8,
+        /// Most allowed.
+        max: u8,
+    },
+    /// The signer is not a party of this check or dispute.
+    #[error("{who} is not a {role} of lease {lease}")]
+    NotAParty {
+        /// The lease.
+        lease: LeaseId,
+        /// The signer.
+        who: AccountId,
+        /// The role needed.
+        role: &'static str,
+    },
+    /// A second commitment from the same party.
+    #[error("{who} has already sealed a claim for lease {lease}; a claim is sealed once")]
+    AlreadySealed {
+        /// The lease.
+        lease: LeaseId,
+        /// The signer.
+        who: AccountId,
+    },
+    /// A claim revealed twice.
+    #[error("{who} has already revealed its claim for lease {lease}")]
+    AlreadyRevealed {
+        /// The lease.
+        lease: LeaseId,
+        /// The signer.
+        who: AccountId,
+    },
+    /// A reveal before every verifier sealed, or a seal after sealing closed.
+    #[error("lease {lease} is {phase}: {what}")]
+    WrongPhase {
+        /// The lease.
+        lease: LeaseId,
+        /// The current phase.
+        phase: &'static str,
+        /// What the signer should do instead.
+        what: &'static str,
+    },
+    /// The revealed claim does not hash to the signer's seal.
+    #[error(
+        "the revealed claim does not match the seal {seal} (seals bind the lease, the party and the claim)"
+    )]
+    SealMismatch {
+        /// The seal on record.
+        seal: Hash,
+    },
+    /// A dispute move by a party that already moved this round.
+    #[error(
+        "out of turn: {who} already moved in round {round} of the dispute over lease {lease}; wait for the other party"
+    )]
+    OutOfTurn {
+        /// The lease.
+        lease: LeaseId,
+        /// The signer.
+        who: AccountId,
+        /// The round.
+        round: u32,
+    },
+    /// A move whose children do not hash to the party's current node.
+    #[error("the children do not hash to your node {expected} at round {round}")]
+    BadMove {
+        /// The party's node hash.
+        expected: Hash,
+        /// The round.
+        round: u32,
+    },
+    /// Referee input given before the dispute narrowed, or a move after it did.
+    #[error("the dispute over lease {lease} is {stage}")]
+    DisputeStage {
+        /// The lease.
+        lease: LeaseId,
+        /// Where it is.
+        stage: &'static str,
+    },
+    /// The bundle is not the lease's job.
+    #[error("bundle hashes to {got}, the lease's job is {expected}")]
+    BundleMismatch {
+        /// The lease's job.
+        expected: Hash,
+        /// The bundle's hash.
+        got: Hash,
+    },
+    /// The bundle does not decode.
+    #[error("bundle is not valid: {0}")]
+    BadBundle(String),
+    /// A proof for a different leaf than the dispute needs.
+    #[error(
+        "the proof is for checkpoint {got} of {got_count}; the referee needs checkpoint {expected} of {count}"
+    )]
+    ProofWrongStep {
+        /// The leaf needed.
+        expected: u64,
+        /// Leaves in the trees.
+        count: u64,
+        /// The proof's leaf.
+        got: u64,
+        /// The proof's leaf count.
+        got_count: u64,
+    },
+    /// The state's checkpoint is not the agreed one.
+    #[error(
+        "the state does not match the agreed checkpoint {index} (its hash is not under either party's root)"
+    )]
+    StateMismatch {
+        /// The leaf.
+        index: u64,
+    },
+    /// A dispute move while the lease is past its deadline.
+    #[error("too late: the deadline was height {due}")]
+    Expired {
+        /// The deadline.
+        due: u64,
+    },
     /// Unbonding would leave active leases under-collateralized.
     #[error(
         "unbonding would leave {remaining} staked, below the {need} required while leases are active"

@@ -284,6 +284,8 @@ pub struct State {
     pub(crate) totals: Totals,
     touched: BTreeSet<StateKey>,
     commitment: Commitment,
+    /// The seed of the block being executed (not part of the state; set by `execute_block`).
+    pub(crate) block_seed: Hash,
 }
 
 /// Why stored entries cannot be turned back into a state.
@@ -358,6 +360,7 @@ impl State {
             totals: Totals::default(),
             touched: BTreeSet::new(),
             commitment: Commitment::new(),
+            block_seed: Hash::ZERO,
         }
     }
 

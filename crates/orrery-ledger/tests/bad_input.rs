@@ -200,10 +200,10 @@ fn leases_that_cannot_be_honoured_are_refused() {
     refused(&mut net, tx, |e| matches!(e, TxError::BadDeadline { .. }));
     let tx = mk(&net, terms(1), h + 10_000_000, Verification::None);
     refused(&mut net, tx, |e| matches!(e, TxError::BadDeadline { .. }));
-    let tx = mk(&net, terms(1), h + 10, Verification::Redundant { k: 3 });
-    refused(&mut net, tx, |e| {
-        matches!(e, TxError::VerificationUnavailable(_))
-    });
+    for k in [0, 1, orrery_types::tx::MAX_REDUNDANCY + 1] {
+        let tx = mk(&net, terms(1), h + 10, Verification::Redundant { k });
+        refused(&mut net, tx, |e| matches!(e, TxError::BadRedundancy { .. }));
+    }
     let tx = net.tx(
         1,
         TxBody::OpenLease {

@@ -6,7 +6,6 @@ use common::*;
 use orrery_ledger::entries::LeaseState;
 use orrery_ledger::{Event, TxError};
 use orrery_types::amount::Amount;
-use orrery_types::hash::Hash;
 use orrery_types::resources::Usage;
 use orrery_types::tx::TxBody;
 
@@ -14,15 +13,7 @@ const REQ: usize = 0;
 const PROV: usize = 1;
 
 fn commit(net: &mut Net, lease: u64, usage: Usage) -> orrery_ledger::Receipt {
-    net.run(
-        PROV,
-        TxBody::CommitResult {
-            lease,
-            output: Hash::of(b"output"),
-            checkpoint_root: Hash::of(b"root"),
-            usage,
-        },
-    )
+    commit_and_reveal(net, PROV, lease, usage)
 }
 
 #[test]
@@ -77,6 +68,7 @@ fn a_lease_settles_automatically_and_every_unit_is_accounted_for() {
         &Event::LeaseSettled {
             lease: 0,
             provider_paid: cost.checked_sub(fee).unwrap(),
+            verifiers_paid: Amount::ZERO,
             fee,
             burned,
             refunded: Amount::orr(7),
@@ -336,13 +328,19 @@ fn epoch_emission_is_shared_pro_rata_to_settled_work() {
         net.tx(1, TxBody::StartLease { lease: 0 }),
         net.tx(2, TxBody::StartLease { lease: 1 }),
     ]);
-    let c = |lease, units| TxBody::CommitResult {
-        lease,
-        output: Hash::ZERO,
-        checkpoint_root: Hash::ZERO,
-        usage: Usage { seconds: 0, units },
+    let c = |net: &Net, who: usize, lease, units| {
+        commit_body(net, who, lease, Usage { seconds: 0, units }, &claim())
     };
-    net.apply(vec![net.tx(1, c(0, 1_000_000)), net.tx(2, c(1, 3_000_000))]);
+    let reveal = |lease| TxBody::RevealResult {
+        lease,
+        claim: claim(),
+    };
+    net.apply(vec![
+        net.tx(1, c(&net, 1, 0, 1_000_000)),
+        net.tx(2, c(&net, 2, 1, 3_000_000)),
+        net.tx_at(1, 1, reveal(0)),
+        net.tx_at(2, 1, reveal(1)),
+    ]);
     net.apply(vec![
         net.tx(REQ, TxBody::SettleLease { lease: 0 }),
         net.tx_at(REQ, 1, TxBody::SettleLease { lease: 1 }),

@@ -151,7 +151,7 @@ fn run_ops(net: &mut Net, ops: Vec<Op>) {
                     job: Hash::of(&units.to_be_bytes()),
                     terms: terms(units),
                     deadline: net.state.height() + 1 + deadline_in,
-                    verification: Verification::Sampled,
+                    verification: Verification::None,
                 },
             ),
             Op::Start { who, lease } => (who, TxBody::StartLease { lease }),
@@ -160,15 +160,19 @@ fn run_ops(net: &mut Net, ops: Vec<Op>) {
                 lease,
                 seconds,
                 units,
-            } => (
-                who,
-                TxBody::CommitResult {
-                    lease,
-                    output: Hash::ZERO,
-                    checkpoint_root: Hash::ZERO,
-                    usage: Usage { seconds, units },
-                },
-            ),
+            } => {
+                // Commit, then reveal in the same block (leases here are unchecked).
+                let body = commit_body(net, who, lease, Usage { seconds, units }, &claim());
+                pending.push(net.tx_at(who, offsets[who], body));
+                offsets[who] += 1;
+                (
+                    who,
+                    TxBody::RevealResult {
+                        lease,
+                        claim: claim(),
+                    },
+                )
+            }
             Op::Settle { who, lease } => (who, TxBody::SettleLease { lease }),
         };
         // Optimistically assume every earlier transaction of this sender in the block applies;

@@ -20,7 +20,10 @@ use orrery_types::codec::Text;
 use orrery_types::crypto::{AccountId, Keypair};
 use orrery_types::hash::Hash;
 use orrery_types::resources::{GpuSpec, Hardware, PriceList, ResourceRequest, Usage};
-use orrery_types::tx::{ChainId, LeaseTerms, ProviderOffer, SignedTx, Tx, TxBody, Verification};
+use orrery_types::tx::{
+    ChainId, LeaseTerms, ProviderOffer, ResultClaim, SignedTx, Tx, TxBody, Verification,
+    result_seal,
+};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -274,13 +277,16 @@ fn describe(e: &Event, names: &BTreeMap<AccountId, String>) -> Option<String> {
             )
         }
         Event::LeaseStarted { lease } => format!("lease #{lease} started"),
-        Event::ResultCommitted {
+        Event::ResultCommitted { lease, seal } => {
+            format!("lease #{lease} result sealed ({})", seal.short())
+        }
+        Event::ResultRevealed {
             lease,
             checkpoint_root,
             ..
         } => {
             format!(
-                "lease #{lease} result committed (checkpoint root {})",
+                "lease #{lease} result revealed (checkpoint root {})",
                 checkpoint_root.short()
             )
         }
@@ -290,6 +296,7 @@ fn describe(e: &Event, names: &BTreeMap<AccountId, String>) -> Option<String> {
             fee,
             burned,
             refunded,
+            ..
         } => format!(
             "lease #{lease} settled: provider paid {provider_paid}, fee {fee} ({burned} burned), {refunded} refunded"
         ),
@@ -432,7 +439,7 @@ fn demo(args: &Args, dir: &std::path::Path, db: &std::path::Path) -> anyhow::Res
                 job,
                 terms,
                 deadline,
-                verification: Verification::Sampled,
+                verification: Verification::None,
             }),
         ));
     }
@@ -507,12 +514,16 @@ fn demo(args: &Args, dir: &std::path::Path, db: &std::path::Path) -> anyhow::Res
             seconds: wall.as_secs().saturating_add(1),
             units: record.cost,
         };
-        txs.push(providers[p].sign(TxBody::CommitResult {
-            lease,
+        // Seal, then reveal in the same block: these leases are unchecked, so there is no
+        // draw to wait for (the devnet exercises checks and disputes).
+        let claim = ResultClaim {
             output,
             checkpoint_root,
-            usage,
-        }));
+            steps: record.checkpoints.len() as u64 - 1,
+        };
+        let seal = result_seal(lease, &providers[p].id(), &claim);
+        txs.push(providers[p].sign(TxBody::CommitResult { lease, seal, usage }));
+        txs.push(providers[p].sign(TxBody::RevealResult { lease, claim }));
     }
     chain.block(txs, &names)?;
     // Half the requesters accept at once; the other leases settle when the window closes.

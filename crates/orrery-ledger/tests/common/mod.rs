@@ -9,8 +9,11 @@ use orrery_types::block::{Block, BlockTxs};
 use orrery_types::codec::Text;
 use orrery_types::crypto::{AccountId, Keypair};
 use orrery_types::hash::Hash;
-use orrery_types::resources::{GpuSpec, Hardware, PriceList, ResourceRequest};
-use orrery_types::tx::{ChainId, LeaseTerms, ProviderOffer, SignedTx, Tx, TxBody, Verification};
+use orrery_types::resources::{GpuSpec, Hardware, PriceList, ResourceRequest, Usage};
+use orrery_types::tx::{
+    ChainId, LeaseTerms, ProviderOffer, ResultClaim, SignedTx, Tx, TxBody, Verification,
+    result_seal,
+};
 
 pub const CHAIN: &str = "orrery-test";
 pub const START_BALANCE: Amount = Amount::orr(1_000_000);
@@ -161,9 +164,41 @@ pub fn open(
             job: Hash::of(b"job bundle"),
             terms: terms(max_units),
             deadline: net.state.height() + 1 + deadline_in,
-            verification: Verification::Sampled,
+            verification: Verification::None,
         },
     )
+}
+
+/// The claim every test provider makes unless it says otherwise.
+pub fn claim() -> ResultClaim {
+    ResultClaim {
+        output: Hash::of(b"output"),
+        checkpoint_root: Hash::of(b"root"),
+        steps: 1,
+    }
+}
+
+/// `CommitResult` with the seal of `claim` by account `i`.
+pub fn commit_body(net: &Net, i: usize, lease: u64, usage: Usage, claim: &ResultClaim) -> TxBody {
+    TxBody::CommitResult {
+        lease,
+        seal: result_seal(lease, &net.id(i), claim),
+        usage,
+    }
+}
+
+/// Commit and reveal `claim()` in one block (an unchecked lease needs no draw); returns the
+/// commitment's receipt.
+pub fn commit_and_reveal(net: &mut Net, i: usize, lease: u64, usage: Usage) -> Receipt {
+    let c = claim();
+    let commit = net.tx(i, commit_body(net, i, lease, usage, &c));
+    let reveal = net.tx_at(i, 1, TxBody::RevealResult { lease, claim: c });
+    let mut out = net.apply(vec![commit, reveal]);
+    let r = out.receipts.remove(0);
+    if r.is_ok() {
+        assert!(out.receipts[0].is_ok(), "{:?}", out.receipts[0]);
+    }
+    r
 }
 
 /// Register and bond provider `i` with `gpus` GPUs and enough stake.

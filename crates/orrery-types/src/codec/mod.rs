@@ -243,7 +243,11 @@ impl<T, const MAX: usize> BoundedVec<T, MAX> {
     pub fn as_slice(&self) -> &[T] {
         &self.0
     }
-    /// Take the items out.
+    /// The items, mutably (the length cannot change, so the bound holds).
+    pub fn as_mut_slice(&mut self) -> &mut [T] {
+        &mut self.0
+    }
+    /// The items, owned.
     pub fn into_inner(self) -> Vec<T> {
         self.0
     }

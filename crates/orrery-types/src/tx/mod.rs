@@ -14,10 +14,11 @@
 //! [`MAX_TX_BYTES`].
 
 use crate::amount::Amount;
-use crate::codec::{self, DecodeError, Text};
+use crate::codec::{self, Blob, DecodeError, Text};
 use crate::codec_struct;
 use crate::crypto::{self, AccountId, Keypair, NAMESPACE_TX, PublicKey, Signature};
-use crate::hash::Hash;
+use crate::hash::{Hash, HashWriter};
+use crate::merkle::MerkleProof;
 use crate::resources::{Endpoint, Hardware, PriceList, Region, ResourceRequest, Usage};
 use bytes::BufMut;
 use commonware_codec::{EncodeSize, Error as CodecError, Read, ReadExt as _, Write};
@@ -27,6 +28,19 @@ pub const MAX_CHAIN_ID_LEN: usize = 64;
 /// Largest encoded signed transaction. Bounds mempool memory and block size; the biggest
 /// legitimate transaction (a provider registration with a long endpoint) is well under 1 KiB.
 pub const MAX_TX_BYTES: usize = 4096;
+
+/// Largest job bundle an [`TxBody::Adjudicate`] may carry. The referee runs on every validator
+/// inside block execution, so what it loads is bounded; 2 MiB holds every example job (the
+/// biggest, the ML corpus, is 0.2 MB) and a wasm module of realistic size.
+pub const MAX_REFEREE_BUNDLE_BYTES: usize = 2 << 20;
+/// Largest workload state an [`TxBody::Adjudicate`] may carry (the agreed state before the
+/// disputed step). 2 MiB holds the example ML models with their optimizer state.
+pub const MAX_REFEREE_STATE_BYTES: usize = 2 << 20;
+/// Largest encoded adjudication transaction: its bundle and state plus a proof and headers.
+pub const MAX_ADJUDICATE_TX_BYTES: usize =
+    MAX_REFEREE_BUNDLE_BYTES + MAX_REFEREE_STATE_BYTES + MAX_TX_BYTES;
+/// Most providers a `Redundant { k }` lease may ask for (the primary and `k - 1` verifiers).
+pub const MAX_REDUNDANCY: u8 = 5;
 
 /// A chain's name, e.g. `orrery-devnet-1`.
 pub type ChainId = Text<MAX_CHAIN_ID_LEN>;
@@ -175,16 +189,51 @@ pub enum TxBody {
         /// Which lease.
         lease: LeaseId,
     },
-    /// The provider's result.
+    /// The provider's result, sealed: `seal = result_seal(lease, provider, claim)`. The claim
+    /// itself is revealed with [`TxBody::RevealResult`] once every check has sealed its own, so
+    /// nobody can copy it (see `docs/protocol.md`).
     CommitResult {
         /// Which lease.
         lease: LeaseId,
-        /// Hash of the output blob.
-        output: Hash,
-        /// Merkle root over the run's checkpoints.
-        checkpoint_root: Hash,
+        /// [`result_seal`] of the provider's claim.
+        seal: Hash,
         /// Metered usage.
         usage: Usage,
+    },
+    /// A verifier's result for a lease it was drawn to check, sealed like the provider's.
+    CommitCheck {
+        /// Which lease.
+        lease: LeaseId,
+        /// [`result_seal`] of the verifier's claim.
+        seal: Hash,
+    },
+    /// Open a sealed claim (provider or verifier).
+    RevealResult {
+        /// Which lease.
+        lease: LeaseId,
+        /// The claim; must match the sender's seal.
+        claim: ResultClaim,
+    },
+    /// One move of a bisection dispute: the two children of the sender's current node.
+    DisputeMove {
+        /// Which lease.
+        lease: LeaseId,
+        /// Left child hash.
+        left: Hash,
+        /// Right child hash.
+        right: Hash,
+    },
+    /// Give the referee what it needs to execute the disputed step: the job bundle (hashed
+    /// against the lease's job) and the agreed state before the step with its Merkle proof.
+    Adjudicate {
+        /// Which lease.
+        lease: LeaseId,
+        /// The job bundle's bytes.
+        bundle: Blob<MAX_REFEREE_BUNDLE_BYTES>,
+        /// The agreed state before the disputed step (empty when the dispute is over init).
+        state: Blob<MAX_REFEREE_STATE_BYTES>,
+        /// Proof that `checkpoint(state)` is the agreed leaf (unused for init).
+        proof: MerkleProof,
     },
     /// The requester accepts a committed result before the challenge window ends.
     SettleLease {
@@ -206,6 +255,10 @@ impl TxBody {
             TxBody::StartLease { .. } => "start_lease",
             TxBody::CommitResult { .. } => "commit_result",
             TxBody::SettleLease { .. } => "settle_lease",
+            TxBody::CommitCheck { .. } => "commit_check",
+            TxBody::RevealResult { .. } => "reveal_result",
+            TxBody::DisputeMove { .. } => "dispute_move",
+            TxBody::Adjudicate { .. } => "adjudicate",
         }
     }
 }
@@ -252,21 +305,43 @@ impl Write for TxBody {
                 6u8.write(buf);
                 lease.write(buf);
             }
-            TxBody::CommitResult {
-                lease,
-                output,
-                checkpoint_root,
-                usage,
-            } => {
+            TxBody::CommitResult { lease, seal, usage } => {
                 7u8.write(buf);
                 lease.write(buf);
-                output.write(buf);
-                checkpoint_root.write(buf);
+                seal.write(buf);
                 usage.write(buf);
             }
             TxBody::SettleLease { lease } => {
                 8u8.write(buf);
                 lease.write(buf);
+            }
+            TxBody::CommitCheck { lease, seal } => {
+                9u8.write(buf);
+                lease.write(buf);
+                seal.write(buf);
+            }
+            TxBody::RevealResult { lease, claim } => {
+                10u8.write(buf);
+                lease.write(buf);
+                claim.write(buf);
+            }
+            TxBody::DisputeMove { lease, left, right } => {
+                11u8.write(buf);
+                lease.write(buf);
+                left.write(buf);
+                right.write(buf);
+            }
+            TxBody::Adjudicate {
+                lease,
+                bundle,
+                state,
+                proof,
+            } => {
+                12u8.write(buf);
+                lease.write(buf);
+                bundle.write(buf);
+                state.write(buf);
+                proof.write(buf);
             }
         }
     }
@@ -292,16 +367,24 @@ impl EncodeSize for TxBody {
                     + verification.encode_size()
             }
             TxBody::StartLease { lease } | TxBody::SettleLease { lease } => lease.encode_size(),
-            TxBody::CommitResult {
+            TxBody::CommitResult { lease, seal, usage } => {
+                lease.encode_size() + seal.encode_size() + usage.encode_size()
+            }
+            TxBody::CommitCheck { lease, seal } => lease.encode_size() + seal.encode_size(),
+            TxBody::RevealResult { lease, claim } => lease.encode_size() + claim.encode_size(),
+            TxBody::DisputeMove { lease, left, right } => {
+                lease.encode_size() + left.encode_size() + right.encode_size()
+            }
+            TxBody::Adjudicate {
                 lease,
-                output,
-                checkpoint_root,
-                usage,
+                bundle,
+                state,
+                proof,
             } => {
                 lease.encode_size()
-                    + output.encode_size()
-                    + checkpoint_root.encode_size()
-                    + usage.encode_size()
+                    + bundle.encode_size()
+                    + state.encode_size()
+                    + proof.encode_size()
             }
         }
     }
@@ -335,16 +418,65 @@ impl Read for TxBody {
             },
             7 => TxBody::CommitResult {
                 lease: u64::read(buf)?,
-                output: Hash::read(buf)?,
-                checkpoint_root: Hash::read(buf)?,
+                seal: Hash::read(buf)?,
                 usage: Usage::read(buf)?,
             },
             8 => TxBody::SettleLease {
                 lease: u64::read(buf)?,
             },
+            9 => TxBody::CommitCheck {
+                lease: u64::read(buf)?,
+                seal: Hash::read(buf)?,
+            },
+            10 => TxBody::RevealResult {
+                lease: u64::read(buf)?,
+                claim: ResultClaim::read(buf)?,
+            },
+            11 => TxBody::DisputeMove {
+                lease: u64::read(buf)?,
+                left: Hash::read(buf)?,
+                right: Hash::read(buf)?,
+            },
+            12 => TxBody::Adjudicate {
+                lease: u64::read(buf)?,
+                bundle: Blob::read(buf)?,
+                state: Blob::read(buf)?,
+                proof: MerkleProof::read(buf)?,
+            },
             t => return Err(CodecError::InvalidEnum(t)),
         })
     }
+}
+
+/// What a party claims a job produced: the output's hash, the Merkle root over its checkpoints
+/// and the number of steps (the tree has `steps + 1` leaves).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ResultClaim {
+    /// `Hash::of(output bytes)`: the output blob's content address.
+    pub output: Hash,
+    /// `checkpoint_root` over `[checkpoint(state_0), …, checkpoint(state_n)]`.
+    pub checkpoint_root: Hash,
+    /// `n`, the number of steps after init.
+    pub steps: u64,
+}
+codec_struct!(ResultClaim {
+    output: Hash,
+    checkpoint_root: Hash,
+    steps: u64,
+});
+
+/// The seal over a claim, bound to the lease and to the party making it. Two parties who
+/// computed the same result produce different seals, so a seal reveals nothing a lazy verifier
+/// could copy, and a copied seal fails its owner's reveal.
+pub fn result_seal(lease: LeaseId, party: &AccountId, claim: &ResultClaim) -> Hash {
+    let mut h = HashWriter::new();
+    h.update(b"orrery/result-seal/v1")
+        .update(&lease.to_be_bytes())
+        .update(&party.0)
+        .update(claim.output.as_bytes())
+        .update(claim.checkpoint_root.as_bytes())
+        .update(&claim.steps.to_be_bytes());
+    h.finish()
 }
 
 /// The signed content of a transaction.
@@ -412,15 +544,30 @@ impl SignedTx {
         Hash::tagged(b"orrery/tx", &codec::encode(self))
     }
 
-    /// Decode from bytes received from outside, bounded by [`MAX_TX_BYTES`].
-    pub fn decode(bytes: &[u8]) -> Result<SignedTx, DecodeError> {
-        if bytes.len() > MAX_TX_BYTES {
-            return Err(DecodeError {
-                what: "transaction",
-                source: CodecError::InvalidLength(bytes.len()),
-            });
+    /// The largest encoding allowed for this transaction's kind: [`MAX_TX_BYTES`], or
+    /// [`MAX_ADJUDICATE_TX_BYTES`] for an adjudication.
+    pub fn max_bytes(&self) -> usize {
+        match self.tx.body {
+            TxBody::Adjudicate { .. } => MAX_ADJUDICATE_TX_BYTES,
+            _ => MAX_TX_BYTES,
         }
-        codec::decode("transaction", bytes)
+    }
+
+    /// Decode from bytes received from outside: at most [`MAX_TX_BYTES`], or
+    /// [`MAX_ADJUDICATE_TX_BYTES`] for an adjudication (the only kind that carries a bundle).
+    pub fn decode(bytes: &[u8]) -> Result<SignedTx, DecodeError> {
+        let too_long = || DecodeError {
+            what: "transaction",
+            source: CodecError::InvalidLength(bytes.len()),
+        };
+        if bytes.len() > MAX_ADJUDICATE_TX_BYTES {
+            return Err(too_long());
+        }
+        let tx: SignedTx = codec::decode("transaction", bytes)?;
+        if bytes.len() > tx.max_bytes() {
+            return Err(too_long());
+        }
+        Ok(tx)
     }
 }
 

@@ -56,14 +56,40 @@ pub(crate) fn sample_bodies() -> Vec<TxBody> {
         TxBody::StartLease { lease: 7 },
         TxBody::CommitResult {
             lease: 7,
-            output: Hash::of(b"out"),
-            checkpoint_root: Hash::of(b"root"),
+            seal: Hash::of(b"seal"),
             usage: Usage {
                 seconds: 10,
                 units: 99,
             },
         },
         TxBody::SettleLease { lease: 7 },
+        TxBody::CommitCheck {
+            lease: 7,
+            seal: Hash::of(b"check"),
+        },
+        TxBody::RevealResult {
+            lease: 7,
+            claim: ResultClaim {
+                output: Hash::of(b"out"),
+                checkpoint_root: Hash::of(b"root"),
+                steps: 1 << 20,
+            },
+        },
+        TxBody::DisputeMove {
+            lease: 7,
+            left: Hash::of(b"l"),
+            right: Hash::of(b"r"),
+        },
+        TxBody::Adjudicate {
+            lease: 7,
+            bundle: Blob::new(vec![1, 2, 3]).unwrap(),
+            state: Blob::new(vec![4; 100]).unwrap(),
+            proof: MerkleProof {
+                index: 3,
+                leaf_count: 9,
+                siblings: vec![Hash::of(b"s1"), Hash::of(b"s2")],
+            },
+        },
     ]
 }
 
@@ -110,6 +136,47 @@ fn tampering_with_any_field_breaks_the_signature() {
 fn oversized_input_is_refused_before_decoding() {
     let err = SignedTx::decode(&vec![0u8; MAX_TX_BYTES + 1]).unwrap_err();
     assert!(err.to_string().contains("transaction"), "{err}");
+}
+
+#[test]
+fn only_an_adjudication_may_exceed_the_ordinary_size_limit() {
+    let big = signed(TxBody::Adjudicate {
+        lease: 1,
+        bundle: Blob::new(vec![7; MAX_TX_BYTES]).unwrap(),
+        state: Blob::new(vec![9; 1000]).unwrap(),
+        proof: MerkleProof {
+            index: 0,
+            leaf_count: 1,
+            siblings: vec![],
+        },
+    });
+    let bytes = codec::encode(&big);
+    assert!(bytes.len() > MAX_TX_BYTES);
+    assert_eq!(SignedTx::decode(&bytes).unwrap(), big);
+    let err = SignedTx::decode(&vec![0u8; MAX_ADJUDICATE_TX_BYTES + 1]).unwrap_err();
+    assert!(err.to_string().contains("transaction"), "{err}");
+}
+
+#[test]
+fn seals_bind_the_party_and_the_lease() {
+    let claim = ResultClaim {
+        output: Hash::of(b"out"),
+        checkpoint_root: Hash::of(b"root"),
+        steps: 10,
+    };
+    let a = Keypair::from_seed(1).account();
+    let b = Keypair::from_seed(2).account();
+    let seal = result_seal(5, &a, &claim);
+    assert_ne!(
+        seal,
+        result_seal(5, &b, &claim),
+        "a copied seal must not fit another party"
+    );
+    assert_ne!(seal, result_seal(6, &a, &claim));
+    assert_ne!(
+        seal,
+        result_seal(5, &a, &ResultClaim { steps: 11, ..claim })
+    );
 }
 
 #[test]

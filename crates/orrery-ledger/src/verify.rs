@@ -1,0 +1,1103 @@
+//! Proof of useful work: sealed results, random checks, bisection disputes and slashing.
+//!
+//! # Life of a result
+//!
+//! 1. **Seal.** The provider sends `CommitResult { seal, usage }` with
+//!    `seal = result_seal(lease, provider, claim)`, where the claim is the output hash, the
+//!    checkpoint root and the step count. The seal binds the claim to its author, so a seal
+//!    shows nothing another party could copy.
+//! 2. **Draw.** At the end of the *next* block, that block's seed (which the chain derives from
+//!    consensus after the commitment was fixed, see `docs/protocol.md`) decides whether the
+//!    result is checked and by whom. `sampled`: checked with probability
+//!    [`Params::sample_bps`](crate::params::Params::sample_bps) by one verifier; `redundant { k }`:
+//!    always, by `k − 1` verifiers. Verifiers are bonded providers (never the lease's provider or
+//!    requester) whose hardware fits the lease, chosen uniformly by the seed. `none` skips the
+//!    draw. Escrow reserved for verifiers that were not drawn is refunded at once.
+//! 3. **Check.** Each verifier re-runs the job and seals its own claim (`CommitCheck`) within
+//!    `verify_blocks` plus the provider's running time. A verifier that misses it is docked
+//!    like a timeout and dropped.
+//! 4. **Reveal.** Once every verifier has sealed (or sealing closed), every party reveals
+//!    (`RevealResult`) within `reveal_blocks`; a reveal must match its seal. Nobody sees another
+//!    claim before committing its own, so a lazy verifier cannot copy. A provider that does not
+//!    reveal is slashed and the requester refunded (it cannot duck a check by going quiet).
+//! 5. **Resolve.** All equal: the lease settles at once (checked) or after the challenge window
+//!    (unchecked); agreeing verifiers are paid the same as the provider. A verifier disagrees:
+//!    a **dispute** between the provider and the first dissenter.
+//!
+//! # Disputes
+//!
+//! - Different step counts: the referee reads the count from the bundle's manifest.
+//! - Same checkpoint root, different outputs: the referee runs `output(state_n)`.
+//! - Different roots: both parties descend their checkpoint trees (RFC 6962 shape) together.
+//!   Each round, each party posts the two children of its current node (`DisputeMove`); they
+//!   must hash to that node. Where the left children differ the game goes left, otherwise right
+//!   (the left subtrees are then equal, so every leaf before the new node agrees). After
+//!   `⌈log2(n + 1)⌉` rounds it reaches the first differing checkpoint `d`. Either party then
+//!   sends `Adjudicate` with the bundle and the agreed `state_(d−1)` plus its Merkle proof; the
+//!   referee ([`crate::referee`]) runs `init` (d = 0) or step `d − 1` and compares the
+//!   checkpoint with both claims.
+//! - A party that misses a round's deadline loses; if nobody gives the referee its input in
+//!   time, both lose.
+//! - The referee cannot execute the step (over its fuel bound, or a runtime it does not host):
+//!   `tiebreak_verifiers` more verifiers are drawn, and the claim held by a strict majority of
+//!   all revealed claims wins. No majority: the requester is refunded and nobody is slashed.
+//!
+//! # Verdicts
+//!
+//! A loser is slashed `slash_bps` of its stake (and unbonding stake); `slash_reward_bps` of that
+//! goes to the winner, the rest is burned. Every other claim equal to the loser's is slashed
+//! too (it is the same proven-wrong claim). When the provider loses, the requester gets its
+//! whole escrow back and the lease ends `Failed`. When a verifier loses, the next dissenter (if
+//! any) disputes with the provider, and otherwise the lease settles.
+
+use crate::apply::{lease_for, overflow, settle_with};
+use crate::entries::{
+    Check, CheckPhase, Children, Claim, ClaimStatus, Dispute, DisputeKind, Lease, LeaseState,
+};
+use crate::receipt::{Event, TxError};
+use crate::referee::{self, Piece, Ruling};
+use crate::state::{State, StateKey};
+use orrery_types::amount::Amount;
+use orrery_types::codec::BoundedVec;
+use orrery_types::crypto::AccountId;
+use orrery_types::hash::{Hash, HashWriter};
+use orrery_types::merkle::{MerkleProof, node_hash};
+use orrery_types::resources::Usage;
+use orrery_types::tx::{LeaseId, ResultClaim, Verification, result_seal};
+use orrery_types::workload::checkpoint;
+
+/// Verifiers a verification level pays for from escrow (the lease locks `1 + this` times its
+/// maximum cost).
+pub fn reserved_verifiers(verification: Verification) -> u8 {
+    match verification {
+        Verification::None => 0,
+        Verification::Sampled => 1,
+        Verification::Redundant { k } => k.saturating_sub(1),
+    }
+}
+
+/// A number drawn from the block seed for one purpose and lease.
+fn draw_u64(seed: &Hash, tag: &[u8], lease: LeaseId, extra: &[u8]) -> u64 {
+    let mut h = HashWriter::new();
+    h.update(tag)
+        .update(seed.as_bytes())
+        .update(&lease.to_be_bytes())
+        .update(extra);
+    let out = h.finish();
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&out.as_bytes()[..8]);
+    u64::from_be_bytes(b)
+}
+
+/// Largest power of two strictly below `size` (`size ≥ 2`): the RFC 6962 split.
+fn split(size: u64) -> u64 {
+    1u64 << (63 - (size - 1).leading_zeros())
+}
+
+/// `CommitResult`: the provider seals its result.
+pub(crate) fn commit_result(
+    state: &mut State,
+    who: AccountId,
+    id: LeaseId,
+    seal: Hash,
+    usage: Usage,
+) -> Result<Vec<Event>, TxError> {
+    let lease = lease_for(state, id)?;
+    if lease.provider != who {
+        return Err(TxError::NotAuthorized { role: "provider" });
+    }
+    let LeaseState::Running {
+        started_ms,
+        started_at,
+    } = lease.state
+    else {
+        return Err(TxError::WrongLeaseState {
+            lease: id,
+            state: lease.state.name(),
+            needed: "running",
+        });
+    };
+    if state.height() > lease.deadline {
+        return Err(TxError::PastDeadline {
+            limit: lease.deadline,
+        });
+    }
+    // Seconds can be claimed only up to the chain time elapsed since the start (rounded up).
+    let elapsed_s = state
+        .globals
+        .time_ms
+        .saturating_sub(started_ms)
+        .div_ceil(1000);
+    if usage.units > lease.terms.max_units
+        || usage.seconds > lease.terms.max_seconds
+        || usage.seconds > elapsed_s
+    {
+        return Err(TxError::UsageAboveLimit);
+    }
+    let height = state.height();
+    let new = match lease.verification {
+        // Nothing to draw: the provider reveals straight away.
+        Verification::None => LeaseState::Checking(Box::new(Check {
+            usage,
+            committed_at: height,
+            p_bps: 0,
+            phase: CheckPhase::Revealing,
+            due: height.saturating_add(state.params().reveal_blocks),
+            by_majority: false,
+            funded: 0,
+            claims: claims_of(vec![sealed_claim(who, seal)])?,
+        })),
+        _ => LeaseState::Sealed {
+            seal,
+            usage,
+            committed_at: height,
+            started_at,
+        },
+    };
+    overflow(state.set_lease_state(id, new))?;
+    Ok(vec![Event::ResultCommitted { lease: id, seal }])
+}
+
+fn sealed_claim(party: AccountId, seal: Hash) -> Claim {
+    Claim {
+        party,
+        seal: Some(seal),
+        revealed: None,
+        status: ClaimStatus::Active,
+    }
+}
+
+fn claims_of(v: Vec<Claim>) -> Result<BoundedVec<Claim, { crate::entries::MAX_CLAIMS }>, TxError> {
+    BoundedVec::new(v).map_err(|_| TxError::Overflow)
+}
+
+/// Bonded providers that may check `lease`, ordered by a seed-derived lottery; the first `n`.
+fn pick_verifiers(
+    state: &State,
+    lease: &Lease,
+    n: usize,
+    seed: &Hash,
+    exclude: &[AccountId],
+) -> Vec<AccountId> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let params = state.params();
+    let mut eligible: Vec<(u64, AccountId)> = state
+        .providers
+        .iter()
+        .filter(|(id, p)| {
+            !exclude.contains(id)
+                && p.offer.hardware.fits(&lease.terms.resources)
+                && !p.stake.is_zero()
+                && params
+                    .min_stake(&p.offer.hardware)
+                    .is_some_and(|m| p.stake >= m)
+        })
+        .map(|(id, _)| (draw_u64(seed, b"orrery/verifier", lease.id, &id.0), *id))
+        .collect();
+    eligible.sort();
+    eligible.into_iter().take(n).map(|(_, id)| id).collect()
+}
+
+/// End of the block after a commitment: draw whether and by whom the result is checked.
+pub(crate) fn draw(state: &mut State, id: LeaseId, seed: &Hash) -> Result<Vec<Event>, TxError> {
+    let lease = lease_for(state, id)?.clone();
+    let LeaseState::Sealed {
+        seal,
+        usage,
+        committed_at,
+        started_at,
+    } = lease.state
+    else {
+        return Ok(Vec::new());
+    };
+    let params = state.params().clone();
+    let max_cost = overflow(lease.terms.max_cost())?;
+    let (stake, checked) = state
+        .provider(&lease.provider)
+        .map_or((Amount::ZERO, 0), |p| (p.stake, p.reputation.checked));
+    let (p_bps, wanted) = match lease.verification {
+        Verification::None => (0, 0),
+        Verification::Sampled => {
+            let p = params.sample_bps(max_cost, stake, checked);
+            let roll = draw_u64(seed, b"orrery/sample", id, &[]) % 10_000;
+            (p, usize::from(roll < u64::from(p)))
+        }
+        Verification::Redundant { k } => (10_000, usize::from(k.saturating_sub(1))),
+    };
+    let verifiers = pick_verifiers(
+        state,
+        &lease,
+        wanted,
+        seed,
+        &[lease.provider, lease.requester],
+    );
+    // Give back the escrow reserved for verifiers that will not run.
+    let keep = overflow(max_cost.checked_mul(1 + verifiers.len() as u128))?;
+    if lease.escrow > keep {
+        let refund = overflow(lease.escrow.checked_sub(keep))?;
+        overflow(state.set_escrow(id, keep))?;
+        overflow(state.credit(lease.requester, refund))?;
+    }
+    let height = state.height();
+    let mut claims = vec![sealed_claim(lease.provider, seal)];
+    claims.extend(verifiers.iter().map(|v| Claim {
+        party: *v,
+        seal: None,
+        revealed: None,
+        status: ClaimStatus::Active,
+    }));
+    let (phase, due) = if verifiers.is_empty() {
+        (
+            CheckPhase::Revealing,
+            height.saturating_add(params.reveal_blocks),
+        )
+    } else {
+        // Verifiers get the provider's own running time on top of the fixed allowance.
+        let run = committed_at.saturating_sub(started_at);
+        (
+            CheckPhase::Sealing,
+            height
+                .saturating_add(params.verify_blocks)
+                .saturating_add(run),
+        )
+    };
+    let check = Check {
+        usage,
+        committed_at,
+        p_bps,
+        phase,
+        due,
+        by_majority: false,
+        funded: verifiers.len() as u8,
+        claims: claims_of(claims)?,
+    };
+    overflow(state.set_lease_state(id, LeaseState::Checking(Box::new(check))))?;
+    Ok(vec![Event::CheckDrawn {
+        lease: id,
+        p_bps,
+        unfilled: (wanted - verifiers.len()) as u8,
+        verifiers,
+    }])
+}
+
+fn checking(lease: &Lease) -> Result<Check, TxError> {
+    match &lease.state {
+        LeaseState::Checking(c) => Ok((**c).clone()),
+        other => Err(TxError::WrongLeaseState {
+            lease: lease.id,
+            state: other.name(),
+            needed: "checking",
+        }),
+    }
+}
+
+fn all_sealed(check: &Check) -> bool {
+    check
+        .claims
+        .as_slice()
+        .iter()
+        .all(|c| c.status != ClaimStatus::Active || c.seal.is_some())
+}
+
+fn all_revealed(check: &Check) -> bool {
+    check
+        .claims
+        .as_slice()
+        .iter()
+        .all(|c| c.status != ClaimStatus::Active || c.revealed.is_some())
+}
+
+/// `CommitCheck`: a drawn verifier seals its claim.
+pub(crate) fn commit_check(
+    state: &mut State,
+    who: AccountId,
+    id: LeaseId,
+    seal: Hash,
+) -> Result<Vec<Event>, TxError> {
+    let lease = lease_for(state, id)?;
+    let mut check = checking(lease)?;
+    let idx = check
+        .claims
+        .as_slice()
+        .iter()
+        .skip(1)
+        .position(|c| c.party == who && c.status == ClaimStatus::Active)
+        .map(|i| i + 1)
+        .ok_or(TxError::NotAParty {
+            lease: id,
+            who,
+            role: "drawn verifier",
+        })?;
+    if check.claims.as_slice()[idx].seal.is_some() {
+        return Err(TxError::AlreadySealed { lease: id, who });
+    }
+    if check.phase != CheckPhase::Sealing {
+        return Err(TxError::WrongPhase {
+            lease: id,
+            phase: "revealing",
+            what: "sealing has closed",
+        });
+    }
+    check.claims.as_mut_slice()[idx].seal = Some(seal);
+    if all_sealed(&check) {
+        check.phase = CheckPhase::Revealing;
+        check.due = state.height().saturating_add(state.params().reveal_blocks);
+    }
+    overflow(state.set_lease_state(id, LeaseState::Checking(Box::new(check))))?;
+    Ok(vec![Event::CheckSealed {
+        lease: id,
+        verifier: who,
+    }])
+}
+
+/// `RevealResult`: a party opens its seal.
+pub(crate) fn reveal(
+    state: &mut State,
+    who: AccountId,
+    id: LeaseId,
+    claim: ResultClaim,
+) -> Result<Vec<Event>, TxError> {
+    let lease = lease_for(state, id)?;
+    let mut check = checking(lease)?;
+    let idx = check
+        .claims
+        .as_slice()
+        .iter()
+        .position(|c| c.party == who && c.status == ClaimStatus::Active)
+        .ok_or(TxError::NotAParty {
+            lease: id,
+            who,
+            role: "party with a sealed claim",
+        })?;
+    if check.phase == CheckPhase::Sealing {
+        return Err(TxError::WrongPhase {
+            lease: id,
+            phase: "sealing",
+            what: "reveal once every verifier has sealed its claim",
+        });
+    }
+    let c = &check.claims.as_slice()[idx];
+    let Some(seal) = c.seal else {
+        return Err(TxError::NotAParty {
+            lease: id,
+            who,
+            role: "party with a sealed claim",
+        });
+    };
+    if c.revealed.is_some() {
+        return Err(TxError::AlreadyRevealed { lease: id, who });
+    }
+    if result_seal(id, &who, &claim) != seal {
+        return Err(TxError::SealMismatch { seal });
+    }
+    check.claims.as_mut_slice()[idx].revealed = Some(claim);
+    let mut events = vec![Event::ResultRevealed {
+        lease: id,
+        party: who,
+        output: claim.output,
+        checkpoint_root: claim.checkpoint_root,
+        steps: claim.steps,
+    }];
+    if all_revealed(&check) {
+        events.extend(resolve(state, id, check)?);
+    } else {
+        overflow(state.set_lease_state(id, LeaseState::Checking(Box::new(check))))?;
+    }
+    Ok(events)
+}
+
+/// Dock a party that missed a check deadline, like a timeout, and drop it from the check.
+fn absent(state: &mut State, lease: &Lease, check: &mut Check, idx: usize) -> Option<Event> {
+    let party = check.claims.as_slice()[idx].party;
+    check.claims.as_mut_slice()[idx].status = ClaimStatus::Absent;
+    let penalty = lease
+        .terms
+        .max_cost()?
+        .bps(state.params().timeout_penalty_bps)?;
+    let stake = state.provider(&party).map_or(Amount::ZERO, |p| p.stake);
+    let docked = penalty.min(stake);
+    if !docked.is_zero() {
+        state.sub_stake(party, docked)?;
+        state.burn(docked)?;
+    }
+    if let Some(p) = state.providers.get_mut(&party) {
+        p.reputation.timed_out += 1;
+    }
+    state.touch(StateKey::Provider(party));
+    Some(Event::CheckAbsent {
+        lease: lease.id,
+        party,
+        docked,
+    })
+}
+
+/// A check's deadline passed.
+pub(crate) fn check_deadline(state: &mut State, id: LeaseId) -> Result<Vec<Event>, TxError> {
+    let lease = lease_for(state, id)?.clone();
+    let mut check = checking(&lease)?;
+    let mut events = Vec::new();
+    match check.phase {
+        CheckPhase::Sealing => {
+            for idx in 1..check.claims.len() {
+                let c = &check.claims.as_slice()[idx];
+                if c.status == ClaimStatus::Active && c.seal.is_none() {
+                    events.extend(absent(state, &lease, &mut check, idx));
+                }
+            }
+            check.phase = CheckPhase::Revealing;
+            check.due = state.height().saturating_add(state.params().reveal_blocks);
+            if all_revealed(&check) {
+                events.extend(resolve(state, id, check)?);
+            } else {
+                overflow(state.set_lease_state(id, LeaseState::Checking(Box::new(check))))?;
+            }
+        }
+        CheckPhase::Revealing => {
+            if check.claims.as_slice()[0].revealed.is_none() {
+                // The provider hid its result: treat it as wrong (it may have seen it was
+                // drawn for a check and tried to walk away).
+                let (ev, amount) = slash(state, id, lease.provider, &[])?;
+                events.push(ev);
+                events.push(fail_lease(state, id, Some(amount))?);
+                return Ok(events);
+            }
+            for idx in 1..check.claims.len() {
+                let c = &check.claims.as_slice()[idx];
+                if c.status == ClaimStatus::Active && c.revealed.is_none() {
+                    events.extend(absent(state, &lease, &mut check, idx));
+                }
+            }
+            events.extend(resolve(state, id, check)?);
+        }
+    }
+    Ok(events)
+}
+
+/// Every active claim is revealed: settle, or dispute the first dissent.
+fn resolve(state: &mut State, id: LeaseId, check: Check) -> Result<Vec<Event>, TxError> {
+    if check.by_majority {
+        return resolve_by_majority(state, id, check);
+    }
+    let Some(provider_claim) = check.claims.as_slice()[0].revealed else {
+        return Err(TxError::Overflow);
+    };
+    let dissenter = check
+        .claims
+        .as_slice()
+        .iter()
+        .enumerate()
+        .skip(1)
+        .find(|(_, c)| {
+            c.status == ClaimStatus::Active && c.revealed.is_some_and(|r| r != provider_claim)
+        })
+        .map(|(i, _)| i);
+    if let Some(challenger) = dissenter {
+        return open_dispute(state, id, check, challenger);
+    }
+    accept(state, id, &check, provider_claim)
+}
+
+/// The provider's claim stands: settle now if verifiers agreed with it, otherwise after the
+/// challenge window.
+fn accept(
+    state: &mut State,
+    id: LeaseId,
+    check: &Check,
+    claim: ResultClaim,
+) -> Result<Vec<Event>, TxError> {
+    let height = state.height();
+    let agreeing: Vec<AccountId> = check
+        .claims
+        .as_slice()
+        .iter()
+        .skip(1)
+        .filter(|c| c.status == ClaimStatus::Active && c.revealed == Some(claim))
+        .map(|c| c.party)
+        .collect();
+    let funded: Vec<AccountId> = check
+        .claims
+        .as_slice()
+        .iter()
+        .skip(1)
+        .take(usize::from(check.funded))
+        .filter(|c| agreeing.contains(&c.party))
+        .map(|c| c.party)
+        .collect();
+    let settle_at = if agreeing.is_empty() {
+        height.saturating_add(state.params().challenge_blocks)
+    } else {
+        height
+    };
+    let committed = LeaseState::Committed {
+        output: claim.output,
+        checkpoint_root: claim.checkpoint_root,
+        usage: check.usage,
+        committed_at: check.committed_at,
+        settle_at,
+    };
+    overflow(state.set_lease_state(id, committed))?;
+    if agreeing.is_empty() {
+        return Ok(Vec::new());
+    }
+    let provider = lease_for(state, id)?.provider;
+    if let Some(p) = state.providers.get_mut(&provider) {
+        p.reputation.checked += 1;
+    }
+    state.touch(StateKey::Provider(provider));
+    let settled = settle_with(state, id, &funded)?;
+    Ok(vec![
+        Event::ResultChecked {
+            lease: id,
+            verifiers: agreeing,
+        },
+        settled,
+    ])
+}
+
+fn open_dispute(
+    state: &mut State,
+    id: LeaseId,
+    check: Check,
+    challenger: usize,
+) -> Result<Vec<Event>, TxError> {
+    let claims = check.claims.as_slice();
+    let (Some(p), Some(c)) = (claims[0].revealed, claims[challenger].revealed) else {
+        return Err(TxError::Overflow);
+    };
+    let provider = claims[0].party;
+    let challenger_id = claims[challenger].party;
+    let leaf_count = p.steps.checked_add(1);
+    let (kind, leaf_count) = match leaf_count {
+        Some(n) if p.steps == c.steps && p.checkpoint_root == c.checkpoint_root => {
+            (DisputeKind::Output, n)
+        }
+        Some(n) if p.steps == c.steps => (DisputeKind::Checkpoints, n),
+        _ => (DisputeKind::Steps, 0),
+    };
+    let dispute = Dispute {
+        check,
+        challenger: challenger as u8,
+        kind,
+        leaf_count,
+        start: 0,
+        size: leaf_count,
+        provider_node: p.checkpoint_root,
+        challenger_node: c.checkpoint_root,
+        provider_move: None,
+        challenger_move: None,
+        round: 0,
+        due: state
+            .height()
+            .saturating_add(state.params().dispute_round_blocks),
+        awaiting_referee: kind != DisputeKind::Checkpoints || leaf_count == 1,
+    };
+    overflow(state.set_lease_state(id, LeaseState::Disputed(Box::new(dispute))))?;
+    Ok(vec![Event::DisputeOpened {
+        lease: id,
+        provider,
+        challenger: challenger_id,
+        kind,
+        leaf_count,
+    }])
+}
+
+fn disputed(lease: &Lease) -> Result<Dispute, TxError> {
+    match &lease.state {
+        LeaseState::Disputed(d) => Ok((**d).clone()),
+        other => Err(TxError::WrongLeaseState {
+            lease: lease.id,
+            state: other.name(),
+            needed: "disputed",
+        }),
+    }
+}
+
+/// Which side `who` plays: 0 for the provider, 1 for the challenger.
+fn side(d: &Dispute, lease: &Lease, who: AccountId) -> Result<usize, TxError> {
+    if who == lease.provider {
+        Ok(0)
+    } else if d.check.claims.as_slice()[usize::from(d.challenger)].party == who {
+        Ok(1)
+    } else {
+        Err(TxError::NotAParty {
+            lease: lease.id,
+            who,
+            role: "disputant",
+        })
+    }
+}
+
+/// `DisputeMove`: a party opens its current node into its two children.
+pub(crate) fn dispute_move(
+    state: &mut State,
+    who: AccountId,
+    id: LeaseId,
+    children: Children,
+) -> Result<Vec<Event>, TxError> {
+    let lease = lease_for(state, id)?;
+    let mut d = disputed(lease)?;
+    let s = side(&d, lease, who)?;
+    if d.awaiting_referee {
+        return Err(TxError::DisputeStage {
+            lease: id,
+            stage: "narrowed to one step: send Adjudicate with the bundle and the agreed state",
+        });
+    }
+    if state.height() > d.due {
+        return Err(TxError::Expired { due: d.due });
+    }
+    let (node, slot) = if s == 0 {
+        (d.provider_node, &mut d.provider_move)
+    } else {
+        (d.challenger_node, &mut d.challenger_move)
+    };
+    if slot.is_some() {
+        return Err(TxError::OutOfTurn {
+            lease: id,
+            who,
+            round: d.round,
+        });
+    }
+    if node_hash(&children.left, &children.right) != node {
+        return Err(TxError::BadMove {
+            expected: node,
+            round: d.round,
+        });
+    }
+    *slot = Some(children);
+    let mut events = vec![Event::DisputeMoved {
+        lease: id,
+        party: who,
+        round: d.round,
+    }];
+    if let (Some(pm), Some(cm)) = (d.provider_move, d.challenger_move) {
+        let k = split(d.size);
+        if pm.left != cm.left {
+            d.size = k;
+            d.provider_node = pm.left;
+            d.challenger_node = cm.left;
+        } else {
+            // Equal left subtrees: every leaf before the right one agrees.
+            d.start += k;
+            d.size -= k;
+            d.provider_node = pm.right;
+            d.challenger_node = cm.right;
+        }
+        d.round += 1;
+        d.provider_move = None;
+        d.challenger_move = None;
+        d.due = state
+            .height()
+            .saturating_add(state.params().dispute_round_blocks);
+        d.awaiting_referee = d.size == 1;
+        events.push(Event::DisputeNarrowed {
+            lease: id,
+            round: d.round,
+            start: d.start,
+            size: d.size,
+        });
+    }
+    overflow(state.set_lease_state(id, LeaseState::Disputed(Box::new(d))))?;
+    Ok(events)
+}
+
+/// The agreed state must be leaf `index` of a tree of `count` under one of `roots`.
+fn check_state_proof(
+    proof: &MerkleProof,
+    index: u64,
+    count: u64,
+    state_bytes: &[u8],
+    roots: [&Hash; 2],
+) -> Result<(), TxError> {
+    if proof.index != index || proof.leaf_count != count {
+        return Err(TxError::ProofWrongStep {
+            expected: index,
+            count,
+            got: proof.index,
+            got_count: proof.leaf_count,
+        });
+    }
+    let cp = checkpoint(state_bytes);
+    if !roots.iter().any(|r| proof.verify(r, &cp)) {
+        return Err(TxError::StateMismatch { index });
+    }
+    Ok(())
+}
+
+/// `Adjudicate`: the referee executes the one disputed piece and rules.
+pub(crate) fn adjudicate(
+    state: &mut State,
+    who: AccountId,
+    id: LeaseId,
+    bundle_bytes: &[u8],
+    agreed_state: &[u8],
+    proof: &MerkleProof,
+) -> Result<Vec<Event>, TxError> {
+    let lease = lease_for(state, id)?.clone();
+    let d = disputed(&lease)?;
+    side(&d, &lease, who)?;
+    if !d.awaiting_referee {
+        return Err(TxError::DisputeStage {
+            lease: id,
+            stage: "still bisecting: make your DisputeMove for this round first",
+        });
+    }
+    let bundle =
+        orrery_exec::Bundle::decode(bundle_bytes).map_err(|e| TxError::BadBundle(e.to_string()))?;
+    if bundle.hash() != lease.job {
+        return Err(TxError::BundleMismatch {
+            expected: lease.job,
+            got: bundle.hash(),
+        });
+    }
+    let claims = d.check.claims.as_slice();
+    let (Some(p), Some(c)) = (
+        claims[0].revealed,
+        claims[usize::from(d.challenger)].revealed,
+    ) else {
+        return Err(TxError::Overflow);
+    };
+    let fuel_bound = state.params().referee_fuel;
+    let (ruling, step, provider_value, challenger_value) = match d.kind {
+        DisputeKind::Steps => {
+            let steps = bundle.manifest().steps;
+            let to_hash = |n: u64| Hash::of(&n.to_be_bytes());
+            (
+                Ruling::Value {
+                    value: to_hash(steps),
+                    fuel: 0,
+                },
+                None,
+                to_hash(p.steps),
+                to_hash(c.steps),
+            )
+        }
+        DisputeKind::Output => {
+            let last = d.leaf_count - 1;
+            let roots = [&p.checkpoint_root, &c.checkpoint_root];
+            check_state_proof(proof, last, d.leaf_count, agreed_state, roots)?;
+            (
+                referee::rule(
+                    &bundle,
+                    Piece::Output {
+                        state: agreed_state,
+                    },
+                    fuel_bound,
+                ),
+                None,
+                p.output,
+                c.output,
+            )
+        }
+        DisputeKind::Checkpoints => {
+            let leaf = d.start;
+            let ruling = if leaf == 0 {
+                referee::rule(&bundle, Piece::Init, fuel_bound)
+            } else {
+                let roots = [&p.checkpoint_root, &c.checkpoint_root];
+                check_state_proof(proof, leaf - 1, d.leaf_count, agreed_state, roots)?;
+                referee::rule(
+                    &bundle,
+                    Piece::Step {
+                        k: leaf - 1,
+                        state: agreed_state,
+                    },
+                    fuel_bound,
+                )
+            };
+            (
+                ruling,
+                leaf.checked_sub(1),
+                d.provider_node,
+                d.challenger_node,
+            )
+        }
+    };
+    let (provider_right, challenger_right, fuel) = match ruling {
+        Ruling::Value { value, fuel } => (value == provider_value, value == challenger_value, fuel),
+        Ruling::JobFails(_) => (false, false, 0),
+        Ruling::Unable(reason) => return tiebreak(state, &lease, d, reason),
+    };
+    let mut events = vec![Event::RefereeRuled {
+        lease: id,
+        kind: d.kind,
+        step,
+        provider_right,
+        challenger_right,
+        fuel,
+    }];
+    events.extend(verdict(state, id, d, provider_right, challenger_right)?);
+    Ok(events)
+}
+
+/// A dispute's deadline passed: whoever did not move loses; if nobody gave the referee its
+/// input, both lose.
+pub(crate) fn dispute_deadline(state: &mut State, id: LeaseId) -> Result<Vec<Event>, TxError> {
+    let lease = lease_for(state, id)?.clone();
+    let d = disputed(&lease)?;
+    let (provider_ok, challenger_ok) = if d.awaiting_referee {
+        (false, false)
+    } else {
+        (d.provider_move.is_some(), d.challenger_move.is_some())
+    };
+    verdict(state, id, d, provider_ok, challenger_ok)
+}
+
+/// Slash the losers and settle or fail the lease.
+fn verdict(
+    state: &mut State,
+    id: LeaseId,
+    d: Dispute,
+    provider_right: bool,
+    challenger_right: bool,
+) -> Result<Vec<Event>, TxError> {
+    let mut check = d.check;
+    let ch = usize::from(d.challenger);
+    let claims = check.claims.as_slice();
+    let provider = claims[0].party;
+    let challenger = claims[ch].party;
+    let provider_claim = claims[0].revealed;
+    let challenger_claim = claims[ch].revealed;
+    let mut events = Vec::new();
+    // Slash every active verifier whose claim equals `wrong` (the loser's, proven wrong).
+    let mut slash_equal = |state: &mut State,
+                           check: &mut Check,
+                           wrong: Option<ResultClaim>,
+                           winners: &[AccountId]|
+     -> Result<(), TxError> {
+        for idx in 1..check.claims.len() {
+            let c = &check.claims.as_slice()[idx];
+            if c.status == ClaimStatus::Active && c.revealed == wrong {
+                let party = c.party;
+                check.claims.as_mut_slice()[idx].status = ClaimStatus::Slashed;
+                events.push(slash(state, id, party, winners)?.0);
+            }
+        }
+        Ok(())
+    };
+    match (provider_right, challenger_right) {
+        (true, _) => {
+            slash_equal(state, &mut check, challenger_claim, &[provider])?;
+            // The next dissenter, if any, disputes with the provider; otherwise settle.
+            events.extend(resolve(state, id, check)?);
+        }
+        (false, true) => {
+            slash_equal(state, &mut check, provider_claim, &[challenger])?;
+            let (ev, amount) = slash(state, id, provider, &[challenger])?;
+            events.push(ev);
+            events.push(fail_lease(state, id, Some(amount))?);
+        }
+        (false, false) => {
+            slash_equal(state, &mut check, provider_claim, &[])?;
+            slash_equal(state, &mut check, challenger_claim, &[])?;
+            if check.claims.as_slice()[ch].status != ClaimStatus::Slashed {
+                events.push(slash(state, id, challenger, &[])?.0);
+            }
+            let (ev, amount) = slash(state, id, provider, &[])?;
+            events.push(ev);
+            events.push(fail_lease(state, id, Some(amount))?);
+        }
+    }
+    Ok(events)
+}
+
+/// The referee cannot execute the step: draw tie-breakers and settle by majority.
+fn tiebreak(
+    state: &mut State,
+    lease: &Lease,
+    d: Dispute,
+    reason: String,
+) -> Result<Vec<Event>, TxError> {
+    let id = lease.id;
+    let mut exclude: Vec<AccountId> = d.check.claims.as_slice().iter().map(|c| c.party).collect();
+    exclude.push(lease.requester);
+    let n = usize::from(state.params().tiebreak_verifiers);
+    let seed = state.block_seed;
+    let picked = pick_verifiers(state, lease, n, &seed, &exclude);
+    if picked.is_empty() {
+        // Nobody can break the tie: refund the requester, slash nobody.
+        return Ok(vec![
+            Event::TiebreakDrawn {
+                lease: id,
+                reason,
+                verifiers: Vec::new(),
+            },
+            fail_lease(state, id, None)?,
+        ]);
+    }
+    let mut check = d.check;
+    let mut claims = check.claims.into_inner();
+    claims.extend(picked.iter().map(|v| Claim {
+        party: *v,
+        seal: None,
+        revealed: None,
+        status: ClaimStatus::Active,
+    }));
+    check.claims = claims_of(claims)?;
+    check.by_majority = true;
+    check.phase = CheckPhase::Sealing;
+    let run = check.committed_at.saturating_sub(lease.opened_at);
+    check.due = state
+        .height()
+        .saturating_add(state.params().verify_blocks)
+        .saturating_add(run);
+    overflow(state.set_lease_state(id, LeaseState::Checking(Box::new(check))))?;
+    Ok(vec![Event::TiebreakDrawn {
+        lease: id,
+        reason,
+        verifiers: picked,
+    }])
+}
+
+fn resolve_by_majority(
+    state: &mut State,
+    id: LeaseId,
+    check: Check,
+) -> Result<Vec<Event>, TxError> {
+    let revealed: Vec<ResultClaim> = check
+        .claims
+        .as_slice()
+        .iter()
+        .filter(|c| c.status == ClaimStatus::Active)
+        .filter_map(|c| c.revealed)
+        .collect();
+    let majority = revealed
+        .iter()
+        .find(|r| revealed.iter().filter(|x| x == r).count() * 2 > revealed.len())
+        .copied();
+    let Some(winner) = majority else {
+        return Ok(vec![fail_lease(state, id, None)?]);
+    };
+    let winners: Vec<AccountId> = check
+        .claims
+        .as_slice()
+        .iter()
+        .filter(|c| c.status == ClaimStatus::Active && c.revealed == Some(winner))
+        .map(|c| c.party)
+        .collect();
+    let mut check = check;
+    let mut events = Vec::new();
+    let mut provider_slashed = Amount::ZERO;
+    for idx in 0..check.claims.len() {
+        let c = &check.claims.as_slice()[idx];
+        if c.status == ClaimStatus::Active && c.revealed.is_some_and(|r| r != winner) {
+            let party = c.party;
+            check.claims.as_mut_slice()[idx].status = ClaimStatus::Slashed;
+            let (ev, amount) = slash(state, id, party, &winners)?;
+            events.push(ev);
+            if idx == 0 {
+                provider_slashed = amount;
+            }
+        }
+    }
+    if check.claims.as_slice()[0].revealed == Some(winner) {
+        events.extend(accept(state, id, &check, winner)?);
+    } else {
+        events.push(fail_lease(state, id, Some(provider_slashed))?);
+    }
+    Ok(events)
+}
+
+/// Take `slash_bps` of `party`'s stake (then of its unbonding stake); `slash_reward_bps` of it
+/// goes to `winners` in equal parts, the rest is burned.
+fn slash(
+    state: &mut State,
+    id: LeaseId,
+    party: AccountId,
+    winners: &[AccountId],
+) -> Result<(Event, Amount), TxError> {
+    let params = state.params().clone();
+    let stake = state.provider(&party).map_or(Amount::ZERO, |p| p.stake);
+    let unbonding: Vec<(u64, Amount)> = state
+        .unbonding
+        .iter()
+        .filter(|((_, who), _)| *who == party)
+        .map(|((at, _), a)| (*at, *a))
+        .collect();
+    let base = overflow(
+        unbonding
+            .iter()
+            .try_fold(stake, |acc, (_, a)| acc.checked_add(*a)),
+    )?;
+    let amount = overflow(base.bps(params.slash_bps))?;
+    let from_stake = amount.min(stake);
+    if !from_stake.is_zero() {
+        overflow(state.sub_stake(party, from_stake))?;
+    }
+    let mut rest = overflow(amount.checked_sub(from_stake))?;
+    for (at, a) in unbonding {
+        if rest.is_zero() {
+            break;
+        }
+        let take = a.min(rest);
+        overflow(state.take_unbonding(at, party))?;
+        let left = overflow(a.checked_sub(take))?;
+        if !left.is_zero() {
+            overflow(state.add_unbonding(at, party, left))?;
+        }
+        rest = overflow(rest.checked_sub(take))?;
+    }
+    let reward = if winners.is_empty() {
+        Amount::ZERO
+    } else {
+        overflow(amount.bps(params.slash_reward_bps))?
+    };
+    let each = Amount(reward.units() / winners.len().max(1) as u128);
+    let rewarded = overflow(each.checked_mul(winners.len() as u128))?;
+    for w in winners {
+        if !each.is_zero() {
+            overflow(state.credit(*w, each))?;
+        }
+    }
+    let burned = overflow(amount.checked_sub(rewarded))?;
+    overflow(state.burn(burned))?;
+    if let Some(p) = state.providers.get_mut(&party) {
+        p.reputation.slashed += 1;
+    }
+    state.touch(StateKey::Provider(party));
+    Ok((
+        Event::Slashed {
+            lease: id,
+            party,
+            amount,
+            rewarded,
+            burned,
+        },
+        amount,
+    ))
+}
+
+/// The provider's result is wrong, hidden, or cannot be confirmed: the requester gets its
+/// escrow back and the lease ends. `provider_slashed` is `Some` when the provider was at fault
+/// (and what it was slashed), `None` when nobody could tell.
+fn fail_lease(
+    state: &mut State,
+    id: LeaseId,
+    provider_slashed: Option<Amount>,
+) -> Result<Event, TxError> {
+    let lease = lease_for(state, id)?.clone();
+    let refunded = lease.escrow;
+    overflow(state.set_escrow(id, Amount::ZERO))?;
+    overflow(state.credit(lease.requester, refunded))?;
+    if let Some(p) = state.providers.get_mut(&lease.provider) {
+        p.active_leases = p.active_leases.saturating_sub(1);
+        if provider_slashed.is_some() {
+            p.reputation.failed += 1;
+        }
+    }
+    state.touch(StateKey::Provider(lease.provider));
+    overflow(state.set_lease_state(
+        id,
+        LeaseState::Failed {
+            refunded,
+            slashed: provider_slashed.unwrap_or(Amount::ZERO),
+            at: state.height(),
+        },
+    ))?;
+    Ok(Event::LeaseFailed {
+        lease: id,
+        refunded,
+    })
+}
