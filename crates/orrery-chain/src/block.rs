@@ -131,7 +131,10 @@ impl Read for ChainBlock {
     /// The largest ledger block encoding accepted, in bytes.
     type Cfg = usize;
 
-    fn read_cfg(buf: &mut impl bytes::Buf, max_block_bytes: &usize) -> Result<Self, CodecError> {
+    fn read_cfg(
+        buf: &mut impl commonware_codec::Buf,
+        max_block_bytes: &usize,
+    ) -> Result<Self, CodecError> {
         let len = u32::read(buf)? as usize;
         if len > *max_block_bytes {
             return Err(CodecError::InvalidLength(len));

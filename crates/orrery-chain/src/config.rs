@@ -12,7 +12,7 @@
 use crate::api::ChainError;
 use crate::block::Variant;
 use crate::mempool::MempoolLimits;
-use commonware_codec::{DecodeExt as _, Encode as _, Read as _};
+use commonware_codec::{Copying, Decode as _, DecodeExt as _};
 use commonware_cryptography::bls12381::primitives::group::Share;
 use commonware_cryptography::bls12381::primitives::sharing::{ModeVersion, Sharing};
 use commonware_cryptography::ed25519;
@@ -181,13 +181,15 @@ impl ValidatorConfig {
 
     /// Decode keys, load the genesis and check everything fits together.
     pub fn parse(&self) -> Result<Validator, ChainError> {
-        let key = ed25519::PrivateKey::decode(unhex("p2p_key", &self.p2p_key)?.as_slice())
+        let key = ed25519::PrivateKey::decode(Copying(unhex("p2p_key", &self.p2p_key)?.as_slice()))
             .map_err(|e| bad(format!("p2p_key is not an ed25519 secret key: {e}")))?;
-        let share = Share::decode(unhex("bls_share", &self.bls_share)?.as_slice())
+        let share = Share::decode(Copying(unhex("bls_share", &self.bls_share)?.as_slice()))
             .map_err(|e| bad(format!("bls_share is not a BLS12-381 share: {e}")))?;
         let mut peers = Vec::with_capacity(self.peers.len());
         for p in &self.peers {
-            let pk = ed25519::PublicKey::decode(unhex("peer public_key", &p.public_key)?.as_slice())
+            let pk = ed25519::PublicKey::decode(Copying(
+                unhex("peer public_key", &p.public_key)?.as_slice(),
+            ))
                 .map_err(|e| bad(format!("peer key {} is not an ed25519 key: {e}", p.public_key)))?;
             peers.push((pk, p.address));
         }
@@ -197,8 +199,8 @@ impl ValidatorConfig {
         }
         let n = NonZeroU32::new(peers.len() as u32).ok_or_else(|| bad("no peers listed"))?;
         let poly_bytes = unhex("group_polynomial", &self.group_polynomial)?;
-        let polynomial = Sharing::<Variant>::read_cfg(
-            &mut poly_bytes.as_slice(),
+        let polynomial = Sharing::<Variant>::decode_cfg(
+            Copying(poly_bytes.as_slice()),
             &(n, ModeVersion::v0()),
         )
         .map_err(|e| bad(format!("group_polynomial does not decode for {n} validators: {e}")))?;

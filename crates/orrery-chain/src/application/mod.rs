@@ -235,7 +235,8 @@ impl App {
             time_ms: now_ms.max(parent.block.time_ms),
             seed,
             parent: parent.hash(),
-            txs: txs.try_into().unwrap_or_default(),
+            // `select` never returns more than `max_block_txs` ≤ MAX_BLOCK_TXS.
+            txs: orrery_types::block::BlockTxs::new(txs).unwrap_or_default(),
         };
         ChainBlock::new(block, proof)
     }

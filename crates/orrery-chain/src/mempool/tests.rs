@@ -103,7 +103,7 @@ fn refuses_wrong_chain_bad_signature_stale_future_and_duplicate() {
         time_ms: 2_000,
         seed: Hash::ZERO,
         parent: Hash::ZERO,
-        txs: vec![tx.clone()].try_into().unwrap(),
+        txs: orrery_types::block::BlockTxs::new(vec![tx.clone()]).unwrap(),
     };
     orrery_ledger::apply_block(&mut after, &block, orrery_ledger::Signatures::Verify).unwrap();
     pool.finalized(&after, block.txs.as_slice());
@@ -196,7 +196,7 @@ fn sender_queue_full_is_reported_when_gaps_are_filled_out_of_order() {
         time_ms: 2_000,
         seed: Hash::ZERO,
         parent: Hash::ZERO,
-        txs: vec![first].try_into().unwrap(),
+        txs: orrery_types::block::BlockTxs::new(vec![first]).unwrap(),
     };
     orrery_ledger::apply_block(&mut advanced, &block, orrery_ledger::Signatures::Verify).unwrap();
     // Pretend the finalization was not seen yet: nonce 3 is within the window of the advanced
@@ -291,7 +291,7 @@ fn finalization_drops_included_and_stale_transactions() {
         time_ms: 2_000,
         seed: Hash::ZERO,
         parent: Hash::ZERO,
-        txs: vec![included.clone()].try_into().unwrap(),
+        txs: orrery_types::block::BlockTxs::new(vec![included.clone()]).unwrap(),
     };
     orrery_ledger::apply_block(&mut after, &block, orrery_ledger::Signatures::Verify).unwrap();
     pool.finalized(&after, block.txs.as_slice());

@@ -1,0 +1,115 @@
+//! The finalizer's run loop. See the module docs.
+
+use crate::api::{Finalized, Live};
+use crate::block::{BlockDigest, ChainBlock};
+use crate::mempool::Mempool;
+use commonware_consensus::marshal::Update;
+use commonware_cryptography::Digestible as _;
+use commonware_utils::Acknowledgement as _;
+use futures::StreamExt as _;
+use futures::channel::mpsc;
+use orrery_ledger::Signatures;
+use orrery_store::Ledger;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::broadcast;
+
+/// The finalizer actor.
+pub(crate) struct Actor {
+    pub(crate) ledger: Arc<RwLock<Ledger>>,
+    pub(crate) mempool: Arc<Mutex<Mempool>>,
+    pub(crate) verified: Arc<Mutex<HashMap<BlockDigest, u64>>>,
+    pub(crate) finalized: broadcast::Sender<Arc<Finalized>>,
+    pub(crate) live: Arc<Live>,
+    pub(crate) receiver: mpsc::UnboundedReceiver<Update<ChainBlock>>,
+}
+
+impl Actor {
+    /// Run until marshal goes away or a finalized block cannot be applied.
+    pub(crate) async fn run(mut self) {
+        while let Some(update) = self.receiver.next().await {
+            match update {
+                Update::Tip(_, height, _) => {
+                    let applied = crate::lock::read(&self.ledger).state().height();
+                    self.live
+                        .syncing
+                        .store(height.get() > applied + 1, Ordering::Relaxed);
+                }
+                Update::Block(block, ack) => {
+                    if let Err(e) = self.apply(block.inner()) {
+                        tracing::error!(
+                            error = %e,
+                            height = block.inner().block.height,
+                            digest = %block.digest(),
+                            "a finalized block does not apply to the ledger; halting this node's chain (restore the database or resync)"
+                        );
+                        // Holding the acknowledgement stalls marshal: this node stops rather
+                        // than diverging from the committee.
+                        std::future::pending::<()>().await;
+                    }
+                    ack.acknowledge();
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, chain_block: &ChainBlock) -> Result<(), orrery_store::StoreError> {
+        let block = &chain_block.block;
+        let digest = chain_block.digest();
+        let checked = crate::lock::lock(&self.verified).remove(&digest).is_some();
+        let ledger = crate::lock::write(&self.ledger);
+        let height = ledger.state().height();
+        if block.height <= height {
+            tracing::debug!(height = block.height, "already applied");
+            return Ok(());
+        }
+        // Signatures are checked here (batch) unless this node verified the block before
+        // voting; `apply` then skips them.
+        if !checked && let Err(index) = orrery_ledger::verify_block_signatures(block) {
+            // A finalized block with a forged transaction: apply it with per-transaction
+            // verification, so the forged transaction is refused by the ledger like any other.
+            tracing::warn!(height = block.height, index, "finalized block carries a bad signature");
+            return self.finish(ledger, chain_block, Signatures::Verify);
+        }
+        self.finish(ledger, chain_block, Signatures::PreVerified)
+    }
+
+    fn finish(
+        &self,
+        mut ledger: std::sync::RwLockWriteGuard<'_, Ledger>,
+        chain_block: &ChainBlock,
+        signatures: Signatures,
+    ) -> Result<(), orrery_store::StoreError> {
+        let block = &chain_block.block;
+        let outcome = ledger.apply(block, signatures)?;
+        // The ledger checked the supply invariant before accepting the block; check it again on
+        // what was persisted so a ledger bug is loud here too.
+        if let Err(e) = ledger.state().check_supply() {
+            tracing::error!(error = %e, height = block.height, "supply invariant broken after apply");
+        }
+        crate::lock::lock(&self.mempool).finalized(ledger.state(), block.txs.as_slice());
+        drop(ledger);
+        {
+            // Forget verification marks for blocks that can no longer finalize.
+            let mut verified = crate::lock::lock(&self.verified);
+            verified.retain(|_, h| *h > block.height);
+        }
+        self.live.syncing.store(false, Ordering::Relaxed);
+        tracing::info!(
+            height = block.height,
+            txs = block.txs.len(),
+            root = %outcome.state_root,
+            "finalized"
+        );
+        // No subscribers is fine.
+        let _ = self.finalized.send(Arc::new(Finalized {
+            block: block.clone(),
+            block_hash: chain_block.hash(),
+            receipts: outcome.receipts,
+            events: outcome.events,
+            state_root: outcome.state_root,
+        }));
+        Ok(())
+    }
+}
