@@ -1,0 +1,996 @@
+//! The HTTP API under `/api/v1`, its OpenAPI document (`/openapi.json`) and `/metrics`.
+//!
+//! Every handler answers JSON ([`orrery_client::api`] shapes) or an [`ApiError`]. Reads of
+//! chain state go through [`crate::backend::read`] (the last finalized state, never a
+//! half-applied block); reads of history go to the node's [`Index`]; blocking work (redb,
+//! chain storage) runs on the blocking pool.
+//!
+//! Submission checks, in order, each with its own answer: body size (413 `tx_too_large`),
+//! decoding (400 `malformed_tx`), signature (422 `bad_signature`), chain id (422
+//! `wrong_chain`), nonce below the account's (409 `stale_nonce`); then the chain's own
+//! verdict (409 `duplicate_tx`, 503 `overloaded`, ...).
+
+use crate::backend::{self, Backend, RejectKind};
+use crate::blobs::{BlobError, BlobStore};
+use crate::config::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, NodeConfig};
+use crate::error::ApiError;
+use crate::events::EventHub;
+use crate::index::{Index, IndexError, TxList, tx_view};
+use crate::limits::{RateLimiter, rate_limited};
+use crate::metrics::{Metrics, RequestLabels, RouteLabels};
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use orrery_client::api::{
+    AccountView, BlobStored, BlockEvent, BlockReceipts, BlockSummary, BlockView, ErrorBody,
+    LeaseView, Page, ProviderView, ReceiptView, ReputationView, StatusResponse, SubmitResponse,
+    TxRecord, TxView,
+};
+use orrery_ledger::State as LedgerState;
+use orrery_ledger::entries::{Lease, Provider};
+use orrery_types::crypto::AccountId;
+use orrery_types::hash::Hash;
+use orrery_types::tx::{MAX_TX_BYTES, SignedTx};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::Semaphore;
+use utoipa::OpenApi;
+
+/// Most leases one list request examines when filtering: bounds the work of a request whose
+/// filter matches rarely. The answer's cursor continues the scan where it stopped.
+pub const MAX_LEASE_SCAN: usize = 100_000;
+
+/// Largest body of `POST /txs`: a transaction in hex (two characters a byte) plus a `0x`
+/// prefix and some whitespace. Larger bodies are refused before decoding.
+pub const MAX_SUBMIT_BODY_BYTES: usize = 2 * MAX_TX_BYTES + 64;
+
+/// Bytes of an oversized upload read and thrown away before answering 413: an HTTP/1 client
+/// still sending its body only reads the answer if the server keeps reading, otherwise it
+/// sees a broken connection. Beyond this much the node stops reading and closes the
+/// connection (the client then gets a transport error instead of the 413).
+pub const MAX_DRAIN_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Bytes read from disk per chunk when serving a blob.
+const BLOB_READ_CHUNK: usize = 64 * 1024;
+
+/// Everything the handlers share.
+pub struct Shared {
+    /// The chain.
+    pub backend: Arc<dyn Backend>,
+    /// The local index.
+    pub index: Arc<Index>,
+    /// The blob store.
+    pub blobs: Arc<BlobStore>,
+    /// The event fan-out.
+    pub hub: Arc<EventHub>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// The configuration.
+    pub config: NodeConfig,
+    /// The per-IP limiter.
+    pub rate: RateLimiter,
+    /// Slots for requests in flight.
+    pub slots: Arc<Semaphore>,
+}
+
+/// Handler state.
+pub type AppState = Arc<Shared>;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Orrery node API",
+        description = "Submit transactions, read the chain, store job blobs, follow finalized blocks. See docs/api.md."
+    ),
+    paths(
+        submit_tx,
+        get_tx,
+        status,
+        account,
+        account_txs,
+        providers,
+        provider,
+        leases,
+        lease,
+        lease_txs,
+        blocks,
+        latest_block,
+        block,
+        block_receipts,
+        put_blob,
+        get_blob,
+        head_blob,
+        events
+    ),
+    components(schemas(ErrorBody, TxView, ReceiptView, ReputationView, BlockEvent))
+)]
+struct ApiDoc;
+
+/// The OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The whole router.
+pub fn router(state: AppState) -> Router {
+    let limits = &state.config.limits;
+    let api = Router::new()
+        .route(
+            "/txs",
+            axum::routing::post(submit_tx).layer(DefaultBodyLimit::max(MAX_SUBMIT_BODY_BYTES)),
+        )
+        .route("/txs/{hash}", get(get_tx))
+        .route("/status", get(status))
+        .route("/accounts/{id}", get(account))
+        .route("/accounts/{id}/txs", get(account_txs))
+        .route("/providers", get(providers))
+        .route("/providers/{id}", get(provider))
+        .route("/leases", get(leases))
+        .route("/leases/{id}", get(lease))
+        .route("/leases/{id}/txs", get(lease_txs))
+        .route("/blocks", get(blocks))
+        .route("/blocks/latest", get(latest_block))
+        .route("/blocks/{height}", get(block))
+        .route("/blocks/{height}/receipts", get(block_receipts))
+        .route(
+            "/blobs/{hash}",
+            get(get_blob)
+                .head(head_blob)
+                .put(put_blob)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes));
+    let bounded = Router::new()
+        .nest("/api/v1", api)
+        .route("/openapi.json", get(openapi_json))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            timeout_and_slots,
+        ));
+    // The event stream is long-lived: exempt from the timeout and the request slots (it has
+    // its own client cap).
+    let stream = Router::new().route("/api/v1/events", get(events));
+    bounded
+        .merge(stream)
+        .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// Outermost: count and log every request by route template and status.
+async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = req.method().to_string();
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    let elapsed = start.elapsed();
+    s.metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            route: route.clone(),
+            method: method.clone(),
+            status,
+        })
+        .inc();
+    s.metrics
+        .request_duration
+        .get_or_create(&RouteLabels {
+            route: route.clone(),
+        })
+        .observe(elapsed.as_secs_f64());
+    tracing::debug!(%method, %route, status, elapsed_ms = elapsed.as_millis() as u64, "request");
+    resp
+}
+
+async fn rate_limit(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let Some(ip) = ip
+        && let Err(wait) = s.rate.check(ip, Instant::now())
+    {
+        s.metrics.rate_limited.inc();
+        tracing::debug!(%ip, wait, "rate limited");
+        return rate_limited(wait).into_response();
+    }
+    next.run(req).await
+}
+
+async fn timeout_and_slots(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let Ok(_permit) = s.slots.clone().try_acquire_owned() else {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "the node is handling too many requests; retry shortly",
+        )
+        .retry_after(1)
+        .into_response();
+    };
+    let limit = s.config.limits.request_timeout();
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!("the request took longer than {} s", limit.as_secs()),
+        )
+        .retry_after(1)
+        .into_response(),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no_such_route", "no such endpoint; see /openapi.json")
+}
+
+async fn openapi_json() -> Response {
+    match openapi().to_json() {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(e) => ApiError::internal(format!("OpenAPI document: {e}")).into_response(),
+    }
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.encode(),
+    )
+        .into_response()
+}
+
+// ---- helpers ----
+
+fn parse_hash(s: &str) -> Result<Hash, ApiError> {
+    s.parse()
+        .map_err(|e| ApiError::bad_request("bad_hash", format!("{e}")))
+}
+
+fn parse_account(s: &str) -> Result<AccountId, ApiError> {
+    s.parse()
+        .map_err(|e| ApiError::bad_request("bad_account", format!("{e}")))
+}
+
+fn parse_u64(what: &str, s: &str) -> Result<u64, ApiError> {
+    s.parse().map_err(|_| {
+        ApiError::bad_request(
+            "bad_number",
+            format!("{what} must be a whole number, got {s:?}"),
+        )
+    })
+}
+
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(t)| t)
+        .map_err(|e| ApiError::bad_request("bad_query", e.body_text()))
+}
+
+/// Read the last finalized state on the blocking pool (the chain may hold its lock while it
+/// applies a block; the request timeout must still be able to fire).
+async fn read<R: Send + 'static>(
+    s: &Shared,
+    f: impl FnOnce(&LedgerState) -> R + Send + 'static,
+) -> Result<R, ApiError> {
+    let backend = s.backend.clone();
+    tokio::task::spawn_blocking(move || backend::read(&*backend, f))
+        .await
+        .map_err(|e| ApiError::internal(format!("state read failed: {e}")))?
+        .ok_or_else(|| ApiError::unavailable("the chain backend did not answer a state read"))
+}
+
+fn index_error(e: IndexError) -> ApiError {
+    tracing::error!(error = %e, "index");
+    ApiError::internal(e.to_string())
+}
+
+/// Run blocking index work off the async threads.
+async fn with_index<R: Send + 'static>(
+    s: &Shared,
+    f: impl FnOnce(&Index) -> Result<R, IndexError> + Send + 'static,
+) -> Result<R, ApiError> {
+    let index = s.index.clone();
+    tokio::task::spawn_blocking(move || f(&index))
+        .await
+        .map_err(|e| ApiError::internal(format!("index task failed: {e}")))?
+        .map_err(index_error)
+}
+
+/// `?limit=&cursor=`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct PageParams {
+    /// Page size (default 50, at most 500).
+    limit: Option<u32>,
+    /// The previous page's `next_cursor`.
+    cursor: Option<String>,
+}
+
+impl PageParams {
+    fn limit(&self) -> usize {
+        self.limit
+            .unwrap_or(DEFAULT_PAGE_LIMIT)
+            .clamp(1, MAX_PAGE_LIMIT) as usize
+    }
+}
+
+// ---- transactions ----
+
+/// Submit a signed transaction.
+///
+/// Body: the canonical binary encoding (`application/octet-stream`), or the same in hex with
+/// `Content-Type: text/plain`.
+#[utoipa::path(post, path = "/api/v1/txs", request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses(
+        (status = 200, body = SubmitResponse, description = "accepted into the mempool"),
+        (status = 400, body = ErrorBody, description = "malformed_tx: cannot be decoded"),
+        (status = 409, body = ErrorBody, description = "stale_nonce or duplicate_tx"),
+        (status = 413, body = ErrorBody, description = "tx_too_large"),
+        (status = 422, body = ErrorBody, description = "bad_signature, wrong_chain or invalid_tx"),
+        (status = 429, body = ErrorBody, description = "rate_limited"),
+        (status = 503, body = ErrorBody, description = "overloaded or unavailable"),
+    ))]
+async fn submit_tx(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<SubmitResponse>, ApiError> {
+    let s2 = s.clone();
+    let result = tokio::task::spawn_blocking(move || check_and_submit(&s2, &headers, body))
+        .await
+        .unwrap_or_else(|e| Err(ApiError::internal(format!("submission failed: {e}"))));
+    match &result {
+        Ok(_) => {
+            s.metrics.txs_submitted.inc();
+        }
+        Err(e) => s.metrics.reject(e.code),
+    }
+    result.map(|hash| Json(SubmitResponse { hash }))
+}
+
+fn check_and_submit(
+    s: &Shared,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Hash, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "tx_too_large",
+            format!("a transaction is at most {MAX_TX_BYTES} bytes"),
+        )
+    };
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large()
+        } else {
+            ApiError::new(e.status(), "bad_body", e.body_text())
+        }
+    })?;
+    let is_hex = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/plain"));
+    let bytes = if is_hex {
+        let text = std::str::from_utf8(&body)
+            .map_err(|_| ApiError::bad_request("malformed_tx", "hex body is not text"))?
+            .trim();
+        let text = text.strip_prefix("0x").unwrap_or(text);
+        hex::decode(text).map_err(|e| {
+            ApiError::bad_request("malformed_tx", format!("body is not valid hex: {e}"))
+        })?
+    } else {
+        body.to_vec()
+    };
+    if bytes.len() > MAX_TX_BYTES {
+        return Err(too_large());
+    }
+    let tx = SignedTx::decode(&bytes).map_err(|e| {
+        ApiError::bad_request(
+            "malformed_tx",
+            format!("not a canonically encoded signed transaction: {e}"),
+        )
+    })?;
+    if !tx.verify_signature() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_signature",
+            "the signature does not match the transaction and signer",
+        ));
+    }
+    let chain_id = s.backend.status().chain_id;
+    if tx.tx.chain_id.as_str() != chain_id {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "wrong_chain",
+            format!(
+                "transaction is signed for chain {:?}, this node serves {chain_id:?}",
+                tx.tx.chain_id.as_str()
+            ),
+        ));
+    }
+    let sender = tx.sender();
+    let nonce = backend::read(&*s.backend, |st| st.account(&sender).nonce)
+        .ok_or_else(|| ApiError::unavailable("the chain backend did not answer a state read"))?;
+    if tx.tx.nonce < nonce {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "stale_nonce",
+            format!(
+                "nonce {} was already used; the account's next nonce is {nonce}",
+                tx.tx.nonce
+            ),
+        ));
+    }
+    s.backend.submit(tx).map_err(|r| {
+        let (status, code) = match r.kind {
+            RejectKind::Malformed => (StatusCode::BAD_REQUEST, "malformed_tx"),
+            RejectKind::StaleNonce => (StatusCode::CONFLICT, "stale_nonce"),
+            RejectKind::Duplicate => (StatusCode::CONFLICT, "duplicate_tx"),
+            RejectKind::WrongChain => (StatusCode::UNPROCESSABLE_ENTITY, "wrong_chain"),
+            RejectKind::BadSignature => (StatusCode::UNPROCESSABLE_ENTITY, "bad_signature"),
+            RejectKind::Invalid => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_tx"),
+            RejectKind::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            RejectKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        };
+        let e = ApiError::new(status, code, r.message);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            e.retry_after(1)
+        } else {
+            e
+        }
+    })
+}
+
+/// A transaction in a finalized block, with its receipt.
+#[utoipa::path(get, path = "/api/v1/txs/{hash}", params(("hash" = String, Path, description = "transaction hash, 64 hex")),
+    responses((status = 200, body = TxRecord), (status = 404, body = ErrorBody, description = "not (yet) in a finalized block")))]
+async fn get_tx(
+    State(s): State<AppState>,
+    Path(hash): Path<String>,
+) -> Result<Json<TxRecord>, ApiError> {
+    let hash = parse_hash(&hash)?;
+    with_index(&s, move |i| i.tx(&hash))
+        .await?
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "tx_not_found",
+                format!("transaction {hash} is not in a finalized block this node has indexed"),
+            )
+        })
+}
+
+// ---- status and accounts ----
+
+/// The chain's status and the node's index height.
+#[utoipa::path(get, path = "/api/v1/status", responses((status = 200, body = StatusResponse)))]
+async fn status(State(s): State<AppState>) -> Result<Json<StatusResponse>, ApiError> {
+    let indexed_height = with_index(&s, |i| i.indexed_height()).await?;
+    Ok(Json(StatusResponse {
+        chain: s.backend.status(),
+        indexed_height,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    }))
+}
+
+/// An account's balance and next nonce (zero for an account never seen).
+#[utoipa::path(get, path = "/api/v1/accounts/{id}", params(("id" = String, Path, description = "account id, orr + 40 hex")),
+    responses((status = 200, body = AccountView), (status = 400, body = ErrorBody)))]
+async fn account(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<AccountView>, ApiError> {
+    let id = parse_account(&id)?;
+    let a = read(&s, move |st| st.account(&id)).await?;
+    Ok(Json(AccountView {
+        id,
+        balance: a.balance,
+        nonce: a.nonce,
+    }))
+}
+
+fn parse_position(cursor: &str) -> Result<(u64, u32), ApiError> {
+    let bad = || {
+        ApiError::bad_request(
+            "bad_cursor",
+            format!("cursor {cursor:?} is not height:index"),
+        )
+    };
+    let (h, i) = cursor.split_once(':').ok_or_else(bad)?;
+    Ok((h.parse().map_err(|_| bad())?, i.parse().map_err(|_| bad())?))
+}
+
+async fn tx_list(
+    s: &Shared,
+    list: TxList,
+    p: PageParams,
+) -> Result<Json<Page<TxRecord>>, ApiError> {
+    let before = p.cursor.as_deref().map(parse_position).transpose()?;
+    let limit = p.limit();
+    let (items, next) = with_index(s, move |i| i.txs(list, before, limit)).await?;
+    Ok(Json(Page {
+        items,
+        next_cursor: next.map(|(h, i)| format!("{h}:{i}")),
+    }))
+}
+
+/// Transactions sent by or naming an account, newest first.
+#[utoipa::path(get, path = "/api/v1/accounts/{id}/txs", params(("id" = String, Path), PageParams),
+    responses((status = 200, body = Page<TxRecord>)))]
+async fn account_txs(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    q: Result<Query<PageParams>, QueryRejection>,
+) -> Result<Json<Page<TxRecord>>, ApiError> {
+    let id = parse_account(&id)?;
+    tx_list(&s, TxList::Account(id), query(q)?).await
+}
+
+// ---- providers ----
+
+fn provider_view(id: AccountId, p: &Provider) -> ProviderView {
+    let r = p.reputation;
+    ProviderView {
+        id,
+        offer: p.offer.clone(),
+        stake: p.stake,
+        active_leases: p.active_leases,
+        registered_at: p.registered_at,
+        reputation: ReputationView {
+            settled: r.settled,
+            checked: r.checked,
+            failed: r.failed,
+            slashed: r.slashed,
+            timed_out: r.timed_out,
+        },
+        earned: p.earned,
+    }
+}
+
+/// Registered providers in account id order.
+#[utoipa::path(get, path = "/api/v1/providers", params(PageParams), responses((status = 200, body = Page<ProviderView>)))]
+async fn providers(
+    State(s): State<AppState>,
+    q: Result<Query<PageParams>, QueryRejection>,
+) -> Result<Json<Page<ProviderView>>, ApiError> {
+    let p = query(q)?;
+    let after = p.cursor.as_deref().map(parse_account).transpose()?;
+    let limit = p.limit();
+    let (items, more) = read(&s, move |st| {
+        use std::ops::Bound;
+        let lo = match after {
+            Some(a) => Bound::Excluded(a),
+            None => Bound::Unbounded,
+        };
+        let mut it = st.providers().range((lo, Bound::Unbounded));
+        let items: Vec<ProviderView> = it
+            .by_ref()
+            .take(limit)
+            .map(|(id, p)| provider_view(*id, p))
+            .collect();
+        (items, it.next().is_some())
+    })
+    .await?;
+    let next_cursor = more
+        .then(|| items.last().map(|p| p.id.to_string()))
+        .flatten();
+    Ok(Json(Page { items, next_cursor }))
+}
+
+/// One provider.
+#[utoipa::path(get, path = "/api/v1/providers/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = ProviderView), (status = 404, body = ErrorBody)))]
+async fn provider(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ProviderView>, ApiError> {
+    let id = parse_account(&id)?;
+    read(&s, move |st| st.provider(&id).map(|p| provider_view(id, p)))
+        .await?
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "provider_not_found",
+                format!("{id} is not a registered provider"),
+            )
+        })
+}
+
+// ---- leases ----
+
+/// The API view of a lease.
+pub fn lease_view(l: &Lease) -> LeaseView {
+    LeaseView {
+        id: l.id,
+        requester: l.requester,
+        provider: l.provider,
+        job: l.job,
+        terms: l.terms,
+        verification: l.verification,
+        escrow: l.escrow,
+        opened_at: l.opened_at,
+        start_by: l.start_by,
+        deadline: l.deadline,
+        state: l.state.name().to_string(),
+        state_detail: serde_json::to_value(&l.state).unwrap_or(serde_json::Value::Null),
+        active: l.state.is_active(),
+    }
+}
+
+/// `GET /leases` filters.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct LeaseParams {
+    /// Only this provider's leases.
+    provider: Option<String>,
+    /// Only this requester's leases.
+    requester: Option<String>,
+    /// Only leases in this state (`awaiting_start`, `running`, `committed`, `settled`,
+    /// `timed_out`), or `active`.
+    state: Option<String>,
+    /// Page size (default 50, at most 500).
+    limit: Option<u32>,
+    /// The previous page's `next_cursor`.
+    cursor: Option<String>,
+}
+
+/// Leases in id order, filtered.
+#[utoipa::path(get, path = "/api/v1/leases", params(LeaseParams), responses((status = 200, body = Page<LeaseView>)))]
+async fn leases(
+    State(s): State<AppState>,
+    q: Result<Query<LeaseParams>, QueryRejection>,
+) -> Result<Json<Page<LeaseView>>, ApiError> {
+    let p = query(q)?;
+    let provider = p.provider.as_deref().map(parse_account).transpose()?;
+    let requester = p.requester.as_deref().map(parse_account).transpose()?;
+    let after = p
+        .cursor
+        .as_deref()
+        .map(|c| parse_u64("cursor", c))
+        .transpose()?;
+    let state = p.state.clone();
+    let limit = PageParams {
+        limit: p.limit,
+        cursor: None,
+    }
+    .limit();
+    let (items, next) = read(&s, move |st| {
+        let start = after.map_or(0, |a| a.saturating_add(1));
+        let mut items = Vec::new();
+        let mut last_scanned = None;
+        let mut exhausted = true;
+        for (scanned, (id, l)) in st.leases().range(start..).enumerate() {
+            if items.len() == limit || scanned == MAX_LEASE_SCAN {
+                exhausted = false;
+                break;
+            }
+            last_scanned = Some(*id);
+            let keep = provider.is_none_or(|p| l.provider == p)
+                && requester.is_none_or(|r| l.requester == r)
+                && state.as_deref().is_none_or(|s| {
+                    if s == "active" {
+                        l.state.is_active()
+                    } else {
+                        l.state.name() == s
+                    }
+                });
+            if keep {
+                items.push(lease_view(l));
+            }
+        }
+        let next = if exhausted { None } else { last_scanned };
+        (items, next)
+    })
+    .await?;
+    Ok(Json(Page {
+        items,
+        next_cursor: next.map(|n| n.to_string()),
+    }))
+}
+
+/// One lease.
+#[utoipa::path(get, path = "/api/v1/leases/{id}", params(("id" = u64, Path)),
+    responses((status = 200, body = LeaseView), (status = 404, body = ErrorBody)))]
+async fn lease(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<LeaseView>, ApiError> {
+    let id = parse_u64("lease id", &id)?;
+    read(&s, move |st| st.lease(id).map(lease_view))
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("lease_not_found", format!("no lease {id}")))
+}
+
+/// Transactions that acted on a lease, newest first.
+#[utoipa::path(get, path = "/api/v1/leases/{id}/txs", params(("id" = u64, Path), PageParams),
+    responses((status = 200, body = Page<TxRecord>)))]
+async fn lease_txs(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    q: Result<Query<PageParams>, QueryRejection>,
+) -> Result<Json<Page<TxRecord>>, ApiError> {
+    let id = parse_u64("lease id", &id)?;
+    tx_list(&s, TxList::Lease(id), query(q)?).await
+}
+
+// ---- blocks ----
+
+/// Block summaries, newest first.
+#[utoipa::path(get, path = "/api/v1/blocks", params(PageParams), responses((status = 200, body = Page<BlockSummary>)))]
+async fn blocks(
+    State(s): State<AppState>,
+    q: Result<Query<PageParams>, QueryRejection>,
+) -> Result<Json<Page<BlockSummary>>, ApiError> {
+    let p = query(q)?;
+    let before = p
+        .cursor
+        .as_deref()
+        .map(|c| parse_u64("cursor", c))
+        .transpose()?;
+    let limit = p.limit();
+    let (items, next) = with_index(&s, move |i| i.blocks(before, limit)).await?;
+    Ok(Json(Page {
+        items,
+        next_cursor: next.map(|h| h.to_string()),
+    }))
+}
+
+async fn block_at(s: &Shared, height: u64) -> Result<Json<BlockView>, ApiError> {
+    let backend = s.backend.clone();
+    let block = tokio::task::spawn_blocking(move || backend.block(height))
+        .await
+        .map_err(|e| ApiError::internal(format!("block read failed: {e}")))?
+        .map_err(|e| ApiError::unavailable(e.to_string()))?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "block_not_found",
+                format!("no finalized block at height {height}"),
+            )
+        })?;
+    let txs: Vec<TxView> = block.txs.as_slice().iter().map(tx_view).collect();
+    let hashes: Vec<Hash> = txs.iter().map(|t| t.hash).collect();
+    Ok(Json(BlockView {
+        summary: BlockSummary {
+            height: block.height,
+            hash: block.hash_with(&hashes),
+            parent: block.parent,
+            time_ms: block.time_ms,
+            tx_count: txs.len() as u32,
+        },
+        seed: block.seed,
+        txs,
+    }))
+}
+
+/// The last finalized block.
+#[utoipa::path(get, path = "/api/v1/blocks/latest", responses((status = 200, body = BlockView), (status = 404, body = ErrorBody, description = "no block yet")))]
+async fn latest_block(State(s): State<AppState>) -> Result<Json<BlockView>, ApiError> {
+    let height = s.backend.status().height;
+    block_at(&s, height).await
+}
+
+/// A finalized block with its transactions.
+#[utoipa::path(get, path = "/api/v1/blocks/{height}", params(("height" = u64, Path)),
+    responses((status = 200, body = BlockView), (status = 404, body = ErrorBody)))]
+async fn block(
+    State(s): State<AppState>,
+    Path(height): Path<String>,
+) -> Result<Json<BlockView>, ApiError> {
+    let height = parse_u64("height", &height)?;
+    block_at(&s, height).await
+}
+
+/// The receipts and end-of-block events of a block.
+#[utoipa::path(get, path = "/api/v1/blocks/{height}/receipts", params(("height" = u64, Path)),
+    responses((status = 200, body = BlockReceipts), (status = 404, body = ErrorBody)))]
+async fn block_receipts(
+    State(s): State<AppState>,
+    Path(height): Path<String>,
+) -> Result<Json<BlockReceipts>, ApiError> {
+    let height = parse_u64("height", &height)?;
+    with_index(&s, move |i| i.block_receipts(height))
+        .await?
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "block_not_indexed",
+                format!("block {height} is not finalized or not indexed yet"),
+            )
+        })
+}
+
+// ---- blobs ----
+
+/// Store a blob under its SHA-256 hash; the hash is checked.
+#[utoipa::path(put, path = "/api/v1/blobs/{hash}", params(("hash" = String, Path)),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses(
+        (status = 200, body = BlobStored),
+        (status = 413, body = ErrorBody, description = "blob_too_large"),
+        (status = 422, body = ErrorBody, description = "hash_mismatch: the body hashes to something else"),
+    ))]
+async fn put_blob(
+    State(s): State<AppState>,
+    Path(hash): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<BlobStored>, ApiError> {
+    let expected = parse_hash(&hash)?;
+    let limit = s.blobs.max_blob_bytes();
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "blob_too_large",
+            format!("a blob is at most {limit} bytes on this node"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let mut stream = body.into_data_stream();
+    if let Some(n) = declared
+        && n > limit
+    {
+        if n - limit <= MAX_DRAIN_BYTES {
+            drain(&mut stream, n).await;
+        }
+        return Err(too_large());
+    }
+    let result = s.blobs.put(expected, &mut stream).await;
+    if matches!(result, Err(BlobError::TooLarge { .. })) {
+        drain(&mut stream, MAX_DRAIN_BYTES).await;
+    }
+    match result {
+        Ok((size, created)) => {
+            if created {
+                s.metrics.blobs_stored.inc();
+                s.metrics.blob_bytes_stored.inc_by(size);
+                tracing::info!(hash = %expected, size, "blob stored");
+            }
+            Ok(Json(BlobStored {
+                hash: expected,
+                size,
+                created,
+            }))
+        }
+        Err(BlobError::TooLarge { .. }) => Err(too_large()),
+        Err(e @ BlobError::HashMismatch { .. }) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "hash_mismatch",
+            e.to_string(),
+        )),
+        Err(e @ BlobError::Body(_)) => Err(ApiError::bad_request("bad_body", e.to_string())),
+        Err(e @ BlobError::Io { .. }) => {
+            tracing::error!(error = %e, "blob store");
+            Err(ApiError::internal(e.to_string()))
+        }
+    }
+}
+
+/// Read and discard up to `max` bytes of what is left of a request body.
+async fn drain(stream: &mut axum::body::BodyDataStream, max: u64) {
+    use futures::StreamExt as _;
+    let mut read = 0u64;
+    while read <= max {
+        match stream.next().await {
+            Some(Ok(chunk)) => read += chunk.len() as u64,
+            _ => return,
+        }
+    }
+}
+
+fn blob_not_found(hash: &Hash) -> ApiError {
+    ApiError::not_found("blob_not_found", format!("this node has no blob {hash}"))
+}
+
+/// Fetch a blob.
+#[utoipa::path(get, path = "/api/v1/blobs/{hash}", params(("hash" = String, Path)),
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = ErrorBody)))]
+async fn get_blob(
+    State(s): State<AppState>,
+    Path(hash): Path<String>,
+) -> Result<Response, ApiError> {
+    use tokio::io::AsyncReadExt as _;
+    let hash = parse_hash(&hash)?;
+    let (file, size) = s
+        .blobs
+        .open_blob(&hash)
+        .await
+        .ok_or_else(|| blob_not_found(&hash))?;
+    let stream = futures::stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let mut buf = vec![0u8; BLOB_READ_CHUNK];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(Bytes::from(buf)), Some(file)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    let mut resp = Body::from_stream(stream).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{hash}\"")) {
+        h.insert(header::ETAG, v);
+    }
+    Ok(resp)
+}
+
+/// Whether the node has a blob, and its size.
+#[utoipa::path(head, path = "/api/v1/blobs/{hash}", params(("hash" = String, Path)),
+    responses((status = 200, description = "present; Content-Length is its size"), (status = 404, description = "absent")))]
+async fn head_blob(
+    State(s): State<AppState>,
+    Path(hash): Path<String>,
+) -> Result<Response, ApiError> {
+    let hash = parse_hash(&hash)?;
+    let size = s
+        .blobs
+        .size(&hash)
+        .await
+        .ok_or_else(|| blob_not_found(&hash))?;
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            ),
+            (header::CONTENT_LENGTH, HeaderValue::from(size)),
+        ],
+        (),
+    )
+        .into_response())
+}
+
+// ---- events ----
+
+/// Finalized blocks as server-sent events (`event: block`, data: a `BlockEvent` JSON).
+#[utoipa::path(get, path = "/api/v1/events",
+    responses((status = 200, content_type = "text/event-stream", body = BlockEvent), (status = 503, body = ErrorBody, description = "too many stream clients")))]
+async fn events(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let rx = s.hub.subscribe().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_stream_clients",
+            "the node serves its maximum number of event-stream clients; retry later",
+        )
+        .retry_after(5)
+    })?;
+    s.metrics.event_clients.set(s.hub.clients() as i64);
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        let msg = rx.recv().await?;
+        Some((
+            Ok::<_, std::convert::Infallible>(Event::default().event("block").data(&*msg)),
+            rx,
+        ))
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}

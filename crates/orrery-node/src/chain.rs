@@ -1,0 +1,95 @@
+//! [`Backend`] over the real validator: a thin forwarding layer onto `orrery_chain::Handle`.
+//!
+//! The only work done here is translation: the chain's `SubmitError` into a [`RejectKind`]
+//! (so the API picks the status code), its status into the API's shape, and its finalized
+//! blocks into the node's [`Finalized`] (a forwarding task per subscriber, started on the
+//! current tokio runtime; it ends when either side closes).
+
+use crate::backend::{Backend, BackendError, Finalized, RejectKind, SubmitRejection};
+use orrery_chain::{Handle, SubmitError};
+use orrery_client::api::ChainStatus;
+use orrery_ledger::State;
+use orrery_types::block::Block;
+use orrery_types::hash::Hash;
+use orrery_types::tx::SignedTx;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// Blocks buffered between the chain's stream and the node's indexer. The indexer re-reads
+/// anything it misses from storage, so this only smooths bursts.
+const FORWARD_BUFFER: usize = 1024;
+
+fn reject_kind(e: &SubmitError) -> RejectKind {
+    if e.is_overload() {
+        return RejectKind::Overloaded;
+    }
+    match e {
+        SubmitError::Malformed(_) | SubmitError::TooLarge { .. } => RejectKind::Malformed,
+        SubmitError::WrongChain { .. } => RejectKind::WrongChain,
+        SubmitError::BadSignature => RejectKind::BadSignature,
+        SubmitError::StaleNonce { .. } => RejectKind::StaleNonce,
+        SubmitError::Duplicate { .. } => RejectKind::Duplicate,
+        _ => RejectKind::Invalid,
+    }
+}
+
+impl Backend for Handle {
+    fn submit(&self, tx: SignedTx) -> Result<Hash, SubmitRejection> {
+        Handle::submit(self, tx).map_err(|e| SubmitRejection {
+            kind: reject_kind(&e),
+            message: e.to_string(),
+        })
+    }
+
+    fn status(&self) -> ChainStatus {
+        let s = Handle::status(self);
+        ChainStatus {
+            chain_id: s.chain_id,
+            height: s.height,
+            state_root: s.state_root,
+            last_block_hash: s.last_block_hash,
+            last_block_time_ms: s.last_block_time_ms,
+            validators: s.validators as u64,
+            peers_connected: s.peers_connected as u64,
+            mempool_len: s.mempool_len as u64,
+            syncing: s.syncing,
+        }
+    }
+
+    fn read_state(&self, f: &mut dyn FnMut(&State)) {
+        Handle::read(self, |s| f(s))
+    }
+
+    fn block(&self, height: u64) -> Result<Option<Block>, BackendError> {
+        Handle::block(self, height).map_err(|e| BackendError(e.to_string()))
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Arc<Finalized>> {
+        let mut from_chain = Handle::subscribe(self);
+        let (tx, rx) = broadcast::channel(FORWARD_BUFFER);
+        tokio::spawn(async move {
+            loop {
+                match from_chain.recv().await {
+                    Ok(f) => {
+                        let f = Finalized {
+                            block: f.block.clone(),
+                            block_hash: f.block_hash,
+                            receipts: f.receipts.clone(),
+                            events: f.events.clone(),
+                            state_root: f.state_root,
+                        };
+                        if tx.send(Arc::new(f)).is_err() {
+                            return;
+                        }
+                    }
+                    // The indexer notices the gap at the next block and reads storage.
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "node fell behind the chain's block stream");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        rx
+    }
+}
