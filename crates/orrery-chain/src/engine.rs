@@ -252,6 +252,7 @@ where
             block_interval: validator.block_interval,
             max_block_txs: validator.max_block_txs,
             max_block_bytes: validator.max_block_bytes,
+            corrupt_proposals: validator.corrupt_proposals,
         }),
         ledger: ledger.clone(),
         mempool: mempool.clone(),

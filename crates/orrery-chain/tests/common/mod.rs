@@ -13,6 +13,7 @@ use orrery_chain::engine::{
     CHANNEL_BACKFILL, CHANNEL_BLOCKS, CHANNEL_CERTIFICATES, CHANNEL_RESOLVER, CHANNEL_VOTES,
 };
 use orrery_chain::{Channels, Finalized, Handle, ValidatorConfig, start_with};
+use orrery_types::crypto::AccountId;
 use orrery_ledger::GenesisAccount;
 use orrery_types::amount::Amount;
 use orrery_types::crypto::Keypair;
@@ -141,7 +142,15 @@ pub async fn start(
     oracle: &Oracle<ed25519::PublicKey, deterministic::Context>,
     config: &ValidatorConfig,
 ) -> Node {
-    let validator = config.parse().unwrap();
+    start_parsed(context, oracle, config.parse().unwrap()).await
+}
+
+/// [`start`] with an already parsed (possibly test-modified) validator.
+pub async fn start_parsed(
+    context: &deterministic::Context,
+    oracle: &Oracle<ed25519::PublicKey, deterministic::Context>,
+    validator: orrery_chain::Validator,
+) -> Node {
     let me = validator.key.public_key();
     let control = oracle.control(me.clone());
     let quota = Quota::per_second(NZU32!(100_000));
@@ -241,4 +250,23 @@ pub fn runner(seed: u64, timeout: Duration) -> deterministic::Runner {
             .with_seed(seed)
             .with_timeout(Some(timeout)),
     )
+}
+
+/// Wait until `account` holds `amount` on `handle`.
+pub async fn wait_balance(
+    context: &deterministic::Context,
+    handle: &Handle,
+    account: &AccountId,
+    amount: Amount,
+    limit: Duration,
+) {
+    let deadline = context.current() + limit;
+    loop {
+        let got = handle.read(|s| s.account(account).balance);
+        if got == amount {
+            return;
+        }
+        assert!(context.current() < deadline, "balance {got:?}, expected {amount:?}");
+        context.sleep(Duration::from_millis(100)).await;
+    }
 }
