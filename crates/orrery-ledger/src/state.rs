@@ -7,7 +7,8 @@
 //! spread over [`NUM_BUCKETS`] buckets by `H(key)`; a bucket's root is the Merkle root of its
 //! leaves sorted by key, and the state root is the Merkle root of the bucket roots. Only the
 //! buckets touched by a block are recomputed, so the cost per block grows with what the block
-//! changed, not with the size of the state (plus a fixed ~2·[`NUM_BUCKETS`] hashes for the top).
+//! changed, not with the size of the state: the tree over the bucket roots is kept, and each
+//! changed bucket rehashes its path of `log2(NUM_BUCKETS)` = 12 nodes.
 //!
 //! # Conservation
 //!
@@ -23,13 +24,15 @@ use orrery_types::amount::Amount;
 use orrery_types::codec::{self, BoundedVec, DecodeError};
 use orrery_types::crypto::AccountId;
 use orrery_types::hash::{Hash, HashWriter};
-use orrery_types::merkle::{MerkleProof, MerkleTree, merkle_root};
+use orrery_types::merkle::{MerkleProof, MerkleTree, leaf_hash, merkle_root, node_hash};
 use orrery_types::tx::LeaseId;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Number of buckets the state root spreads entries over. A power of two; 4096 keeps the
-/// fixed top-of-tree cost near 1 ms while a bucket stays small up to millions of entries.
+/// Number of buckets the state root spreads entries over. A power of two (the tree over the
+/// bucket roots is perfect, so a changed bucket updates one path); 4096 keeps a bucket small up
+/// to millions of entries.
 pub const NUM_BUCKETS: usize = 4096;
+const _: () = assert!(NUM_BUCKETS.is_power_of_two());
 
 /// The key of one state entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -207,6 +210,10 @@ impl StateProof {
 struct Commitment {
     buckets: Vec<BTreeMap<Vec<u8>, Hash>>,
     roots: Vec<Hash>,
+    /// The tree over the bucket roots, level by level (`top[0]` = leaf hashes of `roots`, the
+    /// last level = the state root). `NUM_BUCKETS` is a power of two, so the tree is perfect
+    /// and a changed bucket updates one path of `log2(NUM_BUCKETS)` nodes.
+    top: Vec<Vec<Hash>>,
     dirty: BTreeSet<usize>,
     root: Hash,
 }
@@ -214,14 +221,22 @@ struct Commitment {
 impl Commitment {
     fn new() -> Self {
         let empty = merkle_root(&[]);
-        let mut c = Commitment {
+        let roots = vec![empty; NUM_BUCKETS];
+        let mut top = vec![roots.iter().map(leaf_hash).collect::<Vec<_>>()];
+        while top.last().map_or(0, Vec::len) > 1 {
+            let below = top.last().map(Vec::as_slice).unwrap_or_default();
+            let level = below.chunks(2).map(|p| node_hash(&p[0], &p[1])).collect();
+            top.push(level);
+        }
+        let root = top.last().map_or(Hash::ZERO, |l| l[0]);
+        debug_assert_eq!(root, merkle_root(&roots));
+        Commitment {
             buckets: vec![BTreeMap::new(); NUM_BUCKETS],
-            roots: vec![empty; NUM_BUCKETS],
+            roots,
+            top,
             dirty: BTreeSet::new(),
-            root: Hash::ZERO,
-        };
-        c.root = merkle_root(&c.roots);
-        c
+            root,
+        }
     }
 
     fn bucket_of(key: &[u8]) -> usize {
@@ -259,11 +274,21 @@ impl Commitment {
         if self.dirty.is_empty() {
             return self.root;
         }
-        for b in std::mem::take(&mut self.dirty) {
+        let mut changed: BTreeSet<usize> = std::mem::take(&mut self.dirty);
+        for &b in &changed {
             let leaves: Vec<Hash> = self.buckets[b].values().copied().collect();
             self.roots[b] = merkle_root(&leaves);
+            self.top[0][b] = leaf_hash(&self.roots[b]);
         }
-        self.root = merkle_root(&self.roots);
+        // Recompute only the paths above the changed buckets.
+        for level in 1..self.top.len() {
+            changed = changed.into_iter().map(|i| i / 2).collect();
+            for &i in &changed {
+                let node = node_hash(&self.top[level - 1][2 * i], &self.top[level - 1][2 * i + 1]);
+                self.top[level][i] = node;
+            }
+        }
+        self.root = self.top.last().map_or(Hash::ZERO, |l| l[0]);
         self.root
     }
 }
@@ -425,6 +450,19 @@ impl State {
     /// The state root as of the last applied block.
     pub fn root(&self) -> Hash {
         self.commitment.root
+    }
+
+    /// The root computed from every entry, ignoring every cache (for tests of the incremental
+    /// computation).
+    #[cfg(test)]
+    pub(crate) fn root_from_scratch(&self) -> Hash {
+        let roots: Vec<Hash> = self
+            .commitment
+            .buckets
+            .iter()
+            .map(|b| merkle_root(&b.values().copied().collect::<Vec<_>>()))
+            .collect();
+        merkle_root(&roots)
     }
 
     // ----- change tracking -----

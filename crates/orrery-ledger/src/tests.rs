@@ -14,3 +14,60 @@ fn share_is_exact_when_it_fits_and_close_when_it_does_not() {
         "{got} vs {exact}"
     );
 }
+
+#[test]
+fn the_incremental_state_root_equals_the_root_from_scratch() {
+    use crate::{Genesis, GenesisAccount, Params, Signatures, State, apply_block};
+    use orrery_types::amount::Amount;
+    use orrery_types::block::{Block, BlockTxs};
+    use orrery_types::crypto::Keypair;
+    use orrery_types::hash::Hash;
+    use orrery_types::tx::{ChainId, Tx, TxBody};
+
+    let keys: Vec<Keypair> = (0..64).map(Keypair::from_seed).collect();
+    let genesis = Genesis {
+        chain_id: ChainId::new("root-test").unwrap(),
+        genesis_time_ms: 0,
+        params: Params::default(),
+        accounts: keys
+            .iter()
+            .map(|k| GenesisAccount {
+                account: k.account(),
+                balance: Amount::orr(1_000),
+            })
+            .collect(),
+        validators: vec![],
+    };
+    let mut state = State::genesis(&genesis).unwrap();
+    assert_eq!(state.root(), state.root_from_scratch());
+    let mut nonces = vec![0u64; keys.len()];
+    for height in 1..=40u64 {
+        // A different number of transfers each block, to fresh and existing accounts.
+        let txs = (0..height % 7)
+            .map(|i| {
+                let from = ((height * 13 + i * 7) % 64) as usize;
+                let to = Keypair::from_seed(1_000 + height * 10 + i).account();
+                let tx = Tx {
+                    chain_id: ChainId::new("root-test").unwrap(),
+                    nonce: nonces[from],
+                    body: TxBody::Transfer {
+                        to,
+                        amount: Amount::orr(1),
+                    },
+                }
+                .sign(&keys[from]);
+                nonces[from] += 1;
+                tx
+            })
+            .collect();
+        let block = Block {
+            height,
+            time_ms: height * 1_000,
+            seed: Hash::ZERO,
+            parent: state.globals().last_block,
+            txs: BlockTxs::new(txs).unwrap(),
+        };
+        apply_block(&mut state, &block, Signatures::Verify).unwrap();
+        assert_eq!(state.root(), state.root_from_scratch(), "height {height}");
+    }
+}

@@ -23,6 +23,8 @@ pub struct Net {
     pub keys: Vec<Keypair>,
     pub validators: Vec<Keypair>,
     pub blocks: Vec<Block>,
+    /// Mixed into every block seed, so seeded runs draw differently.
+    pub seed_salt: u64,
 }
 
 pub fn genesis(keys: &[Keypair], validators: &[Keypair], params: Params) -> Genesis {
@@ -55,6 +57,7 @@ impl Net {
             keys,
             validators,
             blocks: Vec::new(),
+            seed_salt: 0,
         }
     }
 
@@ -82,7 +85,7 @@ impl Net {
         Block {
             height: g.height + 1,
             time_ms: g.time_ms + 1_000,
-            seed: Hash::of(&(g.height + 1).to_be_bytes()),
+            seed: Hash::of_parts(&[&self.seed_salt.to_be_bytes(), &(g.height + 1).to_be_bytes()]),
             parent: g.last_block,
             txs: BlockTxs::new(txs).unwrap(),
         }
