@@ -1,0 +1,1 @@
+//! orrery-market (being built).

@@ -1,0 +1,1 @@
+//! orrery-provider (being built).
