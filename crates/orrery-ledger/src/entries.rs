@@ -30,7 +30,7 @@ codec_struct!(Account {
 });
 
 /// Track record of a provider, read by the router.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Reputation {
     /// Leases settled and paid.
     pub settled: u64,
@@ -77,7 +77,7 @@ codec_struct!(Provider {
 });
 
 /// Where a lease is in its life. A lease is in exactly one of these states.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum LeaseState {
     /// Opened; the provider has until `start_by` to start it.
@@ -423,7 +423,7 @@ macro_rules! codec_unit_enum {
 }
 
 /// What became of one party's claim in a check.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ClaimStatus {
     /// Still in play.
@@ -440,7 +440,7 @@ codec_unit_enum!(ClaimStatus {
 });
 
 /// One party's sealed and (later) revealed claim.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Claim {
     /// Who claims: the lease's provider (always first) or a drawn verifier.
     pub party: AccountId,
@@ -459,7 +459,7 @@ codec_struct!(Claim {
 });
 
 /// Which deadline a check is waiting on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckPhase {
     /// Verifiers are re-running the job and sealing their claims.
@@ -473,7 +473,7 @@ codec_unit_enum!(CheckPhase {
 });
 
 /// A committed result on its way to settlement: who checks it and what each party claims.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Check {
     /// The provider's metered usage.
     pub usage: Usage,
@@ -505,7 +505,7 @@ codec_struct!(Check {
 });
 
 /// What a dispute is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DisputeKind {
     /// The claims disagree on the number of steps: the bundle's manifest decides.
@@ -523,7 +523,7 @@ codec_unit_enum!(DisputeKind {
 });
 
 /// One bisection move: the two children of a party's current node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Children {
     /// Left child hash.
     pub left: Hash,
@@ -537,7 +537,7 @@ codec_struct!(Children {
 
 /// A bisection game between the provider's claim and one challenger's, over the RFC 6962
 /// checkpoint trees (see `crate::verify`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Dispute {
     /// The check this dispute came from (claims, usage).
     pub check: Check,

@@ -71,3 +71,65 @@ fn the_incremental_state_root_equals_the_root_from_scratch() {
         assert_eq!(state.root(), state.root_from_scratch(), "height {height}");
     }
 }
+
+#[test]
+fn lease_states_roundtrip_through_json_for_clients() {
+    use crate::entries::{
+        Check, CheckPhase, Children, Claim, ClaimStatus, Dispute, DisputeKind, LeaseState,
+    };
+    use orrery_types::codec::BoundedVec;
+    use orrery_types::crypto::Keypair;
+    use orrery_types::hash::Hash;
+    use orrery_types::resources::Usage;
+    use orrery_types::tx::ResultClaim;
+
+    let claim = |i: u64| Claim {
+        party: Keypair::from_seed(i).account(),
+        seal: Some(Hash::of(&i.to_be_bytes())),
+        revealed: Some(ResultClaim {
+            output: Hash::of(b"o"),
+            checkpoint_root: Hash::of(&[i as u8]),
+            steps: 9,
+        }),
+        status: ClaimStatus::Active,
+    };
+    let check = Check {
+        usage: Usage {
+            seconds: 3,
+            units: 4,
+        },
+        committed_at: 10,
+        p_bps: 5_000,
+        phase: CheckPhase::Revealing,
+        due: 20,
+        by_majority: false,
+        funded: 1,
+        claims: BoundedVec::new(vec![claim(1), claim(2)]).unwrap(),
+    };
+    let states = [
+        LeaseState::Checking(Box::new(check.clone())),
+        LeaseState::Disputed(Box::new(Dispute {
+            check,
+            challenger: 1,
+            kind: DisputeKind::Checkpoints,
+            leaf_count: 10,
+            start: 8,
+            size: 2,
+            provider_node: Hash::of(b"p"),
+            challenger_node: Hash::of(b"c"),
+            provider_move: Some(Children {
+                left: Hash::of(b"l"),
+                right: Hash::of(b"r"),
+            }),
+            challenger_move: None,
+            round: 3,
+            due: 40,
+            awaiting_referee: false,
+        })),
+    ];
+    for s in states {
+        let json = serde_json::to_string(&s).unwrap();
+        let back: LeaseState = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, s, "{json}");
+    }
+}
