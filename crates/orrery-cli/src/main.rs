@@ -25,6 +25,12 @@ enum Command {
     RunLocal(cmd::run_local::Args),
     /// Deterministic machine learning: train, fine-tune and run models locally.
     Ml(cmd::ml::Args),
+    /// Create and inspect signing keys.
+    Key(cmd::wallet::KeyArgs),
+    /// Balances and transfers through a node.
+    Wallet(cmd::wallet::WalletArgs),
+    /// The chain's status as a node sees it.
+    Chain(cmd::wallet::ChainArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -40,5 +46,8 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(args) => cmd::demo::run(args),
         Command::RunLocal(args) => cmd::run_local::run(args),
         Command::Ml(args) => cmd::ml::run(args),
+        Command::Key(args) => cmd::wallet::run_key(args),
+        Command::Wallet(args) => cmd::wallet::run_wallet(args),
+        Command::Chain(args) => cmd::wallet::run_chain(args),
     }
 }

@@ -3,3 +3,4 @@
 pub mod demo;
 pub mod ml;
 pub mod run_local;
+pub mod wallet;
