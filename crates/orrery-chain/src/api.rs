@@ -49,7 +49,9 @@ pub struct ChainStatus {
     pub last_block_time_ms: u64,
     /// Size of the validator committee.
     pub validators: usize,
-    /// Validators this node currently has a connection to (itself excluded).
+    /// Other committee members among the senders of the last few hundred consensus votes this
+    /// node received: the members it can hear, measured by consensus traffic (every live
+    /// member votes in every view) rather than socket state.
     pub peers_connected: usize,
     /// Transactions waiting in this node's mempool.
     pub mempool_len: usize,
@@ -81,7 +83,7 @@ pub enum ChainError {
 
 /// Counters the consensus side updates and [`Handle::status`] reads.
 #[derive(Debug, Default)]
-pub(crate) struct Live {
+pub struct Live {
     pub(crate) peers_connected: AtomicUsize,
     pub(crate) syncing: AtomicBool,
 }

@@ -194,26 +194,23 @@ impl ValidatorConfig {
             let pk = ed25519::PublicKey::decode(Copying(
                 unhex("peer public_key", &p.public_key)?.as_slice(),
             ))
-                .map_err(|e| bad(format!("peer key {} is not an ed25519 key: {e}", p.public_key)))?;
+            .map_err(|e| {
+                bad(format!(
+                    "peer key {} is not an ed25519 key: {e}",
+                    p.public_key
+                ))
+            })?;
             peers.push((pk, p.address));
         }
         peers.sort_by(|a, b| a.0.cmp(&b.0));
         if peers.windows(2).any(|w| w[0].0 == w[1].0) {
             return Err(bad("a peer is listed twice"));
         }
-        let n = NonZeroU32::new(peers.len() as u32).ok_or_else(|| bad("no peers listed"))?;
-        let poly_bytes = unhex("group_polynomial", &self.group_polynomial)?;
-        let polynomial = Sharing::<Variant>::decode_cfg(
-            Copying(poly_bytes.as_slice()),
-            &(n, ModeVersion::v0()),
-        )
-        .map_err(|e| bad(format!("group_polynomial does not decode for {n} validators: {e}")))?;
         let genesis = match (&self.genesis, &self.genesis_path) {
             (Some(g), _) => g.clone(),
             (None, Some(path)) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    bad(format!("cannot read genesis {}: {e}", path.display()))
-                })?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| bad(format!("cannot read genesis {}: {e}", path.display())))?;
                 Genesis::from_toml(&text)?
             }
             (None, None) => return Err(bad("set genesis_path or an inline [genesis]")),
@@ -231,11 +228,22 @@ impl ValidatorConfig {
                 "the peers' keys are not exactly the genesis validators; every genesis validator must be listed once with its p2p key",
             ));
         }
+        let n = NonZeroU32::new(peers.len() as u32).ok_or_else(|| bad("no peers listed"))?;
+        let poly_bytes = unhex("group_polynomial", &self.group_polynomial)?;
+        let polynomial =
+            Sharing::<Variant>::decode_cfg(Copying(poly_bytes.as_slice()), &(n, ModeVersion::v0()))
+                .map_err(|e| {
+                    bad(format!(
+                        "group_polynomial does not decode for {n} validators: {e}"
+                    ))
+                })?;
         if !(1..=MAX_BLOCK_TXS).contains(&self.max_block_txs) {
             return Err(bad(format!("max_block_txs must be in 1..={MAX_BLOCK_TXS}")));
         }
         if self.max_block_bytes < orrery_types::tx::MAX_TX_BYTES * 2 {
-            return Err(bad("max_block_bytes must hold at least two of the largest transactions"));
+            return Err(bad(
+                "max_block_bytes must hold at least two of the largest transactions",
+            ));
         }
         if self.block_interval_ms >= self.leader_timeout_ms {
             return Err(bad("block_interval_ms must be below leader_timeout_ms"));

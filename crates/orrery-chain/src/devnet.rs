@@ -65,7 +65,9 @@ fn key_seed(seed: u64, i: usize) -> u64 {
 /// Generate a devnet. Deterministic in `spec`.
 pub fn generate(spec: &DevnetSpec) -> Result<Devnet, ChainError> {
     if spec.validators == 0 {
-        return Err(ChainError::Config("a devnet needs at least one validator".into()));
+        return Err(ChainError::Config(
+            "a devnet needs at least one validator".into(),
+        ));
     }
     let mut privs: Vec<ed25519::PrivateKey> = (0..spec.validators)
         .map(|i| ed25519::PrivateKey::from_seed(key_seed(spec.seed, i)))

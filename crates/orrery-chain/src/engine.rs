@@ -20,6 +20,7 @@ use crate::application::{App, AppConfig};
 use crate::block::{BlockDigest, ChainBlock, Variant};
 use crate::config::{CONSENSUS_NAMESPACE, FINALIZED_CHANNEL_CAPACITY, Validator};
 use crate::finalizer;
+use crate::liveness::HeardReceiver;
 use crate::mempool::Mempool;
 use crate::seeds::{SeedReporter, Seeds};
 use commonware_broadcast::buffered;
@@ -34,22 +35,21 @@ use commonware_consensus::simplex::elector::RoundRobin;
 use commonware_consensus::types::{Epoch, FixedEpocher, ViewDelta};
 use commonware_cryptography::certificate::ConstantProvider;
 use commonware_cryptography::sha256::Sha256;
-use commonware_cryptography::{Digestible as _, Digested, Signer as _, ed25519};
+use commonware_cryptography::{Digested, Digestible as _, Signer as _, ed25519};
 use commonware_p2p::{Blocker, Provider, Receiver, Sender};
 use commonware_parallel::Sequential;
 use commonware_runtime::buffer::paged::CacheRef;
 use commonware_runtime::{Clock, Metrics, Spawner, Storage};
 use commonware_storage::archive::immutable;
-use commonware_utils::ordered::Set;
-use commonware_utils::{NZU16, NZU64, NZUsize, NZDuration};
+use commonware_utils::ordered::{Quorum as _, Set};
+use commonware_utils::{NZDuration, NZU16, NZU64, NZUsize};
 use orrery_store::Ledger;
 use std::num::{NonZeroU64, NonZeroUsize};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 /// The consensus signing scheme: BLS12-381 threshold signatures with a per-view VRF seed.
-pub type Scheme =
-    simplex::scheme::bls12381_threshold::vrf::Scheme<ed25519::PublicKey, Variant>;
+pub type Scheme = simplex::scheme::bls12381_threshold::vrf::Scheme<ed25519::PublicKey, Variant>;
 
 /// Simplex votes.
 pub const CHANNEL_VOTES: u64 = 0;
@@ -122,7 +122,10 @@ where
         "starting validator"
     );
     let ledger = Arc::new(RwLock::new(ledger));
-    let mempool = Arc::new(Mutex::new(Mempool::new(chain_id.clone(), validator.mempool)));
+    let mempool = Arc::new(Mutex::new(Mempool::new(
+        chain_id.clone(),
+        validator.mempool,
+    )));
     let (finalized_tx, _) = tokio::sync::broadcast::channel(FINALIZED_CHANNEL_CAPACITY);
     let live = Arc::new(Live::default());
 
@@ -135,7 +138,14 @@ where
             .collect::<Vec<_>>(),
     )
     .map_err(|_| ChainError::Config("a peer is listed twice".into()))?;
-    let identity = validator.polynomial.public().clone();
+    let me_index = participants.index(&me).map(|p| p.get());
+    if me_index != Some(validator.share.index.get()) {
+        return Err(ChainError::Config(
+            "bls_share is not the share dealt to this p2p_key (its index is another validator's)"
+                .into(),
+        ));
+    }
+    let identity = *validator.polynomial.public();
     let scheme = Scheme::signer(
         CONSENSUS_NAMESPACE,
         participants,
@@ -147,7 +157,7 @@ where
             "bls_share does not belong to p2p_key's position in the committee under group_polynomial".into(),
         )
     })?;
-    let seed_verifier = Scheme::certificate_verifier(CONSENSUS_NAMESPACE, identity.clone());
+    let seed_verifier = Scheme::certificate_verifier(CONSENSUS_NAMESPACE, identity);
 
     // Marshal: archives, backfill resolver, block broadcast.
     let page_cache = CacheRef::new(NZU16!(PAGE_SIZE), PAGE_CACHE_PAGES);
@@ -219,13 +229,14 @@ where
         component: "block archive",
         reason: e.to_string(),
     })?;
-    let (marshal_actor, marshal, _floor) = MarshalActor::<_, Standard<ChainBlock>, _, _, _, _, _, _>::init(
-        context.child("marshal"),
-        finalizations_by_height,
-        finalized_blocks,
-        marshal_config,
-    )
-    .await;
+    let (marshal_actor, marshal, _floor) =
+        MarshalActor::<_, Standard<ChainBlock>, _, _, _, _, _, _>::init(
+            context.child("marshal"),
+            finalizations_by_height,
+            finalized_blocks,
+            marshal_config,
+        )
+        .await;
 
     // The finalizer applies what marshal delivers.
     let (updates_tx, updates_rx) = futures::channel::mpsc::unbounded();
@@ -238,9 +249,7 @@ where
         live: live.clone(),
         receiver: updates_rx,
     };
-    context
-        .child("finalizer")
-        .spawn(move |_| finalizer.run());
+    context.child("finalizer").spawn(move |_| finalizer.run());
     marshal_actor.start(finalizer::Mailbox { sender: updates_tx }, buffer, resolver);
 
     // The application and consensus.
@@ -299,7 +308,13 @@ where
             track_historical_votes: false,
         },
     );
-    engine.start(channels.votes, channels.certificates, channels.resolver);
+    let (vote_sender, vote_receiver) = channels.votes;
+    let vote_receiver = HeardReceiver::new(vote_receiver, me.clone(), live.clone());
+    engine.start(
+        (vote_sender, vote_receiver),
+        channels.certificates,
+        channels.resolver,
+    );
 
     Ok(Handle {
         chain_id,

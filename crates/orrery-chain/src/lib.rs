@@ -26,11 +26,14 @@ pub mod devnet;
 pub mod engine;
 mod finalizer;
 pub mod mempool;
+pub mod network;
 pub mod seeds;
 
+mod liveness;
 mod lock;
 
 pub use api::{ChainError, ChainStatus, Finalized, Handle, SubmitError};
 pub use config::{PeerConfig, Validator, ValidatorConfig};
 pub use engine::{Channels, start_with};
 pub use mempool::{Mempool, MempoolLimits};
+pub use network::start;

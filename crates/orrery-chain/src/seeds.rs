@@ -6,11 +6,11 @@
 //! block directly (it does not need this store). At most [`MAX_SEEDS`] views are kept.
 
 use crate::block::ViewSeed;
+use commonware_actor::Feedback;
 use commonware_consensus::simplex::scheme::bls12381_threshold::vrf::Seedable as _;
 use commonware_consensus::simplex::types::Activity;
 use commonware_consensus::types::View;
 use commonware_consensus::{Reporter, Viewable as _};
-use commonware_actor::Feedback;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
@@ -56,7 +56,8 @@ impl Seeds {
     }
 }
 
-/// A reporter in front of marshal's wrapper that records the seed of each certificate it sees.
+/// A reporter in front of marshal's wrapper that records the seed of each certificate it
+/// sees, then forwards everything.
 #[derive(Clone)]
 pub struct SeedReporter<R> {
     /// Where seeds go.

@@ -13,7 +13,12 @@ use std::time::Duration;
 
 /// Runs 4 validators, validator 0 corrupting its proposals with `corrupt`; returns after 12
 /// blocks are finalized and checked with `is_corrupt` on every node.
-fn run(seed: u64, corrupt: fn(&mut Block), calls: &'static AtomicUsize, is_corrupt: fn(&Block) -> bool) {
+fn run(
+    seed: u64,
+    corrupt: fn(&mut Block),
+    calls: &'static AtomicUsize,
+    is_corrupt: fn(&Block) -> bool,
+) {
     let dir = tempfile::tempdir().unwrap();
     let net = devnet(4, seed, dir.path(), 2);
     runner(seed, Duration::from_secs(240)).start(|context| async move {
@@ -32,12 +37,18 @@ fn run(seed: u64, corrupt: fn(&mut Block), calls: &'static AtomicUsize, is_corru
         let receiver = Keypair::from_seed(44_444);
         for (i, u) in users(2).iter().enumerate() {
             for nonce in 0..3 {
-                nodes[1 + i].handle.submit(transfer(u, nonce, &receiver, 1)).unwrap();
+                nodes[1 + i]
+                    .handle
+                    .submit(transfer(u, nonce, &receiver, 1))
+                    .unwrap();
             }
         }
         let all: Vec<_> = nodes.iter().map(|n| &n.handle).collect();
         wait_height(&context, &all, 12, Duration::from_secs(120)).await;
-        assert!(calls.load(Ordering::Relaxed) > 0, "the Byzantine validator proposed");
+        assert!(
+            calls.load(Ordering::Relaxed) > 0,
+            "the Byzantine validator proposed"
+        );
         assert_agree(&all, 12);
         for height in 1..=12 {
             let b = all[1].block(height).unwrap().unwrap();

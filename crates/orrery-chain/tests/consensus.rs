@@ -35,7 +35,9 @@ fn four_validators_finalize_blocks_with_transfers_and_agree() {
         // Everything lands: 40 transfers of 1 ORR.
         let deadline = context.current() + Duration::from_secs(30);
         loop {
-            let got = nodes[0].handle.read(|s| s.account(&receiver.account()).balance);
+            let got = nodes[0]
+                .handle
+                .read(|s| s.account(&receiver.account()).balance);
             if got == Amount::orr(40) {
                 break;
             }
@@ -52,7 +54,10 @@ fn four_validators_finalize_blocks_with_transfers_and_agree() {
             let st = n.handle.status();
             assert_eq!(st.validators, 4);
             assert_eq!(st.mempool_len, 0, "mempool drained on every node");
-            assert_eq!(n.handle.read(|s| s.account(&receiver.account()).balance), Amount::orr(40));
+            assert_eq!(
+                n.handle.read(|s| s.account(&receiver.account()).balance),
+                Amount::orr(40)
+            );
         }
         // Seeds differ block to block and are not the zero hash.
         let b1 = nodes[0].handle.block(1).unwrap().unwrap();

@@ -37,13 +37,27 @@ fn one_crashed_validator_of_four_does_not_stop_finality() {
                     .unwrap();
             }
         }
-        wait_balance(&context, live[0], &receiver.account(), Amount::orr(24), Duration::from_secs(60)).await;
+        wait_balance(
+            &context,
+            live[0],
+            &receiver.account(),
+            Amount::orr(24),
+            Duration::from_secs(60),
+        )
+        .await;
         let h = live[0].status().height;
-        assert!(h >= start_height + 5, "finality went on: {start_height} -> {h}");
+        assert!(
+            h >= start_height + 5,
+            "finality went on: {start_height} -> {h}"
+        );
         wait_height(&context, &live, h, Duration::from_secs(10)).await;
         assert_agree(&live, h);
-        // The crashed node did not move.
+        // The crashed node did not move, and the others stop counting it as connected.
         assert_eq!(crashed.handle.status().height, stuck_at);
+        context.sleep(Duration::from_secs(10)).await;
+        for h in &live {
+            assert_eq!(h.status().peers_connected, 2, "{:?}", h.status());
+        }
     });
 }
 
@@ -77,18 +91,31 @@ fn partition_heals_with_no_fork_and_no_lost_transaction() {
         context.sleep(Duration::from_secs(5)).await;
         let during: Vec<u64> = all.iter().map(|h| h.status().height).collect();
         for (f, d) in frozen.iter().zip(&during) {
-            assert!(d <= &(f + 1), "no quorum, no progress: {frozen:?} -> {during:?}");
+            assert!(
+                d <= &(f + 1),
+                "no quorum, no progress: {frozen:?} -> {during:?}"
+            );
         }
 
         // Heal: everything submitted on either side is finalized once, on every node.
         link_all(&oracle, &keys, LINK).await;
         for h in &all {
-            wait_balance(&context, h, &receiver.account(), Amount::orr(12), Duration::from_secs(90)).await;
+            wait_balance(
+                &context,
+                h,
+                &receiver.account(),
+                Amount::orr(12),
+                Duration::from_secs(90),
+            )
+            .await;
         }
         let h = all.iter().map(|h| h.status().height).min().unwrap();
         assert_agree(&all, h);
         // Every node recorded the same (block, root) at every height it saw.
-        let maps: Vec<_> = recorders.iter().map(|r| r.roots.lock().unwrap().clone()).collect();
+        let maps: Vec<_> = recorders
+            .iter()
+            .map(|r| r.roots.lock().unwrap().clone())
+            .collect();
         for height in 1..=h {
             let seen: Vec<_> = maps.iter().filter_map(|m| m.get(&height)).collect();
             assert!(seen.windows(2).all(|w| w[0] == w[1]), "fork at {height}");
@@ -121,10 +148,20 @@ fn restarted_validator_catches_up_from_disk() {
 
         let receiver = Keypair::from_seed(66_666);
         for (i, u) in users(4).iter().enumerate() {
-            nodes[i % 3].handle.submit(transfer(u, 0, &receiver, 3)).unwrap();
+            nodes[i % 3]
+                .handle
+                .submit(transfer(u, 0, &receiver, 3))
+                .unwrap();
         }
         let live: Vec<_> = nodes.iter().map(|n| &n.handle).collect();
-        wait_balance(&context, live[0], &receiver.account(), Amount::orr(12), Duration::from_secs(30)).await;
+        wait_balance(
+            &context,
+            live[0],
+            &receiver.account(),
+            Amount::orr(12),
+            Duration::from_secs(30),
+        )
+        .await;
         let target = live[0].status().height + 3;
         wait_height(&context, &live, target, Duration::from_secs(30)).await;
 
@@ -138,7 +175,9 @@ fn restarted_validator_catches_up_from_disk() {
         wait_height(&context, &all, target, Duration::from_secs(60)).await;
         assert_agree(&all, target);
         assert_eq!(
-            restarted.handle.read(|s| s.account(&receiver.account()).balance),
+            restarted
+                .handle
+                .read(|s| s.account(&receiver.account()).balance),
             Amount::orr(12)
         );
         // And it takes part again: the chain keeps finalizing with it.
@@ -160,7 +199,10 @@ fn a_new_validator_syncs_from_the_others() {
             nodes.push(start(&context, &oracle, c).await);
         }
         let receiver = Keypair::from_seed(55_555);
-        nodes[0].handle.submit(transfer(&users(2)[0], 0, &receiver, 5)).unwrap();
+        nodes[0]
+            .handle
+            .submit(transfer(&users(2)[0], 0, &receiver, 5))
+            .unwrap();
         let early: Vec<_> = nodes.iter().map(|n| &n.handle).collect();
         wait_height(&context, &early, 12, Duration::from_secs(60)).await;
 

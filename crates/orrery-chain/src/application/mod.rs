@@ -69,7 +69,9 @@ pub enum InvalidBlock {
         got: u64,
     },
     /// Time too far ahead.
-    #[error("time {got} ms is more than {MAX_FUTURE_DRIFT_MS} ms ahead of the local clock {now} ms")]
+    #[error(
+        "time {got} ms is more than {MAX_FUTURE_DRIFT_MS} ms ahead of the local clock {now} ms"
+    )]
     TimeAhead {
         /// Local clock.
         now: u64,
@@ -173,17 +175,23 @@ impl App {
         match (&block.seed_proof, p.height) {
             (None, 0) => {
                 if b.seed != genesis_seed(&self.config.identity) {
-                    return Err(InvalidBlock::Seed("a block on genesis must use the genesis seed"));
+                    return Err(InvalidBlock::Seed(
+                        "a block on genesis must use the genesis seed",
+                    ));
                 }
             }
             (None, _) => return Err(InvalidBlock::Seed("missing seed proof")),
             (Some(_), 0) => return Err(InvalidBlock::Seed("a block on genesis has no seed proof")),
             (Some(proof), _) => {
                 if proof.round.view() != parent_view {
-                    return Err(InvalidBlock::Seed("seed proof is not for the parent's view"));
+                    return Err(InvalidBlock::Seed(
+                        "seed proof is not for the parent's view",
+                    ));
                 }
                 if !proof.verify(&self.config.seed_verifier) {
-                    return Err(InvalidBlock::Seed("seed proof does not verify under the group key"));
+                    return Err(InvalidBlock::Seed(
+                        "seed proof does not verify under the group key",
+                    ));
                 }
                 if b.seed != seed_from(proof) {
                     return Err(InvalidBlock::Seed("seed is not the hash of its proof"));
@@ -317,9 +325,15 @@ impl<E: Clock + Send + Sync + 'static> Application<E> for App {
         let Some(parent) = ancestry.next().await else {
             return false;
         };
-        match self.check(block.inner(), parent.inner(), context.parent.0, now_ms(&clock)) {
+        match self.check(
+            block.inner(),
+            parent.inner(),
+            context.parent.0,
+            now_ms(&clock),
+        ) {
             Ok(()) => {
-                crate::lock::lock(&self.verified).insert(block.digest(), block.inner().block.height);
+                crate::lock::lock(&self.verified)
+                    .insert(block.digest(), block.inner().block.height);
                 true
             }
             Err(e) => {

@@ -55,7 +55,10 @@ fn decoding_refuses_oversized_truncated_and_garbage_bytes() {
     assert!(ChainBlock::decode_cfg(Copying(bytes.as_slice()), &(bytes.len() - 10)).is_err());
     // Truncated anywhere.
     for cut in [1, 4, 10, bytes.len() - 1] {
-        assert!(ChainBlock::decode_cfg(Copying(&bytes[..cut]), &(1 << 20)).is_err(), "cut {cut}");
+        assert!(
+            ChainBlock::decode_cfg(Copying(&bytes[..cut]), &(1 << 20)).is_err(),
+            "cut {cut}"
+        );
     }
     // A length prefix claiming 4 GiB.
     let mut huge: Vec<u8> = vec![0xff, 0xff, 0xff, 0xff];

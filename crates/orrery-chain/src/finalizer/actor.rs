@@ -69,7 +69,11 @@ impl Actor {
         if !checked && let Err(index) = orrery_ledger::verify_block_signatures(block) {
             // A finalized block with a forged transaction: apply it with per-transaction
             // verification, so the forged transaction is refused by the ledger like any other.
-            tracing::warn!(height = block.height, index, "finalized block carries a bad signature");
+            tracing::warn!(
+                height = block.height,
+                index,
+                "finalized block carries a bad signature"
+            );
             return self.finish(ledger, chain_block, Signatures::Verify);
         }
         self.finish(ledger, chain_block, Signatures::PreVerified)

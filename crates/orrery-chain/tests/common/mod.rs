@@ -13,9 +13,9 @@ use orrery_chain::engine::{
     CHANNEL_BACKFILL, CHANNEL_BLOCKS, CHANNEL_CERTIFICATES, CHANNEL_RESOLVER, CHANNEL_VOTES,
 };
 use orrery_chain::{Channels, Finalized, Handle, ValidatorConfig, start_with};
-use orrery_types::crypto::AccountId;
 use orrery_ledger::GenesisAccount;
 use orrery_types::amount::Amount;
+use orrery_types::crypto::AccountId;
 use orrery_types::crypto::Keypair;
 use orrery_types::hash::Hash;
 use orrery_types::tx::{ChainId, SignedTx, Tx, TxBody};
@@ -192,7 +192,10 @@ pub async fn wait_height(
         assert!(
             context.current() < deadline,
             "heights {:?} did not reach {height} in {limit:?}",
-            handles.iter().map(|h| h.status().height).collect::<Vec<_>>()
+            handles
+                .iter()
+                .map(|h| h.status().height)
+                .collect::<Vec<_>>()
         );
         context.sleep(Duration::from_millis(50)).await;
     }
@@ -236,7 +239,10 @@ pub fn assert_agree(handles: &[&Handle], upto: u64) {
             assert_eq!(*b, first, "nodes disagree at height {height}");
         }
     }
-    let roots: Vec<_> = handles.iter().map(|h| h.read(|s| (s.height(), s.root()))).collect();
+    let roots: Vec<_> = handles
+        .iter()
+        .map(|h| h.read(|s| (s.height(), s.root())))
+        .collect();
     for w in roots.windows(2) {
         if w[0].0 == w[1].0 {
             assert_eq!(w[0].1, w[1].1, "state roots differ at height {}", w[0].0);
@@ -266,7 +272,10 @@ pub async fn wait_balance(
         if got == amount {
             return;
         }
-        assert!(context.current() < deadline, "balance {got:?}, expected {amount:?}");
+        assert!(
+            context.current() < deadline,
+            "balance {got:?}, expected {amount:?}"
+        );
         context.sleep(Duration::from_millis(100)).await;
     }
 }
