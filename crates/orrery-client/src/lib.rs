@@ -177,7 +177,7 @@ impl Client {
     }
 
     /// Turn a non-2xx answer into [`Error::Api`]; pass 2xx through.
-    fn check(url: &str, mut resp: Response) -> Result<Response, Error> {
+    fn check(mut resp: Response) -> Result<Response, Error> {
         let status = resp.status().as_u16();
         if (200..300).contains(&status) {
             return Ok(resp);
@@ -204,7 +204,6 @@ impl Client {
                 ),
             ),
         };
-        let _ = url;
         Err(Error::Api {
             status,
             code,
@@ -231,7 +230,7 @@ impl Client {
             .get(&url)
             .call()
             .map_err(|e| Self::transport(&url, e))?;
-        Self::json(&url, Self::check(&url, resp)?)
+        Self::json(&url, Self::check(resp)?)
     }
 
     /// `GET` that maps 404 to `None`.
@@ -258,7 +257,7 @@ impl Client {
             .header("content-type", "application/octet-stream")
             .send(bytes)
             .map_err(|e| Self::transport(&url, e))?;
-        let r: SubmitResponse = Self::json(&url, Self::check(&url, resp)?)?;
+        let r: SubmitResponse = Self::json(&url, Self::check(resp)?)?;
         Ok(r.hash)
     }
 
@@ -400,7 +399,7 @@ impl Client {
             .header("content-type", "application/octet-stream")
             .send(bytes)
             .map_err(|e| Self::transport(&url, e))?;
-        Self::json(&url, Self::check(&url, resp)?)
+        Self::json(&url, Self::check(resp)?)
     }
 
     /// Download a blob, checked against its hash; `None` if the node does not have it.
@@ -411,7 +410,7 @@ impl Client {
             .get(&url)
             .call()
             .map_err(|e| Self::transport(&url, e))?;
-        let mut resp = match Self::check(&url, resp) {
+        let mut resp = match Self::check(resp) {
             Ok(r) => r,
             Err(Error::Api { status: 404, .. }) => return Ok(None),
             Err(e) => return Err(e),
@@ -462,7 +461,7 @@ impl Client {
             .get(&url)
             .call()
             .map_err(|e| Self::transport(&url, e))?;
-        Self::json(&url, Self::check(&url, resp)?)
+        Self::json(&url, Self::check(resp)?)
     }
 
     /// Subscribe to finalized blocks as they happen. The iterator ends when the node closes
@@ -479,7 +478,7 @@ impl Client {
             .header("accept", "text/event-stream")
             .call()
             .map_err(|e| Self::transport(&url, e))?;
-        let resp = Self::check(&url, resp)?;
+        let resp = Self::check(resp)?;
         Ok(EventStream {
             url,
             reader: Box::new(BufReader::new(resp.into_body().into_reader())),

@@ -153,6 +153,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi_json))
         .route("/metrics", get(metrics))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             timeout_and_slots,
@@ -237,6 +238,14 @@ async fn timeout_and_slots(State(s): State<AppState>, req: Request, next: Next) 
 
 async fn not_found() -> ApiError {
     ApiError::not_found("no_such_route", "no such endpoint; see /openapi.json")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method; see /openapi.json",
+    )
 }
 
 async fn openapi_json() -> Response {

@@ -343,6 +343,7 @@ fn providers_and_leases_are_listed_filtered_and_paged() {
         (400, "bad_account".into())
     );
     assert_eq!(bad("/api/v1/nothing"), (404, "no_such_route".into()));
+    assert_eq!(bad("/api/v1/txs"), (405, "method_not_allowed".into()));
     node.stop();
 }
 

@@ -200,6 +200,9 @@ pub fn config(dir: &Path) -> NodeConfig {
         ..NodeConfig::default()
     };
     c.blobs.max_blob_bytes = 1024 * 1024;
+    // Tests poll; only the rate-limit test wants the limiter to bite.
+    c.limits.burst_per_ip = 100_000;
+    c.limits.rate_per_ip_per_sec = 100_000.0;
     c
 }
 
