@@ -194,7 +194,12 @@ async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Respons
             route: route.clone(),
         })
         .observe(elapsed.as_secs_f64());
-    tracing::debug!(%method, %route, status, elapsed_ms = elapsed.as_millis() as u64, "request");
+    let elapsed_ms = elapsed.as_millis() as u64;
+    if status >= 500 {
+        tracing::warn!(%method, %route, status, elapsed_ms, "request failed");
+    } else {
+        tracing::debug!(%method, %route, status, elapsed_ms, "request");
+    }
     resp
 }
 

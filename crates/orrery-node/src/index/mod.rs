@@ -428,3 +428,6 @@ fn collect_refs(
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests;
