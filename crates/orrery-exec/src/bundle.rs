@@ -19,8 +19,10 @@
 //! Inputs appear sorted by name, each name once, and exactly the names the manifest's `inputs`
 //! lists; nothing may follow the last input; the whole file is at most `MAX_BUNDLE_BYTES`.
 //!
-//! The bundle's identity is [`Bundle::hash`] = `Hash::tagged("orrery/bundle/v1", file bytes)`:
-//! the same file has the same hash on every machine, and a lease names a job by it.
+//! The bundle's identity is [`Bundle::hash`] = `SHA-256(file bytes)`, the address a node's blob
+//! store keeps it under: the same file has the same hash on every machine, a lease names a job
+//! by it, and a provider fetches the job by it. (The file starts with [`BUNDLE_MAGIC`], so a
+//! bundle cannot be mistaken for another kind of blob.)
 //!
 //! # Manifest
 //!
@@ -56,9 +58,6 @@ use crate::limits::{
 
 /// The first bytes of every bundle: a name and the format version.
 pub const BUNDLE_MAGIC: [u8; 8] = *b"ORRERY\x00\x01";
-
-/// Domain tag for [`Bundle::hash`].
-pub const BUNDLE_HASH_TAG: &[u8] = b"orrery/bundle/v1";
 
 /// Which runtime runs a bundle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -348,7 +347,7 @@ impl Bundle {
             put_section(&mut bytes, name.as_bytes());
             put_section(&mut bytes, data);
         }
-        let hash = Hash::tagged(BUNDLE_HASH_TAG, &bytes);
+        let hash = Hash::of(&bytes);
         Ok(Self {
             manifest,
             program,
@@ -407,7 +406,7 @@ impl Bundle {
             program,
             inputs,
             bytes: bytes.to_vec(),
-            hash: Hash::tagged(BUNDLE_HASH_TAG, bytes),
+            hash: Hash::of(bytes),
         })
     }
 

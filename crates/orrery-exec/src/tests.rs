@@ -44,10 +44,8 @@ fn the_bundle_hash_is_pinned() {
     bytes.extend_from_slice(b"\0asm\x01\0\0\0");
     bytes.extend_from_slice(&0u32.to_le_bytes());
     assert_eq!(bundle.bytes(), &bytes[..]);
-    assert_eq!(
-        bundle.hash(),
-        orrery_types::Hash::tagged(b"orrery/bundle/v1", &bytes)
-    );
+    // The identity is the blob store's content address.
+    assert_eq!(bundle.hash(), orrery_types::Hash::of(&bytes));
 }
 
 #[test]
