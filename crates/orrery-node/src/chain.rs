@@ -1,4 +1,5 @@
-//! [`Backend`] over the real validator: a thin forwarding layer onto `orrery_chain::Handle`.
+//! [`Backend`] over the real validator: a thin forwarding layer onto `orrery_chain::Handle`,
+//! and [`run_node`] / [`start_node`], which start a validator and serve the API over it.
 //!
 //! The only work done here is translation: the chain's `SubmitError` into a [`RejectKind`]
 //! (so the API picks the status code), its status into the API's shape, and its finalized
@@ -6,7 +7,10 @@
 //! current tokio runtime; it ends when either side closes).
 
 use crate::backend::{Backend, BackendError, Finalized, RejectKind, SubmitRejection};
-use orrery_chain::{Handle, SubmitError};
+use crate::config::NodeConfig;
+use crate::server::{NodeError, RunningNode, serve};
+use commonware_runtime::{Clock, Metrics, Network, Resolver, Runner as _, Spawner, Storage};
+use orrery_chain::{Handle, SubmitError, ValidatorConfig};
 use orrery_client::api::ChainStatus;
 use orrery_ledger::State;
 use orrery_types::block::Block;
@@ -92,4 +96,43 @@ impl Backend for Handle {
         });
         rx
     }
+}
+
+/// Start a validator from `validator` on the commonware runtime `context` (real sockets), then
+/// serve the node API over it. Keep the calling task alive while both should run.
+pub async fn start_node<E>(
+    context: E,
+    node: NodeConfig,
+    validator: ValidatorConfig,
+) -> Result<(Handle, RunningNode), NodeError>
+where
+    E: Spawner + Metrics + Clock + Storage + Network + Resolver + rand_core::CryptoRng,
+{
+    node.validate()?;
+    let handle = orrery_chain::start(context, validator)
+        .await
+        .map_err(|e| NodeError::Chain(e.to_string()))?;
+    let running = serve(node, handle.clone()).await?;
+    Ok((handle, running))
+}
+
+/// Run a validator and its API until Ctrl-C (what `orrery node run` calls). Consensus journals
+/// go to `<validator data_dir>/journals`, the ledger to `<validator data_dir>/ledger.redb`, the
+/// node's index and blobs to `node.data_dir`.
+pub fn run_node(node: NodeConfig, validator: ValidatorConfig) -> Result<(), NodeError> {
+    let journals = validator.data_dir.join("journals");
+    let runner = commonware_runtime::tokio::Runner::new(
+        commonware_runtime::tokio::Config::new().with_storage_directory(journals),
+    );
+    runner.start(|context| async move {
+        let (_handle, running) = start_node(context, node, validator).await?;
+        running
+            .run_until(async {
+                if let Err(e) = tokio::signal::ctrl_c().await {
+                    tracing::error!(error = %e, "cannot listen for Ctrl-C; stopping");
+                }
+                tracing::info!("stopping on Ctrl-C");
+            })
+            .await
+    })
 }

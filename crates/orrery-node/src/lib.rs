@@ -34,5 +34,7 @@ pub mod metrics;
 pub mod server;
 
 pub use backend::{Backend, BackendError, Finalized, RejectKind, SubmitRejection};
+#[cfg(feature = "chain")]
+pub use chain::{run_node, start_node};
 pub use config::{BlobConfig, Limits, NodeConfig};
 pub use server::{NodeError, RunningNode, serve};

@@ -50,6 +50,9 @@ pub enum NodeError {
         #[source]
         source: std::io::Error,
     },
+    /// The validator could not start.
+    #[error("the validator could not start: {0}")]
+    Chain(String),
     /// The HTTP server stopped with an error.
     #[error("HTTP server failed: {0}")]
     Server(#[source] std::io::Error),
@@ -95,6 +98,23 @@ impl RunningNode {
         }
         self.hub.close();
         self.wait().await
+    }
+
+    /// Serve until `stop` completes (then shut down cleanly) or the server fails.
+    pub async fn run_until(
+        mut self,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<(), NodeError> {
+        tokio::select! {
+            r = &mut self.server => {
+                self.stop_tasks();
+                match r {
+                    Ok(r) => r.map_err(NodeError::Server),
+                    Err(e) => Err(NodeError::Server(std::io::Error::other(e))),
+                }
+            }
+            () = stop => self.shutdown().await,
+        }
     }
 
     fn stop_tasks(&mut self) {
