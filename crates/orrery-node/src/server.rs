@@ -251,12 +251,7 @@ async fn index_one(s: &Shared, f: Arc<Finalized>) -> Result<bool, IndexError> {
         Ok(new)
     })
     .await
-    .unwrap_or_else(|e| {
-        Err(IndexError::Corrupt {
-            path: "index".into(),
-            detail: format!("index task failed: {e}"),
-        })
-    })
+    .unwrap_or_else(|e| Err(IndexError::Task(e.to_string())))
 }
 
 /// Index every height from the index's height + 1 up to `target` from chain storage, with

@@ -55,6 +55,9 @@ pub enum IndexError {
         /// What.
         detail: String,
     },
+    /// The blocking task running an index operation died (a panic inside it).
+    #[error("index task failed: {0}")]
+    Task(String),
     /// Blocks must be indexed in order.
     #[error("block {got} cannot be indexed after height {indexed}")]
     OutOfOrder {
@@ -286,12 +289,11 @@ impl Index {
         let mut out = Vec::new();
         let mut next = None;
         for item in range.rev() {
-            let (k, v) = item.map_err(|e| self.err(e))?;
+            let (_, v) = item.map_err(|e| self.err(e))?;
             if out.len() == limit {
                 next = out.last().map(|r: &TxRecord| (r.height, r.index));
                 break;
             }
-            let _ = k;
             let Some(rec) = txs.get(v.value()).map_err(|e| self.err(e))? else {
                 return Err(self.corrupt("a list entry names a transaction that is not indexed"));
             };
