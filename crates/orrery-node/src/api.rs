@@ -19,7 +19,7 @@ use crate::index::{Index, IndexError, TxList, tx_view};
 use crate::limits::{RateLimiter, rate_limited};
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -123,10 +123,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(state: AppState) -> Router {
     let limits = &state.config.limits;
     let api = Router::new()
-        .route(
-            "/txs",
-            axum::routing::post(submit_tx).layer(DefaultBodyLimit::max(MAX_SUBMIT_BODY_BYTES)),
-        )
+        .route("/txs", axum::routing::post(submit_tx))
         .route("/txs/{hash}", get(get_tx))
         .route("/status", get(status))
         .route("/accounts/{id}", get(account))
@@ -364,12 +361,17 @@ impl PageParams {
 async fn submit_tx(
     State(s): State<AppState>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Json<SubmitResponse>, ApiError> {
-    let s2 = s.clone();
-    let result = tokio::task::spawn_blocking(move || check_and_submit(&s2, &headers, body))
-        .await
-        .unwrap_or_else(|e| Err(ApiError::internal(format!("submission failed: {e}"))));
+    let result = match read_tx_body(&headers, body).await {
+        Ok(body) => {
+            let s2 = s.clone();
+            tokio::task::spawn_blocking(move || check_and_submit(&s2, &headers, body))
+                .await
+                .unwrap_or_else(|e| Err(ApiError::internal(format!("submission failed: {e}"))))
+        }
+        Err(e) => Err(e),
+    };
     match &result {
         Ok(_) => {
             s.metrics.txs_submitted.inc();
@@ -379,25 +381,45 @@ async fn submit_tx(
     result.map(|hash| Json(SubmitResponse { hash }))
 }
 
-fn check_and_submit(
-    s: &Shared,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Hash, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "tx_too_large",
-            format!("a transaction is at most {MAX_TX_BYTES} bytes"),
-        )
-    };
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            too_large()
-        } else {
-            ApiError::new(e.status(), "bad_body", e.body_text())
+fn tx_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "tx_too_large",
+        format!("a transaction is at most {MAX_TX_BYTES} bytes"),
+    )
+}
+
+/// Read a submission body of at most [`MAX_SUBMIT_BODY_BYTES`]; a larger one is drained (see
+/// [`MAX_DRAIN_BYTES`]) and refused with 413.
+async fn read_tx_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    use futures::StreamExt as _;
+    let mut stream = body.into_data_stream();
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = declared
+        && n > MAX_SUBMIT_BODY_BYTES as u64
+    {
+        if n <= MAX_DRAIN_BYTES {
+            drain(&mut stream, n).await;
         }
-    })?;
+        return Err(tx_too_large());
+    }
+    let mut buf = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request("bad_body", e.to_string()))?;
+        if buf.len() + chunk.len() > MAX_SUBMIT_BODY_BYTES {
+            drain(&mut stream, MAX_DRAIN_BYTES).await;
+            return Err(tx_too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(buf))
+}
+
+fn check_and_submit(s: &Shared, headers: &HeaderMap, body: Bytes) -> Result<Hash, ApiError> {
+    let too_large = tx_too_large;
     let is_hex = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
