@@ -1,1 +1,87 @@
-//! orrery-provider (being built).
+//! The Orrery provider agent: offer a machine to the network, run the jobs leased to it,
+//! check other providers' results when drawn, and defend its own in disputes.
+//!
+//! # What the agent promises
+//!
+//! - **An honest agent is never slashed.** Every claim it seals is the deterministic result of
+//!   the job ([`runner`]); every dispute move is computed from its own checkpoints; when a
+//!   dispute narrows, it hands the referee the agreed state and its proof ([`decide`]). The
+//!   ledger's referee re-executes the disputed step, so the honest side wins.
+//! - **It never claims what the chain cannot confirm:** usage seconds are at most the chain
+//!   time since `StartLease`, units at most the run's metered cost and the lease's limit.
+//! - **It survives restarts.** Runs save snapshots to the data directory ([`store`]) and resume
+//!   from the last one with `Start::Resume`; finished runs are kept until the lease is final,
+//!   so a restarted agent still reveals and argues what it sealed.
+//! - **It stops gracefully**: between two job steps, after saving.
+//!
+//! # Layout
+//!
+//! - [`hardware`] (NVML, sysinfo) and [`benchmark`]: what the machine is and how fast.
+//! - [`config`]: the TOML configuration and its checks (stake against the minimum).
+//! - [`job`]: bundles to workloads (wasm, ML with its `[ml]` table); [`runner`] runs them
+//!   resumably; [`store`] is the data directory.
+//! - [`decide`]: the pure decision function — lease state and role in, action out.
+//! - [`chain`]: the chain as a trait ([`chain::NodeChain`] over `orrery-client`).
+//! - The actor: [`actor`] (the loop, [`actor::Worker`]), [`ingress`] (the handle and mailbox),
+//!   [`Agent::start`] to run it on its own thread.
+//! - [`status`]: `orrery provider status`.
+
+pub mod actor;
+pub mod benchmark;
+pub mod chain;
+pub mod config;
+pub mod decide;
+pub mod hardware;
+pub mod ingress;
+pub mod job;
+pub mod runner;
+pub mod status;
+pub mod store;
+
+pub use actor::{AgentError, AgentSnapshot, Worker};
+pub use chain::{Chain, ChainError, NodeChain};
+pub use config::{Cheat, ConfigError, ProviderConfig};
+pub use ingress::AgentHandle;
+pub use status::{ProviderStatus, status, status_of};
+
+use orrery_ledger::Params;
+
+/// Starting an agent.
+#[derive(Debug)]
+pub struct Agent;
+
+impl Agent {
+    /// Detect the hardware (unless the config overrides it), check the config against the
+    /// default chain parameters, and run the agent against `config.node` on its own thread.
+    pub fn start(config: ProviderConfig) -> Result<AgentHandle, AgentError> {
+        let chain = NodeChain::new(orrery_client::Client::new(&config.node));
+        Self::start_with(config, chain, &Params::default())
+    }
+
+    /// [`Agent::start`] over any [`Chain`], checking the stake against `params`.
+    pub fn start_with<C: Chain + Send + 'static>(
+        config: ProviderConfig,
+        chain: C,
+        params: &Params,
+    ) -> Result<AgentHandle, AgentError> {
+        let detected = match &config.hardware {
+            Some(h) => h.clone(),
+            None => hardware::detect(),
+        };
+        let hardware = config.offered_hardware(&detected);
+        config.validate(&hardware, params)?;
+        let offer = config.offer(hardware)?;
+        let (mailbox, receiver, stop) = ingress::mailbox();
+        let worker = Worker::new(&config, offer, chain, stop)?;
+        let account = worker.account();
+        let poll = config.poll_interval();
+        let thread = std::thread::Builder::new()
+            .name(format!("orrery-provider-{}", account.short()))
+            .spawn(move || worker.run(receiver, poll))?;
+        Ok(AgentHandle {
+            account,
+            mailbox,
+            thread: Some(thread),
+        })
+    }
+}

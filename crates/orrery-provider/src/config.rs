@@ -1,0 +1,299 @@
+//! The agent's configuration: one TOML file, every field named and checked.
+//!
+//! ```toml
+//! node = "http://127.0.0.1:7420"     # the node whose HTTP API the agent uses
+//! key_file = "provider.key"          # 32 secret bytes as hex on one line (`orrery wallet`)
+//! # key_seed = 3                     # or: a devnet key derived from a number (never real funds)
+//! data_dir = "provider-data"         # runs in progress, checkpoints, outputs
+//! region = "eu-west"
+//! endpoint = "http://203.0.113.7:7100"
+//! stake = "500"                      # ORR to keep bonded; at least the hardware's minimum
+//! verifier = true                    # also re-run other providers' jobs when drawn
+//! cheat = "none"                     # devnet only: "wrong_output" | "skip_step"
+//! poll_interval_ms = 1000
+//! save_every_steps = 10              # persist the running state every this many steps
+//! threads = 2                        # ML threads (speed only, never results)
+//!
+//! [prices]                           # listed prices, in ORR
+//! gpu_hour = "2"
+//! cpu_core_hour = "0.05"
+//! ram_gib_hour = "0"
+//! mega_unit = "0.001"
+//!
+//! [hardware]                         # optional: offer this instead of what is detected
+//! cpu_cores = 16
+//! ram_gib = 64
+//! # gpu = { model = "NVIDIA RTX 4090", vram_mib = 24564, count = 1 }
+//! ```
+//!
+//! Unknown fields are refused (a typo must not silently fall back to a default). A missing
+//! stake, or a stake below [`Params::min_stake`] for the offered hardware, is an error naming
+//! the minimum.
+
+use orrery_ledger::Params;
+use orrery_types::amount::Amount;
+use orrery_types::codec::Text;
+use orrery_types::crypto::Keypair;
+use orrery_types::resources::{Hardware, PriceList};
+use orrery_types::tx::ProviderOffer;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Shortest poll interval accepted: a node's rate limit is per IP, and blocks are not faster.
+pub const MIN_POLL_INTERVAL_MS: u64 = 50;
+/// Largest config file read (a config is a few hundred bytes).
+pub const MAX_CONFIG_BYTES: u64 = 64 * 1024;
+
+/// How a devnet provider misbehaves on purpose (to show that cheaters are caught).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cheat {
+    /// Honest.
+    #[default]
+    None,
+    /// Runs the job but reports a different output (checkpoints are right).
+    WrongOutput,
+    /// Skips the middle step (keeps the state unchanged there) and bills one step less.
+    SkipStep,
+}
+
+/// The provider agent's configuration (see the module docs for the file format).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Base URL of the node.
+    pub node: String,
+    /// A key file: the 32 secret bytes of an ed25519 key as hex.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// A devnet key derived from this number instead of a key file.
+    #[serde(default)]
+    pub key_seed: Option<u64>,
+    /// Where runs, checkpoints and outputs are kept.
+    pub data_dir: PathBuf,
+    /// Region offered.
+    pub region: String,
+    /// Public endpoint offered.
+    #[serde(default = "default_endpoint")]
+    pub endpoint: String,
+    /// Listed prices.
+    pub prices: PriceList,
+    /// Stake to keep bonded (ORR). Required.
+    #[serde(default)]
+    pub stake: Option<Amount>,
+    /// Offer this hardware instead of the detected one (tests, devnet).
+    #[serde(default)]
+    pub hardware: Option<Hardware>,
+    /// Whether to act as a verifier when drawn (a drawn verifier that does not act is docked).
+    #[serde(default = "yes")]
+    pub verifier: bool,
+    /// Deliberate misbehaviour, for the devnet only.
+    #[serde(default)]
+    pub cheat: Cheat,
+    /// How often the agent polls the node.
+    #[serde(default = "default_poll_ms")]
+    pub poll_interval_ms: u64,
+    /// Persist the running state every this many steps (and always when stopping).
+    #[serde(default = "default_save_every")]
+    pub save_every_steps: u64,
+    /// Threads for ML jobs (changes speed, never results).
+    #[serde(default = "default_threads")]
+    pub threads: usize,
+}
+
+fn default_endpoint() -> String {
+    "http://127.0.0.1:7100".into()
+}
+fn yes() -> bool {
+    true
+}
+fn default_poll_ms() -> u64 {
+    1000
+}
+fn default_save_every() -> u64 {
+    10
+}
+fn default_threads() -> usize {
+    1
+}
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not valid TOML for this format (unknown fields included).
+    #[error("invalid provider config: {0}")]
+    Parse(String),
+    /// No `stake`.
+    #[error(
+        "no stake configured: set `stake` to at least {minimum} ORR (the minimum for the offered hardware)"
+    )]
+    NoStake {
+        /// The minimum for the hardware.
+        minimum: Amount,
+    },
+    /// Stake below the minimum.
+    #[error("stake {stake} ORR is below the minimum of {minimum} ORR for the offered hardware")]
+    StakeTooLow {
+        /// Configured.
+        stake: Amount,
+        /// Needed.
+        minimum: Amount,
+    },
+    /// Neither or both of `key_file` and `key_seed`.
+    #[error("set exactly one of `key_file` (a real key) or `key_seed` (a devnet key)")]
+    Key,
+    /// The key file is not 64 hex characters.
+    #[error("key file {path}: {reason}")]
+    BadKey {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Some field is out of range.
+    #[error("invalid provider config: {0}")]
+    Invalid(String),
+}
+
+impl ProviderConfig {
+    /// Parse a config from TOML text (not yet checked against the hardware: see
+    /// [`ProviderConfig::validate`]).
+    pub fn from_toml(text: &str) -> Result<ProviderConfig, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))
+    }
+
+    /// Read and parse a config file.
+    pub fn load(path: &Path) -> Result<ProviderConfig, ConfigError> {
+        let read = |source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        let len = std::fs::metadata(path).map_err(read)?.len();
+        if len > MAX_CONFIG_BYTES {
+            return Err(ConfigError::Invalid(format!(
+                "{} is {len} bytes; a config is at most {MAX_CONFIG_BYTES}",
+                path.display()
+            )));
+        }
+        Self::from_toml(&std::fs::read_to_string(path).map_err(read)?)
+    }
+
+    /// The hardware to offer: the override if set, else `detected`.
+    pub fn offered_hardware(&self, detected: &Hardware) -> Hardware {
+        self.hardware.clone().unwrap_or_else(|| detected.clone())
+    }
+
+    /// Check everything that does not need the network: key choice, ranges, and the stake
+    /// against `params.min_stake(hardware)`.
+    pub fn validate(&self, hardware: &Hardware, params: &Params) -> Result<(), ConfigError> {
+        if self.key_file.is_some() == self.key_seed.is_some() {
+            return Err(ConfigError::Key);
+        }
+        if self.poll_interval_ms < MIN_POLL_INTERVAL_MS {
+            return Err(ConfigError::Invalid(format!(
+                "poll_interval_ms must be at least {MIN_POLL_INTERVAL_MS}"
+            )));
+        }
+        if self.save_every_steps == 0 {
+            return Err(ConfigError::Invalid(
+                "save_every_steps must be at least 1".into(),
+            ));
+        }
+        if self.threads == 0 {
+            return Err(ConfigError::Invalid("threads must be at least 1".into()));
+        }
+        if hardware.cpu_cores == 0 || hardware.ram_gib == 0 {
+            return Err(ConfigError::Invalid(
+                "the offered hardware needs at least 1 CPU core and 1 GiB".into(),
+            ));
+        }
+        self.offer(hardware.clone())?;
+        let minimum = params
+            .min_stake(hardware)
+            .ok_or_else(|| ConfigError::Invalid("minimum stake overflows".into()))?;
+        match self.stake {
+            None => Err(ConfigError::NoStake { minimum }),
+            Some(stake) if stake < minimum => Err(ConfigError::StakeTooLow { stake, minimum }),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// The offer this config makes for `hardware`.
+    pub fn offer(&self, hardware: Hardware) -> Result<ProviderOffer, ConfigError> {
+        Ok(ProviderOffer {
+            hardware,
+            region: Text::new(self.region.clone())
+                .ok()
+                .filter(|r: &Text<{ orrery_types::resources::MAX_REGION_LEN }>| {
+                    !r.as_str().is_empty()
+                })
+                .ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "region must be 1 to {} bytes",
+                        orrery_types::resources::MAX_REGION_LEN
+                    ))
+                })?,
+            endpoint: Text::new(self.endpoint.clone()).map_err(|_| {
+                ConfigError::Invalid(format!(
+                    "endpoint is longer than {} bytes",
+                    orrery_types::resources::MAX_ENDPOINT_LEN
+                ))
+            })?,
+            prices: self.prices,
+        })
+    }
+
+    /// The signing key.
+    pub fn keypair(&self) -> Result<Keypair, ConfigError> {
+        match (&self.key_file, self.key_seed) {
+            (Some(path), None) => read_key_file(path),
+            (None, Some(seed)) => Ok(Keypair::from_seed(seed)),
+            _ => Err(ConfigError::Key),
+        }
+    }
+
+    /// The poll interval.
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms.max(MIN_POLL_INTERVAL_MS))
+    }
+}
+
+fn read_key_file(path: &Path) -> Result<Keypair, ConfigError> {
+    let bad = |reason: &str| ConfigError::BadKey {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    };
+    let len = std::fs::metadata(path)
+        .map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .len();
+    if len > 1024 {
+        return Err(bad("too large for a key file"));
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let text = text.trim();
+    if text.len() != 64 {
+        return Err(bad("expected 64 hex characters (32 secret bytes)"));
+    }
+    let mut bytes = [0u8; 32];
+    for (i, chunk) in text.as_bytes().chunks(2).enumerate() {
+        let s = std::str::from_utf8(chunk).map_err(|_| bad("not hex"))?;
+        bytes[i] = u8::from_str_radix(s, 16).map_err(|_| bad("not hex"))?;
+    }
+    Keypair::from_secret_bytes(&bytes).map_err(|_| bad("not a valid ed25519 secret key"))
+}

@@ -1,0 +1,169 @@
+//! Running a lease's job to an [`Outcome`], resumably.
+//!
+//! A run starts from the lease folder's last snapshot if there is one (`Start::Resume`), else
+//! afresh; it saves a snapshot every `save_every` steps and whenever it is asked to stop, so a
+//! restart loses at most `save_every` steps. The finished run's output, checkpoints and claim
+//! are recorded in the folder: what the agent seals, reveals and argues in a dispute comes from
+//! there, across restarts.
+
+use crate::config::Cheat;
+use crate::job::{AsRun, JobError, load};
+use crate::store::{LeaseDir, Outcome, Progress};
+use orrery_exec::Bundle;
+use orrery_types::hash::Hash;
+use orrery_types::tx::ResultClaim;
+use orrery_types::workload::{RunError, Start, run};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// How a run is made.
+#[derive(Clone, Copy, Debug)]
+pub struct RunSettings {
+    /// Deliberate misbehaviour (devnet).
+    pub cheat: Cheat,
+    /// ML threads.
+    pub threads: usize,
+    /// Save a snapshot every this many steps.
+    pub save_every: u64,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunEnd {
+    /// Finished and recorded.
+    Finished(Outcome),
+    /// Asked to stop; the snapshot at step `k` is saved.
+    Stopped {
+        /// The saved step.
+        k: u64,
+    },
+}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunJobError {
+    /// The workload failed (deterministically or not).
+    #[error(transparent)]
+    Run(#[from] RunError<JobError>),
+    /// The bundle could not be loaded.
+    #[error(transparent)]
+    Load(#[from] JobError),
+    /// The data directory could not be written.
+    #[error("cannot write the run's files: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Run (or resume) `bundle` in `dir` until it finishes or `stop` is set.
+pub fn run_job(
+    runtime: &orrery_exec::Runtime,
+    bundle: &Bundle,
+    dir: &LeaseDir,
+    settings: RunSettings,
+    stop: &AtomicBool,
+) -> Result<RunEnd, RunJobError> {
+    if let Some(outcome) = dir.outcome() {
+        return Ok(RunEnd::Finished(outcome));
+    }
+    let mut job = AsRun::new(load(runtime, bundle, settings.threads)?, settings.cheat);
+    match dir.progress() {
+        Some((p, state, cps)) => {
+            tracing::info!(k = p.k, "resuming from a saved snapshot");
+            let start = Start::Resume {
+                k: p.k,
+                state: &state,
+                checkpoints: &cps,
+                cost: p.cost,
+            };
+            match drive(&mut job, start, dir, settings, stop, p.wall_ms) {
+                Err(RunJobError::Run(RunError::BadResume { k, reason })) => {
+                    tracing::warn!(k, reason, "saved snapshot unusable: starting afresh");
+                    drive(&mut job, Start::Fresh, dir, settings, stop, 0)
+                }
+                other => other,
+            }
+        }
+        None => drive(&mut job, Start::Fresh, dir, settings, stop, 0),
+    }
+}
+
+fn drive<W: orrery_types::workload::Workload<Error = JobError>>(
+    job: &mut W,
+    start: Start<'_>,
+    dir: &LeaseDir,
+    settings: RunSettings,
+    stop: &AtomicBool,
+    wall_before_ms: u64,
+) -> Result<RunEnd, RunJobError> {
+    let began = Instant::now();
+    let wall = |b: &Instant| wall_before_ms.saturating_add(b.elapsed().as_millis() as u64);
+    let mut checkpoints: Vec<Hash> = match &start {
+        Start::Fresh => Vec::new(),
+        Start::Resume { checkpoints, .. } => checkpoints[..checkpoints.len() - 1].to_vec(),
+    };
+    let mut stopped_at = None;
+    let mut io_error = None;
+    let record = run(job, start, |k, state, cost| {
+        checkpoints.push(orrery_types::workload::checkpoint(state));
+        let stopping = stop.load(Ordering::Relaxed);
+        if k % settings.save_every == 0 || stopping {
+            let p = Progress {
+                k,
+                cost,
+                wall_ms: wall(&began),
+            };
+            if let Err(e) = dir.save_progress(p, state, &checkpoints) {
+                io_error = Some(e);
+                return false;
+            }
+        }
+        if stopping {
+            stopped_at = Some(k);
+            return false;
+        }
+        true
+    })?;
+    if let Some(e) = io_error {
+        return Err(e.into());
+    }
+    let Some(record) = record else {
+        return Ok(RunEnd::Stopped {
+            k: stopped_at.unwrap_or(0),
+        });
+    };
+    let outcome = Outcome {
+        claim: ResultClaim {
+            output: Hash::of(&record.output),
+            checkpoint_root: record.checkpoint_root(),
+            steps: record.checkpoints.len() as u64 - 1,
+        },
+        checkpoints: record.checkpoints,
+        units: record.cost,
+        wall_ms: wall(&began),
+    };
+    dir.save_outcome(&outcome, &record.output)?;
+    Ok(RunEnd::Finished(outcome))
+}
+
+/// `state_k` of the run as this agent makes it (cheats included), replayed from the start.
+/// The referee needs the agreed state before the disputed step; replaying costs at most the
+/// run once more and needs no states kept on disk.
+pub fn state_at(
+    runtime: &orrery_exec::Runtime,
+    bundle: &Bundle,
+    settings: RunSettings,
+    k: u64,
+) -> Result<Vec<u8>, RunJobError> {
+    let mut job = AsRun::new(load(runtime, bundle, settings.threads)?, settings.cheat);
+    let mut found = None;
+    run(&mut job, Start::Fresh, |i, state, _| {
+        if i == k {
+            found = Some(state.to_vec());
+            return false;
+        }
+        true
+    })?;
+    found.ok_or(RunJobError::Run(RunError::BadResume {
+        k,
+        reason: "past the last step",
+    }))
+}

@@ -1,0 +1,222 @@
+//! The agent's data directory: one folder per lease, written so that a crash at any instant
+//! leaves either the previous or the next consistent snapshot.
+//!
+//! ```text
+//! <data_dir>/leases/<lease id>/
+//!     bundle.bin        the job bundle, as fetched (checked against the lease's job hash)
+//!     state.bin         the last saved state_k
+//!     checkpoints.bin   checkpoint(state_0) … checkpoint(state_k), 32 bytes each
+//!     progress.json     { k, cost, wall_ms } of that snapshot (written last: the commit point)
+//!     outcome.json      the finished run: claim, units, wall time
+//!     result.bin        the finished run's checkpoints (32 bytes each)
+//!     output.bin        the finished run's output bytes
+//! ```
+//!
+//! Every file is written to a temporary name and renamed into place. A snapshot whose state
+//! does not match its last checkpoint is refused by `workload::run` on resume, and the run then
+//! starts afresh: a torn snapshot costs time, never a wrong result.
+
+use orrery_types::hash::{HASH_LEN, Hash};
+use orrery_types::tx::{LeaseId, ResultClaim};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Largest bundle kept (the node's own blob limit is lower).
+pub const MAX_STORED_BUNDLE_BYTES: u64 = orrery_exec::limits::MAX_BUNDLE_BYTES as u64;
+
+/// Where a resumable run stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Index of the saved state.
+    pub k: u64,
+    /// Cost spent up to it.
+    pub cost: u64,
+    /// Wall time spent up to it, over every attempt.
+    pub wall_ms: u64,
+}
+
+/// A finished run, as the agent claims it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// The claim it seals and reveals.
+    pub claim: ResultClaim,
+    /// Every checkpoint `0..=n` (for dispute moves and proofs).
+    pub checkpoints: Vec<Hash>,
+    /// Metered cost of the run.
+    pub units: u64,
+    /// Wall time of the run, over every attempt.
+    pub wall_ms: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct OutcomeFile {
+    claim: ResultClaim,
+    units: u64,
+    wall_ms: u64,
+}
+
+/// The data directory.
+#[derive(Clone, Debug)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// Open (creating) the data directory.
+    pub fn open(root: &Path) -> std::io::Result<Store> {
+        std::fs::create_dir_all(root.join("leases"))?;
+        Ok(Store {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// The folder of one lease.
+    pub fn lease(&self, id: LeaseId) -> LeaseDir {
+        LeaseDir {
+            dir: self.root.join("leases").join(id.to_string()),
+        }
+    }
+
+    /// Leases with a folder.
+    pub fn leases(&self) -> Vec<LeaseId> {
+        let Ok(entries) = std::fs::read_dir(self.root.join("leases")) else {
+            return Vec::new();
+        };
+        let mut ids: Vec<LeaseId> = entries
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        ids.sort();
+        ids
+    }
+}
+
+/// One lease's folder.
+#[derive(Clone, Debug)]
+pub struct LeaseDir {
+    dir: PathBuf,
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+fn hashes_to_bytes(hashes: &[Hash]) -> Vec<u8> {
+    hashes.iter().flat_map(|h| h.0).collect()
+}
+
+fn hashes_from_bytes(bytes: &[u8]) -> Option<Vec<Hash>> {
+    if !bytes.len().is_multiple_of(HASH_LEN) {
+        return None;
+    }
+    Some(
+        bytes
+            .chunks_exact(HASH_LEN)
+            .map(|c| {
+                let mut h = [0u8; HASH_LEN];
+                h.copy_from_slice(c);
+                Hash(h)
+            })
+            .collect(),
+    )
+}
+
+impl LeaseDir {
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn ensure(&self) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.dir)
+    }
+
+    /// Keep the bundle.
+    pub fn save_bundle(&self, bytes: &[u8]) -> std::io::Result<()> {
+        self.ensure()?;
+        write_atomic(&self.file("bundle.bin"), bytes)
+    }
+
+    /// The kept bundle, if any.
+    pub fn bundle(&self) -> Option<Vec<u8>> {
+        let path = self.file("bundle.bin");
+        if std::fs::metadata(&path).ok()?.len() > MAX_STORED_BUNDLE_BYTES {
+            return None;
+        }
+        std::fs::read(path).ok()
+    }
+
+    /// Save a resumable snapshot: state and checkpoints first, progress last.
+    pub fn save_progress(
+        &self,
+        progress: Progress,
+        state: &[u8],
+        checkpoints: &[Hash],
+    ) -> std::io::Result<()> {
+        self.ensure()?;
+        write_atomic(&self.file("state.bin"), state)?;
+        write_atomic(&self.file("checkpoints.bin"), &hashes_to_bytes(checkpoints))?;
+        let json = serde_json::to_vec(&progress).map_err(std::io::Error::other)?;
+        write_atomic(&self.file("progress.json"), &json)
+    }
+
+    /// The last snapshot: progress, `state_k`, checkpoints `0..=k`. `None` if absent or
+    /// inconsistent in length (a torn write).
+    pub fn progress(&self) -> Option<(Progress, Vec<u8>, Vec<Hash>)> {
+        let p: Progress =
+            serde_json::from_slice(&std::fs::read(self.file("progress.json")).ok()?).ok()?;
+        let state = std::fs::read(self.file("state.bin")).ok()?;
+        let cps = hashes_from_bytes(&std::fs::read(self.file("checkpoints.bin")).ok()?)?;
+        (cps.len() as u64 == p.k.checked_add(1)?).then_some((p, state, cps))
+    }
+
+    /// Record a finished run and its output.
+    pub fn save_outcome(&self, outcome: &Outcome, output: &[u8]) -> std::io::Result<()> {
+        self.ensure()?;
+        write_atomic(&self.file("output.bin"), output)?;
+        write_atomic(
+            &self.file("result.bin"),
+            &hashes_to_bytes(&outcome.checkpoints),
+        )?;
+        let json = serde_json::to_vec(&OutcomeFile {
+            claim: outcome.claim,
+            units: outcome.units,
+            wall_ms: outcome.wall_ms,
+        })
+        .map_err(std::io::Error::other)?;
+        write_atomic(&self.file("outcome.json"), &json)
+    }
+
+    /// The finished run, if recorded (and consistent: checkpoints match the claimed root).
+    pub fn outcome(&self) -> Option<Outcome> {
+        let f: OutcomeFile =
+            serde_json::from_slice(&std::fs::read(self.file("outcome.json")).ok()?).ok()?;
+        let checkpoints = hashes_from_bytes(&std::fs::read(self.file("result.bin")).ok()?)?;
+        (orrery_types::workload::checkpoint_root(&checkpoints) == f.claim.checkpoint_root
+            && checkpoints.len() as u64 == f.claim.steps.checked_add(1)?)
+        .then_some(Outcome {
+            claim: f.claim,
+            checkpoints,
+            units: f.units,
+            wall_ms: f.wall_ms,
+        })
+    }
+
+    /// The finished run's output bytes.
+    pub fn output(&self) -> Option<Vec<u8>> {
+        std::fs::read(self.file("output.bin")).ok()
+    }
+
+    /// Forget the lease (it is final).
+    pub fn remove(&self) -> std::io::Result<()> {
+        match std::fs::remove_dir_all(&self.dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
