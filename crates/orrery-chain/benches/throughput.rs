@@ -37,7 +37,9 @@ fn main() {
         .unwrap_or(40_000);
     let per_sender = txs_total.div_ceil(SENDERS);
     let dir = tempfile::tempdir().expect("temp dir");
-    let senders: Vec<Keypair> = (0..SENDERS).map(|i| Keypair::from_seed(900_000 + i)).collect();
+    let senders: Vec<Keypair> = (0..SENDERS)
+        .map(|i| Keypair::from_seed(900_000 + i))
+        .collect();
     let receiver = Keypair::from_seed(1);
     let now_ms = std::time::SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -97,16 +97,24 @@ pub struct Handle {
     pub(crate) mempool: Arc<Mutex<Mempool>>,
     pub(crate) finalized: broadcast::Sender<Arc<Finalized>>,
     pub(crate) live: Arc<Live>,
+    /// Accepted transactions on their way to the other validators.
+    pub(crate) outbox: Arc<Mutex<futures::channel::mpsc::Sender<SignedTx>>>,
 }
 
 impl Handle {
-    /// Check `tx` against the last finalized state and queue it for inclusion. Returns the
-    /// transaction's hash. Acceptance means "queued", not "applied": follow
+    /// Check `tx` against the last finalized state, queue it for inclusion and gossip it to
+    /// the other validators. Returns the transaction's hash. Acceptance means "queued", not "applied": follow
     /// [`Handle::subscribe`] or read the state to learn the outcome.
     pub fn submit(&self, tx: SignedTx) -> Result<Hash, SubmitError> {
-        let ledger = crate::lock::read(&self.ledger);
-        let mut pool = crate::lock::lock(&self.mempool);
-        pool.insert(ledger.state(), tx)
+        let hash = {
+            let ledger = crate::lock::read(&self.ledger);
+            let mut pool = crate::lock::lock(&self.mempool);
+            pool.insert(ledger.state(), tx.clone())?
+        };
+        // Best effort: if the outbox is full the transaction still reaches a block when this
+        // validator leads.
+        let _ = crate::lock::lock(&self.outbox).try_send(tx);
+        Ok(hash)
     }
 
     /// The validator's status.

@@ -10,6 +10,7 @@
 //! | [`CHANNEL_RESOLVER`] | certificate fetches for missed views | simplex |
 //! | [`CHANNEL_BACKFILL`] | finalized blocks and certificates for nodes catching up | marshal |
 //! | [`CHANNEL_BLOCKS`] | proposed blocks | marshal's buffered broadcast |
+//! | [`CHANNEL_TXS`] | batches of submitted transactions | [`crate::gossip`] |
 //!
 //! # Task lifetime
 //! Every task is a child of the `context` passed in: they run while the task that called
@@ -61,6 +62,8 @@ pub const CHANNEL_RESOLVER: u64 = 2;
 pub const CHANNEL_BACKFILL: u64 = 3;
 /// Proposed blocks.
 pub const CHANNEL_BLOCKS: u64 = 4;
+/// Transaction gossip.
+pub const CHANNEL_TXS: u64 = 5;
 
 /// Mailbox capacity of every consensus actor: enough for a few views of votes from a 100-node
 /// committee without backpressure on the network.
@@ -87,6 +90,8 @@ pub struct Channels<S, R> {
     pub backfill: (S, R),
     /// [`CHANNEL_BLOCKS`].
     pub blocks: (S, R),
+    /// [`CHANNEL_TXS`].
+    pub txs: (S, R),
 }
 
 /// Start a validator on `context` with the given network. Opens (or creates) the ledger at
@@ -316,7 +321,19 @@ where
         channels.resolver,
     );
 
+    // Transaction gossip.
+    let (outbox_tx, outbox_rx) = futures::channel::mpsc::channel(crate::gossip::OUTBOX_CAPACITY);
+    let (txs_sender, txs_receiver) = channels.txs;
+    context
+        .child("gossip_out")
+        .spawn(move |_| crate::gossip::outbound(txs_sender, outbox_rx));
+    let (gossip_ledger, gossip_pool) = (ledger.clone(), mempool.clone());
+    context
+        .child("gossip_in")
+        .spawn(move |_| crate::gossip::inbound(txs_receiver, gossip_ledger, gossip_pool));
+
     Ok(Handle {
+        outbox: Arc::new(Mutex::new(outbox_tx)),
         chain_id,
         validators: committee,
         ledger,

@@ -25,6 +25,7 @@ pub mod config;
 pub mod devnet;
 pub mod engine;
 mod finalizer;
+pub mod gossip;
 pub mod mempool;
 pub mod network;
 pub mod seeds;

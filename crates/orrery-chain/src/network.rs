@@ -7,8 +7,8 @@
 use crate::api::{ChainError, Handle};
 use crate::config::{CONSENSUS_NAMESPACE, ValidatorConfig};
 use crate::engine::{
-    CHANNEL_BACKFILL, CHANNEL_BLOCKS, CHANNEL_CERTIFICATES, CHANNEL_RESOLVER, CHANNEL_VOTES,
-    Channels, start_with,
+    CHANNEL_BACKFILL, CHANNEL_BLOCKS, CHANNEL_CERTIFICATES, CHANNEL_RESOLVER, CHANNEL_TXS,
+    CHANNEL_VOTES, Channels, start_with,
 };
 use commonware_cryptography::ChaCha20Poly1305;
 use commonware_p2p::authenticated::lookup;
@@ -83,6 +83,7 @@ where
         resolver: network.register(CHANNEL_RESOLVER, quota),
         backfill: network.register(CHANNEL_BACKFILL, quota),
         blocks: network.register(CHANNEL_BLOCKS, quota),
+        txs: network.register(CHANNEL_TXS, quota),
     };
     network.start();
     start_with(

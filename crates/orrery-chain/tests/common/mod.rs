@@ -10,7 +10,8 @@ use commonware_utils::{NZU32, NZUsize, probability};
 use futures::channel::oneshot;
 use orrery_chain::devnet::{self, Devnet, DevnetSpec};
 use orrery_chain::engine::{
-    CHANNEL_BACKFILL, CHANNEL_BLOCKS, CHANNEL_CERTIFICATES, CHANNEL_RESOLVER, CHANNEL_VOTES,
+    CHANNEL_BACKFILL, CHANNEL_BLOCKS, CHANNEL_CERTIFICATES, CHANNEL_RESOLVER, CHANNEL_TXS,
+    CHANNEL_VOTES,
 };
 use orrery_chain::{Channels, Finalized, Handle, ValidatorConfig, start_with};
 use orrery_ledger::GenesisAccount;
@@ -160,6 +161,7 @@ pub async fn start_parsed(
         resolver: control.register(CHANNEL_RESOLVER, quota).await.unwrap(),
         backfill: control.register(CHANNEL_BACKFILL, quota).await.unwrap(),
         blocks: control.register(CHANNEL_BLOCKS, quota).await.unwrap(),
+        txs: control.register(CHANNEL_TXS, quota).await.unwrap(),
     };
     let manager = oracle.manager();
     let (tx, rx) = oneshot::channel();
