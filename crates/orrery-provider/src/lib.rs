@@ -85,3 +85,6 @@ impl Agent {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

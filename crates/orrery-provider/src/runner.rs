@@ -77,12 +77,16 @@ pub fn run_job(
             match drive(&mut job, start, dir, settings, stop, p.wall_ms) {
                 Err(RunJobError::Run(RunError::BadResume { k, reason })) => {
                     tracing::warn!(k, reason, "saved snapshot unusable: starting afresh");
+                    dir.clear_progress()?;
                     drive(&mut job, Start::Fresh, dir, settings, stop, 0)
                 }
                 other => other,
             }
         }
-        None => drive(&mut job, Start::Fresh, dir, settings, stop, 0),
+        None => {
+            dir.clear_progress()?;
+            drive(&mut job, Start::Fresh, dir, settings, stop, 0)
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 //! <data_dir>/leases/<lease id>/
 //!     bundle.bin        the job bundle, as fetched (checked against the lease's job hash)
 //!     state.bin         the last saved state_k
-//!     checkpoints.bin   checkpoint(state_0) … checkpoint(state_k), 32 bytes each
+//!     checkpoints.bin   checkpoint(state_0) … checkpoint(state_k), 32 bytes each (append-only)
 //!     progress.json     { k, cost, wall_ms } of that snapshot (written last: the commit point)
 //!     outcome.json      the finished run: claim, units, wall time
 //!     result.bin        the finished run's checkpoints (32 bytes each)
@@ -151,16 +151,30 @@ impl LeaseDir {
         std::fs::read(path).ok()
     }
 
-    /// Save a resumable snapshot: state and checkpoints first, progress last.
+    /// Save a resumable snapshot: state and checkpoints first, progress last. The checkpoint
+    /// file is append-only within a run (rewriting it whole would make saving quadratic in the
+    /// step count); it is rewritten when it holds more than `checkpoints` (a new run).
     pub fn save_progress(
         &self,
         progress: Progress,
         state: &[u8],
         checkpoints: &[Hash],
     ) -> std::io::Result<()> {
+        use std::io::Write;
         self.ensure()?;
         write_atomic(&self.file("state.bin"), state)?;
-        write_atomic(&self.file("checkpoints.bin"), &hashes_to_bytes(checkpoints))?;
+        let path = self.file("checkpoints.bin");
+        let held = std::fs::metadata(&path).map_or(0, |m| m.len() / HASH_LEN as u64) as usize;
+        if held > checkpoints.len() || held == 0 {
+            write_atomic(&path, &hashes_to_bytes(checkpoints))?;
+        } else {
+            let mut f = std::fs::OpenOptions::new().append(true).open(&path)?;
+            // Drop a torn trailing partial hash before appending.
+            let len = f.metadata()?.len();
+            f.set_len(len - len % HASH_LEN as u64)?;
+            f.write_all(&hashes_to_bytes(&checkpoints[held..]))?;
+            f.sync_data()?;
+        }
         let json = serde_json::to_vec(&progress).map_err(std::io::Error::other)?;
         write_atomic(&self.file("progress.json"), &json)
     }
@@ -171,8 +185,26 @@ impl LeaseDir {
         let p: Progress =
             serde_json::from_slice(&std::fs::read(self.file("progress.json")).ok()?).ok()?;
         let state = std::fs::read(self.file("state.bin")).ok()?;
-        let cps = hashes_from_bytes(&std::fs::read(self.file("checkpoints.bin")).ok()?)?;
-        (cps.len() as u64 == p.k.checked_add(1)?).then_some((p, state, cps))
+        let bytes = std::fs::read(self.file("checkpoints.bin")).ok()?;
+        let whole = bytes.len() - bytes.len() % HASH_LEN;
+        let mut cps = hashes_from_bytes(&bytes[..whole])?;
+        let want = usize::try_from(p.k.checked_add(1)?).ok()?;
+        if cps.len() < want {
+            return None;
+        }
+        cps.truncate(want);
+        Some((p, state, cps))
+    }
+
+    /// Drop the snapshot (a run starting afresh).
+    pub fn clear_progress(&self) -> std::io::Result<()> {
+        for name in ["progress.json", "checkpoints.bin", "state.bin"] {
+            match std::fs::remove_file(self.file(name)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Record a finished run and its output.

@@ -1,0 +1,203 @@
+//! A [`Chain`] backed by a real ledger `State`: submitted transactions wait in a mempool until
+//! the test makes a block, exactly as on a node (minus consensus).
+
+use orrery_exec::Bundle;
+use orrery_ledger::{
+    BlockOutcome, Event, Genesis, GenesisAccount, Params, Signatures, State, apply_block,
+};
+use orrery_provider::chain::{Chain, ChainError, ChainHead, ProviderRecord};
+use orrery_provider::decide::{Head, LeaseInfo};
+use orrery_types::amount::Amount;
+use orrery_types::block::{Block, BlockTxs};
+use orrery_types::crypto::{AccountId, Keypair};
+use orrery_types::hash::Hash;
+use orrery_types::tx::{ChainId, LeaseId, SignedTx, Tx, TxBody};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+pub const CHAIN: &str = "orrery-provider-test";
+pub const START_BALANCE: Amount = Amount::orr(1_000_000);
+
+pub struct Net {
+    pub state: State,
+    pub mempool: Vec<SignedTx>,
+    pub blobs: BTreeMap<Hash, Vec<u8>>,
+    pub events: Vec<Event>,
+    pub refused: Vec<String>,
+}
+
+/// A shared handle: every agent and the test see the same chain.
+#[derive(Clone)]
+pub struct LedgerChain(pub Arc<Mutex<Net>>);
+
+impl LedgerChain {
+    /// A chain whose genesis funds accounts `Keypair::from_seed(0..accounts)`.
+    pub fn new(accounts: u64, params: Params) -> LedgerChain {
+        let genesis = Genesis {
+            chain_id: ChainId::new(CHAIN).unwrap(),
+            genesis_time_ms: 1_700_000_000_000,
+            params,
+            accounts: (0..accounts)
+                .map(|i| GenesisAccount {
+                    account: Keypair::from_seed(i).account(),
+                    balance: START_BALANCE,
+                })
+                .collect(),
+            validators: vec![Keypair::from_seed(1000).account()],
+        };
+        LedgerChain(Arc::new(Mutex::new(Net {
+            state: State::genesis(&genesis).unwrap(),
+            mempool: Vec::new(),
+            blobs: BTreeMap::new(),
+            events: Vec::new(),
+            refused: Vec::new(),
+        })))
+    }
+
+    pub fn with<R>(&self, f: impl FnOnce(&mut Net) -> R) -> R {
+        f(&mut self.0.lock().unwrap())
+    }
+
+    /// Make a block of the mempool (by sender, then nonce); returns its outcome.
+    pub fn block(&self) -> BlockOutcome {
+        self.with(|net| {
+            let mut txs = std::mem::take(&mut net.mempool);
+            txs.sort_by_key(|t| (t.sender(), t.tx.nonce));
+            let g = net.state.globals();
+            let block = Block {
+                height: g.height + 1,
+                time_ms: g.time_ms + 1_000,
+                seed: Hash::of(&(g.height + 1).to_be_bytes()),
+                parent: g.last_block,
+                txs: BlockTxs::new(txs).unwrap(),
+            };
+            let out =
+                apply_block(&mut net.state, &block, Signatures::Verify).expect("block applies");
+            net.state.audit().expect("invariants hold");
+            for r in &out.receipts {
+                match &r.outcome {
+                    Ok(events) => net.events.extend(events.iter().cloned()),
+                    Err(e) => net.refused.push(format!("{e:?}")),
+                }
+            }
+            net.events.extend(out.events.iter().cloned());
+            out
+        })
+    }
+
+    /// Send a transaction from `key` straight into the mempool.
+    pub fn submit_from(&self, key: &Keypair, body: TxBody) {
+        self.with(|net| {
+            let nonce = net.state.account(&key.account()).nonce
+                + net
+                    .mempool
+                    .iter()
+                    .filter(|t| t.sender() == key.account())
+                    .count() as u64;
+            let tx = Tx {
+                chain_id: ChainId::new(CHAIN).unwrap(),
+                nonce,
+                body,
+            }
+            .sign(key);
+            net.mempool.push(tx);
+        })
+    }
+
+    pub fn put_bundle(&self, bundle: &Bundle) {
+        self.with(|net| net.blobs.insert(bundle.hash(), bundle.bytes().to_vec()));
+    }
+
+    pub fn slashed(&self) -> Vec<AccountId> {
+        self.with(|net| {
+            net.events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Slashed { party, .. } => Some(*party),
+                    _ => None,
+                })
+                .collect()
+        })
+    }
+
+    pub fn count_events(&self, pred: impl Fn(&Event) -> bool) -> usize {
+        self.with(|net| net.events.iter().filter(|e| pred(e)).count())
+    }
+}
+
+impl Chain for LedgerChain {
+    fn head(&self) -> Result<ChainHead, ChainError> {
+        Ok(self.with(|net| ChainHead {
+            chain_id: ChainId::new(CHAIN).unwrap(),
+            head: Head {
+                height: net.state.height(),
+                time_ms: net.state.globals().time_ms,
+            },
+        }))
+    }
+
+    fn account(&self, id: &AccountId) -> Result<(Amount, u64), ChainError> {
+        Ok(self.with(|net| {
+            let a = net.state.account(id);
+            (a.balance, a.nonce)
+        }))
+    }
+
+    fn provider(&self, id: &AccountId) -> Result<Option<ProviderRecord>, ChainError> {
+        Ok(self.with(|net| {
+            net.state.provider(id).map(|p| ProviderRecord {
+                offer: p.offer.clone(),
+                stake: p.stake,
+                active_leases: p.active_leases,
+                reputation: p.reputation,
+                earned: p.earned,
+            })
+        }))
+    }
+
+    fn active_leases(&self) -> Result<Vec<LeaseInfo>, ChainError> {
+        Ok(self.with(|net| {
+            net.state
+                .leases()
+                .values()
+                .filter(|l| l.state.is_active())
+                .map(LeaseInfo::from)
+                .collect()
+        }))
+    }
+
+    fn provider_leases(&self, id: &AccountId) -> Result<Vec<LeaseInfo>, ChainError> {
+        Ok(self.with(|net| {
+            net.state
+                .leases()
+                .values()
+                .filter(|l| l.provider == *id)
+                .map(LeaseInfo::from)
+                .collect()
+        }))
+    }
+
+    fn lease(&self, id: LeaseId) -> Result<Option<LeaseInfo>, ChainError> {
+        Ok(self.with(|net| net.state.lease(id).map(LeaseInfo::from)))
+    }
+
+    fn bundle(&self, job: &Hash) -> Result<Option<Vec<u8>>, ChainError> {
+        Ok(self.with(|net| net.blobs.get(job).cloned()))
+    }
+
+    fn put_output(&self, bytes: &[u8]) -> Result<(), ChainError> {
+        self.with(|net| net.blobs.insert(Hash::of(bytes), bytes.to_vec()));
+        Ok(())
+    }
+
+    fn submit(&self, tx: &SignedTx) -> Result<Hash, ChainError> {
+        self.with(|net| {
+            let nonce = net.state.account(&tx.sender()).nonce;
+            if tx.tx.nonce < nonce {
+                return Err(ChainError::StaleNonce(format!("next nonce is {nonce}")));
+            }
+            net.mempool.push(tx.clone());
+            Ok(tx.hash())
+        })
+    }
+}

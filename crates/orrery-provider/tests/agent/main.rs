@@ -1,0 +1,525 @@
+//! The provider agent against a real ledger: honest agents settle without slashes; cheating
+//! agents (as provider or as verifier) lose their disputes to honest ones; jobs (wasm and ML)
+//! resume from saved snapshots with the same checkpoint root; the agent stops gracefully.
+
+mod ledger;
+
+use ledger::LedgerChain;
+use orrery_exec::{Bundle, Manifest, RuntimeKind};
+use orrery_ledger::entries::{DisputeKind, LeaseState};
+use orrery_ledger::{Event, Params};
+use orrery_provider::config::{Cheat, ProviderConfig};
+use orrery_provider::runner::{RunEnd, RunSettings, run_job, state_at};
+use orrery_provider::store::{Progress, Store};
+use orrery_provider::{Agent, Worker, status_of};
+use orrery_types::amount::Amount;
+use orrery_types::crypto::{AccountId, Keypair};
+use orrery_types::resources::{Hardware, PriceList, ResourceRequest};
+use orrery_types::tx::{LeaseTerms, TxBody, Verification};
+use orrery_types::workload::{Start, checkpoint_root, checkpoint_root as checkpoint_root_of, run};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+const COUNTER_WAT: &str = r#"
+(module
+  (memory (export "memory") 1 1)
+  (global $heap (mut i32) (i32.const 1024))
+  (func (export "alloc") (param $len i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (local.get $p) (local.get $len)))
+    (local.get $p))
+  (func $pack (param $ptr i32) (param $len i32) (result i64)
+    (i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32))
+            (i64.extend_i32_u (local.get $len))))
+  (func (export "init") (param i32 i32) (result i64)
+    (i64.store (i32.const 0) (i64.const 0))
+    (call $pack (i32.const 0) (i32.const 8)))
+  (func (export "step") (param $k i64) (param $ptr i32) (param $len i32) (result i64)
+    (if (i32.ne (local.get $len) (i32.const 8)) (then unreachable))
+    (i64.store (i32.const 0) (i64.add (i64.load (local.get $ptr)) (i64.const 1)))
+    (call $pack (i32.const 0) (i32.const 8)))
+  (func (export "output") (param $ptr i32) (param $len i32) (result i64)
+    (if (i32.ne (local.get $len) (i32.const 8)) (then unreachable))
+    (i64.store (i32.const 0) (i64.mul (i64.load (local.get $ptr)) (i64.const 3)))
+    (call $pack (i32.const 0) (i32.const 8))))
+"#;
+
+/// The counter stepper (`state_k = k`, output `3n`) with `steps` steps, packed from files the
+/// way `orrery run-local --pack` does.
+fn counter_bundle(steps: u64) -> Bundle {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("counter.wat"), COUNTER_WAT).unwrap();
+    let job = format!(
+        "module = \"counter.wat\"\nruntime = \"wasm\"\nsteps = {steps}\n[wasm]\nentry = \"stepper\"\n"
+    );
+    std::fs::write(dir.path().join("job.toml"), job).unwrap();
+    orrery_exec::pack_job_file(&dir.path().join("job.toml")).unwrap()
+}
+
+/// A small ML training bundle (spirals MLP) with `steps` steps.
+fn ml_bundle(steps: u64) -> Bundle {
+    let ml = format!(
+        r#"
+task = "train"
+[spec]
+seed = 1
+steps = {steps}
+batch_size = 16
+[spec.model]
+kind = "mlp"
+inputs = 2
+hidden = [8]
+classes = 3
+activation = "relu"
+[spec.data]
+kind = "spirals"
+classes = 3
+points_per_class = 40
+noise = 0.05
+seed = 7
+[spec.optimizer]
+kind = "adamw"
+lr = 0.01
+"#
+    );
+    let manifest = Manifest {
+        runtime: RuntimeKind::Ml,
+        name: Some("spirals-tiny".into()),
+        steps,
+        inputs: vec![],
+        wasm: None,
+        ml: Some(toml::from_str(&ml).unwrap()),
+        limits: Default::default(),
+    };
+    Bundle::new(manifest, Vec::new(), BTreeMap::new()).unwrap()
+}
+
+fn hardware() -> Hardware {
+    Hardware {
+        gpu: None,
+        cpu_cores: 16,
+        ram_gib: 64,
+    }
+}
+
+fn prices() -> PriceList {
+    PriceList {
+        gpu_hour: Amount::ZERO,
+        cpu_core_hour: "0.01".parse().unwrap(),
+        ram_gib_hour: Amount::ZERO,
+        mega_unit: "0.001".parse().unwrap(),
+    }
+}
+
+fn config(seed: u64, data: &std::path::Path, cheat: Cheat) -> ProviderConfig {
+    let stake = Params::default().min_stake(&hardware()).unwrap();
+    ProviderConfig {
+        node: "http://unused".into(),
+        key_file: None,
+        key_seed: Some(seed),
+        data_dir: data.join(format!("agent-{seed}")),
+        region: "eu-west".into(),
+        endpoint: "http://127.0.0.1:7100".into(),
+        prices: prices(),
+        stake: Some(stake),
+        hardware: Some(hardware()),
+        verifier: true,
+        cheat,
+        poll_interval_ms: 50,
+        save_every_steps: 4,
+        threads: 1,
+    }
+}
+
+fn worker(
+    chain: &LedgerChain,
+    seed: u64,
+    data: &std::path::Path,
+    cheat: Cheat,
+) -> Worker<LedgerChain> {
+    let cfg = config(seed, data, cheat);
+    let offer = cfg.offer(hardware()).unwrap();
+    Worker::new(&cfg, offer, chain.clone(), Arc::new(AtomicBool::new(false))).unwrap()
+}
+
+fn terms() -> LeaseTerms {
+    LeaseTerms {
+        resources: ResourceRequest {
+            gpus: 0,
+            cpu_cores: 2,
+            ram_gib: 8,
+        },
+        prices: prices(),
+        max_seconds: 3_600,
+        max_units: 100_000_000,
+    }
+}
+
+/// Tick every agent and make a block, `n` times.
+fn rounds(chain: &LedgerChain, agents: &mut [Worker<LedgerChain>], n: usize) {
+    for _ in 0..n {
+        for a in agents.iter_mut() {
+            a.tick().unwrap();
+        }
+        chain.block();
+    }
+}
+
+/// Register and bond every agent, then open lease 0 from account 0 with agents[0] as provider.
+fn open_lease(
+    chain: &LedgerChain,
+    agents: &mut [Worker<LedgerChain>],
+    bundle: &Bundle,
+    verification: Verification,
+) {
+    rounds(chain, agents, 2);
+    for a in agents.iter() {
+        let p = chain
+            .with(|n| n.state.provider(&a.account()).cloned())
+            .expect("registered");
+        assert_eq!(
+            p.stake,
+            Params::default().min_stake(&hardware()).unwrap(),
+            "bonded"
+        );
+    }
+    chain.put_bundle(bundle);
+    let height = chain.with(|n| n.state.height());
+    chain.submit_from(
+        &Keypair::from_seed(0),
+        TxBody::OpenLease {
+            provider: agents[0].account(),
+            job: bundle.hash(),
+            terms: terms(),
+            deadline: height + 300,
+            verification,
+        },
+    );
+    chain.block();
+    assert!(
+        chain.with(|n| n.state.lease(0).is_some()),
+        "lease opened: {:?}",
+        chain.with(|n| n.refused.clone())
+    );
+}
+
+/// Play until lease 0 is final; returns its final state.
+fn play(chain: &LedgerChain, agents: &mut [Worker<LedgerChain>]) -> LeaseState {
+    for _ in 0..400 {
+        let state = chain.with(|n| n.state.lease(0).unwrap().state.clone());
+        if !state.is_active() {
+            return state;
+        }
+        rounds(chain, agents, 1);
+    }
+    panic!(
+        "lease 0 did not finish: {:?}",
+        chain.with(|n| n.state.lease(0).unwrap().state.clone())
+    );
+}
+
+fn game(provider: Cheat, verifier: Cheat, steps: u64) -> (LedgerChain, Vec<AccountId>, LeaseState) {
+    let data = tempfile::tempdir().unwrap();
+    let chain = LedgerChain::new(4, Params::default());
+    let mut agents = vec![
+        worker(&chain, 1, data.path(), provider),
+        worker(&chain, 2, data.path(), verifier),
+    ];
+    let ids = agents.iter().map(|a| a.account()).collect();
+    open_lease(
+        &chain,
+        &mut agents,
+        &counter_bundle(steps),
+        Verification::Redundant { k: 2 },
+    );
+    let end = play(&chain, &mut agents);
+    (chain, ids, end)
+}
+
+fn disputes(chain: &LedgerChain) -> Vec<DisputeKind> {
+    chain.with(|n| {
+        n.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::DisputeOpened { kind, .. } => Some(*kind),
+                _ => None,
+            })
+            .collect()
+    })
+}
+
+#[test]
+fn honest_provider_and_verifier_settle_without_slashing() {
+    let (chain, ids, end) = game(Cheat::None, Cheat::None, 12);
+    assert!(matches!(end, LeaseState::Settled { .. }), "{end:?}");
+    assert!(chain.slashed().is_empty());
+    assert!(disputes(&chain).is_empty());
+    // The verifier really checked, and both were paid.
+    let status = status_of(&chain, &ids[0]).unwrap();
+    assert_eq!(status.reputation.checked, 1);
+    assert!(status.earned > Amount::ZERO);
+    assert_eq!(status.leases_by_state.get("settled"), Some(&1));
+    let verifier = chain.with(|n| n.state.provider(&ids[1]).unwrap().earned);
+    assert!(verifier > Amount::ZERO);
+    // Nothing the agents sent was refused, and their folders for the final lease are gone.
+    assert_eq!(chain.with(|n| n.refused.clone()), Vec::<String>::new());
+}
+
+#[test]
+fn cheating_provider_that_skips_a_step_loses_the_bisection() {
+    let (chain, ids, end) = game(Cheat::SkipStep, Cheat::None, 20);
+    assert!(matches!(end, LeaseState::Failed { .. }), "{end:?}");
+    assert_eq!(chain.slashed(), vec![ids[0]]);
+    assert_eq!(disputes(&chain), vec![DisputeKind::Checkpoints]);
+    // Bisected to one step, which the referee executed.
+    assert!(chain.count_events(|e| matches!(e, Event::DisputeNarrowed { .. })) >= 4);
+    assert_eq!(
+        chain.count_events(|e| matches!(e, Event::RefereeRuled { .. })),
+        1
+    );
+}
+
+#[test]
+fn cheating_verifier_loses_to_an_honest_provider() {
+    let (chain, ids, end) = game(Cheat::None, Cheat::SkipStep, 9);
+    assert!(matches!(end, LeaseState::Settled { .. }), "{end:?}");
+    assert_eq!(chain.slashed(), vec![ids[1]]);
+    assert_eq!(
+        chain.count_events(|e| matches!(e, Event::RefereeRuled { .. })),
+        1
+    );
+}
+
+#[test]
+fn wrong_output_is_caught_by_the_output_referee() {
+    let (chain, ids, end) = game(Cheat::WrongOutput, Cheat::None, 5);
+    assert!(matches!(end, LeaseState::Failed { .. }), "{end:?}");
+    assert_eq!(chain.slashed(), vec![ids[0]]);
+    assert_eq!(disputes(&chain), vec![DisputeKind::Output]);
+}
+
+#[test]
+fn unchecked_lease_is_committed_and_revealed_with_bounded_usage() {
+    let data = tempfile::tempdir().unwrap();
+    let chain = LedgerChain::new(3, Params::default());
+    let mut agents = vec![worker(&chain, 1, data.path(), Cheat::None)];
+    open_lease(&chain, &mut agents, &counter_bundle(7), Verification::None);
+    for _ in 0..20 {
+        if matches!(
+            chain.with(|n| n.state.lease(0).unwrap().state.clone()),
+            LeaseState::Committed { .. }
+        ) {
+            break;
+        }
+        rounds(&chain, &mut agents, 1);
+    }
+    let LeaseState::Committed { usage, output, .. } =
+        chain.with(|n| n.state.lease(0).unwrap().state.clone())
+    else {
+        panic!("not committed");
+    };
+    // The output is published under its hash, and usage never exceeds what the chain saw.
+    assert!(chain.with(|n| n.blobs.contains_key(&output)));
+    assert!(usage.units > 0 && usage.seconds <= 3);
+    assert_eq!(chain.with(|n| n.refused.clone()), Vec::<String>::new());
+}
+
+fn settings(cheat: Cheat) -> RunSettings {
+    RunSettings {
+        cheat,
+        threads: 1,
+        save_every: 3,
+    }
+}
+
+#[test]
+fn wasm_and_ml_runs_resume_from_a_saved_snapshot_with_the_same_root() {
+    let runtime = orrery_exec::Runtime::new().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let store = Store::open(data.path()).unwrap();
+    let no = AtomicBool::new(false);
+    for (i, bundle) in [counter_bundle(25), ml_bundle(12)].iter().enumerate() {
+        let id = i as u64 * 10;
+        let RunEnd::Finished(whole) = run_job(
+            &runtime,
+            bundle,
+            &store.lease(id),
+            settings(Cheat::None),
+            &no,
+        )
+        .unwrap() else {
+            panic!("stopped");
+        };
+        assert_eq!(whole.claim.steps, bundle.manifest().steps);
+        // A run interrupted at step 5, its snapshot saved as the agent does...
+        let dir = store.lease(id + 1);
+        let mut job = orrery_provider::job::load(&runtime, bundle, 1).unwrap();
+        let mut cps = Vec::new();
+        run(&mut job, Start::Fresh, |k, state, cost| {
+            cps.push(orrery_types::workload::checkpoint(state));
+            if k == 5 {
+                dir.save_progress(
+                    Progress {
+                        k,
+                        cost,
+                        wall_ms: 0,
+                    },
+                    state,
+                    &cps,
+                )
+                .unwrap();
+                return false;
+            }
+            true
+        })
+        .unwrap();
+        // ...resumes to the same claim and cost.
+        let RunEnd::Finished(resumed) =
+            run_job(&runtime, bundle, &dir, settings(Cheat::None), &no).unwrap()
+        else {
+            panic!("stopped");
+        };
+        assert_eq!(resumed.claim, whole.claim, "bundle {i}");
+        assert_eq!(resumed.units, whole.units);
+        assert_eq!(
+            checkpoint_root(&resumed.checkpoints),
+            whole.claim.checkpoint_root
+        );
+        // A stop request saves a snapshot and returns; the next run finishes it identically.
+        let dir = store.lease(id + 2);
+        let stop = AtomicBool::new(true);
+        assert_eq!(
+            run_job(&runtime, bundle, &dir, settings(Cheat::None), &stop).unwrap(),
+            RunEnd::Stopped { k: 0 }
+        );
+        assert!(dir.progress().is_some());
+        let RunEnd::Finished(again) =
+            run_job(&runtime, bundle, &dir, settings(Cheat::None), &no).unwrap()
+        else {
+            panic!("stopped");
+        };
+        assert_eq!(again.claim, whole.claim);
+        // A replayed state is the one the checkpoint list commits to.
+        let s7 = state_at(&runtime, bundle, settings(Cheat::None), 7).unwrap();
+        assert_eq!(
+            orrery_types::workload::checkpoint(&s7),
+            whole.checkpoints[7]
+        );
+    }
+}
+
+#[test]
+fn a_corrupt_snapshot_restarts_the_run_instead_of_resuming_it() {
+    let runtime = orrery_exec::Runtime::new().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let store = Store::open(data.path()).unwrap();
+    let no = AtomicBool::new(false);
+    let bundle = counter_bundle(10);
+    let RunEnd::Finished(whole) = run_job(
+        &runtime,
+        &bundle,
+        &store.lease(0),
+        settings(Cheat::None),
+        &no,
+    )
+    .unwrap() else {
+        panic!()
+    };
+    let dir = store.lease(1);
+    // State says 4, checkpoints say otherwise.
+    let cps: Vec<_> = (0..=3u64)
+        .map(|k| orrery_types::workload::checkpoint(&k.to_le_bytes()))
+        .collect();
+    dir.save_progress(
+        Progress {
+            k: 3,
+            cost: 0,
+            wall_ms: 0,
+        },
+        &4u64.to_le_bytes(),
+        &cps,
+    )
+    .unwrap();
+    let RunEnd::Finished(o) = run_job(&runtime, &bundle, &dir, settings(Cheat::None), &no).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(o.claim, whole.claim);
+}
+
+#[test]
+fn agent_thread_starts_registers_and_stops_gracefully() {
+    let data = tempfile::tempdir().unwrap();
+    let chain = LedgerChain::new(3, Params::default());
+    let handle = Agent::start_with(
+        config(1, data.path(), Cheat::None),
+        chain.clone(),
+        &Params::default(),
+    )
+    .unwrap();
+    // The agent registers and bonds on its first tick.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while chain.with(|n| n.mempool.len()) < 2 {
+        assert!(std::time::Instant::now() < deadline, "agent sent nothing");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    chain.block();
+    assert!(chain.with(|n| n.state.provider(&handle.account()).is_some()));
+    let snap = handle.snapshot().expect("agent answers");
+    assert!(snap.benchmark_score.is_some_and(|s| s > 0.0));
+    assert!(snap.txs_sent >= 2);
+    assert!(handle.stop(), "agent thread exits cleanly");
+}
+
+#[test]
+fn a_stopped_agent_resumes_its_lease_after_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let chain = LedgerChain::new(3, Params::default());
+    let bundle = counter_bundle(1_500);
+    let mut agents = vec![worker(&chain, 1, data.path(), Cheat::None)];
+    open_lease(&chain, &mut agents, &bundle, Verification::None);
+    rounds(&chain, &mut agents, 1); // StartLease applied
+    assert!(matches!(
+        chain.with(|n| n.state.lease(0).unwrap().state.clone()),
+        LeaseState::Running { .. }
+    ));
+    // Stop the agent as soon as its run has saved a snapshot.
+    let cfg = config(1, data.path(), Cheat::None);
+    let dir = Store::open(&cfg.data_dir).unwrap().lease(0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (stop, dir) = (stop.clone(), dir.clone());
+        std::thread::spawn(move || {
+            while dir.progress().is_none() {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        })
+    };
+    let mut first = Worker::new(&cfg, cfg.offer(hardware()).unwrap(), chain.clone(), stop).unwrap();
+    first.tick().unwrap();
+    watcher.join().unwrap();
+    let (saved, _, _) = dir.progress().expect("snapshot saved on stop");
+    assert!(dir.outcome().is_none(), "the run was interrupted");
+    assert!(saved.k < 1_500);
+    chain.block();
+    // A fresh agent on the same data directory resumes, finishes and commits the right root.
+    let mut agents = vec![worker(&chain, 1, data.path(), Cheat::None)];
+    rounds(&chain, &mut agents, 2);
+    let LeaseState::Committed {
+        checkpoint_root, ..
+    } = chain.with(|n| n.state.lease(0).unwrap().state.clone())
+    else {
+        panic!(
+            "not committed: {:?}",
+            chain.with(|n| n.state.lease(0).unwrap().state.clone())
+        );
+    };
+    // The counter's states are known: state_k = k.
+    let expected: Vec<_> = (0..=1_500u64)
+        .map(|k| orrery_types::workload::checkpoint(&k.to_le_bytes()))
+        .collect();
+    assert_eq!(checkpoint_root, checkpoint_root_of(&expected));
+}
