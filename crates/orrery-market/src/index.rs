@@ -5,9 +5,9 @@
 //!
 //! Offers live in a slab (`Vec` of slots with a free list) addressed by `u32`; a map finds a
 //! provider's slot. Each offer belongs to exactly one *bucket*, keyed by (GPU model lower-cased,
-//! region, GPU count). A bucket keeps four lists of `(key, slot)`, each sorted ascending:
+//! region, GPU count). A bucket keeps six lists of `(key, slot)`, each sorted ascending:
 //!
-//! - by listed GPU-hour price,
+//! - by listed GPU-hour, CPU-core-hour and mega-unit price,
 //! - by reputation penalty, by benchmark penalty, by latency penalty (see [`crate::offer`]),
 //!
 //! and conservative maxima of VRAM, cores and RAM (raised on insert, never lowered, so they may
@@ -17,17 +17,19 @@
 //!
 //! A query keeps the buckets whose key and maxima can satisfy it, orders them by a lower bound
 //! on the effective cost of anything they hold, and walks each bucket's lists round-robin
-//! (Fagin's threshold algorithm). Every entry read is evaluated in full. After each round the
-//! threshold — the effective cost of a hypothetical offer with the price and penalties found at
-//! the lists' cursors — bounds every offer not yet read from *any* list, because the effective
-//! cost is monotone in each term and the job's cost is at least its GPU-hour part. The bucket is
+//! (Fagin's threshold algorithm), skipping lists that cannot matter to the query (a price whose
+//! quantity in the job is zero, a penalty whose weight is zero). Every entry read is evaluated in
+//! full. After each round the threshold — the effective cost of a hypothetical offer with the
+//! prices and penalties found at the lists' cursors — bounds every offer not yet read from *any*
+//! list, because the effective cost is monotone in each price and penalty (memory-hour prices
+//! are bounded below by zero). The bucket is
 //! done when the threshold exceeds the current k-th result (strictly: ties break by id), when a
 //! list runs out (every offer has then been read), or when the price list passes `max_gpu_hour`.
 //! Buckets whose lower bound exceeds the k-th result are never opened.
 //!
 //! # Invariants
 //!
-//! - Every occupied slot is in exactly one bucket, in each of its four lists exactly once, at
+//! - Every occupied slot is in exactly one bucket, in each of its six lists exactly once, at
 //!   the position its current keys sort to; [`OfferIndex::check_invariants`] verifies it.
 //! - [`OfferIndex::rank`] returns exactly what [`OfferIndex::rank_linear`] (a scan of every
 //!   offer) returns: same offers, same order.
@@ -38,10 +40,11 @@
 use crate::offer::{Offer, StaticPenalties};
 use crate::router::{
     Candidate, Query, RegionPreference, Requirements, RouteError, RouterWeights, TopK,
-    build_ranked, diagnose, effective, evaluate, gpu_only,
+    build_ranked, diagnose, effective, evaluate,
 };
 use orrery_ledger::Params;
 use orrery_ledger::entries::Provider;
+use orrery_types::resources::PriceList;
 use orrery_types::{AccountId, Amount, Verification};
 use std::collections::HashMap;
 
@@ -63,9 +66,19 @@ struct Entry {
     bucket: u32,
 }
 
-/// A list entry: a key (price in base units, or a penalty's `f64` bits, which sort like the
-/// non-negative floats they encode) and the slot.
-type Keyed = (u128, u32);
+/// A list entry: a key (a price in base units saturated at `u64::MAX` — still a lower bound —
+/// or a penalty's `f64` bits, which sort like the non-negative floats they encode) and the slot.
+type Keyed = (u64, u32);
+
+/// Lists per bucket.
+const LISTS: usize = 6;
+/// List positions.
+const GPU_HOUR: usize = 0;
+const CPU_HOUR: usize = 1;
+const MEGA_UNIT: usize = 2;
+const REPUTATION: usize = 3;
+const BENCHMARK: usize = 4;
+const LATENCY: usize = 5;
 
 #[derive(Clone, Debug, Default)]
 struct Bucket {
@@ -73,24 +86,27 @@ struct Bucket {
     max_vram: u32,
     max_cpu: u16,
     max_ram: u32,
-    /// [by GPU-hour price, by reputation, by benchmark, by latency].
-    lists: [Vec<Keyed>; 4],
+    /// Indexed by the list positions above.
+    lists: [Vec<Keyed>; LISTS],
 }
 
-const PRICE: usize = 0;
+const PRICE: usize = GPU_HOUR;
 
-fn keys(e: &Entry) -> [Keyed; 4] {
+fn price_key(a: Amount) -> u64 {
+    u64::try_from(a.units()).unwrap_or(u64::MAX)
+}
+
+fn keys(e: &Entry) -> [Keyed; LISTS] {
     let slot = u32::MAX; // replaced by the caller
+    let p = &e.offer.prices;
     [
-        (e.offer.prices.gpu_hour.units(), slot),
-        (u128::from(e.pen.reputation.to_bits()), slot),
-        (u128::from(e.pen.benchmark.to_bits()), slot),
-        (u128::from(e.pen.latency.to_bits()), slot),
+        (price_key(p.gpu_hour), slot),
+        (price_key(p.cpu_core_hour), slot),
+        (price_key(p.mega_unit), slot),
+        (e.pen.reputation.to_bits(), slot),
+        (e.pen.benchmark.to_bits(), slot),
+        (e.pen.latency.to_bits(), slot),
     ]
-}
-
-fn pen_of(key: u128) -> f64 {
-    f64::from_bits(key as u64)
 }
 
 /// Limit on the offers an index may hold was reached.
@@ -370,7 +386,7 @@ impl OfferIndex {
             .iter()
             .map(|&(bi, _, _)| {
                 let l = &self.buckets[bi as usize].lists[PRICE];
-                (l[l.len() / 2].0, l.len())
+                (u128::from(l[l.len() / 2].0), l.len())
             })
             .collect();
         medians.sort_unstable();
@@ -495,35 +511,71 @@ impl OfferIndex {
     }
 
     /// Lower bound on the effective cost of any offer in `b` not read yet, given the cursors.
-    fn threshold(&self, q: &Query<'_>, b: &Bucket, cursor: &[usize; 4], region_pen: f64) -> f64 {
+    fn threshold(
+        &self,
+        q: &Query<'_>,
+        b: &Bucket,
+        cursor: &[usize; LISTS],
+        region_pen: f64,
+    ) -> f64 {
         let at = |li: usize| b.lists[li].get(cursor[li]).map(|x| x.0);
-        let price = at(PRICE).unwrap_or(u128::MAX);
-        let price_lb = gpu_only(Amount(price))
+        let price = |li: usize| Amount(u128::from(at(li).unwrap_or(u64::MAX)));
+        let floor = PriceList {
+            gpu_hour: price(GPU_HOUR),
+            cpu_core_hour: price(CPU_HOUR),
+            ram_gib_hour: Amount::ZERO,
+            mega_unit: price(MEGA_UNIT),
+        };
+        let cost_lb = floor
             .cost(&q.req.resources, &q.req.usage)
             .unwrap_or(Amount(u128::MAX));
+        let pen = |li: usize| at(li).map_or(1.0, f64::from_bits);
         let pen = StaticPenalties {
-            reputation: at(1).map_or(1.0, pen_of),
-            benchmark: at(2).map_or(1.0, pen_of),
-            latency: at(3).map_or(1.0, pen_of),
+            reputation: pen(REPUTATION),
+            benchmark: pen(BENCHMARK),
+            latency: pen(LATENCY),
         };
-        effective(price_lb, q.weights.multiplier(&pen, region_pen))
+        effective(cost_lb, q.weights.multiplier(&pen, region_pen))
     }
 
-    fn scan_buckets(&self, q: &Query<'_>, buckets: &[(u32, f64, bool)], top: &mut TopK) -> usize {
-        let w = q.weights;
-        // Lists worth walking: price always; a penalty list only if its weight counts.
-        let mut active = vec![PRICE];
-        for (li, weight) in [(1, w.reputation), (2, w.benchmark), (3, w.latency)] {
+    /// The lists worth walking for `q`: each price whose quantity in the job is non-zero (at
+    /// least one), each penalty whose weight is non-zero.
+    fn active_lists(q: &Query<'_>) -> Vec<usize> {
+        let (r, u, w) = (&q.req.resources, &q.req.usage, q.weights);
+        let timed = u.seconds > 0;
+        let mut active = Vec::with_capacity(LISTS);
+        for (li, on) in [
+            (GPU_HOUR, timed && r.gpus > 0),
+            (CPU_HOUR, timed && r.cpu_cores > 0),
+            (MEGA_UNIT, u.units > 0),
+        ] {
+            if on {
+                active.push(li);
+            }
+        }
+        if active.is_empty() {
+            active.push(GPU_HOUR);
+        }
+        for (li, weight) in [
+            (REPUTATION, w.reputation),
+            (BENCHMARK, w.benchmark),
+            (LATENCY, w.latency),
+        ] {
             if weight > 0.0 {
                 active.push(li);
             }
         }
+        active
+    }
+
+    fn scan_buckets(&self, q: &Query<'_>, buckets: &[(u32, f64, bool)], top: &mut TopK) -> usize {
+        let active = Self::active_lists(q);
         let mut order: Vec<(f64, u32, f64)> = buckets
             .iter()
             .filter(|b| b.2)
             .map(|&(bi, rp, _)| {
                 (
-                    self.threshold(q, &self.buckets[bi as usize], &[0; 4], rp),
+                    self.threshold(q, &self.buckets[bi as usize], &[0; LISTS], rp),
                     bi,
                     rp,
                 )
@@ -537,13 +589,13 @@ impl OfferIndex {
                 break;
             }
             let b = &self.buckets[bi as usize];
-            let mut cursor = [0usize; 4];
+            let mut cursor = [0usize; LISTS];
             'bucket: loop {
                 for &li in &active {
                     let Some(&(key, slot)) = b.lists[li].get(cursor[li]) else {
                         break 'bucket; // every offer of the bucket was read
                     };
-                    if li == PRICE && max_price.is_some_and(|m| key > m) {
+                    if li == GPU_HOUR && max_price.is_some_and(|m| u128::from(key) > m) {
                         break 'bucket; // the rest are over the price cap
                     }
                     cursor[li] += 1;

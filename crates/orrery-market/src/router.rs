@@ -36,7 +36,7 @@
 
 use crate::offer::{Offer, StaticPenalties};
 use orrery_ledger::Params;
-use orrery_types::resources::{PriceList, ResourceRequest, Usage};
+use orrery_types::resources::{ResourceRequest, Usage};
 use orrery_types::{AccountId, Amount, Verification};
 use serde::Serialize;
 use std::cmp::Ordering;
@@ -862,14 +862,5 @@ pub(crate) fn diagnose<'a>(
 impl fmt::Display for Requirement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self, f)
-    }
-}
-
-/// Listed prices with only the GPU-hour component: the job's cost at these is a lower bound
-/// on its cost at the full list, which is what the index's price order bounds.
-pub(crate) fn gpu_only(gpu_hour: Amount) -> PriceList {
-    PriceList {
-        gpu_hour,
-        ..PriceList::default()
     }
 }

@@ -111,7 +111,8 @@ fn same_answer(
     match (fast, slow) {
         (Ok(f), Ok(s)) => {
             prop_assert_eq!(&f.ranked, &s.ranked);
-            prop_assert!(f.evaluated <= idx.len() * 4);
+            // Each offer is read at most once per list (six lists).
+            prop_assert!(f.evaluated <= idx.len() * 6);
             // Every result qualifies and the order is by effective cost.
             for pair in f.ranked.windows(2) {
                 prop_assert!(pair[0].effective_cost <= pair[1].effective_cost);
