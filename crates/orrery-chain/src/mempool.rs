@@ -209,6 +209,19 @@ impl Mempool {
 
     /// Check `tx` against `state` (the last finalized state) and queue it. See the module docs.
     pub fn insert(&mut self, state: &State, tx: SignedTx) -> Result<Hash, SubmitError> {
+        self.insert_checked(state, tx, false)
+    }
+
+    /// [`Mempool::insert`] for a transaction whose signature the caller has already verified
+    /// (`signature_verified`), for example as part of a batch verification of a gossiped batch.
+    /// Never pass `true` for a signature that was not checked: the leader would propose a block
+    /// every honest validator refuses.
+    pub fn insert_checked(
+        &mut self,
+        state: &State,
+        tx: SignedTx,
+        signature_verified: bool,
+    ) -> Result<Hash, SubmitError> {
         let size = orrery_types::codec::encode(&tx).len();
         if size > MAX_TX_BYTES {
             return Err(SubmitError::TooLarge {
@@ -247,7 +260,7 @@ impl Mempool {
         }
         // The signature is the expensive check: do it only for a transaction that would
         // otherwise be accepted, and before it takes any room.
-        if !tx.verify_signature() {
+        if !signature_verified && !tx.verify_signature() {
             return Err(SubmitError::BadSignature);
         }
         let queued = self.queues.get(&sender).map_or(0, BTreeMap::len);

@@ -301,3 +301,22 @@ fn finalization_drops_included_and_stale_transactions() {
     let picked = select_all(&mut pool, &after);
     assert_eq!(picked.len(), 2);
 }
+
+#[test]
+fn a_caller_verified_signature_is_not_checked_again_but_everything_else_is() {
+    let k = keys(1);
+    let s = state(&k);
+    let mut pool = Mempool::new(CHAIN, MempoolLimits::default());
+    // Wrong chain is still refused when the signature is vouched for.
+    assert!(matches!(
+        pool.insert_checked(&s, transfer(&k[0], 0, "other-chain"), true),
+        Err(SubmitError::WrongChain { .. })
+    ));
+    let mut forged = transfer(&k[0], 0, CHAIN);
+    forged.tx.nonce = 1;
+    assert_eq!(
+        pool.insert_checked(&s, forged.clone(), false),
+        Err(SubmitError::BadSignature)
+    );
+    assert!(pool.insert_checked(&s, forged, true).is_ok());
+}
