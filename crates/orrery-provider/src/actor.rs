@@ -49,8 +49,10 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 
 /// Blocks after which a transaction the chain still waits for is sent again.
 pub const RESEND_AFTER_BLOCKS: u64 = 3;
-/// Blocks the chain's nonce may lag ours before we assume our pending transactions are lost.
-pub const NONCE_STALL_BLOCKS: u64 = 4;
+/// Blocks the chain's nonce may lag ours (counted from our last send and the chain nonce's last
+/// move) before we assume our pending transactions are lost. Equal to [`RESEND_AFTER_BLOCKS`],
+/// so the nonce is reset before anything is re-sent, never after.
+pub const NONCE_STALL_BLOCKS: u64 = RESEND_AFTER_BLOCKS;
 /// Decisions acted on per lease per tick (start → run → commit can chain in one tick).
 pub const MAX_ACTIONS_PER_LEASE: usize = 3;
 /// Key of account-level transactions in the sent table.
@@ -120,7 +122,11 @@ pub struct Worker<C: Chain> {
     next_nonce: Option<u64>,
     /// (chain nonce, height first seen at) to detect a stalled nonce.
     chain_nonce_seen: (u64, u64),
+    /// Height at which we last sent a transaction.
+    last_sent_height: u64,
     sent: BTreeMap<(LeaseId, &'static str, u64), u64>,
+    /// Leases whose output this agent has published.
+    uploaded: BTreeSet<LeaseId>,
     snapshot: AgentSnapshot,
 }
 
@@ -155,7 +161,9 @@ impl<C: Chain> Worker<C> {
             chain_id: None,
             next_nonce: None,
             chain_nonce_seen: (0, 0),
+            last_sent_height: 0,
             sent: BTreeMap::new(),
+            uploaded: BTreeSet::new(),
             snapshot: AgentSnapshot {
                 account: me.to_string(),
                 ..AgentSnapshot::default()
@@ -240,6 +248,7 @@ impl<C: Chain> Worker<C> {
                     tracing::warn!(lease = id, error = %e, "cannot remove a final lease's folder");
                 }
                 self.sent.retain(|(l, _, _), _| *l != id);
+                self.uploaded.remove(&id);
             }
         }
     }
@@ -251,7 +260,8 @@ impl<C: Chain> Worker<C> {
         }
         match self.next_nonce {
             Some(n) if n > chain_nonce => {
-                if head.height >= self.chain_nonce_seen.1 + NONCE_STALL_BLOCKS {
+                let since = self.chain_nonce_seen.1.max(self.last_sent_height);
+                if head.height >= since + NONCE_STALL_BLOCKS {
                     tracing::warn!(
                         ours = n,
                         chain = chain_nonce,
@@ -298,6 +308,7 @@ impl<C: Chain> Worker<C> {
                     tracing::info!(kind = body.kind(), lease = key.0, nonce, "sent");
                     self.next_nonce = Some(nonce + 1);
                     self.sent.insert(key, head.height);
+                    self.last_sent_height = head.height;
                     self.snapshot.txs_sent += 1;
                     return Ok(());
                 }
@@ -372,6 +383,23 @@ impl<C: Chain> Worker<C> {
         Ok(bundle)
     }
 
+    fn publish_output(&mut self, lease: LeaseId, dir: &LeaseDir) {
+        if self.uploaded.contains(&lease) {
+            return;
+        }
+        let Some(output) = dir.output() else {
+            return;
+        };
+        match self.chain.put_output(&output) {
+            Ok(()) => {
+                self.uploaded.insert(lease);
+            }
+            Err(e) => {
+                tracing::warn!(lease, error = %e, "could not upload the output; retrying next tick")
+            }
+        }
+    }
+
     /// Act on one lease (up to [`MAX_ACTIONS_PER_LEASE`] decisions).
     fn handle(&mut self, lease: &LeaseInfo, head: Head) -> Result<(), AgentError> {
         let dir = self.store.lease(lease.id);
@@ -398,14 +426,6 @@ impl<C: Chain> Worker<C> {
                         RunEnd::Finished(o) => {
                             self.snapshot.runs_finished += 1;
                             tracing::info!(lease = lease.id, root = %o.claim.checkpoint_root, units = o.units, "run finished");
-                            if let Some(output) = dir.output() {
-                                // The output is the requester's product; a failed upload is
-                                // retried on the next run-less tick only by the requester
-                                // asking again, so log it loudly.
-                                if let Err(e) = self.chain.put_output(&output) {
-                                    tracing::warn!(lease = lease.id, error = %e, "could not upload the output");
-                                }
-                            }
                         }
                         RunEnd::Stopped { k } => {
                             tracing::info!(lease = lease.id, k, "stopped; progress saved");
@@ -413,7 +433,19 @@ impl<C: Chain> Worker<C> {
                         }
                     }
                 }
-                Action::Send(body) => return self.send(body, (lease.id, stage), head),
+                Action::Send(body) => {
+                    // The output is the requester's product: publish it (the provider's, once)
+                    // before committing or revealing; a failed upload is retried next tick.
+                    if lease.provider == self.me
+                        && matches!(
+                            body,
+                            TxBody::CommitResult { .. } | TxBody::RevealResult { .. }
+                        )
+                    {
+                        self.publish_output(lease.id, &dir);
+                    }
+                    return self.send(body, (lease.id, stage), head);
+                }
                 Action::Adjudicate(input) => {
                     let key = (lease.id, "adjudicate", stage);
                     if self.recently_sent(key, head) {

@@ -115,7 +115,8 @@ fn map_err(e: ClientError) -> ChainError {
     }
 }
 
-fn lease_info(view: orrery_client::api::LeaseView) -> Result<LeaseInfo, ChainError> {
+/// A lease as the node serves it, with its state parsed back into the ledger's type.
+pub fn lease_info(view: orrery_client::api::LeaseView) -> Result<LeaseInfo, ChainError> {
     let state: LeaseState = serde_json::from_value(view.state_detail).map_err(|e| {
         ChainError::Unavailable(format!("lease {}: unreadable state: {e}", view.id))
     })?;
@@ -200,6 +201,10 @@ impl Chain for NodeChain {
     }
 
     fn submit(&self, tx: &SignedTx) -> Result<Hash, ChainError> {
-        self.client.submit(tx).map_err(map_err)
+        match self.client.submit(tx) {
+            // Already in the mempool: a re-send of a transaction that was not lost.
+            Err(e) if e.code() == Some("duplicate_tx") => Ok(tx.hash()),
+            other => other.map_err(map_err),
+        }
     }
 }

@@ -320,3 +320,37 @@ fn split_is_the_largest_power_of_two_below_the_size() {
     assert_eq!(split(5), 4);
     assert_eq!(split((1 << 20) + 1), 1 << 20);
 }
+
+#[test]
+fn a_lease_as_the_node_serves_it_parses_back_into_the_ledger_state() {
+    let state = check(
+        CheckPhase::Revealing,
+        vec![
+            claim(1, Some(Hash::of(b"p"))),
+            claim(2, Some(Hash::of(b"v"))),
+        ],
+    );
+    let l = lease(state.clone());
+    let view = orrery_client::api::LeaseView {
+        id: l.id,
+        requester: l.requester,
+        provider: l.provider,
+        job: l.job,
+        terms: l.terms,
+        verification: l.verification,
+        escrow: Amount::orr(1),
+        opened_at: 1,
+        start_by: l.start_by,
+        deadline: l.deadline,
+        state: state.name().into(),
+        state_detail: serde_json::to_value(&state).unwrap(),
+        active: true,
+    };
+    // Through JSON text, as the client receives it.
+    let text = serde_json::to_string(&view).unwrap();
+    let parsed = crate::chain::lease_info(serde_json::from_str(&text).unwrap()).unwrap();
+    assert_eq!(parsed, l);
+    let mut broken = view;
+    broken.state_detail = serde_json::json!({"state": "no_such_state"});
+    assert!(crate::chain::lease_info(broken).is_err());
+}

@@ -523,3 +523,30 @@ fn a_stopped_agent_resumes_its_lease_after_restart() {
         .collect();
     assert_eq!(checkpoint_root, checkpoint_root_of(&expected));
 }
+
+#[test]
+fn lost_transactions_are_resent_from_the_chains_nonce() {
+    let data = tempfile::tempdir().unwrap();
+    let chain = LedgerChain::new(3, Params::default());
+    let mut a = worker(&chain, 1, data.path(), Cheat::None);
+    a.tick().unwrap();
+    assert_eq!(chain.with(|n| n.mempool.len()), 2, "register and bond sent");
+    // The node loses them (restart, eviction): the chain's nonce never moves.
+    chain.with(|n| n.mempool.clear());
+    let mut blocks = 0;
+    while chain.with(|n| n.state.provider(&a.account()).is_none()) {
+        blocks += 1;
+        assert!(blocks < 20, "never resent");
+        a.tick().unwrap();
+        chain.block();
+    }
+    // Resent with nonces the chain accepts: registered and bonded, nothing refused.
+    a.tick().unwrap();
+    chain.block();
+    let p = chain
+        .with(|n| n.state.provider(&a.account()).cloned())
+        .unwrap();
+    assert_eq!(p.stake, Params::default().min_stake(&hardware()).unwrap());
+    assert_eq!(chain.with(|n| n.refused.clone()), Vec::<String>::new());
+    assert_eq!(chain.with(|n| n.state.account(&a.account()).nonce), 2);
+}
