@@ -550,3 +550,58 @@ fn lost_transactions_are_resent_from_the_chains_nonce() {
     assert_eq!(chain.with(|n| n.refused.clone()), Vec::<String>::new());
     assert_eq!(chain.with(|n| n.state.account(&a.account()).nonce), 2);
 }
+
+#[test]
+fn ml_bundle_leases_are_run_and_committed_by_the_agent() {
+    let data = tempfile::tempdir().unwrap();
+    let chain = LedgerChain::new(3, Params::default());
+    let mut agents = vec![worker(&chain, 1, data.path(), Cheat::None)];
+    let bundle = ml_bundle(6);
+    open_lease(&chain, &mut agents, &bundle, Verification::None);
+    rounds(&chain, &mut agents, 4);
+    let LeaseState::Committed {
+        checkpoint_root,
+        usage,
+        output,
+        ..
+    } = chain.with(|n| n.state.lease(0).unwrap().state.clone())
+    else {
+        panic!(
+            "{:?}",
+            chain.with(|n| n.state.lease(0).unwrap().state.clone())
+        );
+    };
+    let runtime = orrery_exec::Runtime::new().unwrap();
+    let mut job = orrery_provider::job::load(&runtime, &bundle, 2).unwrap();
+    let rec = run(&mut job, Start::Fresh, |_, _, _| true)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        checkpoint_root,
+        rec.checkpoint_root(),
+        "same root on 1 and 2 threads"
+    );
+    assert_eq!(usage.units, rec.cost);
+    // The trained weights are published under the output hash.
+    assert_eq!(
+        chain.with(|n| n.blobs.get(&output).cloned()),
+        Some(rec.output)
+    );
+}
+
+#[test]
+fn in_a_dispute_only_a_redundant_referee_input_is_refused() {
+    for (provider, verifier) in [
+        (Cheat::SkipStep, Cheat::None),
+        (Cheat::None, Cheat::SkipStep),
+    ] {
+        let (chain, _, _) = game(provider, verifier, 20);
+        let refused = chain.with(|n| n.refused.clone());
+        // Both disputants give the referee its input in the same block; the second finds the
+        // dispute decided. Nothing else either agent sent is refused.
+        assert!(refused.len() <= 1, "{refused:?}");
+        for r in &refused {
+            assert!(r.starts_with("WrongLeaseState { lease: 0"), "{r}");
+        }
+    }
+}
