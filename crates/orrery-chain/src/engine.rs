@@ -253,6 +253,7 @@ where
         finalized: finalized_tx.clone(),
         live: live.clone(),
         receiver: updates_rx,
+        tip: 0,
     };
     context.child("finalizer").spawn(move |_| finalizer.run());
     marshal_actor.start(finalizer::Mailbox { sender: updates_tx }, buffer, resolver);

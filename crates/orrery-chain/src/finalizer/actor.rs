@@ -23,6 +23,8 @@ pub(crate) struct Actor {
     pub(crate) finalized: broadcast::Sender<Arc<Finalized>>,
     pub(crate) live: Arc<Live>,
     pub(crate) receiver: mpsc::UnboundedReceiver<Update<ChainBlock>>,
+    /// Highest finalized height marshal has reported (it may not be applied yet).
+    pub(crate) tip: u64,
 }
 
 impl Actor {
@@ -31,10 +33,9 @@ impl Actor {
         while let Some(update) = self.receiver.next().await {
             match update {
                 Update::Tip(_, height, _) => {
+                    self.tip = self.tip.max(height.get());
                     let applied = crate::lock::read(&self.ledger).state().height();
-                    self.live
-                        .syncing
-                        .store(height.get() > applied + 1, Ordering::Relaxed);
+                    self.mark_syncing(applied);
                 }
                 Update::Block(block, ack) => {
                     if let Err(e) = self.apply(block.inner()) {
@@ -79,6 +80,14 @@ impl Actor {
         self.finish(ledger, chain_block, Signatures::PreVerified)
     }
 
+    /// Syncing while more than one finalized block is known but not yet applied (one is the
+    /// normal in-flight block).
+    fn mark_syncing(&self, applied: u64) {
+        self.live
+            .syncing
+            .store(self.tip > applied + 1, Ordering::Relaxed);
+    }
+
     fn finish(
         &self,
         mut ledger: std::sync::RwLockWriteGuard<'_, Ledger>,
@@ -99,7 +108,7 @@ impl Actor {
             let mut verified = crate::lock::lock(&self.verified);
             verified.retain(|_, h| *h > block.height);
         }
-        self.live.syncing.store(false, Ordering::Relaxed);
+        self.mark_syncing(block.height);
         tracing::info!(
             height = block.height,
             txs = block.txs.len(),
