@@ -127,6 +127,7 @@ pub fn execute_block(
     state.block_seed = block.seed;
     state.touch(StateKey::Globals);
 
+    let mut events = begin_block(state, &block.seed);
     let receipts = block
         .txs
         .as_slice()
@@ -134,7 +135,7 @@ pub fn execute_block(
         .zip(tx_hashes)
         .map(|(tx, hash)| apply_tx(state, tx, hash, signatures))
         .collect();
-    let events = end_block(state, &block.seed);
+    events.extend(end_block(state));
 
     state.check_supply()?;
     #[cfg(debug_assertions)]
@@ -656,7 +657,32 @@ pub(crate) fn share(a: u128, b: u128, c: u128) -> u128 {
 /// End-of-block processing. Infallible by construction: every step moves tokens it has just
 /// read from the state, so no amount can overflow; a step that somehow fails is skipped and the
 /// invariant check after it reports the bug.
-fn end_block(state: &mut State, seed: &Hash) -> Vec<Event> {
+/// Start of a block, before its transactions: results sealed in the previous block are drawn
+/// for checks with this block's seed. Eligibility is the state the previous block left, which
+/// was fixed before anyone could know the seed: a proposer cannot bond, register or unbond in
+/// this block to steer its own draw.
+fn begin_block(state: &mut State, seed: &Hash) -> Vec<Event> {
+    let height = state.height();
+    let due: Vec<LeaseId> = state
+        .timers
+        .range(..=(height, LeaseId::MAX))
+        .map(|(_, id)| *id)
+        .filter(|id| {
+            state
+                .lease(*id)
+                .is_some_and(|l| matches!(l.state, LeaseState::Sealed { .. }))
+        })
+        .collect();
+    let mut events = Vec::new();
+    for id in due {
+        if let Ok(e) = verify::draw(state, id, seed) {
+            events.extend(e);
+        }
+    }
+    events
+}
+
+fn end_block(state: &mut State) -> Vec<Event> {
     let height = state.height();
     let mut events = Vec::new();
 
@@ -692,7 +718,8 @@ fn end_block(state: &mut State, seed: &Hash) -> Vec<Event> {
                 time_out(state, id).map(|e| vec![e])
             }
             LeaseState::Committed { .. } => settle(state, id).map(|e| vec![e]),
-            LeaseState::Sealed { .. } => verify::draw(state, id, seed),
+            // Drawn at the start of the block (`begin_block`).
+            LeaseState::Sealed { .. } => continue,
             LeaseState::Checking(_) => verify::check_deadline(state, id),
             LeaseState::Disputed(_) => verify::dispute_deadline(state, id),
             LeaseState::Settled { .. }

@@ -6,9 +6,11 @@
 //!    `seal = result_seal(lease, provider, claim)`, where the claim is the output hash, the
 //!    checkpoint root and the step count. The seal binds the claim to its author, so a seal
 //!    shows nothing another party could copy.
-//! 2. **Draw.** At the end of the *next* block, that block's seed (which the chain derives from
-//!    consensus after the commitment was fixed, see `docs/protocol.md`) decides whether the
-//!    result is checked and by whom. `sampled`: checked with probability
+//! 2. **Draw.** At the start of the *next* block, before its transactions, that block's seed
+//!    (which the chain derives from consensus after the commitment was fixed, see
+//!    `docs/protocol.md`) decides whether the result is checked and by whom, among the providers
+//!    as the previous block left them (so nobody can bond or register into a draw whose seed it
+//!    knows). `sampled`: checked with probability
 //!    [`Params::sample_bps`](crate::params::Params::sample_bps) by one verifier; `redundant { k }`:
 //!    always, by `k − 1` verifiers. Verifiers are bonded providers (never the lease's provider or
 //!    requester) whose hardware fits the lease, chosen uniformly by the seed. `none` skips the
@@ -200,7 +202,7 @@ fn pick_verifiers(
     eligible.into_iter().take(n).map(|(_, id)| id).collect()
 }
 
-/// End of the block after a commitment: draw whether and by whom the result is checked.
+/// Start of the block after a commitment: draw whether and by whom the result is checked.
 pub(crate) fn draw(state: &mut State, id: LeaseId, seed: &Hash) -> Result<Vec<Event>, TxError> {
     let lease = lease_for(state, id)?.clone();
     let LeaseState::Sealed {
