@@ -25,6 +25,10 @@ enum Command {
     RunLocal(cmd::run_local::Args),
     /// Deterministic machine learning: train, fine-tune and run models locally.
     Ml(cmd::ml::Args),
+    /// Run a validator with its HTTP API, or write a local network's configuration.
+    Node(cmd::node::NodeArgs),
+    /// Start a local network of validators (4 by default) on loopback, data in one folder.
+    Localnet(cmd::node::LocalnetArgs),
     /// Create and inspect signing keys.
     Key(cmd::wallet::KeyArgs),
     /// Balances and transfers through a node.
@@ -46,6 +50,8 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(args) => cmd::demo::run(args),
         Command::RunLocal(args) => cmd::run_local::run(args),
         Command::Ml(args) => cmd::ml::run(args),
+        Command::Node(args) => cmd::node::run(args),
+        Command::Localnet(args) => cmd::node::localnet(args),
         Command::Key(args) => cmd::wallet::run_key(args),
         Command::Wallet(args) => cmd::wallet::run_wallet(args),
         Command::Chain(args) => cmd::wallet::run_chain(args),

@@ -2,5 +2,6 @@
 
 pub mod demo;
 pub mod ml;
+pub mod node;
 pub mod run_local;
 pub mod wallet;

@@ -212,7 +212,7 @@ pub fn run_wallet(args: WalletArgs) -> anyhow::Result<()> {
             };
             let client = Client::new(&node.node);
             let a = client.account(&id).context("cannot read the account")?;
-            println!("{id}: {} ORR (nonce {})", a.balance, a.nonce);
+            println!("{id}: {} (nonce {})", a.balance, a.nonce);
         }
         WalletCmd::Transfer {
             to,
@@ -230,7 +230,7 @@ pub fn run_wallet(args: WalletArgs) -> anyhow::Result<()> {
                 Duration::from_secs(wait),
             )?;
             println!(
-                "sent {amount} ORR to {to} in block {} (tx {})",
+                "sent {amount} to {to} in block {} (tx {})",
                 record.height, record.tx.hash
             );
         }

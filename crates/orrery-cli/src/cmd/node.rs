@@ -1,0 +1,366 @@
+//! `orrery node init|run` and `orrery localnet`: validators with the node API, from config
+//! files, and a local network of them in one folder.
+//!
+//! `node init` plays the devnet dealer (`orrery_chain::devnet`): it writes every validator's
+//! configuration (keys, threshold share, peers, genesis) and the node API's configuration into
+//! one folder, plus a funded `faucet.key`. Whoever ran it knows every key and share: a localnet
+//! is for development and tests, never for value.
+
+use anyhow::{Context, bail};
+use clap::Args as ClapArgs;
+use clap::Subcommand;
+use orrery_chain::ValidatorConfig;
+use orrery_chain::devnet::{DevnetSpec, generate};
+use orrery_ledger::GenesisAccount;
+use orrery_node::NodeConfig;
+use orrery_types::amount::Amount;
+use orrery_types::crypto::Keypair;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::Duration;
+
+/// Run a validator node, or create the configuration of a local network.
+#[derive(ClapArgs, Debug)]
+pub struct NodeArgs {
+    #[command(subcommand)]
+    cmd: NodeCmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum NodeCmd {
+    /// Write a local network's configuration into a folder: one subfolder per validator with
+    /// `validator.toml` and `node.toml`, the genesis, and a funded `faucet.key`.
+    Init(InitArgs),
+    /// Run one validator and its HTTP API until Ctrl-C.
+    Run(RunArgs),
+}
+
+/// Where and how big a local network is.
+#[derive(ClapArgs, Clone, Debug)]
+pub struct InitArgs {
+    /// Folder for all the network's configuration and data.
+    #[arg(long, default_value = "orrery-localnet")]
+    pub dir: PathBuf,
+    /// Number of validators (tolerates ⌊(n−1)/3⌋ faulty).
+    #[arg(long, default_value_t = 4)]
+    pub validators: usize,
+    /// Seed of the dealer (keys and threshold shares).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// First validator's p2p port; the others follow.
+    #[arg(long, default_value_t = 7600)]
+    pub p2p_port: u16,
+    /// First validator's API port; the others follow.
+    #[arg(long, default_value_t = 7420)]
+    pub api_port: u16,
+    /// The chain's name.
+    #[arg(long, default_value = "orrery-localnet")]
+    pub chain_id: String,
+    /// ORR given to the faucet account at genesis.
+    #[arg(long, default_value = "10000000")]
+    pub faucet: Amount,
+}
+
+/// One validator's configuration files.
+#[derive(ClapArgs, Debug)]
+pub struct RunArgs {
+    /// The validator's configuration (`orrery node init` writes one per validator).
+    #[arg(long)]
+    pub validator: PathBuf,
+    /// The HTTP API's configuration; defaults apply when absent.
+    #[arg(long)]
+    pub node: Option<PathBuf>,
+}
+
+/// The faucet's key: derived from the dealer's seed (devnets only).
+pub fn faucet_key(seed: u64) -> Keypair {
+    Keypair::from_seed(seed.wrapping_mul(7_919).wrapping_add(0xFA0C))
+}
+
+/// Paths of validator `i`'s files under `dir`.
+pub fn validator_files(dir: &Path, i: usize) -> (PathBuf, PathBuf) {
+    let d = dir.join(format!("validator-{i}"));
+    (d.join("validator.toml"), d.join("node.toml"))
+}
+
+/// Write a local network's configuration; returns the API address of each validator.
+pub fn init(args: &InitArgs, extra_accounts: &[GenesisAccount]) -> anyhow::Result<Vec<SocketAddr>> {
+    if args.dir.join("genesis.toml").exists() {
+        bail!(
+            "{} already holds a network (genesis.toml exists); remove it or choose another --dir",
+            args.dir.display()
+        );
+    }
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("cannot create {}", args.dir.display()))?;
+    let faucet = faucet_key(args.seed);
+    let mut accounts = vec![GenesisAccount {
+        account: faucet.account(),
+        balance: args.faucet,
+    }];
+    accounts.extend(extra_accounts.iter().cloned());
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let devnet = generate(&DevnetSpec {
+        validators: args.validators,
+        seed: args.seed,
+        chain_id: args.chain_id.clone(),
+        genesis_time_ms: now_ms,
+        data_root: args.dir.clone(),
+        first_port: args.p2p_port,
+        accounts,
+        validator_balance: Amount::orr(1_000),
+    })
+    .context("cannot create the network's keys and genesis")?;
+    std::fs::write(args.dir.join("genesis.toml"), devnet.genesis.to_toml())?;
+    std::fs::write(
+        args.dir.join("faucet.key"),
+        format!("{}\n", hex::encode(faucet.secret_bytes())),
+    )?;
+    let mut apis = Vec::new();
+    for (i, v) in devnet.configs.iter().enumerate() {
+        let (vpath, npath) = validator_files(&args.dir, i);
+        std::fs::create_dir_all(&v.data_dir)?;
+        std::fs::write(
+            &vpath,
+            v.to_toml().context("serializing a validator config")?,
+        )?;
+        let api = SocketAddr::from(([127, 0, 0, 1], args.api_port + i as u16));
+        let node = NodeConfig {
+            data_dir: v.data_dir.join("node"),
+            api_listen: api,
+            ..NodeConfig::default()
+        };
+        std::fs::write(
+            &npath,
+            toml::to_string(&node).context("serializing a node config")?,
+        )?;
+        apis.push(api);
+    }
+    Ok(apis)
+}
+
+fn read_validator(path: &Path) -> anyhow::Result<ValidatorConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read validator config {}", path.display()))?;
+    ValidatorConfig::from_toml(&text).with_context(|| format!("{} is not valid", path.display()))
+}
+
+fn read_node(path: Option<&Path>) -> anyhow::Result<NodeConfig> {
+    let Some(path) = path else {
+        return Ok(NodeConfig::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read node config {}", path.display()))?;
+    NodeConfig::from_toml(&text).with_context(|| format!("{} is not valid", path.display()))
+}
+
+pub fn run(args: NodeArgs) -> anyhow::Result<()> {
+    match args.cmd {
+        NodeCmd::Init(init_args) => {
+            let apis = init(&init_args, &[])?;
+            println!(
+                "wrote a {}-validator network to {}",
+                apis.len(),
+                init_args.dir.display()
+            );
+            for (i, api) in apis.iter().enumerate() {
+                let (v, n) = validator_files(&init_args.dir, i);
+                println!(
+                    "  validator {i}: orrery node run --validator {} --node {}   (API http://{api})",
+                    v.display(),
+                    n.display()
+                );
+            }
+            println!(
+                "  faucet key: {} ({})",
+                init_args.dir.join("faucet.key").display(),
+                faucet_key(init_args.seed).account()
+            );
+        }
+        NodeCmd::Run(run_args) => {
+            let validator = read_validator(&run_args.validator)?;
+            let node = read_node(run_args.node.as_deref())?;
+            eprintln!(
+                "validator listening on {} (p2p), API on http://{}",
+                validator.listen, node.api_listen
+            );
+            orrery_node::run_node(node, validator).context("the node stopped with an error")?;
+        }
+    }
+    Ok(())
+}
+
+/// A local network of validator processes; dropping it kills them.
+pub struct Localnet {
+    children: Vec<Option<Child>>,
+    dir: PathBuf,
+    /// Each validator's API base URL.
+    pub apis: Vec<String>,
+    log_dir: PathBuf,
+}
+
+impl Localnet {
+    /// Start every validator configured in `dir` as a child process of this binary.
+    pub fn start(dir: &Path, validators: usize) -> anyhow::Result<Localnet> {
+        let log_dir = dir.join("logs");
+        std::fs::create_dir_all(&log_dir)?;
+        let mut net = Localnet {
+            children: Vec::new(),
+            dir: dir.to_path_buf(),
+            apis: Vec::new(),
+            log_dir,
+        };
+        for i in 0..validators {
+            let (_, npath) = validator_files(dir, i);
+            let node = read_node(Some(&npath))?;
+            net.apis.push(format!("http://{}", node.api_listen));
+            net.children.push(None);
+            net.spawn(i)?;
+        }
+        Ok(net)
+    }
+
+    /// (Re)start validator `i`.
+    pub fn spawn(&mut self, i: usize) -> anyhow::Result<()> {
+        let (vpath, npath) = validator_files(&self.dir, i);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_dir.join(format!("validator-{i}.log")))?;
+        let child = Command::new(std::env::current_exe()?)
+            .args(["node", "run", "--validator"])
+            .arg(&vpath)
+            .arg("--node")
+            .arg(&npath)
+            .env(
+                "ORRERY_LOG",
+                std::env::var("ORRERY_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("cannot start a validator process")?;
+        self.children[i] = Some(child);
+        Ok(())
+    }
+
+    /// Kill validator `i` with SIGKILL (no chance to clean up) and reap it.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.children[i].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Whether every validator process is still running.
+    pub fn check_alive(&mut self) -> anyhow::Result<()> {
+        for (i, c) in self.children.iter_mut().enumerate() {
+            if let Some(child) = c
+                && let Some(status) = child.try_wait()?
+            {
+                bail!(
+                    "validator {i} exited ({status}); see {}",
+                    self.log_dir.join(format!("validator-{i}.log")).display()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Wait until every validator's API answers and reports at least `height`.
+    pub fn wait_for_height(&mut self, height: u64, timeout: Duration) -> anyhow::Result<()> {
+        let start = std::time::Instant::now();
+        loop {
+            self.check_alive()?;
+            let ok = self.apis.iter().all(|api| {
+                orrery_client::Client::with_timeout(api, Duration::from_secs(2))
+                    .status()
+                    .is_ok_and(|s| s.chain.height >= height)
+            });
+            if ok {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                bail!(
+                    "the network did not reach height {height} within {timeout:?}; logs in {}",
+                    self.log_dir.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Localnet {
+    fn drop(&mut self) {
+        for i in 0..self.children.len() {
+            self.kill(i);
+        }
+    }
+}
+
+/// `orrery localnet`: start a local network of validators.
+#[derive(ClapArgs, Debug)]
+pub struct LocalnetArgs {
+    #[command(flatten)]
+    init: InitArgs,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    seconds: Option<u64>,
+}
+
+pub fn localnet(args: LocalnetArgs) -> anyhow::Result<()> {
+    if !args.init.dir.join("genesis.toml").exists() {
+        init(&args.init, &[])?;
+    }
+    let mut net = Localnet::start(&args.init.dir, args.init.validators)?;
+    net.wait_for_height(1, Duration::from_secs(60))?;
+    println!(
+        "{} validators running; data and logs in {}",
+        net.apis.len(),
+        args.init.dir.display()
+    );
+    for (i, api) in net.apis.iter().enumerate() {
+        println!("  validator {i}: {api}");
+    }
+    println!(
+        "  faucet: {} (key {})",
+        faucet_key(args.init.seed).account(),
+        args.init.dir.join("faucet.key").display()
+    );
+    println!("try: orrery chain status --node {}", net.apis[0]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        let _ = ctrlc_flag(stop);
+    }
+    let started = std::time::Instant::now();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        net.check_alive()?;
+        if args
+            .seconds
+            .is_some_and(|s| started.elapsed() >= Duration::from_secs(s))
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    Ok(())
+}
+
+/// Set `flag` on SIGINT/SIGTERM.
+fn ctrlc_flag(flag: std::sync::Arc<std::sync::atomic::AtomicBool>) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::spawn(move || {
+        rt.block_on(async {
+            let _ = tokio::signal::ctrl_c().await;
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+    });
+    Ok(())
+}
