@@ -231,6 +231,8 @@ fn main() {
     let mut fast = Vec::with_capacity(queries);
     let mut slow = Vec::new();
     let mut fast_on_linear_set = Vec::new();
+    let mut fast_answered = Vec::new();
+    let mut fast_no_match = Vec::new();
     let (mut evaluated, mut answered, mut errors) = (0usize, 0usize, 0usize);
     for (i, q) in qs.iter().enumerate() {
         let t = Instant::now();
@@ -241,8 +243,12 @@ fn main() {
             Ok(r) => {
                 evaluated += r.evaluated;
                 answered += 1;
+                fast_answered.push(dt);
             }
-            Err(_) => errors += 1,
+            Err(_) => {
+                errors += 1;
+                fast_no_match.push(dt);
+            }
         }
         if i % linear_every == 0 {
             fast_on_linear_set.push(dt);
@@ -256,7 +262,13 @@ fn main() {
             }
         }
     }
-    for v in [&mut fast, &mut slow, &mut fast_on_linear_set] {
+    for v in [
+        &mut fast,
+        &mut slow,
+        &mut fast_on_linear_set,
+        &mut fast_answered,
+        &mut fast_no_match,
+    ] {
         v.sort();
     }
     let (fm, fp) = (percentile(&fast, 0.5), percentile(&fast, 0.99));
@@ -267,6 +279,19 @@ fn main() {
         evaluated as f64 / answered.max(1) as f64
     );
     println!("index:       median {fm:>10.2?}   p99 {fp:>10.2?}   (all {queries} queries)");
+    if !fast_answered.is_empty() {
+        println!(
+            "index, answered queries:  median {:>10.2?}   p99 {:>10.2?}",
+            percentile(&fast_answered, 0.5),
+            percentile(&fast_answered, 0.99)
+        );
+    }
+    if !fast_no_match.is_empty() {
+        println!(
+            "index, no-match queries (diagnosis scans every offer): median {:>10.2?}",
+            percentile(&fast_no_match, 0.5)
+        );
+    }
     println!(
         "linear scan: median {sm:>10.2?}   p99 {sp:>10.2?}   ({} queries, every {linear_every}th; identical results checked)",
         slow.len()

@@ -5,10 +5,16 @@
 //!
 //! Offers live in a slab (`Vec` of slots with a free list) addressed by `u32`; a map finds a
 //! provider's slot. Each offer belongs to exactly one *bucket*, keyed by (GPU model lower-cased,
-//! region, GPU count). A bucket keeps six lists of `(key, slot)`, each sorted ascending:
+//! region, GPU count). A bucket keeps nine lists of `(key, slot)`, each sorted ascending:
 //!
 //! - by listed GPU-hour, CPU-core-hour and mega-unit price,
 //! - by reputation penalty, by benchmark penalty, by latency penalty (see [`crate::offer`]),
+//! - by each of the three prices times the offer's static multiplier under the default weights
+//!   (`1 + Σ w·p` over reputation, benchmark, latency).
+//!
+//! A query with the default reputation, benchmark and latency weights (whatever its region
+//! weight) walks the last three, whose order is nearly the final ranking; any other query walks
+//! the first six.
 //!
 //! and conservative maxima of VRAM, cores and RAM (raised on insert, never lowered, so they may
 //! overstate but never understate what the bucket holds).
@@ -29,7 +35,7 @@
 //!
 //! # Invariants
 //!
-//! - Every occupied slot is in exactly one bucket, in each of its six lists exactly once, at
+//! - Every occupied slot is in exactly one bucket, in each of its nine lists exactly once, at
 //!   the position its current keys sort to; [`OfferIndex::check_invariants`] verifies it.
 //! - [`OfferIndex::rank`] returns exactly what [`OfferIndex::rank_linear`] (a scan of every
 //!   offer) returns: same offers, same order.
@@ -44,7 +50,7 @@ use crate::router::{
 };
 use orrery_ledger::Params;
 use orrery_ledger::entries::Provider;
-use orrery_types::resources::PriceList;
+use orrery_types::resources::{PriceList, SECONDS_PER_HOUR, UNITS_PER_MEGA_UNIT};
 use orrery_types::{AccountId, Amount, Verification};
 use std::collections::HashMap;
 
@@ -71,7 +77,7 @@ struct Entry {
 type Keyed = (u64, u32);
 
 /// Lists per bucket.
-const LISTS: usize = 6;
+const LISTS: usize = 9;
 /// List positions.
 const GPU_HOUR: usize = 0;
 const CPU_HOUR: usize = 1;
@@ -79,6 +85,30 @@ const MEGA_UNIT: usize = 2;
 const REPUTATION: usize = 3;
 const BENCHMARK: usize = 4;
 const LATENCY: usize = 5;
+/// Price × the offer's static multiplier under the default weights (see [`static_multiplier`]):
+/// for queries with default reputation/benchmark/latency weights these orders are close to the
+/// final ranking, so the search stops after a few reads.
+const GPU_EFF: usize = 6;
+const CPU_EFF: usize = 7;
+const MEGA_EFF: usize = 8;
+
+/// `1 + Σ w·p` over the static penalties with [`RouterWeights::default`]: what the `*_EFF`
+/// lists multiply prices by.
+fn static_multiplier(pen: &StaticPenalties) -> f64 {
+    RouterWeights::default().multiplier(pen, 0.0)
+}
+
+/// Largest [`static_multiplier`] (every penalty 1).
+fn max_static_multiplier() -> f64 {
+    let w = RouterWeights::default();
+    1.0 + w.reputation + w.benchmark + w.latency
+}
+
+/// Whether `q` scores static penalties with the default weights, so the `*_EFF` lists bound it.
+fn default_static_weights(q: &Query<'_>) -> bool {
+    let (w, d) = (q.weights, RouterWeights::default());
+    w.reputation == d.reputation && w.benchmark == d.benchmark && w.latency == d.latency
+}
 
 #[derive(Clone, Debug, Default)]
 struct Bucket {
@@ -106,7 +136,14 @@ fn keys(e: &Entry) -> [Keyed; LISTS] {
         (e.pen.reputation.to_bits(), slot),
         (e.pen.benchmark.to_bits(), slot),
         (e.pen.latency.to_bits(), slot),
+        (eff_key(p.gpu_hour, &e.pen), slot),
+        (eff_key(p.cpu_core_hour, &e.pen), slot),
+        (eff_key(p.mega_unit, &e.pen), slot),
     ]
+}
+
+fn eff_key(price: Amount, pen: &StaticPenalties) -> u64 {
+    (price.units() as f64 * static_multiplier(pen)).to_bits()
 }
 
 /// Limit on the offers an index may hold was reached.
@@ -519,6 +556,28 @@ impl OfferIndex {
         region_pen: f64,
     ) -> f64 {
         let at = |li: usize| b.lists[li].get(cursor[li]).map(|x| x.0);
+        if default_static_weights(q) {
+            // effective = (cost + 1)·(m + w_region·r) where m is the static multiplier; cost + 1
+            // exceeds Σ coefficient·price − 1 (two floors), and m + w_region·r ≥ m·(1 +
+            // w_region·r / m_max). Keys are price·m, so Σ coefficient·key bounds the rest; the
+            // slack terms absorb float rounding.
+            let (r, u) = (&q.req.resources, &q.req.usage);
+            let hours = u.seconds as f64 / SECONDS_PER_HOUR as f64;
+            let key = |li: usize| at(li).map_or(f64::INFINITY, f64::from_bits);
+            let mut sum = 0.0;
+            for (coeff, li) in [
+                (f64::from(r.gpus) * hours, GPU_EFF),
+                (f64::from(r.cpu_cores) * hours, CPU_EFF),
+                (u.units as f64 / UNITS_PER_MEGA_UNIT as f64, MEGA_EFF),
+            ] {
+                if coeff > 0.0 {
+                    sum += coeff * key(li);
+                }
+            }
+            let region = 1.0 + q.weights.region * region_pen / max_static_multiplier();
+            let mult_max = max_static_multiplier() + q.weights.region * region_pen;
+            return sum * region * (1.0 - 1e-12) - 2.0 * mult_max;
+        }
         let price = |li: usize| Amount(u128::from(at(li).unwrap_or(u64::MAX)));
         let floor = PriceList {
             gpu_hour: price(GPU_HOUR),
@@ -544,6 +603,23 @@ impl OfferIndex {
         let (r, u, w) = (&q.req.resources, &q.req.usage, q.weights);
         let timed = u.seconds > 0;
         let mut active = Vec::with_capacity(LISTS);
+        if default_static_weights(q) {
+            for (li, on) in [
+                (GPU_EFF, timed && r.gpus > 0),
+                (CPU_EFF, timed && r.cpu_cores > 0),
+                (MEGA_EFF, u.units > 0),
+            ] {
+                if on {
+                    active.push(li);
+                }
+            }
+            if active.is_empty() {
+                // A job that costs nothing but memory-hours: no price bounds it; walk one list
+                // to the end.
+                active.push(GPU_EFF);
+            }
+            return active;
+        }
         for (li, on) in [
             (GPU_HOUR, timed && r.gpus > 0),
             (CPU_HOUR, timed && r.cpu_cores > 0),
