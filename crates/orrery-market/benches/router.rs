@@ -232,6 +232,7 @@ fn main() {
     let mut slow = Vec::new();
     let mut fast_on_linear_set = Vec::new();
     let mut fast_answered = Vec::new();
+    let mut slowest: Vec<(Duration, usize, usize)> = Vec::new();
     let mut fast_no_match = Vec::new();
     let (mut evaluated, mut answered, mut errors) = (0usize, 0usize, 0usize);
     for (i, q) in qs.iter().enumerate() {
@@ -244,6 +245,7 @@ fn main() {
                 evaluated += r.evaluated;
                 answered += 1;
                 fast_answered.push(dt);
+                slowest.push((dt, i, r.evaluated));
             }
             Err(_) => {
                 errors += 1;
@@ -290,6 +292,23 @@ fn main() {
         println!(
             "index, no-match queries (diagnosis scans every offer): median {:>10.2?}",
             percentile(&fast_no_match, 0.5)
+        );
+    }
+    slowest.sort_by_key(|s| std::cmp::Reverse(s.0));
+    for &(dt, i, n) in slowest.iter().take(5) {
+        let q = &qs[i];
+        println!(
+            "  slow: {dt:.2?}, {n} evaluated: model {:?}, gpus {}, cores {}, units {}, region {:?}, max GPU-h {}, min rep {:?}, seen filter {}, {:?}, limit {}",
+            q.gpu_model,
+            q.resources.gpus,
+            q.resources.cpu_cores,
+            q.usage.units,
+            q.region,
+            q.max_gpu_hour.is_some(),
+            q.min_reputation,
+            q.seen_since_ms.is_some(),
+            q.verification,
+            q.limit
         );
     }
     println!(

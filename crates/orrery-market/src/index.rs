@@ -5,19 +5,20 @@
 //!
 //! Offers live in a slab (`Vec` of slots with a free list) addressed by `u32`; a map finds a
 //! provider's slot. Each offer belongs to exactly one *bucket*, keyed by (GPU model lower-cased,
-//! region, GPU count). A bucket keeps nine lists of `(key, slot)`, each sorted ascending:
+//! region, GPU count). A bucket keeps eleven lists of `(key, slot)`, each sorted ascending:
 //!
-//! - by listed GPU-hour, CPU-core-hour and mega-unit price,
+//! - by listed GPU-hour, CPU-core-hour, GiB-hour and mega-unit price,
 //! - by reputation penalty, by benchmark penalty, by latency penalty (see [`crate::offer`]),
-//! - by each of the three prices times the offer's static multiplier under the default weights
+//! - by each of the four prices times the offer's static multiplier under the default weights
 //!   (`1 + Σ w·p` over reputation, benchmark, latency).
-//!
-//! A query with the default reputation, benchmark and latency weights (whatever its region
-//! weight) walks the last three, whose order is nearly the final ranking; any other query walks
-//! the first six.
 //!
 //! and conservative maxima of VRAM, cores and RAM (raised on insert, never lowered, so they may
 //! overstate but never understate what the bucket holds).
+//!
+//! A query with the default reputation, benchmark and latency weights (whatever its region
+//! weight) walks the price×multiplier lists, whose order is nearly the final ranking; any other
+//! query walks the plain price and penalty lists. Only lists whose quantity in the job is
+//! non-zero are walked.
 //!
 //! # Search (threshold algorithm)
 //!
@@ -27,15 +28,14 @@
 //! quantity in the job is zero, a penalty whose weight is zero). Every entry read is evaluated in
 //! full. After each round the threshold — the effective cost of a hypothetical offer with the
 //! prices and penalties found at the lists' cursors — bounds every offer not yet read from *any*
-//! list, because the effective cost is monotone in each price and penalty (memory-hour prices
-//! are bounded below by zero). The bucket is
+//! list, because the effective cost is monotone in each price and penalty. The bucket is
 //! done when the threshold exceeds the current k-th result (strictly: ties break by id), when a
 //! list runs out (every offer has then been read), or when the price list passes `max_gpu_hour`.
 //! Buckets whose lower bound exceeds the k-th result are never opened.
 //!
 //! # Invariants
 //!
-//! - Every occupied slot is in exactly one bucket, in each of its nine lists exactly once, at
+//! - Every occupied slot is in exactly one bucket, in each of its eleven lists exactly once, at
 //!   the position its current keys sort to; [`OfferIndex::check_invariants`] verifies it.
 //! - [`OfferIndex::rank`] returns exactly what [`OfferIndex::rank_linear`] (a scan of every
 //!   offer) returns: same offers, same order.
@@ -77,7 +77,7 @@ struct Entry {
 type Keyed = (u64, u32);
 
 /// Lists per bucket.
-const LISTS: usize = 9;
+const LISTS: usize = 11;
 /// List positions.
 const GPU_HOUR: usize = 0;
 const CPU_HOUR: usize = 1;
@@ -91,6 +91,8 @@ const LATENCY: usize = 5;
 const GPU_EFF: usize = 6;
 const CPU_EFF: usize = 7;
 const MEGA_EFF: usize = 8;
+const RAM_HOUR: usize = 9;
+const RAM_EFF: usize = 10;
 
 /// `1 + Σ w·p` over the static penalties with [`RouterWeights::default`]: what the `*_EFF`
 /// lists multiply prices by.
@@ -139,6 +141,8 @@ fn keys(e: &Entry) -> [Keyed; LISTS] {
         (eff_key(p.gpu_hour, &e.pen), slot),
         (eff_key(p.cpu_core_hour, &e.pen), slot),
         (eff_key(p.mega_unit, &e.pen), slot),
+        (price_key(p.ram_gib_hour), slot),
+        (eff_key(p.ram_gib_hour, &e.pen), slot),
     ]
 }
 
@@ -401,6 +405,13 @@ impl OfferIndex {
                 if b.lists[PRICE].is_empty() || b.key.gpu_count < req.resources.gpus {
                     continue;
                 }
+                // The cheapest listed price of a bucket is the head of its list.
+                let over = |li: usize, cap: Option<Amount>| {
+                    cap.is_some_and(|c| u128::from(b.lists[li][0].0) > c.units())
+                };
+                if over(GPU_HOUR, req.max_gpu_hour) || over(MEGA_UNIT, req.max_mega_unit) {
+                    continue;
+                }
                 let fits = b.max_vram >= req.min_vram_mib
                     && b.max_cpu >= req.resources.cpu_cores
                     && b.max_ram >= req.resources.ram_gib;
@@ -568,6 +579,7 @@ impl OfferIndex {
             for (coeff, li) in [
                 (f64::from(r.gpus) * hours, GPU_EFF),
                 (f64::from(r.cpu_cores) * hours, CPU_EFF),
+                (f64::from(r.ram_gib) * hours, RAM_EFF),
                 (u.units as f64 / UNITS_PER_MEGA_UNIT as f64, MEGA_EFF),
             ] {
                 if coeff > 0.0 {
@@ -582,7 +594,7 @@ impl OfferIndex {
         let floor = PriceList {
             gpu_hour: price(GPU_HOUR),
             cpu_core_hour: price(CPU_HOUR),
-            ram_gib_hour: Amount::ZERO,
+            ram_gib_hour: price(RAM_HOUR),
             mega_unit: price(MEGA_UNIT),
         };
         let cost_lb = floor
@@ -607,6 +619,7 @@ impl OfferIndex {
             for (li, on) in [
                 (GPU_EFF, timed && r.gpus > 0),
                 (CPU_EFF, timed && r.cpu_cores > 0),
+                (RAM_EFF, timed && r.ram_gib > 0),
                 (MEGA_EFF, u.units > 0),
             ] {
                 if on {
@@ -614,8 +627,7 @@ impl OfferIndex {
                 }
             }
             if active.is_empty() {
-                // A job that costs nothing but memory-hours: no price bounds it; walk one list
-                // to the end.
+                // A job that costs nothing: no price bounds it; walk one list to the end.
                 active.push(GPU_EFF);
             }
             return active;
@@ -623,6 +635,7 @@ impl OfferIndex {
         for (li, on) in [
             (GPU_HOUR, timed && r.gpus > 0),
             (CPU_HOUR, timed && r.cpu_cores > 0),
+            (RAM_HOUR, timed && r.ram_gib > 0),
             (MEGA_UNIT, u.units > 0),
         ] {
             if on {

@@ -47,7 +47,7 @@ prop_compose! {
             prices: PriceList {
                 gpu_hour: Amount::orr(gpu_hour) ,
                 cpu_core_hour: Amount(u128::from(cpu_hour) * 10_000_000),
-                ram_gib_hour: Amount::ZERO,
+                ram_gib_hour: Amount(u128::from(cpu_hour) * 1_000_000),
                 mega_unit: Amount(u128::from(mega) * 1_000),
             },
             stake: if understaked { Amount(need.units() / 2) } else { need },
@@ -65,6 +65,8 @@ prop_compose! {
         vram in prop::sample::select(vec![0u32, 24, 40, 80]),
         gpus in 0u16..9,
         cores in 0u16..40,
+        ram in 0u32..300,
+        max_mega in prop::option::weighted(0.2, 0u64..3),
         region in 0usize..7,
         max_gpu_hour in prop::option::weighted(0.3, 1u64..8),
         max_cost in prop::option::weighted(0.2, 1u64..40),
@@ -84,11 +86,11 @@ prop_compose! {
         let req = Requirements {
             gpu_model: model.map(str::to_owned),
             min_vram_mib: vram * 1024,
-            resources: ResourceRequest { gpus, cpu_cores: cores, ram_gib: 0 },
+            resources: ResourceRequest { gpus, cpu_cores: cores, ram_gib: ram },
             usage: Usage { seconds, units },
             region,
             max_gpu_hour: max_gpu_hour.map(Amount::orr),
-            max_mega_unit: None,
+            max_mega_unit: max_mega.map(|m| Amount(u128::from(m) * 1_000)),
             max_cost: max_cost.map(Amount::orr),
             verification: redundant.map_or(Verification::None, |k| Verification::Redundant { k }),
             min_reputation: min_rep,
@@ -118,7 +120,7 @@ fn same_answer(
         (Ok(f), Ok(s)) => {
             prop_assert_eq!(&f.ranked, &s.ranked);
             // Each offer is read at most once per list .
-            prop_assert!(f.evaluated <= idx.len() * 9);
+            prop_assert!(f.evaluated <= idx.len() * 11);
             // Every result qualifies and the order is by effective cost.
             for pair in f.ranked.windows(2) {
                 prop_assert!(pair[0].effective_cost <= pair[1].effective_cost);
