@@ -664,11 +664,14 @@ impl Tally {
             self.min_cost = min(self.min_cost, c);
         }
         if let Some(need) = params.min_stake(&o.hardware) {
+            // Highest have/need ratio; ties to the larger stake, so the answer does not depend
+            // on the order offers are visited in.
             let better = match self.best_stake_margin {
                 None => true,
                 Some((have, n)) => {
-                    o.stake.units() as f64 / need.units().max(1) as f64
-                        > have.units() as f64 / n.units().max(1) as f64
+                    let mine = o.stake.units() as f64 / need.units().max(1) as f64;
+                    let best = have.units() as f64 / n.units().max(1) as f64;
+                    mine > best || (mine == best && (o.stake, need) > (have, n))
                 }
             };
             if better {
@@ -682,11 +685,18 @@ impl Tally {
         if let Some(t) = o.last_seen_ms {
             self.latest_seen = Some(self.latest_seen.map_or(t, |m| m.max(t)));
         }
-        if self.models.len() < MAX_NAMES && !o.gpu_model().is_empty() {
+        // Keep the alphabetically first few names: independent of visiting order.
+        if !o.gpu_model().is_empty() && !self.models.contains(o.gpu_model()) {
             self.models.insert(o.gpu_model().to_owned());
+            if self.models.len() > MAX_NAMES {
+                self.models.pop_last();
+            }
         }
-        if self.regions.len() < MAX_NAMES {
+        if !self.regions.contains(&o.region) {
             self.regions.insert(o.region.clone());
+            if self.regions.len() > MAX_NAMES {
+                self.regions.pop_last();
+            }
         }
     }
 

@@ -459,3 +459,45 @@ fn cluster_spills_into_the_nearest_region() {
         Err(RouteError::Unsatisfiable { .. })
     ));
 }
+
+#[test]
+fn index_is_built_from_ledger_providers() {
+    use orrery_ledger::entries::Provider;
+    use orrery_types::ProviderOffer;
+    use std::collections::BTreeMap;
+    let mut providers = BTreeMap::new();
+    for (n, region) in [(1, "eu-west"), (2, "us-east")] {
+        let o = offer(n, "RTX 4090", 24, 1, region, 400 + u64::from(n));
+        providers.insert(
+            o.provider,
+            Provider {
+                offer: ProviderOffer {
+                    hardware: o.hardware.clone(),
+                    region: orrery_types::resources::Region::new(region).unwrap(),
+                    endpoint: orrery_types::resources::Endpoint::new("https://p.example").unwrap(),
+                    prices: o.prices,
+                },
+                stake: o.stake,
+                active_leases: 0,
+                registered_at: 7,
+                reputation: Reputation {
+                    checked: u64::from(n),
+                    ..Reputation::default()
+                },
+                earned: Amount::ZERO,
+            },
+        );
+    }
+    let idx = OfferIndex::from_providers(providers.iter()).unwrap();
+    idx.check_invariants().unwrap();
+    assert_eq!(idx.len(), 2);
+    let o = idx.get(&id(2)).unwrap();
+    assert_eq!(o.region, "us-east");
+    assert_eq!(o.reputation.checked, 2);
+    assert_eq!(
+        (o.benchmark, o.last_seen_ms, o.latency_ms),
+        (None, None, None)
+    );
+    // One more checked result outweighs a 0.25% higher price.
+    assert_eq!(rank_ids(&idx, &gpu_job(1)), vec![id(2), id(1)]);
+}
