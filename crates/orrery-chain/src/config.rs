@@ -32,9 +32,12 @@ pub const DEFAULT_BLOCK_INTERVAL_MS: u64 = 200;
 /// ~250 ms needs ~1,250 per block; 4,000 leaves headroom for bursts while a block of transfers
 /// (~150 bytes each) stays about 600 KiB.
 pub const DEFAULT_MAX_BLOCK_TXS: usize = 4_000;
-/// Default [`ValidatorConfig::max_block_bytes`]: 2 MiB bounds what a Byzantine proposer can make
-/// every validator download and decode, and what one p2p message must carry.
-pub const DEFAULT_MAX_BLOCK_BYTES: usize = 2 * 1024 * 1024;
+/// Default [`ValidatorConfig::max_block_bytes`]: room for one dispute adjudication (which carries
+/// a job bundle and a state, up to `MAX_ADJUDICATE_TX_BYTES` ≈ 4 MiB) plus 2 MiB of ordinary
+/// transactions; it bounds what a Byzantine proposer can make every validator download and
+/// decode, and what one p2p message must carry.
+pub const DEFAULT_MAX_BLOCK_BYTES: usize =
+    orrery_types::tx::MAX_ADJUDICATE_TX_BYTES + 2 * 1024 * 1024;
 /// Default [`ValidatorConfig::leader_timeout_ms`]: how long to wait for a leader's proposal
 /// before voting to skip its view. Several block intervals plus WAN latency.
 pub const DEFAULT_LEADER_TIMEOUT_MS: u64 = 1_000;
@@ -240,10 +243,12 @@ impl ValidatorConfig {
         if !(1..=MAX_BLOCK_TXS).contains(&self.max_block_txs) {
             return Err(bad(format!("max_block_txs must be in 1..={MAX_BLOCK_TXS}")));
         }
-        if self.max_block_bytes < orrery_types::tx::MAX_TX_BYTES * 2 {
-            return Err(bad(
-                "max_block_bytes must hold at least two of the largest transactions",
-            ));
+        if self.max_block_bytes < orrery_types::tx::MAX_ADJUDICATE_TX_BYTES + 1024 {
+            return Err(bad(format!(
+                "max_block_bytes must hold the largest transaction, a dispute adjudication of up to \
+                 {} bytes, with its block header",
+                orrery_types::tx::MAX_ADJUDICATE_TX_BYTES
+            )));
         }
         if self.block_interval_ms >= self.leader_timeout_ms {
             return Err(bad("block_interval_ms must be below leader_timeout_ms"));

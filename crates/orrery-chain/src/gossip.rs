@@ -16,7 +16,7 @@ use commonware_p2p::{Receiver, Recipients, Sender};
 use futures::StreamExt as _;
 use futures::channel::mpsc;
 use orrery_store::Ledger;
-use orrery_types::tx::{MAX_TX_BYTES, SignedTx};
+use orrery_types::tx::{MAX_ADJUDICATE_TX_BYTES, SignedTx};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// Most transactions per gossip message: 512 transfers are ~80 KiB, well under a p2p message,
@@ -49,7 +49,7 @@ pub fn decode_batch(bytes: &[u8]) -> Option<Vec<&[u8]>> {
     for _ in 0..count {
         let (len, tail) = rest.split_first_chunk::<4>()?;
         let len = u32::from_be_bytes(*len) as usize;
-        if len > MAX_TX_BYTES || tail.len() < len {
+        if len > MAX_ADJUDICATE_TX_BYTES || tail.len() < len {
             return None;
         }
         let (tx, tail) = tail.split_at(len);

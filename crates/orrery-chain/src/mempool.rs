@@ -22,7 +22,7 @@
 use orrery_ledger::State;
 use orrery_types::crypto::AccountId;
 use orrery_types::hash::Hash;
-use orrery_types::tx::{MAX_TX_BYTES, SignedTx};
+use orrery_types::tx::{MAX_ADJUDICATE_TX_BYTES, SignedTx};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 /// Why a transaction was not accepted into the mempool.
@@ -197,10 +197,11 @@ impl Mempool {
 
     /// Decode `bytes` and [`Mempool::insert`] the transaction.
     pub fn insert_bytes(&mut self, state: &State, bytes: &[u8]) -> Result<Hash, SubmitError> {
-        if bytes.len() > MAX_TX_BYTES {
+        // The largest kind first; `SignedTx::decode` then holds each kind to its own limit.
+        if bytes.len() > MAX_ADJUDICATE_TX_BYTES {
             return Err(SubmitError::TooLarge {
                 size: bytes.len(),
-                max: MAX_TX_BYTES,
+                max: MAX_ADJUDICATE_TX_BYTES,
             });
         }
         let tx = SignedTx::decode(bytes).map_err(|e| SubmitError::Malformed(e.to_string()))?;
@@ -223,10 +224,10 @@ impl Mempool {
         signature_verified: bool,
     ) -> Result<Hash, SubmitError> {
         let size = orrery_types::codec::encode(&tx).len();
-        if size > MAX_TX_BYTES {
+        if size > tx.max_bytes() {
             return Err(SubmitError::TooLarge {
                 size,
-                max: MAX_TX_BYTES,
+                max: tx.max_bytes(),
             });
         }
         if tx.tx.chain_id.as_str() != self.chain_id {

@@ -25,6 +25,9 @@ enum Command {
     RunLocal(cmd::run_local::Args),
     /// Deterministic machine learning: train, fine-tune and run models locally.
     Ml(cmd::ml::Args),
+    /// Start a whole network on this machine — 4 validators, provider agents (some cheating)
+    /// and a requester running real wasm and ML jobs — and print what the chain says happened.
+    Devnet(cmd::devnet::Args),
     /// Run a validator with its HTTP API, or write a local network's configuration.
     Node(cmd::node::NodeArgs),
     /// Start a local network of validators (4 by default) on loopback, data in one folder.
@@ -50,6 +53,7 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(args) => cmd::demo::run(args),
         Command::RunLocal(args) => cmd::run_local::run(args),
         Command::Ml(args) => cmd::ml::run(args),
+        Command::Devnet(args) => cmd::devnet::run(args),
         Command::Node(args) => cmd::node::run(args),
         Command::Localnet(args) => cmd::node::localnet(args),
         Command::Key(args) => cmd::wallet::run_key(args),

@@ -68,6 +68,36 @@ pub struct StatusResponse {
     pub indexed_height: u64,
     /// This node's software version.
     pub version: String,
+    /// Where every token sits and whether they add up, at the last finalized block.
+    pub supply: SupplyView,
+}
+
+/// The token supply: `genesis + minted − burned`, and where it sits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SupplyView {
+    /// Created at genesis.
+    #[schema(value_type = String)]
+    pub genesis: Amount,
+    /// Minted by emissions since genesis.
+    #[schema(value_type = String)]
+    pub minted: Amount,
+    /// Burned (fees, penalties, slashes) since genesis.
+    #[schema(value_type = String)]
+    pub burned: Amount,
+    /// Spendable balances.
+    #[schema(value_type = String)]
+    pub balances: Amount,
+    /// Provider stakes.
+    #[schema(value_type = String)]
+    pub stakes: Amount,
+    /// Stake being unbonded.
+    #[schema(value_type = String)]
+    pub unbonding: Amount,
+    /// Locked in lease escrow.
+    #[schema(value_type = String)]
+    pub escrow: Amount,
+    /// Whether balances + stakes + unbonding + escrow = genesis + minted − burned.
+    pub invariant_holds: bool,
 }
 
 /// An account.

@@ -30,13 +30,13 @@ use axum::{Json, Router};
 use orrery_client::api::{
     AccountView, BlobStored, BlockEvent, BlockReceipts, BlockSummary, BlockView, ErrorBody,
     LeaseView, Page, ProviderView, ReceiptView, ReputationView, StatusResponse, SubmitResponse,
-    TxRecord, TxView,
+    SupplyView, TxRecord, TxView,
 };
 use orrery_ledger::State as LedgerState;
 use orrery_ledger::entries::{Lease, Provider};
 use orrery_types::crypto::AccountId;
 use orrery_types::hash::Hash;
-use orrery_types::tx::{MAX_TX_BYTES, SignedTx};
+use orrery_types::tx::{MAX_ADJUDICATE_TX_BYTES, MAX_TX_BYTES, SignedTx};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -50,7 +50,7 @@ pub const MAX_LEASE_SCAN: usize = 100_000;
 
 /// Largest body of `POST /txs`: a transaction in hex (two characters a byte) plus a `0x`
 /// prefix and some whitespace. Larger bodies are refused before decoding.
-pub const MAX_SUBMIT_BODY_BYTES: usize = 2 * MAX_TX_BYTES + 64;
+pub const MAX_SUBMIT_BODY_BYTES: usize = 2 * MAX_ADJUDICATE_TX_BYTES + 64;
 
 /// Bytes of an oversized upload read and thrown away before answering 413: an HTTP/1 client
 /// still sending its body only reads the answer if the server keeps reading, otherwise it
@@ -385,7 +385,10 @@ fn tx_too_large() -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "tx_too_large",
-        format!("a transaction is at most {MAX_TX_BYTES} bytes"),
+        format!(
+            "a transaction is at most {MAX_TX_BYTES} bytes ({MAX_ADJUDICATE_TX_BYTES} for an \
+             adjudication, which carries a bundle and a state)"
+        ),
     )
 }
 
@@ -435,7 +438,11 @@ fn check_and_submit(s: &Shared, headers: &HeaderMap, body: Bytes) -> Result<Hash
     } else {
         body.to_vec()
     };
-    if bytes.len() > MAX_TX_BYTES {
+    if bytes.len() > MAX_ADJUDICATE_TX_BYTES {
+        return Err(too_large());
+    }
+    if bytes.len() > MAX_TX_BYTES && SignedTx::decode(&bytes).is_err() {
+        // Only an adjudication may be this big; anything else over the limit is too large.
         return Err(too_large());
     }
     let tx = SignedTx::decode(&bytes).map_err(|e| {
@@ -520,10 +527,25 @@ async fn get_tx(
 #[utoipa::path(get, path = "/api/v1/status", responses((status = 200, body = StatusResponse)))]
 async fn status(State(s): State<AppState>) -> Result<Json<StatusResponse>, ApiError> {
     let indexed_height = with_index(&s, |i| i.indexed_height()).await?;
+    let supply = read(&s, |st| {
+        let (g, t) = (st.globals(), st.totals());
+        SupplyView {
+            genesis: g.genesis_supply,
+            minted: g.minted,
+            burned: g.burned,
+            balances: t.balances,
+            stakes: t.stakes,
+            unbonding: t.unbonding,
+            escrow: t.escrow,
+            invariant_holds: st.check_supply().is_ok(),
+        }
+    })
+    .await?;
     Ok(Json(StatusResponse {
         chain: s.backend.status(),
         indexed_height,
         version: env!("CARGO_PKG_VERSION").to_string(),
+        supply,
     }))
 }
 

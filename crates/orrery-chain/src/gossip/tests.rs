@@ -40,8 +40,11 @@ fn malformed_batches_are_dropped() {
     too_many.extend_from_slice(&bytes[2..]);
     assert!(decode_batch(&too_many).is_none(), "count over the limit");
     let mut huge = 1u16.to_be_bytes().to_vec();
-    huge.extend_from_slice(&((MAX_TX_BYTES + 1) as u32).to_be_bytes());
-    huge.extend(std::iter::repeat_n(0u8, MAX_TX_BYTES + 1));
+    huge.extend_from_slice(&((orrery_types::tx::MAX_ADJUDICATE_TX_BYTES + 1) as u32).to_be_bytes());
+    huge.extend(std::iter::repeat_n(
+        0u8,
+        orrery_types::tx::MAX_ADJUDICATE_TX_BYTES + 1,
+    ));
     assert!(
         decode_batch(&huge).is_none(),
         "transaction over MAX_TX_BYTES"

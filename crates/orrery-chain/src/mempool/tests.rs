@@ -127,11 +127,15 @@ fn malformed_and_oversized_bytes_are_refused() {
         pool.insert_bytes(&s, &[1, 2, 3]),
         Err(SubmitError::Malformed(_))
     ));
-    let big = vec![0u8; MAX_TX_BYTES + 1];
+    // Past the largest kind (an adjudication): too large before decoding.
+    let big = vec![0u8; orrery_types::tx::MAX_ADJUDICATE_TX_BYTES + 1];
     assert!(matches!(
         pool.insert_bytes(&s, &big),
         Err(SubmitError::TooLarge { .. })
     ));
+    // Past the ordinary limit but not an adjudication: refused by the decoder.
+    let padded = vec![0u8; orrery_types::tx::MAX_TX_BYTES + 1];
+    assert!(pool.insert_bytes(&s, &padded).is_err());
     let good = orrery_types::codec::encode(&transfer(&k[0], 0, CHAIN));
     assert!(pool.insert_bytes(&s, &good).is_ok());
 }

@@ -101,7 +101,9 @@ const JOBS: [EmbeddedJob; 3] = [
 ];
 
 /// Write the embedded jobs under `dir` and pack each into a bundle.
-fn pack_jobs(dir: &std::path::Path) -> anyhow::Result<Vec<(&'static str, orrery_exec::Bundle)>> {
+pub(crate) fn pack_jobs(
+    dir: &std::path::Path,
+) -> anyhow::Result<Vec<(&'static str, orrery_exec::Bundle)>> {
     let mut bundles = Vec::new();
     for (name, files) in JOBS {
         let job_dir = dir.join("jobs").join(name);

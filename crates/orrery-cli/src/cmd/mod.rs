@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod demo;
+pub mod devnet;
 pub mod ml;
 pub mod node;
 pub mod run_local;

@@ -335,7 +335,7 @@ pub fn localnet(args: LocalnetArgs) -> anyhow::Result<()> {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     {
         let stop = stop.clone();
-        let _ = ctrlc_flag(stop);
+        on_ctrl_c(stop)?;
     }
     let started = std::time::Instant::now();
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -351,8 +351,8 @@ pub fn localnet(args: LocalnetArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Set `flag` on SIGINT/SIGTERM.
-fn ctrlc_flag(flag: std::sync::Arc<std::sync::atomic::AtomicBool>) -> anyhow::Result<()> {
+/// Set `flag` on Ctrl-C.
+pub fn on_ctrl_c(flag: std::sync::Arc<std::sync::atomic::AtomicBool>) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
