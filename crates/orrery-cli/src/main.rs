@@ -32,6 +32,10 @@ enum Command {
     Node(cmd::node::NodeArgs),
     /// Start a local network of validators (4 by default) on loopback, data in one folder.
     Localnet(cmd::node::LocalnetArgs),
+    /// Sell this machine's compute: run the provider agent, or show a provider's standing.
+    Provider(cmd::market::ProviderArgs),
+    /// Search the market: ranked offers for a job's requirements, with reasons.
+    Market(cmd::market::MarketArgs),
     /// Create and inspect signing keys.
     Key(cmd::wallet::KeyArgs),
     /// Balances and transfers through a node.
@@ -56,6 +60,8 @@ fn main() -> anyhow::Result<()> {
         Command::Devnet(args) => cmd::devnet::run(args),
         Command::Node(args) => cmd::node::run(args),
         Command::Localnet(args) => cmd::node::localnet(args),
+        Command::Provider(args) => cmd::market::run_provider(args),
+        Command::Market(args) => cmd::market::run_market(args),
         Command::Key(args) => cmd::wallet::run_key(args),
         Command::Wallet(args) => cmd::wallet::run_wallet(args),
         Command::Chain(args) => cmd::wallet::run_chain(args),
