@@ -34,6 +34,8 @@ enum Command {
     Localnet(cmd::node::LocalnetArgs),
     /// Sell this machine's compute: run the provider agent, or show a provider's standing.
     Provider(cmd::market::ProviderArgs),
+    /// Submit a job from a request file and follow it to its checked result.
+    Job(cmd::job::JobArgs),
     /// Search the market: ranked offers for a job's requirements, with reasons.
     Market(cmd::market::MarketArgs),
     /// Create and inspect signing keys.
@@ -61,6 +63,7 @@ fn main() -> anyhow::Result<()> {
         Command::Node(args) => cmd::node::run(args),
         Command::Localnet(args) => cmd::node::localnet(args),
         Command::Provider(args) => cmd::market::run_provider(args),
+        Command::Job(args) => cmd::job::run(args),
         Command::Market(args) => cmd::market::run_market(args),
         Command::Key(args) => cmd::wallet::run_key(args),
         Command::Wallet(args) => cmd::wallet::run_wallet(args),

@@ -19,8 +19,7 @@ use anyhow::{Context, bail};
 use clap::Args as ClapArgs;
 use orrery_client::Client;
 use orrery_ledger::GenesisAccount;
-use orrery_ledger::entries::{Provider, Reputation};
-use orrery_market::{OfferIndex, Requirements, RouterWeights};
+use orrery_market::{Requirements, RouterWeights};
 use orrery_provider::{Agent, AgentHandle, ProviderConfig};
 use orrery_types::amount::Amount;
 use orrery_types::crypto::Keypair;
@@ -340,27 +339,7 @@ ram_gib = 16
     for (nonce, (j, (b, verification))) in (first_nonce..).zip(plan.iter().enumerate()) {
         let (name, bundle) = &bundles[*b];
         // Rank every offer for this job; take the j-th best so work spreads over providers.
-        let providers = client.providers(Some(1000), None)?;
-        let index = OfferIndex::from_offers(providers.items.iter().map(|v| {
-            orrery_market::Offer::from_provider(
-                &v.id,
-                &Provider {
-                    offer: v.offer.clone(),
-                    stake: v.stake,
-                    active_leases: v.active_leases,
-                    registered_at: v.registered_at,
-                    reputation: Reputation {
-                        settled: v.reputation.settled,
-                        checked: v.reputation.checked,
-                        failed: v.reputation.failed,
-                        slashed: v.reputation.slashed,
-                        timed_out: v.reputation.timed_out,
-                    },
-                    earned: v.earned,
-                },
-            )
-        }))
-        .map_err(|_| anyhow::anyhow!("too many offers"))?;
+        let index = crate::cmd::market::offer_index(&client)?;
         let req = Requirements {
             resources: ResourceRequest {
                 gpus: 0,

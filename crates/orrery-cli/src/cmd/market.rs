@@ -154,8 +154,8 @@ struct OffersArgs {
     json: bool,
 }
 
-fn offers(args: OffersArgs) -> anyhow::Result<()> {
-    let client = Client::new(&args.node.node);
+/// Every provider a node knows, as the router's offer index.
+pub(crate) fn offer_index(client: &Client) -> anyhow::Result<OfferIndex> {
     let mut views = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
@@ -168,7 +168,7 @@ fn offers(args: OffersArgs) -> anyhow::Result<()> {
             None => break,
         }
     }
-    let index = OfferIndex::from_offers(views.iter().map(|v| {
+    OfferIndex::from_offers(views.iter().map(|v| {
         orrery_market::Offer::from_provider(
             &v.id,
             &Provider {
@@ -187,7 +187,12 @@ fn offers(args: OffersArgs) -> anyhow::Result<()> {
             },
         )
     }))
-    .map_err(|_| anyhow::anyhow!("more offers than the index holds"))?;
+    .map_err(|_| anyhow::anyhow!("more offers than the index holds"))
+}
+
+fn offers(args: OffersArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args.node.node);
+    let index = offer_index(&client)?;
     let region = match (args.only_region, args.region) {
         (Some(r), _) => RegionPreference::Require(r),
         (None, Some(r)) => RegionPreference::Prefer(r),

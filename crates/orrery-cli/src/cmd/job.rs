@@ -1,0 +1,363 @@
+//! `orrery job submit|status|watch|result`: a requester's jobs through a node.
+//!
+//! A *request file* (TOML) names the job and what it needs:
+//!
+//! ```toml
+//! bundle = "../wasm/pi/job.toml"   # a job file to pack (relative to this file) or a packed bundle
+//! verification = "sampled"         # "none" | "sampled" | "redundant"
+//! redundancy = 2                   # providers for "redundant" (2..=5)
+//! max_seconds = 600                # most seconds paid for
+//! max_units = 100000000000         # most compute units (wasm fuel) paid for
+//! deadline_blocks = 1500           # blocks until the result is due
+//! [requirements]
+//! cpu_cores = 1
+//! ram_gib = 1
+//! gpus = 0
+//! # gpu_model = "4090"; min_vram_gib = 24; region = "eu-west"; only_region = true
+//! # max_gpu_hour = "2"; max_cost = "10"
+//! ```
+//!
+//! `submit` packs and uploads the bundle, ranks the offers (an impossible requirement or a price
+//! below every offer is refused, naming which), opens the lease with the best offer's prices, and
+//! prints the lease id. `watch` follows it to the end; `result` downloads the output and shows
+//! the evidence (every transaction of the lease with its receipt).
+
+use crate::cmd::wallet::{KeyArg, NodeArg, load_key, submit_and_wait};
+use anyhow::{Context, bail};
+use clap::{Args as ClapArgs, Subcommand};
+use orrery_client::Client;
+use orrery_market::{RegionPreference, Requirements, RouterWeights};
+use orrery_types::amount::Amount;
+use orrery_types::hash::Hash;
+use orrery_types::resources::{ResourceRequest, Usage};
+use orrery_types::tx::{LeaseTerms, TxBody, Verification};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Submit and follow jobs.
+#[derive(ClapArgs, Debug)]
+pub struct JobArgs {
+    #[command(subcommand)]
+    cmd: JobCmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum JobCmd {
+    /// Pack, upload, route and open a lease for the job described by a request file.
+    Submit {
+        /// The request file (see `orrery job --help` and `workloads/requests/`).
+        file: PathBuf,
+        #[command(flatten)]
+        key: KeyArg,
+        #[command(flatten)]
+        node: NodeArg,
+        /// Follow the job until it is final.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// A lease's state.
+    Status {
+        /// The lease id.
+        lease: u64,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// Follow a lease until it is settled, failed or timed out.
+    Watch {
+        /// The lease id.
+        lease: u64,
+        #[command(flatten)]
+        node: NodeArg,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
+    /// The output of a finished lease and its evidence.
+    Result {
+        /// The lease id.
+        lease: u64,
+        #[command(flatten)]
+        node: NodeArg,
+        /// Write the output bytes here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// A request file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Request {
+    bundle: PathBuf,
+    #[serde(default = "sampled")]
+    verification: String,
+    #[serde(default)]
+    redundancy: Option<u8>,
+    #[serde(default = "default_seconds")]
+    max_seconds: u64,
+    #[serde(default = "default_units")]
+    max_units: u64,
+    #[serde(default = "default_deadline")]
+    deadline_blocks: u64,
+    #[serde(default)]
+    requirements: Needs,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Needs {
+    #[serde(default)]
+    gpus: u16,
+    #[serde(default)]
+    gpu_model: Option<String>,
+    #[serde(default)]
+    min_vram_gib: u32,
+    #[serde(default)]
+    cpu_cores: Option<u16>,
+    #[serde(default)]
+    ram_gib: Option<u32>,
+    #[serde(default)]
+    region: Option<String>,
+    #[serde(default)]
+    only_region: bool,
+    #[serde(default)]
+    max_gpu_hour: Option<Amount>,
+    #[serde(default)]
+    max_cost: Option<Amount>,
+}
+
+fn sampled() -> String {
+    "sampled".into()
+}
+fn default_seconds() -> u64 {
+    600
+}
+fn default_units() -> u64 {
+    100_000_000_000
+}
+fn default_deadline() -> u64 {
+    1_500
+}
+
+fn load_request(path: &Path) -> anyhow::Result<(Request, orrery_exec::Bundle)> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read request file {}", path.display()))?;
+    let req: Request = toml::from_str(&text)
+        .with_context(|| format!("{} is not a valid request", path.display()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let bundle_path = base.join(&req.bundle);
+    let bundle = if bundle_path.extension().is_some_and(|e| e == "toml") {
+        orrery_exec::pack_job_file(&bundle_path)
+            .with_context(|| format!("cannot pack {}", bundle_path.display()))?
+    } else {
+        let bytes = std::fs::read(&bundle_path)
+            .with_context(|| format!("cannot read bundle {}", bundle_path.display()))?;
+        orrery_exec::Bundle::decode(&bytes)
+            .with_context(|| format!("{} is not a job bundle", bundle_path.display()))?
+    };
+    Ok((req, bundle))
+}
+
+fn verification(req: &Request) -> anyhow::Result<Verification> {
+    Ok(match req.verification.as_str() {
+        "none" => Verification::None,
+        "sampled" => Verification::Sampled,
+        "redundant" => Verification::Redundant {
+            k: req.redundancy.unwrap_or(2),
+        },
+        other => bail!("verification = {other:?}: use \"none\", \"sampled\" or \"redundant\""),
+    })
+}
+
+fn submit(file: &Path, key: &Path, node: &str, watch_after: bool) -> anyhow::Result<()> {
+    let (req, bundle) = load_request(file)?;
+    let verification = verification(&req)?;
+    let key = load_key(key)?;
+    let client = Client::new(node);
+    let n = &req.requirements;
+    let needs = Requirements {
+        gpu_model: n.gpu_model.clone(),
+        min_vram_mib: n.min_vram_gib.saturating_mul(1024),
+        resources: ResourceRequest {
+            gpus: n.gpus,
+            cpu_cores: n.cpu_cores.unwrap_or(1),
+            ram_gib: n.ram_gib.unwrap_or(1),
+        },
+        usage: Usage {
+            seconds: req.max_seconds,
+            units: req.max_units,
+        },
+        region: match (&n.region, n.only_region) {
+            (Some(r), true) => RegionPreference::Require(r.clone()),
+            (Some(r), false) => RegionPreference::Prefer(r.clone()),
+            (None, _) => RegionPreference::Any,
+        },
+        max_gpu_hour: n.max_gpu_hour,
+        max_cost: n.max_cost,
+        verification,
+        limit: 5,
+        ..Requirements::default()
+    };
+    let index = crate::cmd::market::offer_index(&client)?;
+    let routing = index
+        .rank(
+            &needs,
+            &RouterWeights::default(),
+            &orrery_ledger::Params::default(),
+        )
+        .map_err(|e| anyhow::anyhow!("no provider can run this job: {e}"))?;
+    let best = &routing.ranked[0];
+    let stored = client.put_blob(bundle.bytes()).map_err(|e| {
+        anyhow::anyhow!(
+            "the node refused the bundle ({} bytes): {e}",
+            bundle.bytes().len()
+        )
+    })?;
+    let height = client.status()?.chain.height;
+    let record = submit_and_wait(
+        &client,
+        &key,
+        TxBody::OpenLease {
+            provider: best.offer.provider,
+            job: stored.hash,
+            terms: LeaseTerms {
+                resources: needs.resources,
+                prices: best.offer.prices,
+                max_seconds: req.max_seconds,
+                max_units: req.max_units,
+            },
+            deadline: height + req.deadline_blocks,
+            verification,
+        },
+        Duration::from_secs(60),
+    )?;
+    let lease = record
+        .receipt
+        .as_ref()
+        .and_then(|r| {
+            r.events
+                .iter()
+                .find_map(|e| e.get("lease").and_then(|l| l.as_u64()))
+        })
+        .context("the node's receipt names no lease")?;
+    println!(
+        "lease {lease}: job {} → {}",
+        stored.hash, best.offer.provider
+    );
+    println!("  why: {}", best.explanation);
+    if watch_after {
+        watch(&client, lease, Duration::from_secs(600))?;
+    }
+    Ok(())
+}
+
+fn watch(client: &Client, lease: u64, timeout: Duration) -> anyhow::Result<()> {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let start = Instant::now();
+    let mut last = String::new();
+    loop {
+        let l = client
+            .lease(lease)?
+            .with_context(|| format!("no lease {lease} on this chain"))?;
+        if l.state != last {
+            bar.println(format!(
+                "{:>6.1} s  {}",
+                start.elapsed().as_secs_f64(),
+                l.state
+            ));
+            last = l.state.clone();
+        }
+        bar.set_message(format!("lease {lease}: {}", l.state));
+        if !l.active {
+            bar.finish_and_clear();
+            println!("lease {lease} is {}", l.state);
+            return Ok(());
+        }
+        if start.elapsed() > timeout {
+            bar.finish_and_clear();
+            bail!("lease {lease} is still {} after {timeout:?}", l.state);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn result(client: &Client, lease: u64, out: Option<&Path>) -> anyhow::Result<()> {
+    let l = client
+        .lease(lease)?
+        .with_context(|| format!("no lease {lease} on this chain"))?;
+    println!("lease {lease}: {} (provider {})", l.state, l.provider);
+    println!("{}", serde_json::to_string_pretty(&l.state_detail)?);
+    let output = l
+        .state_detail
+        .get("output")
+        .and_then(|o| o.as_str())
+        .and_then(|h| h.parse::<Hash>().ok());
+    match (output, out) {
+        (Some(hash), Some(path)) => {
+            let bytes = client
+                .get_blob(&hash)?
+                .with_context(|| format!("the node does not have output {hash}"))?;
+            std::fs::write(path, &bytes)?;
+            println!(
+                "output {hash} ({} bytes) written to {}",
+                bytes.len(),
+                path.display()
+            );
+        }
+        (None, Some(_)) => bail!("lease {lease} has no output ({})", l.state),
+        _ => {}
+    }
+    println!("evidence (every transaction of the lease, with its receipt):");
+    let txs = client.lease_txs(lease, Some(100), None)?;
+    for t in txs.items {
+        let ok = t
+            .receipt
+            .as_ref()
+            .map_or("?", |r| if r.ok { "ok" } else { "refused" });
+        let kind =
+            t.tx.body
+                .get("type")
+                .and_then(|v| v.as_str())
+                .unwrap_or("?");
+        println!(
+            "  block {:>5}  {:<14} {:<8} {}",
+            t.height, kind, ok, t.tx.sender
+        );
+    }
+    Ok(())
+}
+
+pub fn run(args: JobArgs) -> anyhow::Result<()> {
+    match args.cmd {
+        JobCmd::Submit {
+            file,
+            key,
+            node,
+            watch,
+        } => submit(&file, &key.key, &node.node, watch),
+        JobCmd::Status { lease, node } => {
+            let l = Client::new(&node.node)
+                .lease(lease)?
+                .with_context(|| format!("no lease {lease} on this chain"))?;
+            println!(
+                "lease {lease}: {} — provider {}, escrow {}, deadline height {}",
+                l.state, l.provider, l.escrow, l.deadline
+            );
+            Ok(())
+        }
+        JobCmd::Watch {
+            lease,
+            node,
+            timeout,
+        } => watch(
+            &Client::new(&node.node),
+            lease,
+            Duration::from_secs(timeout),
+        ),
+        JobCmd::Result { lease, node, out } => {
+            result(&Client::new(&node.node), lease, out.as_deref())
+        }
+    }
+}
