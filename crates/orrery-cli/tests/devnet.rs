@@ -1,27 +1,63 @@
-//! The README's main command, end to end: `orrery devnet --exit-when-done --json` runs real
-//! wasm and ML jobs on four validator processes and provider agents, catches and slashes the
-//! cheater, refunds its requester, mints the epoch's emission and keeps the supply invariant.
+//! The README's main command, end to end: `orrery devnet --json` runs real wasm and ML jobs on
+//! four validator processes and provider agents, catches and slashes the cheater, refunds its
+//! requester, mints the epoch's emission and keeps the supply invariant. While it keeps running,
+//! a requester submits a job with `orrery job submit --watch` and gets its result, and bad
+//! requests are refused naming the problem.
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn orrery() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_orrery"))
+}
+
+struct Devnet(std::process::Child);
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        // Ctrl-C lets the devnet stop its validator processes; kill it only if it does not.
+        let _ = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        for _ in 0..100 {
+            if self.0.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 
 #[test]
-fn the_devnet_settles_real_jobs_and_slashes_the_cheater() {
+fn the_devnet_settles_real_jobs_slashes_the_cheater_and_serves_requesters() {
     let dir = tempfile::tempdir().unwrap();
+    let net_dir = dir.path().join("net");
     let base = 30_000 + (std::process::id() % 3_000) as u16 * 10;
-    let out = Command::new(env!("CARGO_BIN_EXE_orrery"))
-        .args(["devnet", "--exit-when-done", "--json", "--dir"])
-        .arg(dir.path().join("net"))
+    let api = format!("http://127.0.0.1:{}", base + 5);
+    let mut child = orrery()
+        .args(["devnet", "--json", "--dir"])
+        .arg(&net_dir)
         .args(["--p2p-port", &base.to_string()])
         .args(["--api-port", &(base + 5).to_string()])
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "devnet failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let s: serde_json::Value = serde_json::from_str(&stdout).expect("the summary is JSON");
+    let stdout = child.stdout.take().unwrap();
+    let devnet = Devnet(child);
+    let mut json = String::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if line.starts_with("the devnet keeps running") {
+            break;
+        }
+        json.push_str(&line);
+        json.push('\n');
+    }
+    let s: serde_json::Value =
+        serde_json::from_str(&json).unwrap_or_else(|e| panic!("summary is not JSON ({e}): {json}"));
     let n = |k: &str| {
         s[k].as_u64()
             .unwrap_or_else(|| panic!("{k} missing in {s}"))
@@ -34,12 +70,80 @@ fn the_devnet_settles_real_jobs_and_slashes_the_cheater() {
     assert!(n("disputes") >= 1 && n("referee_rulings") >= 1, "{s}");
     assert_eq!(s["supply_invariant_held"], true, "{s}");
     assert_ne!(s["minted"], "0", "the epoch's emission was minted: {s}");
-    // The ML job ran and settled.
     let leases = s["leases"].as_array().unwrap();
     assert!(
         leases
             .iter()
             .any(|l| l["job"] == "spirals-mlp" && l["state"] == "settled"),
-        "{s}"
+        "the ML job settled: {s}"
     );
+
+    // A requester's job through the CLI, on the running network.
+    let key = net_dir.join("faucet.key");
+    let request = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../workloads/requests/pi.toml"
+    );
+    let out = orrery()
+        .args(["job", "submit", request, "--watch", "--key"])
+        .arg(&key)
+        .args(["--node", &api])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("is settled"), "{text}");
+    let lease = text
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(':')
+        .to_string();
+    let result = orrery()
+        .args(["job", "result", &lease, "--node", &api, "--out"])
+        .arg(dir.path().join("pi.out"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&result.stdout);
+    assert!(result.status.success(), "{text}");
+    assert!(
+        text.contains("open_lease") && text.contains("commit_result"),
+        "{text}"
+    );
+    // The π stepper's output: an f64 close to π.
+    let bytes = std::fs::read(dir.path().join("pi.out")).unwrap();
+    let pi = f64::from_le_bytes(bytes[..8].try_into().unwrap());
+    assert!((pi - std::f64::consts::PI).abs() < 1e-3, "{pi}");
+
+    // Bad requests: each refused with the reason.
+    let bad = |body: &str, expect: &str| {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "bundle = \"{}\"\n{body}",
+                request.replace("requests/pi.toml", "wasm/pi/job.toml")
+            ),
+        )
+        .unwrap();
+        let out = orrery()
+            .args(["job", "submit"])
+            .arg(&path)
+            .arg("--key")
+            .arg(&key)
+            .args(["--node", &api])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(err.contains(expect), "expected {expect:?} in: {err}");
+    };
+    bad("colour = \"red\"\n", "unknown field");
+    bad("[requirements]\ngpus = 8\n", "8 GPUs");
+    bad("[requirements]\nmax_cost = \"0.000001\"\n", "cheapest");
+    drop(devnet);
 }
