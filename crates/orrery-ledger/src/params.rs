@@ -74,11 +74,11 @@ pub struct Params {
 impl Default for Params {
     fn default() -> Self {
         Params {
-            unbonding_delay_blocks: 600,
+            unbonding_delay_blocks: 3_000,
             stake_base: Amount::orr(100),
             stake_per_gpu: Amount::orr(1_000),
             stake_per_cpu_core: Amount::orr(10),
-            start_timeout_blocks: 30,
+            start_timeout_blocks: 100,
             challenge_blocks: 20,
             max_lease_blocks: 100_000,
             fee_bps: 500,
@@ -90,9 +90,9 @@ impl Default for Params {
             sample_base_bps: 1_000,
             sample_new_provider_bps: 5_000,
             sample_trusted_after: 5,
-            verify_blocks: 20,
-            reveal_blocks: 10,
-            dispute_round_blocks: 5,
+            verify_blocks: 50,
+            reveal_blocks: 25,
+            dispute_round_blocks: 25,
             slash_bps: 5_000,
             slash_reward_bps: 5_000,
             referee_fuel: 200_000_000,
