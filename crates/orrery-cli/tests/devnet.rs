@@ -70,6 +70,8 @@ fn the_devnet_settles_real_jobs_slashes_the_cheater_and_serves_requesters() {
     assert!(n("disputes") >= 1 && n("referee_rulings") >= 1, "{s}");
     assert_eq!(s["supply_invariant_held"], true, "{s}");
     assert_ne!(s["minted"], "0", "the epoch's emission was minted: {s}");
+    let timed = s["submit_to_settled_seconds"].as_f64().unwrap();
+    assert!(timed > 0.0 && timed < 60.0, "{s}");
     let leases = s["leases"].as_array().unwrap();
     assert!(
         leases

@@ -97,6 +97,9 @@ pub struct Summary {
     pub height: u64,
     /// Seconds from the first job submitted to the last settled.
     pub seconds: f64,
+    /// Seconds from submitting one small unchecked job to its settled result (the requester
+    /// accepting it as soon as it is revealed).
+    pub submit_to_settled_seconds: f64,
     /// Each job: name, provider, verification and final state.
     pub leases: Vec<JobLine>,
 }
@@ -448,6 +451,70 @@ ram_gib = 16
         std::thread::sleep(Duration::from_millis(300));
     }
     let seconds = started.elapsed().as_secs_f64();
+
+    // One small job timed from submission to a settled result: the π stepper on an honest
+    // provider, unchecked, accepted by the requester as soon as its result is revealed.
+    let submit_to_settled = {
+        let t0 = Instant::now();
+        let nonce = client.account(&requester.account())?.nonce;
+        let provider = provider_keys[0].account();
+        let offer = client
+            .provider(&provider)?
+            .context("provider-0 is not registered")?
+            .offer;
+        let height = client.status()?.chain.height;
+        let record = send(
+            &client,
+            &chain_id,
+            &requester,
+            nonce,
+            TxBody::OpenLease {
+                provider,
+                job: bundles[0].1.hash(),
+                terms: LeaseTerms {
+                    resources: ResourceRequest {
+                        gpus: 0,
+                        cpu_cores: 1,
+                        ram_gib: 1,
+                    },
+                    prices: offer.prices,
+                    max_seconds: 600,
+                    max_units: 100_000_000_000,
+                },
+                deadline: height + 1_500,
+                verification: Verification::None,
+            },
+        )?;
+        let lease = record
+            .receipt
+            .as_ref()
+            .and_then(|r| {
+                r.events
+                    .iter()
+                    .find_map(|e| e.get("lease").and_then(|l| l.as_u64()))
+            })
+            .context("the lease-opened event carries no lease id")?;
+        wait_for("the timed job's result", Duration::from_secs(120), || {
+            client
+                .lease(lease)
+                .ok()
+                .flatten()
+                .is_some_and(|l| l.state == "committed")
+        })?;
+        send(
+            &client,
+            &chain_id,
+            &requester,
+            nonce + 1,
+            TxBody::SettleLease { lease },
+        )?;
+        let secs = t0.elapsed().as_secs_f64();
+        say(format!(
+            "timed job: lease #{lease} (pi, unchecked) from submission to settled result in {secs:.2} s"
+        ));
+        secs
+    };
+
     // Run to the end of the epoch, so this epoch's emission is minted to the providers.
     let epoch = orrery_ledger::Params::default().epoch_blocks;
     let h = client.status()?.chain.height;
@@ -460,7 +527,8 @@ ram_gib = 16
     })?;
 
     // 5. The summary, from the chain.
-    let summary = summarize(&net.apis, &leases, &provider_keys, first_cheater, seconds)?;
+    let mut summary = summarize(&net.apis, &leases, &provider_keys, first_cheater, seconds)?;
+    summary.submit_to_settled_seconds = submit_to_settled;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -598,6 +666,10 @@ fn print_summary(s: &Summary) {
         s.cheaters_slashed, s.cheaters, s.honest_slashed
     );
     println!("  minted {}, burned {}", s.minted, s.burned);
+    println!(
+        "  a small job from submission to settled result: {:.2} s",
+        s.submit_to_settled_seconds
+    );
     println!(
         "  supply invariant on every validator: {}",
         if s.supply_invariant_held {
