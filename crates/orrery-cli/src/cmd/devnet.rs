@@ -14,7 +14,9 @@
 //!
 //! Without `--exit-when-done` the network keeps running for the explorer and the CLI.
 
+use crate::cmd::job::open_lease;
 use crate::cmd::node::{InitArgs, Localnet, faucet_key, init};
+use crate::cmd::wallet::submit_and_wait;
 use anyhow::{Context, bail};
 use clap::Args as ClapArgs;
 use orrery_client::Client;
@@ -24,7 +26,7 @@ use orrery_provider::{Agent, AgentHandle, ProviderConfig};
 use orrery_types::amount::Amount;
 use orrery_types::crypto::Keypair;
 use orrery_types::resources::{ResourceRequest, Usage};
-use orrery_types::tx::{ChainId, LeaseTerms, Tx, TxBody, Verification};
+use orrery_types::tx::{LeaseTerms, TxBody, Verification};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -171,38 +173,6 @@ fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) -> anyh
     Ok(())
 }
 
-/// Sign and submit a transaction from `key` with nonce `nonce`; wait for it to be final and
-/// applied.
-fn send(
-    client: &Client,
-    chain_id: &ChainId,
-    key: &Keypair,
-    nonce: u64,
-    body: TxBody,
-) -> anyhow::Result<orrery_client::api::TxRecord> {
-    let tx = Tx {
-        chain_id: chain_id.clone(),
-        nonce,
-        body,
-    }
-    .sign(key);
-    let hash = client
-        .submit(&tx)
-        .context("the node refused a transaction")?;
-    let record = client
-        .wait_for_tx(&hash, Duration::from_secs(60))
-        .with_context(|| format!("transaction {hash} was not finalized"))?;
-    if let Some(r) = &record.receipt
-        && !r.ok
-    {
-        bail!(
-            "transaction {hash} was refused: {}",
-            r.message.clone().unwrap_or_default()
-        );
-    }
-    Ok(record)
-}
-
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.providers < 2 {
         bail!("a devnet needs at least 2 providers (one runs a job, another checks it)");
@@ -305,8 +275,6 @@ ram_gib = 16
 
     // 3. The requester's jobs.
     let requester = faucet_key(init_args.seed);
-    let chain_id = ChainId::new(&client.status()?.chain.chain_id)
-        .map_err(|e| anyhow::anyhow!("bad chain id: {e}"))?;
     let work = args.dir.join("requester");
     let mut bundles: Vec<(String, orrery_exec::Bundle)> = crate::cmd::demo::pack_jobs(&work)?
         .into_iter()
@@ -337,9 +305,8 @@ ram_gib = 16
         .map(|(i, k)| (k.account(), format!("provider-{i}")))
         .collect();
     let started = Instant::now();
-    let first_nonce = client.account(&requester.account())?.nonce;
     let mut leases: Vec<(u64, String, String)> = Vec::new();
-    for (nonce, (j, (b, verification))) in (first_nonce..).zip(plan.iter().enumerate()) {
+    for (j, (b, verification)) in plan.iter().enumerate() {
         let (name, bundle) = &bundles[*b];
         // Rank every offer for this job; take the j-th best so work spreads over providers.
         let index = crate::cmd::market::offer_index(&client)?;
@@ -375,36 +342,22 @@ ram_gib = 16
         } else {
             &routing.ranked[j % routing.ranked.len()]
         };
-        let height = client.status()?.chain.height;
         let terms = LeaseTerms {
             resources: req.resources,
             prices: chosen.offer.prices,
             max_seconds: 600,
             max_units: 100_000_000_000,
         };
-        let record = send(
+        let lease = open_lease(
             &client,
-            &chain_id,
             &requester,
-            nonce,
-            TxBody::OpenLease {
-                provider: chosen.offer.provider,
-                job: bundle.hash(),
-                terms,
-                deadline: height + 1_500,
-                verification: *verification,
-            },
+            chosen.offer.provider,
+            bundle.hash(),
+            terms,
+            1_500,
+            *verification,
         )
         .with_context(|| format!("opening the lease for {name}"))?;
-        let lease = record
-            .receipt
-            .as_ref()
-            .and_then(|r| {
-                r.events
-                    .iter()
-                    .find_map(|e| e.get("lease").and_then(|l| l.as_u64()))
-            })
-            .context("the lease-opened event carries no lease id")?;
         let who = names
             .get(&chosen.offer.provider)
             .cloned()
@@ -456,44 +409,30 @@ ram_gib = 16
     // provider, unchecked, accepted by the requester as soon as its result is revealed.
     let submit_to_settled = {
         let t0 = Instant::now();
-        let nonce = client.account(&requester.account())?.nonce;
         let provider = provider_keys[0].account();
         let offer = client
             .provider(&provider)?
             .context("provider-0 is not registered")?
             .offer;
-        let height = client.status()?.chain.height;
-        let record = send(
-            &client,
-            &chain_id,
-            &requester,
-            nonce,
-            TxBody::OpenLease {
-                provider,
-                job: bundles[0].1.hash(),
-                terms: LeaseTerms {
-                    resources: ResourceRequest {
-                        gpus: 0,
-                        cpu_cores: 1,
-                        ram_gib: 1,
-                    },
-                    prices: offer.prices,
-                    max_seconds: 600,
-                    max_units: 100_000_000_000,
-                },
-                deadline: height + 1_500,
-                verification: Verification::None,
+        let terms = LeaseTerms {
+            resources: ResourceRequest {
+                gpus: 0,
+                cpu_cores: 1,
+                ram_gib: 1,
             },
+            prices: offer.prices,
+            max_seconds: 600,
+            max_units: 100_000_000_000,
+        };
+        let lease = open_lease(
+            &client,
+            &requester,
+            provider,
+            bundles[0].1.hash(),
+            terms,
+            1_500,
+            Verification::None,
         )?;
-        let lease = record
-            .receipt
-            .as_ref()
-            .and_then(|r| {
-                r.events
-                    .iter()
-                    .find_map(|e| e.get("lease").and_then(|l| l.as_u64()))
-            })
-            .context("the lease-opened event carries no lease id")?;
         wait_for("the timed job's result", Duration::from_secs(120), || {
             client
                 .lease(lease)
@@ -501,12 +440,11 @@ ram_gib = 16
                 .flatten()
                 .is_some_and(|l| l.state == "committed")
         })?;
-        send(
+        submit_and_wait(
             &client,
-            &chain_id,
             &requester,
-            nonce + 1,
             TxBody::SettleLease { lease },
+            Duration::from_secs(60),
         )?;
         let secs = t0.elapsed().as_secs_f64();
         say(format!(

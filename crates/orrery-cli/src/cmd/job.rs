@@ -28,6 +28,7 @@ use clap::{Args as ClapArgs, Subcommand};
 use orrery_client::Client;
 use orrery_market::{RegionPreference, Requirements, RouterWeights};
 use orrery_types::amount::Amount;
+use orrery_types::crypto::{AccountId, Keypair};
 use orrery_types::hash::Hash;
 use orrery_types::resources::{ResourceRequest, Usage};
 use orrery_types::tx::{LeaseTerms, TxBody, Verification};
@@ -214,33 +215,20 @@ fn submit(file: &Path, key: &Path, node: &str, watch_after: bool) -> anyhow::Res
             bundle.bytes().len()
         )
     })?;
-    let height = client.status()?.chain.height;
-    let record = submit_and_wait(
+    let lease = open_lease(
         &client,
         &key,
-        TxBody::OpenLease {
-            provider: best.offer.provider,
-            job: stored.hash,
-            terms: LeaseTerms {
-                resources: needs.resources,
-                prices: best.offer.prices,
-                max_seconds: req.max_seconds,
-                max_units: req.max_units,
-            },
-            deadline: height + req.deadline_blocks,
-            verification,
+        best.offer.provider,
+        stored.hash,
+        LeaseTerms {
+            resources: needs.resources,
+            prices: best.offer.prices,
+            max_seconds: req.max_seconds,
+            max_units: req.max_units,
         },
-        Duration::from_secs(60),
+        req.deadline_blocks,
+        verification,
     )?;
-    let lease = record
-        .receipt
-        .as_ref()
-        .and_then(|r| {
-            r.events
-                .iter()
-                .find_map(|e| e.get("lease").and_then(|l| l.as_u64()))
-        })
-        .context("the node's receipt names no lease")?;
     println!(
         "lease {lease}: job {} → {}",
         stored.hash, best.offer.provider
@@ -250,6 +238,41 @@ fn submit(file: &Path, key: &Path, node: &str, watch_after: bool) -> anyhow::Res
         watch(&client, lease, Duration::from_secs(600))?;
     }
     Ok(())
+}
+
+/// Open a lease (deadline `deadline_blocks` after the current height), wait until it is final
+/// and return its id.
+pub(crate) fn open_lease(
+    client: &Client,
+    key: &Keypair,
+    provider: AccountId,
+    job: Hash,
+    terms: LeaseTerms,
+    deadline_blocks: u64,
+    verification: Verification,
+) -> anyhow::Result<u64> {
+    let height = client.status()?.chain.height;
+    let record = submit_and_wait(
+        client,
+        key,
+        TxBody::OpenLease {
+            provider,
+            job,
+            terms,
+            deadline: height + deadline_blocks,
+            verification,
+        },
+        Duration::from_secs(60),
+    )?;
+    record
+        .receipt
+        .as_ref()
+        .and_then(|r| {
+            r.events
+                .iter()
+                .find_map(|e| e.get("lease").and_then(|l| l.as_u64()))
+        })
+        .context("the node's receipt names no lease")
 }
 
 fn watch(client: &Client, lease: u64, timeout: Duration) -> anyhow::Result<()> {
