@@ -435,6 +435,23 @@ fn absent(state: &mut State, lease: &Lease, check: &mut Check, idx: usize) -> Op
     })
 }
 
+/// Dock and drop every active verifier for which `missing` holds (it missed the deadline).
+fn drop_missing(
+    state: &mut State,
+    lease: &Lease,
+    check: &mut Check,
+    missing: impl Fn(&Claim) -> bool,
+) -> Vec<Event> {
+    let mut events = Vec::new();
+    for idx in 1..check.claims.len() {
+        let c = &check.claims.as_slice()[idx];
+        if c.status == ClaimStatus::Active && missing(c) {
+            events.extend(absent(state, lease, check, idx));
+        }
+    }
+    events
+}
+
 /// A check's deadline passed.
 pub(crate) fn check_deadline(state: &mut State, id: LeaseId) -> Result<Vec<Event>, TxError> {
     let lease = lease_for(state, id)?.clone();
@@ -442,12 +459,9 @@ pub(crate) fn check_deadline(state: &mut State, id: LeaseId) -> Result<Vec<Event
     let mut events = Vec::new();
     match check.phase {
         CheckPhase::Sealing => {
-            for idx in 1..check.claims.len() {
-                let c = &check.claims.as_slice()[idx];
-                if c.status == ClaimStatus::Active && c.seal.is_none() {
-                    events.extend(absent(state, &lease, &mut check, idx));
-                }
-            }
+            events.extend(drop_missing(state, &lease, &mut check, |c| {
+                c.seal.is_none()
+            }));
             check.phase = CheckPhase::Revealing;
             check.due = state.height().saturating_add(state.params().reveal_blocks);
             if all_revealed(&check) {
@@ -465,12 +479,9 @@ pub(crate) fn check_deadline(state: &mut State, id: LeaseId) -> Result<Vec<Event
                 events.push(fail_lease(state, id, Some(amount))?);
                 return Ok(events);
             }
-            for idx in 1..check.claims.len() {
-                let c = &check.claims.as_slice()[idx];
-                if c.status == ClaimStatus::Active && c.revealed.is_none() {
-                    events.extend(absent(state, &lease, &mut check, idx));
-                }
-            }
+            events.extend(drop_missing(state, &lease, &mut check, |c| {
+                c.revealed.is_none()
+            }));
             events.extend(resolve(state, id, check)?);
         }
     }
