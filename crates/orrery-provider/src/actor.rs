@@ -1,15 +1,41 @@
-//! The agent's loop: poll the chain, decide ([`crate::decide`]) and act, until stopped.
+//! The agent's duty loop: poll the chain, decide ([`crate::decide`]) and act, until stopped.
+//!
+//! # Threads
+//!
+//! ```text
+//!  mailbox (Stop, Snapshot, Wake) ──▶ duty loop ──── start / cancel ────▶ worker threads
+//!                                     (this file)                         (crate::runs)
+//!                                          ▲                                    │
+//!                                          └──── Report + Wake when one ends ───┘
+//! ```
+//!
+//! The **duty loop** (one thread, [`Worker::run`]) does everything that has a chain deadline:
+//! registration, bonding and heartbeats, `StartLease`, `CommitResult`, `CommitCheck`,
+//! `RevealResult`, dispute moves and `Adjudicate`. It never runs a job. Its slowest step is an
+//! HTTP call to the node (bounded by the client's timeout), so it ticks at least every poll
+//! interval whatever the jobs do: a long job cannot make it miss a 25-block round.
+//!
+//! **Worker threads** ([`crate::runs`]) do everything that may take as long as a job: the
+//! provider's runs ([`Lane::Job`]), verifiers' re-executions ([`Lane::Verify`]) and the referee
+//! input's replay ([`Lane::Referee`]), each lane bounded. A task writes its run to the lease's
+//! folder and reports back through a channel; the loop reads the folder on its next tick (and
+//! is woken for it at once). At most one task works for a lease at a time; a lease whose lane is
+//! full waits, already started, for a free place.
 //!
 //! # One tick
 //!
-//! 1. Read the head (chain id, height, time) and this account's nonce.
-//! 2. Make sure the provider is registered with the configured offer and bonded to the
+//! 1. Collect the reports of tasks that ended (count finished runs, keep replayed states,
+//!    record failures: a failed run is started again on a later tick).
+//! 2. Read the head (chain id, height, time) and this account's nonce.
+//! 3. Make sure the provider is registered with the configured offer and bonded to the
 //!    configured stake (`RegisterProvider`, `UpdateProvider`, `Bond`); this is also the
 //!    heartbeat: a changed offer (hardware, prices, region, endpoint) is re-announced.
-//! 3. For every active lease where this agent is the provider or a drawn verifier, act on
-//!    [`decide`]: fetch the bundle and start, run (resuming a saved snapshot), publish the
-//!    output, commit, check, reveal, move in a dispute, give the referee its input.
-//! 4. Forget the folders of leases that became final.
+//! 4. For every active lease where this agent is the provider or a drawn verifier, act on
+//!    [`decide`]: fetch the bundle and start, hand the run to a worker (resuming a saved
+//!    snapshot), publish the output, commit, check, reveal, move in a dispute, give the
+//!    referee its input (its state replayed by a worker first).
+//! 5. Forget the folders of leases that became final (cancelling any task still working for
+//!    one first).
 //!
 //! # Nonces
 //!
@@ -26,14 +52,16 @@
 //!
 //! # Stopping
 //!
-//! The stop flag is checked between job steps: a running job saves a snapshot and returns; the
-//! loop exits. A restart resumes the job from that snapshot.
+//! The loop checks the stop flag every tick and is woken by the `Stop` message. It then
+//! cancels every task (a run saves a snapshot at the step it reached and returns), joins the
+//! worker threads and exits. A restart resumes each job from its snapshot.
 
 use crate::chain::{Chain, ChainError};
 use crate::config::ProviderConfig;
-use crate::decide::{Action, Head, LeaseInfo, decide, role};
+use crate::decide::{Action, Head, LeaseInfo, Role, decide, role};
 use crate::ingress::Message;
-use crate::runner::{RunEnd, RunJobError, RunSettings, run_job, state_at};
+use crate::runner::{RunEnd, RunJobError, RunSettings};
+use crate::runs::{Done, Lane, LaneLimits, REFEREE_REPLAYS, Report, Runs};
 use crate::store::{LeaseDir, Store};
 use orrery_exec::Bundle;
 use orrery_ledger::entries::LeaseState;
@@ -46,6 +74,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
 
 /// Blocks after which a transaction the chain still waits for is sent again.
 pub const RESEND_AFTER_BLOCKS: u64 = 3;
@@ -53,8 +82,6 @@ pub const RESEND_AFTER_BLOCKS: u64 = 3;
 /// move) before we assume our pending transactions are lost. Equal to [`RESEND_AFTER_BLOCKS`],
 /// so the nonce is reset before anything is re-sent, never after.
 pub const NONCE_STALL_BLOCKS: u64 = RESEND_AFTER_BLOCKS;
-/// Decisions acted on per lease per tick (start → run → commit can chain in one tick).
-pub const MAX_ACTIONS_PER_LEASE: usize = 3;
 /// Key of account-level transactions in the sent table.
 const ACCOUNT_KEY: LeaseId = LeaseId::MAX;
 
@@ -76,6 +103,16 @@ pub enum AgentError {
     /// A job failed.
     #[error(transparent)]
     Job(#[from] RunJobError),
+    /// A worker thread's run or replay failed (it is started again on a later tick).
+    #[error("lease {lease}: {lane} run failed: {reason}")]
+    Run {
+        /// The lease.
+        lease: LeaseId,
+        /// The lane it ran in.
+        lane: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
     /// The bundle for a lease is missing or is not the lease's job.
     #[error("lease {lease}: {reason}")]
     Bundle {
@@ -99,24 +136,28 @@ pub struct AgentSnapshot {
     pub runs_finished: u64,
     /// Leases this agent is acting on, with the state each was last seen in.
     pub leases: BTreeMap<LeaseId, String>,
+    /// Leases a worker thread is working for, with its lane (`job`, `verify`, `referee`).
+    pub running: BTreeMap<LeaseId, String>,
     /// The benchmark score measured at start (MFLOP/s), if run.
     pub benchmark_score: Option<f64>,
     /// The last error, if the last tick failed.
     pub last_error: Option<String>,
 }
 
-/// The agent's state between ticks. Public so tests and simulations can drive it tick by tick
-/// against any [`Chain`].
+/// The duty loop's state between ticks, and its worker threads. Public so tests and
+/// simulations can drive it tick by tick against any [`Chain`] (waiting for its runs with
+/// [`Worker::wait_for_runs`] where they want a deterministic order).
 pub struct Worker<C: Chain> {
     chain: C,
     key: Keypair,
     me: AccountId,
     offer: ProviderOffer,
     stake: Amount,
-    settings: RunSettings,
     act_as_verifier: bool,
     store: Store,
-    runtime: orrery_exec::Runtime,
+    runs: Runs,
+    /// States replayed for the referee, by lease and step (dropped when the lease is final).
+    referee_states: BTreeMap<(LeaseId, u64), Vec<u8>>,
     stop: Arc<AtomicBool>,
     chain_id: Option<ChainId>,
     next_nonce: Option<u64>,
@@ -149,14 +190,22 @@ impl<C: Chain> Worker<C> {
             key,
             offer,
             stake,
-            settings: RunSettings {
-                cheat: config.cheat,
-                threads: config.threads,
-                save_every: config.save_every_steps.max(1),
-            },
             act_as_verifier: config.verifier,
             store: Store::open(&config.data_dir)?,
-            runtime: orrery_exec::Runtime::new()?,
+            runs: Runs::new(
+                orrery_exec::Runtime::new()?,
+                RunSettings {
+                    cheat: config.cheat,
+                    threads: config.threads,
+                    save_every: config.save_every_steps.max(1),
+                },
+                LaneLimits {
+                    job: config.max_job_runs.max(1),
+                    verify: config.max_verify_runs.max(1),
+                    referee: REFEREE_REPLAYS,
+                },
+            ),
+            referee_states: BTreeMap::new(),
             stop,
             chain_id: None,
             next_nonce: None,
@@ -195,16 +244,89 @@ impl<C: Chain> Worker<C> {
         self.stop.load(Ordering::Relaxed)
     }
 
-    /// One pass: read the chain, act on every lease of ours. Per-lease failures are logged
-    /// and do not stop the others; the first is returned.
+    /// Call `wake` whenever a worker thread ends a task (the agent's loop uses it to tick at
+    /// once instead of at its next poll).
+    pub fn set_waker(&mut self, wake: impl Fn() + Send + Sync + 'static) {
+        self.runs.set_waker(Arc::new(wake));
+    }
+
+    /// Leases a worker thread is working for, with the lane.
+    pub fn running(&self) -> BTreeMap<LeaseId, String> {
+        self.runs.in_flight()
+    }
+
+    /// Wait until no worker thread is working (or `timeout` passed), taking in what they
+    /// report as a tick would. Returns whether they are all idle. For tests and simulations
+    /// that want each block to see every run finished.
+    pub fn wait_for_runs(&mut self, timeout: Duration) -> bool {
+        for r in self.runs.wait_idle(timeout) {
+            if let Err(e) = self.take_report(r) {
+                tracing::warn!(error = %e, "run failed");
+                self.snapshot.last_error = Some(e.to_string());
+            }
+        }
+        self.snapshot.running = self.runs.in_flight();
+        self.runs.is_idle()
+    }
+
+    /// Cancel every worker thread's task and join the threads: a run saves a snapshot at the
+    /// step it reached. What the loop does when it stops.
+    pub fn shutdown(&mut self) {
+        for r in self.runs.shutdown() {
+            if let Err(e) = self.take_report(r) {
+                tracing::warn!(error = %e, "run failed while stopping");
+            }
+        }
+        self.snapshot.running.clear();
+    }
+
+    /// Take in one worker report; a failure is returned (the run is started again later).
+    fn take_report(&mut self, report: Report) -> Result<(), AgentError> {
+        let lease = report.lease;
+        match report.result {
+            Ok(Done::Run(RunEnd::Finished(o))) => {
+                self.snapshot.runs_finished += 1;
+                tracing::info!(lease, lane = report.lane.name(), root = %o.claim.checkpoint_root, units = o.units, "run finished");
+            }
+            Ok(Done::Run(RunEnd::Stopped { k })) => {
+                tracing::info!(lease, k, "run stopped; progress saved");
+            }
+            Ok(Done::State { k, state }) => {
+                tracing::info!(lease, k, "state replayed for the referee");
+                self.referee_states.insert((lease, k), state);
+            }
+            Ok(Done::Cancelled) => {}
+            Err(reason) => {
+                return Err(AgentError::Run {
+                    lease,
+                    lane: report.lane.name(),
+                    reason,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// One pass: take in what the worker threads finished, read the chain, act on every lease
+    /// of ours. Never waits for a run. Per-lease failures are logged and do not stop the
+    /// others; the first is returned.
     pub fn tick(&mut self) -> Result<(), AgentError> {
+        let mut first_error = None;
+        for r in self.runs.collect(Duration::ZERO) {
+            if let Err(e) = self.take_report(r) {
+                tracing::warn!(error = %e, "run failed; it starts again on a later tick");
+                first_error.get_or_insert(e);
+            }
+        }
+        if self.stopping() {
+            self.runs.cancel_all();
+        }
         let head = self.chain.head()?;
         self.chain_id = Some(head.chain_id.clone());
         let head = head.head;
         self.sync_nonce(head)?;
         self.ensure_provider(head)?;
         let leases = self.chain.active_leases()?;
-        let mut first_error = None;
         let mut seen = BTreeSet::new();
         let mut mine = BTreeMap::new();
         for lease in leases {
@@ -213,19 +335,20 @@ impl<C: Chain> Worker<C> {
             };
             seen.insert(lease.id);
             mine.insert(lease.id, lease.state.name().to_string());
-            if matches!(r, crate::decide::Role::Verifier(_)) && !self.act_as_verifier {
+            if matches!(r, Role::Verifier(_)) && !self.act_as_verifier {
                 continue;
             }
             if self.stopping() {
                 break;
             }
-            if let Err(e) = self.handle(&lease, head) {
+            if let Err(e) = self.handle(&lease, r, head) {
                 tracing::warn!(lease = lease.id, error = %e, "could not act on lease");
                 first_error.get_or_insert(e);
             }
         }
         self.snapshot.leases = mine;
         self.forget_final(&seen);
+        self.snapshot.running = self.runs.in_flight();
         self.snapshot.ticks += 1;
         match first_error {
             Some(e) => Err(e),
@@ -236,6 +359,12 @@ impl<C: Chain> Worker<C> {
     fn forget_final(&mut self, active: &BTreeSet<LeaseId>) {
         for id in self.store.leases() {
             if active.contains(&id) {
+                continue;
+            }
+            if self.runs.busy(id) {
+                // Not ours any more (final, or we were dropped): stop working for it; the
+                // folder goes once the task has ended.
+                self.runs.cancel(id);
                 continue;
             }
             let is_final = match self.chain.lease(id) {
@@ -249,6 +378,7 @@ impl<C: Chain> Worker<C> {
                 }
                 self.sent.retain(|(l, _, _), _| *l != id);
                 self.uploaded.remove(&id);
+                self.referee_states.retain(|(l, _), _| *l != id);
             }
         }
     }
@@ -400,91 +530,106 @@ impl<C: Chain> Worker<C> {
         }
     }
 
-    /// Act on one lease (up to [`MAX_ACTIONS_PER_LEASE`] decisions).
-    fn handle(&mut self, lease: &LeaseInfo, head: Head) -> Result<(), AgentError> {
+    /// Act on one lease: one decision per tick (a run's end wakes the loop for the next one).
+    /// Never waits for a run: runs and replays go to the worker threads.
+    fn handle(&mut self, lease: &LeaseInfo, role: Role, head: Head) -> Result<(), AgentError> {
         let dir = self.store.lease(lease.id);
         let stage = match &lease.state {
             LeaseState::Disputed(d) => (u64::from(d.round) << 1) | u64::from(d.awaiting_referee),
             _ => 0,
         };
-        for _ in 0..MAX_ACTIONS_PER_LEASE {
-            let outcome = dir.outcome();
-            match decide(&self.me, lease, head, outcome.as_ref()) {
-                Action::Wait => return Ok(()),
-                Action::Forget => return Ok(dir.remove()?),
-                Action::Start => {
-                    self.bundle(lease, &dir)?;
-                    return self.send(TxBody::StartLease { lease: lease.id }, (lease.id, 0), head);
+        let outcome = dir.outcome();
+        match decide(&self.me, lease, head, outcome.as_ref()) {
+            Action::Wait => Ok(()),
+            Action::Forget => {
+                if self.runs.busy(lease.id) {
+                    self.runs.cancel(lease.id);
+                    return Ok(());
                 }
-                Action::Run => {
-                    if self.stopping() {
-                        return Ok(());
-                    }
-                    let bundle = self.bundle(lease, &dir)?;
-                    tracing::info!(lease = lease.id, "running the job");
-                    match run_job(&self.runtime, &bundle, &dir, self.settings, &self.stop)? {
-                        RunEnd::Finished(o) => {
-                            self.snapshot.runs_finished += 1;
-                            tracing::info!(lease = lease.id, root = %o.claim.checkpoint_root, units = o.units, "run finished");
-                        }
-                        RunEnd::Stopped { k } => {
-                            tracing::info!(lease = lease.id, k, "stopped; progress saved");
+                self.referee_states.retain(|(l, _), _| *l != lease.id);
+                Ok(dir.remove()?)
+            }
+            Action::Start => {
+                self.bundle(lease, &dir)?;
+                self.send(TxBody::StartLease { lease: lease.id }, (lease.id, 0), head)
+            }
+            Action::Run => {
+                let lane = match role {
+                    Role::Provider => Lane::Job,
+                    Role::Verifier(_) => Lane::Verify,
+                };
+                if self.stopping() || self.runs.busy(lease.id) || !self.runs.has_room(lane) {
+                    return Ok(());
+                }
+                let bundle = self.bundle(lease, &dir)?;
+                if self.runs.start_run(lease.id, lane, bundle, dir)? {
+                    tracing::info!(lease = lease.id, lane = lane.name(), "running the job");
+                }
+                Ok(())
+            }
+            Action::Send(body) => {
+                // The output is the requester's product: publish it (the provider's, once)
+                // before committing or revealing; a failed upload is retried next tick.
+                if lease.provider == self.me
+                    && matches!(
+                        body,
+                        TxBody::CommitResult { .. } | TxBody::RevealResult { .. }
+                    )
+                {
+                    self.publish_output(lease.id, &dir);
+                }
+                self.send(body, (lease.id, stage), head)
+            }
+            Action::Adjudicate(input) => {
+                let key = (lease.id, "adjudicate", stage);
+                if self.recently_sent(key, head) {
+                    return Ok(());
+                }
+                let Some(outcome) = outcome else {
+                    return Ok(());
+                };
+                let bundle = self.bundle(lease, &dir)?;
+                let state = match input.state {
+                    None => Vec::new(),
+                    Some(k) => match self.referee_states.get(&(lease.id, k)) {
+                        Some(state) => state.clone(),
+                        None => {
+                            // Replayed on the referee lane; sent on the tick after.
+                            if !self.stopping() && self.runs.start_replay(lease.id, bundle, k)? {
+                                tracing::info!(
+                                    lease = lease.id,
+                                    k,
+                                    "replaying the state for the referee"
+                                );
+                            }
                             return Ok(());
                         }
-                    }
-                }
-                Action::Send(body) => {
-                    // The output is the requester's product: publish it (the provider's, once)
-                    // before committing or revealing; a failed upload is retried next tick.
-                    if lease.provider == self.me
-                        && matches!(
-                            body,
-                            TxBody::CommitResult { .. } | TxBody::RevealResult { .. }
-                        )
-                    {
-                        self.publish_output(lease.id, &dir);
-                    }
-                    return self.send(body, (lease.id, stage), head);
-                }
-                Action::Adjudicate(input) => {
-                    let key = (lease.id, "adjudicate", stage);
-                    if self.recently_sent(key, head) {
-                        return Ok(());
-                    }
-                    let Some(outcome) = outcome else {
-                        return Ok(());
-                    };
-                    let bundle = self.bundle(lease, &dir)?;
-                    let state = match input.state {
-                        None => Vec::new(),
-                        Some(k) => state_at(&self.runtime, &bundle, self.settings, k)?,
-                    };
-                    let proof = MerkleTree::new(&outcome.checkpoints)
-                        .proof(input.proof_leaf)
-                        .ok_or_else(|| AgentError::Bundle {
-                            lease: lease.id,
-                            reason: format!("no checkpoint {} to prove", input.proof_leaf),
-                        })?;
-                    let too_big = |what: &str| AgentError::Bundle {
+                    },
+                };
+                let proof = MerkleTree::new(&outcome.checkpoints)
+                    .proof(input.proof_leaf)
+                    .ok_or_else(|| AgentError::Bundle {
                         lease: lease.id,
-                        reason: format!("the {what} is too large for the referee"),
-                    };
-                    let body = TxBody::Adjudicate {
-                        lease: lease.id,
-                        bundle: Blob::new(bundle.bytes().to_vec())
-                            .map_err(|_| too_big("bundle"))?,
-                        state: Blob::new(state).map_err(|_| too_big("state"))?,
-                        proof,
-                    };
-                    return self.send(body, (lease.id, stage), head);
-                }
+                        reason: format!("no checkpoint {} to prove", input.proof_leaf),
+                    })?;
+                let too_big = |what: &str| AgentError::Bundle {
+                    lease: lease.id,
+                    reason: format!("the {what} is too large for the referee"),
+                };
+                let body = TxBody::Adjudicate {
+                    lease: lease.id,
+                    bundle: Blob::new(bundle.bytes().to_vec()).map_err(|_| too_big("bundle"))?,
+                    state: Blob::new(state).map_err(|_| too_big("state"))?,
+                    proof,
+                };
+                self.send(body, (lease.id, stage), head)
             }
         }
-        Ok(())
     }
 
-    /// The loop: tick, then wait for the poll interval or a message; exit on stop.
-    pub fn run(mut self, mailbox: Receiver<Message>, poll: std::time::Duration) {
+    /// The duty loop: tick, then wait for the poll interval or a message (a worker's `Wake`
+    /// cuts the wait short); on stop, cancel and join the worker threads and exit.
+    pub fn run(mut self, mailbox: Receiver<Message>, poll: Duration) {
         if self.snapshot.benchmark_score.is_none() {
             let b = crate::benchmark::run();
             tracing::info!(
@@ -508,11 +653,13 @@ impl<C: Chain> Worker<C> {
             match mailbox.recv_timeout(poll) {
                 Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => break,
                 Ok(Message::Snapshot(reply)) => {
+                    self.snapshot.running = self.runs.in_flight();
                     let _ = reply.try_send(self.snapshot.clone());
                 }
-                Err(RecvTimeoutError::Timeout) => {}
+                Ok(Message::Wake) | Err(RecvTimeoutError::Timeout) => {}
             }
         }
+        self.shutdown();
         tracing::info!(account = %self.me, "provider agent stopped");
     }
 }

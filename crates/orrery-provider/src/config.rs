@@ -13,6 +13,8 @@
 //! poll_interval_ms = 1000
 //! save_every_steps = 10              # persist the running state every this many steps
 //! threads = 2                        # ML threads (speed only, never results)
+//! max_job_runs = 1                   # leases run at once (each on its own worker thread)
+//! max_verify_runs = 1                # other providers' jobs re-executed at once, when drawn
 //!
 //! [prices]                           # listed prices, in ORR
 //! gpu_hour = "2"
@@ -30,6 +32,7 @@
 //! stake, or a stake below [`Params::min_stake`] for the offered hardware, is an error naming
 //! the minimum.
 
+use crate::runs::MAX_RUNS_PER_LANE;
 use orrery_ledger::Params;
 use orrery_types::amount::Amount;
 use orrery_types::codec::Text;
@@ -100,6 +103,15 @@ pub struct ProviderConfig {
     /// Threads for ML jobs (changes speed, never results).
     #[serde(default = "default_threads")]
     pub threads: usize,
+    /// Leases whose jobs run at once, each on its own worker thread (1 to
+    /// [`MAX_RUNS_PER_LANE`]). More leases wait, started, for a free place.
+    #[serde(default = "one")]
+    pub max_job_runs: usize,
+    /// Verifications (re-executions of other providers' jobs) run at once, on worker threads
+    /// apart from the jobs, so a long job does not make a drawn check late (1 to
+    /// [`MAX_RUNS_PER_LANE`]).
+    #[serde(default = "one")]
+    pub max_verify_runs: usize,
 }
 
 fn default_endpoint() -> String {
@@ -115,6 +127,9 @@ fn default_save_every() -> u64 {
     10
 }
 fn default_threads() -> usize {
+    1
+}
+fn one() -> usize {
     1
 }
 
@@ -211,6 +226,16 @@ impl ProviderConfig {
         }
         if self.threads == 0 {
             return Err(ConfigError::Invalid("threads must be at least 1".into()));
+        }
+        for (name, n) in [
+            ("max_job_runs", self.max_job_runs),
+            ("max_verify_runs", self.max_verify_runs),
+        ] {
+            if !(1..=MAX_RUNS_PER_LANE).contains(&n) {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} must be 1 to {MAX_RUNS_PER_LANE}"
+                )));
+            }
         }
         if hardware.cpu_cores == 0 || hardware.ram_gib == 0 {
             return Err(ConfigError::Invalid(

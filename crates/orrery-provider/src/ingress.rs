@@ -1,8 +1,10 @@
 //! The agent's mailbox: how the CLI or the devnet talks to a running agent.
 //!
-//! [`AgentHandle`] is returned by [`crate::Agent::start`]. Stopping is two-step so that it is
-//! prompt even in the middle of a long job: the shared stop flag makes the running job save a
-//! snapshot and return at its next step, and the `Stop` message wakes the loop if it is idle.
+//! [`AgentHandle`] is returned by [`crate::Agent::start`]. Stopping is two-step: the shared stop
+//! flag is seen by the loop at its next tick, and the `Stop` message wakes it at once; the loop
+//! then cancels its worker threads' runs (each saves a snapshot at its next step) and joins
+//! them. Worker threads send `Wake` when they end a task, so the loop acts on a finished run
+//! without waiting for its next poll.
 
 use crate::actor::AgentSnapshot;
 use orrery_types::crypto::AccountId;
@@ -26,6 +28,8 @@ pub enum Message {
     Stop,
     /// Report what the agent is doing.
     Snapshot(SyncSender<AgentSnapshot>),
+    /// A worker thread ended a task: tick now rather than at the next poll.
+    Wake,
 }
 
 /// The sending side of the mailbox plus the stop flag.
@@ -33,6 +37,14 @@ pub enum Message {
 pub struct Mailbox {
     sender: SyncSender<Message>,
     stop: Arc<AtomicBool>,
+}
+
+impl Mailbox {
+    /// Wake the loop (a worker thread ended a task). A full mailbox is drained every poll, so
+    /// a wake that does not fit is not needed.
+    pub fn wake(&self) {
+        let _ = self.sender.try_send(Message::Wake);
+    }
 }
 
 /// Make a mailbox: the loop keeps the receiver and the flag.

@@ -12,7 +12,11 @@
 //! - **It survives restarts.** Runs save snapshots to the data directory ([`store`]) and resume
 //!   from the last one with `Start::Resume`; finished runs are kept until the lease is final,
 //!   so a restarted agent still reveals and argues what it sealed.
-//! - **It stops gracefully**: between two job steps, after saving.
+//! - **A busy agent keeps its deadlines.** Jobs, verifiers' re-executions and referee replays
+//!   run on worker threads ([`runs`]); the duty loop that seals, reveals, argues disputes and
+//!   sends heartbeats never waits for them ([`actor`], "Threads").
+//! - **It stops gracefully**: every run stops between two job steps, after saving; the worker
+//!   threads are joined before the agent's thread exits.
 //!
 //! # Layout
 //!
@@ -22,8 +26,9 @@
 //!   resumably; [`store`] is the data directory.
 //! - [`decide`]: the pure decision function — lease state and role in, action out.
 //! - [`chain`]: the chain as a trait ([`chain::NodeChain`] over `orrery-client`).
-//! - The actor: [`actor`] (the loop, [`actor::Worker`]), [`ingress`] (the handle and mailbox),
-//!   [`Agent::start`] to run it on its own thread.
+//! - The actor: [`actor`] (the duty loop, [`actor::Worker`]), [`runs`] (its worker threads:
+//!   job runs, verifications, referee replays, in bounded lanes), [`ingress`] (the handle and
+//!   mailbox), [`Agent::start`] to run it on its own thread.
 //! - [`status`]: `orrery provider status`.
 
 pub mod actor;
@@ -35,6 +40,7 @@ pub mod hardware;
 pub mod ingress;
 pub mod job;
 pub mod runner;
+pub mod runs;
 pub mod status;
 pub mod store;
 
@@ -72,7 +78,9 @@ impl Agent {
         config.validate(&hardware, params)?;
         let offer = config.offer(hardware)?;
         let (mailbox, receiver, stop) = ingress::mailbox();
-        let worker = Worker::new(&config, offer, chain, stop)?;
+        let mut worker = Worker::new(&config, offer, chain, stop)?;
+        let waker = mailbox.clone();
+        worker.set_waker(move || waker.wake());
         let account = worker.account();
         let poll = config.poll_interval();
         let thread = std::thread::Builder::new()

@@ -157,17 +157,43 @@ pub fn state_at(
     settings: RunSettings,
     k: u64,
 ) -> Result<Vec<u8>, RunJobError> {
+    let never = AtomicBool::new(false);
+    state_until(runtime, bundle, settings, k, &never)?.ok_or(RunJobError::Run(
+        RunError::BadResume {
+            k,
+            reason: "the replay stopped early",
+        },
+    ))
+}
+
+/// [`state_at`], checking `stop` between steps: `Ok(None)` when stopped before step `k`.
+pub fn state_until(
+    runtime: &orrery_exec::Runtime,
+    bundle: &Bundle,
+    settings: RunSettings,
+    k: u64,
+    stop: &AtomicBool,
+) -> Result<Option<Vec<u8>>, RunJobError> {
     let mut job = AsRun::new(load(runtime, bundle, settings.threads)?, settings.cheat);
     let mut found = None;
+    let mut stopped = false;
     run(&mut job, Start::Fresh, |i, state, _| {
         if i == k {
             found = Some(state.to_vec());
             return false;
         }
+        if stop.load(Ordering::Relaxed) {
+            stopped = true;
+            return false;
+        }
         true
     })?;
-    found.ok_or(RunJobError::Run(RunError::BadResume {
-        k,
-        reason: "past the last step",
-    }))
+    match found {
+        Some(state) => Ok(Some(state)),
+        None if stopped => Ok(None),
+        None => Err(RunJobError::Run(RunError::BadResume {
+            k,
+            reason: "past the last step",
+        })),
+    }
 }

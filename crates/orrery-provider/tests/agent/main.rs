@@ -130,6 +130,8 @@ fn config(seed: u64, data: &std::path::Path, cheat: Cheat) -> ProviderConfig {
         poll_interval_ms: 50,
         save_every_steps: 4,
         threads: 1,
+        max_job_runs: 1,
+        max_verify_runs: 1,
     }
 }
 
@@ -157,11 +159,13 @@ fn terms() -> LeaseTerms {
     }
 }
 
-/// Tick every agent and make a block, `n` times.
+/// Tick every agent, let the runs it started finish, and make a block, `n` times: every block
+/// sees each run finished (the chain waits for the agents, so the games are deterministic).
 fn rounds(chain: &LedgerChain, agents: &mut [Worker<LedgerChain>], n: usize) {
     for _ in 0..n {
         for a in agents.iter_mut() {
             a.tick().unwrap();
+            assert!(a.wait_for_runs(std::time::Duration::from_secs(120)));
         }
         chain.block();
     }
@@ -485,29 +489,37 @@ fn a_stopped_agent_resumes_its_lease_after_restart() {
         chain.with(|n| n.state.lease(0).unwrap().state.clone()),
         LeaseState::Running { .. }
     ));
-    // Stop the agent as soon as its run has saved a snapshot.
+    // Stop the agent as soon as its run (on a worker thread) has saved a snapshot.
     let cfg = config(1, data.path(), Cheat::None);
     let dir = Store::open(&cfg.data_dir).unwrap().lease(0);
     let stop = Arc::new(AtomicBool::new(false));
-    let watcher = {
-        let (stop, dir) = (stop.clone(), dir.clone());
-        std::thread::spawn(move || {
-            while dir.progress().is_none() {
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            }
-            stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        })
-    };
     let mut first = Worker::new(&cfg, cfg.offer(hardware()).unwrap(), chain.clone(), stop).unwrap();
     first.tick().unwrap();
-    watcher.join().unwrap();
+    assert_eq!(
+        first.running().get(&0).map(String::as_str),
+        Some("job"),
+        "the run went to the job lane"
+    );
+    while dir.progress().is_none() {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    first.shutdown();
+    assert!(first.running().is_empty(), "worker threads joined");
     let (saved, _, _) = dir.progress().expect("snapshot saved on stop");
     assert!(dir.outcome().is_none(), "the run was interrupted");
     assert!(saved.k < 1_500);
     chain.block();
     // A fresh agent on the same data directory resumes, finishes and commits the right root.
     let mut agents = vec![worker(&chain, 1, data.path(), Cheat::None)];
-    rounds(&chain, &mut agents, 2);
+    for _ in 0..10 {
+        if matches!(
+            chain.with(|n| n.state.lease(0).unwrap().state.clone()),
+            LeaseState::Committed { .. }
+        ) {
+            break;
+        }
+        rounds(&chain, &mut agents, 1);
+    }
     let LeaseState::Committed {
         checkpoint_root, ..
     } = chain.with(|n| n.state.lease(0).unwrap().state.clone())
@@ -604,4 +616,146 @@ fn in_a_dispute_only_a_redundant_referee_input_is_refused() {
             assert!(r.starts_with("WrongLeaseState { lease: 0"), "{r}");
         }
     }
+}
+
+/// The chain keeps making blocks on its own clock (every `every`) until `done` holds or
+/// `blocks` blocks have been made; returns whether `done` held.
+fn blocks_until(
+    chain: &LedgerChain,
+    every: std::time::Duration,
+    blocks: usize,
+    mut done: impl FnMut(&LedgerChain) -> bool,
+) -> bool {
+    for _ in 0..blocks {
+        if done(chain) {
+            return true;
+        }
+        std::thread::sleep(every);
+        chain.block();
+    }
+    done(chain)
+}
+
+/// An honest agent busy with a long job of its own still does its chain duties on time: drawn
+/// as the verifier of a cheater's lease while its own job runs, it re-executes, seals, reveals,
+/// bisects and gives the referee its input within every deadline, wins the dispute and is
+/// neither docked nor slashed. The chain runs on its own clock (a block every 20 ms), as a real
+/// one does; an agent whose loop waited for its job would miss the deadlines and lose.
+#[test]
+fn a_busy_agent_still_answers_a_dispute_in_time() {
+    // Windows of 2 s (100 blocks) instead of the default 25 blocks: time enough for a loop that
+    // polls every 50 ms on a loaded machine, and still far shorter than the busy agent's job.
+    let params = Params {
+        verify_blocks: 100,
+        reveal_blocks: 100,
+        dispute_round_blocks: 100,
+        ..Params::default()
+    };
+    let every = std::time::Duration::from_millis(20);
+    let data = tempfile::tempdir().unwrap();
+    let chain = LedgerChain::new(4, params.clone());
+    let mut busy_config = config(1, data.path(), Cheat::None);
+    busy_config.save_every_steps = 10_000;
+    let busy_dir = Store::open(&busy_config.data_dir).unwrap().lease(0);
+    let busy = Agent::start_with(busy_config, chain.clone(), &params).unwrap();
+    let cheater = Agent::start_with(
+        config(2, data.path(), Cheat::SkipStep),
+        chain.clone(),
+        &params,
+    )
+    .unwrap();
+    let (busy_id, cheater_id) = (busy.account(), cheater.account());
+    assert!(
+        blocks_until(&chain, every, 1_000, |c| {
+            c.with(|n| {
+                [busy_id, cheater_id]
+                    .iter()
+                    .all(|a| n.state.provider(a).is_some_and(|p| !p.stake.is_zero()))
+            })
+        }),
+        "both agents registered and bonded"
+    );
+    let stake_before = chain.with(|n| n.state.provider(&busy_id).unwrap().stake);
+    let balance_before = chain.with(|n| n.state.account(&busy_id).balance);
+
+    // Lease 0: the busy agent's own long job (a million steps).
+    let long = counter_bundle(1_000_000);
+    chain.put_bundle(&long);
+    let height = chain.with(|n| n.state.height());
+    chain.submit_from(
+        &Keypair::from_seed(0),
+        TxBody::OpenLease {
+            provider: busy_id,
+            job: long.hash(),
+            terms: terms(),
+            deadline: height + 50_000,
+            verification: Verification::None,
+        },
+    );
+    assert!(
+        blocks_until(&chain, every, 1_000, |_| busy_dir.progress().is_some()),
+        "the long job is running and has saved a snapshot"
+    );
+
+    // Lease 1: the cheater's job, always checked; the busy agent is the only possible verifier.
+    let short = counter_bundle(20);
+    chain.put_bundle(&short);
+    let height = chain.with(|n| n.state.height());
+    chain.submit_from(
+        &Keypair::from_seed(0),
+        TxBody::OpenLease {
+            provider: cheater_id,
+            job: short.hash(),
+            terms: terms(),
+            deadline: height + 2_000,
+            verification: Verification::Redundant { k: 2 },
+        },
+    );
+    let lease1 = |c: &LedgerChain| c.with(|n| n.state.lease(1).map(|l| l.state.clone()));
+    let finished = blocks_until(&chain, every, 3_000, |c| {
+        lease1(c).is_some_and(|s| !s.is_active())
+    });
+    let end = lease1(&chain);
+    // The busy agent's job was still running the whole time.
+    let still_running = matches!(
+        chain.with(|n| n.state.lease(0).unwrap().state.clone()),
+        LeaseState::Running { .. }
+    ) && busy_dir.outcome().is_none();
+    let busy_record = chain.with(|n| n.state.provider(&busy_id).cloned().unwrap());
+    let balance_after = chain.with(|n| n.state.account(&busy_id).balance);
+    let slashed = chain.slashed();
+    // The duty loop answers while the job runs on its worker thread.
+    let snap = busy.snapshot().expect("the busy agent answers");
+    assert_eq!(
+        snap.running.get(&0).map(String::as_str),
+        Some("job"),
+        "{snap:?}"
+    );
+    let disputes = disputes(&chain);
+    assert!(cheater.stop());
+    assert!(
+        busy.stop(),
+        "the busy agent stops cleanly in the middle of its job"
+    );
+
+    assert!(finished, "lease 1 never finished: {end:?}");
+    assert!(
+        still_running,
+        "the long job finished early: the test proves nothing"
+    );
+    assert_eq!(disputes, vec![DisputeKind::Checkpoints], "{end:?}");
+    assert!(matches!(end, Some(LeaseState::Failed { .. })), "{end:?}");
+    assert_eq!(slashed, vec![cheater_id], "only the cheater is slashed");
+    assert_eq!(
+        busy_record.reputation.timed_out, 0,
+        "the busy agent missed no deadline"
+    );
+    assert_eq!(busy_record.stake, stake_before);
+    assert!(
+        balance_after > balance_before,
+        "the winner gets its share of the slash"
+    );
+    // Stopping saved the long job's progress for a restart.
+    let (saved, _, _) = busy_dir.progress().expect("snapshot kept");
+    assert!(saved.k > 0 && saved.k < 1_000_000, "{saved:?}");
 }
