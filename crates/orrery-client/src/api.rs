@@ -149,6 +149,34 @@ pub struct ProviderView {
     /// Paid to it over its life, after fees.
     #[schema(value_type = String)]
     pub earned: Amount,
+    /// What the node's index saw of it (liveness, slashes, delivery rate); absent from nodes
+    /// older than the explorer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activity: Option<ProviderActivity>,
+}
+
+/// A provider's activity as the node's index recorded it from finalized blocks.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProviderActivity {
+    /// Height of the last transaction it signed (registration, bond, lease moves, checks).
+    pub last_seen: Option<u64>,
+    /// Bonded at least the ledger's minimum stake for its hardware and seen within
+    /// `online_window_blocks` of the head (see `docs/explorer.md`).
+    pub online: bool,
+    /// Times it was slashed.
+    pub slashes: u64,
+    /// Stake taken from it by slashes and missed deadlines.
+    #[schema(value_type = String)]
+    pub slashed: Amount,
+    /// Share of its finished leases it started and finished in time, in basis points
+    /// (`None` before any lease finished). The chain has no heartbeats; this is its measure
+    /// of availability.
+    pub uptime_bps: Option<u32>,
+    /// 0–10000 from its track record: settled and checked results against failed, slashed
+    /// and timed-out ones (`None` without history).
+    pub reputation_bps: Option<u32>,
+    /// Leases it was named provider of.
+    pub leases: u64,
 }
 
 /// A lease.
@@ -334,4 +362,271 @@ pub struct BlobStored {
     pub size: u64,
     /// False if the node already had it.
     pub created: bool,
+}
+
+/// `GET /api/v1/overview`: the network at a glance, from counters the index keeps per block
+/// and a per-block summary of the providers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OverviewView {
+    /// The chain's name.
+    pub chain_id: String,
+    /// Last finalized height.
+    pub height: u64,
+    /// Its block time (ms since the Unix epoch).
+    pub last_block_time_ms: u64,
+    /// Mean time between the last blocks (up to 100), in milliseconds.
+    pub block_interval_ms: Option<f64>,
+    /// Validators in the committee.
+    pub validators: u64,
+    /// Whether the validator is catching up.
+    pub syncing: bool,
+    /// Highest height in this node's index.
+    pub indexed_height: u64,
+    /// Blocks the index holds without their outcome (counters then undercount).
+    pub blocks_without_outcome: u64,
+    /// Providers.
+    pub providers: ProvidersOverview,
+    /// GPUs online by model.
+    pub gpus_online: Vec<GpuModelCount>,
+    /// CPU cores offered by online providers.
+    pub cpu_cores_online: u64,
+    /// Median listed prices of online providers beside a reference cloud price.
+    pub prices: Vec<PriceComparison>,
+    /// The exchange rate the comparison assumes (no market price exists on chain).
+    pub usd_per_orr: f64,
+    /// Jobs (leases).
+    pub jobs: JobCounts,
+    /// Verification: checks, disputes, slashes.
+    pub verification: VerificationCounts,
+    /// The supply now.
+    pub supply: SupplyView,
+}
+
+/// Provider counts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProvidersOverview {
+    /// Registered.
+    pub registered: u64,
+    /// Online (see `ProviderActivity::online`).
+    pub online: u64,
+    /// The liveness window, in blocks.
+    pub online_window_blocks: u64,
+}
+
+/// GPUs of one model.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct GpuModelCount {
+    /// Model as providers report it.
+    pub model: String,
+    /// GPUs.
+    pub gpus: u64,
+    /// Machines.
+    pub providers: u64,
+}
+
+/// One resource's median price beside a reference cloud price.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PriceComparison {
+    /// GPU model, or `CPU core`.
+    pub resource: String,
+    /// `GPU-hour` or `core-hour`.
+    pub unit: String,
+    /// Median listed price among online providers, ORR.
+    #[schema(value_type = String)]
+    pub median: Amount,
+    /// Offers the median is over.
+    pub offers: u64,
+    /// The median in USD at `usd_per_orr`.
+    pub median_usd: f64,
+    /// The catalog entry it was matched with.
+    pub reference: Option<String>,
+    /// The catalog's USD price.
+    pub reference_usd: Option<f64>,
+    /// `(reference − median) / reference`, in percent (negative: dearer than the cloud).
+    pub saving_pct: Option<f64>,
+}
+
+/// Jobs by outcome (cumulative since genesis).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct JobCounts {
+    /// Leases opened.
+    pub opened: u64,
+    /// Opened and not final.
+    pub running: u64,
+    /// Paid out.
+    pub settled: u64,
+    /// Provider shown wrong; requester refunded.
+    pub failed: u64,
+    /// Not started or finished in time.
+    pub timed_out: u64,
+}
+
+/// Verification counters (cumulative since genesis).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct VerificationCounts {
+    /// Results drawn for re-execution by at least one verifier.
+    pub checks: u64,
+    /// Checks where every verifier agreed.
+    pub checks_passed: u64,
+    /// Disputes opened.
+    pub disputes: u64,
+    /// Steps the referee executed.
+    pub referee_rulings: u64,
+    /// Disputes sent to tie-breaking verifiers.
+    pub tiebreaks: u64,
+    /// Slashes.
+    pub slashes: u64,
+    /// Stake slashed in total.
+    #[schema(value_type = String)]
+    pub slashed: Amount,
+}
+
+/// `GET /api/v1/series`: cumulative counters sampled at up to `points` heights, as columns.
+/// Amounts are ORR as floating point, for charts only (exact values are in `/status`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SeriesView {
+    /// Heights sampled.
+    pub heights: Vec<u64>,
+    /// Their block times (ms).
+    pub times_ms: Vec<u64>,
+    /// Total supply (genesis + minted − burned).
+    pub supply: Vec<f64>,
+    /// Minted so far.
+    pub minted: Vec<f64>,
+    /// Burned so far.
+    pub burned: Vec<f64>,
+    /// Jobs settled so far.
+    pub settled: Vec<u64>,
+    /// Jobs failed so far.
+    pub failed: Vec<u64>,
+    /// Checks so far.
+    pub checks: Vec<u64>,
+    /// Disputes so far.
+    pub disputes: Vec<u64>,
+    /// Slashes so far.
+    pub slashes: Vec<u64>,
+}
+
+/// One moment in a lease's life.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TimelineEntry {
+    /// Block height.
+    pub height: u64,
+    /// Block time (ms), when the block is indexed.
+    pub time_ms: Option<u64>,
+    /// The transaction, or `None` for what the chain did at the end of the block (draws,
+    /// deadlines, settlements).
+    #[schema(value_type = Option<String>)]
+    pub tx: Option<Hash>,
+    /// Who signed it.
+    #[schema(value_type = Option<String>)]
+    pub sender: Option<AccountId>,
+    /// Transaction kind (`open_lease`, `dispute_move`, ...) or event name (`check_drawn`).
+    pub kind: String,
+    /// Whether the transaction applied (always true for block events).
+    pub ok: bool,
+    /// The refusal, when it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The transaction body (large byte fields shortened), when a transaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub body: Option<serde_json::Value>,
+    /// The events about this lease.
+    #[schema(value_type = Vec<Object>)]
+    pub events: Vec<serde_json::Value>,
+}
+
+/// One bisection round of a dispute.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BisectionRound {
+    /// Round number as the ledger counts it.
+    pub round: u32,
+    /// The moves made in it.
+    pub moves: Vec<BisectionMove>,
+    /// What the round narrowed the dispute to: first leaf and leaves.
+    pub narrowed_to: Option<(u64, u64)>,
+}
+
+/// One party's move.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BisectionMove {
+    /// Who.
+    #[schema(value_type = String)]
+    pub party: AccountId,
+    /// `provider` or `challenger`.
+    pub role: String,
+    /// Left child hash.
+    #[schema(value_type = String)]
+    pub left: Hash,
+    /// Right child hash.
+    #[schema(value_type = String)]
+    pub right: Hash,
+    /// Height.
+    pub height: u64,
+    /// The transaction.
+    #[schema(value_type = String)]
+    pub tx: Hash,
+}
+
+/// Tokens that moved because of a lease.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TransferView {
+    /// `escrow_locked`, `provider_paid`, `verifiers_paid`, `fee`, `fee_burned`, `refunded`,
+    /// `slashed`, `slash_reward`, `slash_burned`, `docked`.
+    pub kind: String,
+    /// Account, or `escrow`, `stake` for pools.
+    pub from: String,
+    /// Account, or `escrow`, `burn`, `verifiers`, `validators`.
+    pub to: String,
+    /// How much.
+    #[schema(value_type = String)]
+    pub amount: Amount,
+    /// Height.
+    pub height: u64,
+    /// The transaction that caused it, if not the end of the block.
+    #[schema(value_type = Option<String>)]
+    pub tx: Option<Hash>,
+}
+
+/// `GET /api/v1/leases/{id}/evidence`: a lease's whole story from the index.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LeaseEvidence {
+    /// The lease as the ledger holds it now.
+    pub lease: LeaseView,
+    /// Everything that happened to it, oldest first.
+    pub timeline: Vec<TimelineEntry>,
+    /// Dispute rounds, if it was disputed.
+    pub rounds: Vec<BisectionRound>,
+    /// The referee's ruling or the tie-break draw (the ledger's event JSON).
+    #[schema(value_type = Option<Object>)]
+    pub verdict: Option<serde_json::Value>,
+    /// Token movements.
+    pub transfers: Vec<TransferView>,
+    /// Verifiers drawn to check it.
+    #[schema(value_type = Vec<String>)]
+    pub verifiers: Vec<AccountId>,
+    /// False if some of its blocks were indexed without their outcome, or the timeline was
+    /// cut at the entry limit.
+    pub complete: bool,
+}
+
+/// `GET /api/v1/search`: what an id or hash names.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SearchResult {
+    /// The query, trimmed.
+    pub query: String,
+    /// What it names (a number can name a block and a lease).
+    pub matches: Vec<SearchMatch>,
+}
+
+/// One thing a search found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SearchMatch {
+    /// `block`, `tx`, `lease`, `provider` or `account`.
+    pub kind: String,
+    /// Its id as the API spells it (height, hash, lease number, account id).
+    pub id: String,
+    /// The explorer route that shows it (`#/blocks/12`).
+    pub route: String,
 }

@@ -79,6 +79,8 @@ pub struct Shared {
     pub rate: RateLimiter,
     /// Slots for requests in flight.
     pub slots: Arc<Semaphore>,
+    /// The explorer's per-height cache.
+    pub explorer: crate::explorer::Cache,
 }
 
 /// Handler state.
@@ -96,8 +98,14 @@ pub type AppState = Arc<Shared>;
         status,
         account,
         account_txs,
-        providers,
-        provider,
+        crate::explorer::providers,
+        crate::explorer::provider,
+        crate::explorer::provider_leases,
+        crate::explorer::params,
+        crate::explorer::overview,
+        crate::explorer::series,
+        crate::explorer::evidence,
+        crate::explorer::search,
         leases,
         lease,
         lease_txs,
@@ -128,8 +136,8 @@ pub fn router(state: AppState) -> Router {
         .route("/status", get(status))
         .route("/accounts/{id}", get(account))
         .route("/accounts/{id}/txs", get(account_txs))
-        .route("/providers", get(providers))
-        .route("/providers/{id}", get(provider))
+        .route("/providers", get(crate::explorer::providers))
+        .route("/providers/{id}", get(crate::explorer::provider))
         .route("/leases", get(leases))
         .route("/leases/{id}", get(lease))
         .route("/leases/{id}/txs", get(lease_txs))
@@ -144,9 +152,11 @@ pub fn router(state: AppState) -> Router {
                 .put(put_blob)
                 .layer(DefaultBodyLimit::disable()),
         )
+        .merge(crate::explorer::api_routes())
         .layer(DefaultBodyLimit::max(limits.max_body_bytes));
     let bounded = Router::new()
         .nest("/api/v1", api)
+        .merge(crate::explorer::assets::routes())
         .route("/openapi.json", get(openapi_json))
         .route("/metrics", get(metrics))
         .fallback(not_found)
@@ -270,17 +280,17 @@ async fn metrics(State(s): State<AppState>) -> Response {
 
 // ---- helpers ----
 
-fn parse_hash(s: &str) -> Result<Hash, ApiError> {
+pub(crate) fn parse_hash(s: &str) -> Result<Hash, ApiError> {
     s.parse()
         .map_err(|e| ApiError::bad_request("bad_hash", format!("{e}")))
 }
 
-fn parse_account(s: &str) -> Result<AccountId, ApiError> {
+pub(crate) fn parse_account(s: &str) -> Result<AccountId, ApiError> {
     s.parse()
         .map_err(|e| ApiError::bad_request("bad_account", format!("{e}")))
 }
 
-fn parse_u64(what: &str, s: &str) -> Result<u64, ApiError> {
+pub(crate) fn parse_u64(what: &str, s: &str) -> Result<u64, ApiError> {
     s.parse().map_err(|_| {
         ApiError::bad_request(
             "bad_number",
@@ -289,14 +299,14 @@ fn parse_u64(what: &str, s: &str) -> Result<u64, ApiError> {
     })
 }
 
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(t)| t)
         .map_err(|e| ApiError::bad_request("bad_query", e.body_text()))
 }
 
 /// Read the last finalized state on the blocking pool (the chain may hold its lock while it
 /// applies a block; the request timeout must still be able to fire).
-async fn read<R: Send + 'static>(
+pub(crate) async fn read<R: Send + 'static>(
     s: &Shared,
     f: impl FnOnce(&LedgerState) -> R + Send + 'static,
 ) -> Result<R, ApiError> {
@@ -313,7 +323,7 @@ fn index_error(e: IndexError) -> ApiError {
 }
 
 /// Run blocking index work off the async threads.
-async fn with_index<R: Send + 'static>(
+pub(crate) async fn with_index<R: Send + 'static>(
     s: &Shared,
     f: impl FnOnce(&Index) -> Result<R, IndexError> + Send + 'static,
 ) -> Result<R, ApiError> {
@@ -327,15 +337,15 @@ async fn with_index<R: Send + 'static>(
 /// `?limit=&cursor=`.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-struct PageParams {
+pub(crate) struct PageParams {
     /// Page size (default 50, at most 500).
-    limit: Option<u32>,
+    pub(crate) limit: Option<u32>,
     /// The previous page's `next_cursor`.
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 impl PageParams {
-    fn limit(&self) -> usize {
+    pub(crate) fn limit(&self) -> usize {
         self.limit
             .unwrap_or(DEFAULT_PAGE_LIMIT)
             .clamp(1, MAX_PAGE_LIMIT) as usize
@@ -527,26 +537,28 @@ async fn get_tx(
 #[utoipa::path(get, path = "/api/v1/status", responses((status = 200, body = StatusResponse)))]
 async fn status(State(s): State<AppState>) -> Result<Json<StatusResponse>, ApiError> {
     let indexed_height = with_index(&s, |i| i.indexed_height()).await?;
-    let supply = read(&s, |st| {
-        let (g, t) = (st.globals(), st.totals());
-        SupplyView {
-            genesis: g.genesis_supply,
-            minted: g.minted,
-            burned: g.burned,
-            balances: t.balances,
-            stakes: t.stakes,
-            unbonding: t.unbonding,
-            escrow: t.escrow,
-            invariant_holds: st.check_supply().is_ok(),
-        }
-    })
-    .await?;
+    let supply = read(&s, supply_view).await?;
     Ok(Json(StatusResponse {
         chain: s.backend.status(),
         indexed_height,
         version: env!("CARGO_PKG_VERSION").to_string(),
         supply,
     }))
+}
+
+/// Where every token sits, from the last finalized state.
+pub(crate) fn supply_view(st: &LedgerState) -> SupplyView {
+    let (g, t) = (st.globals(), st.totals());
+    SupplyView {
+        genesis: g.genesis_supply,
+        minted: g.minted,
+        burned: g.burned,
+        balances: t.balances,
+        stakes: t.stakes,
+        unbonding: t.unbonding,
+        escrow: t.escrow,
+        invariant_holds: st.check_supply().is_ok(),
+    }
 }
 
 /// An account's balance and next nonce (zero for an account never seen).
@@ -604,7 +616,7 @@ async fn account_txs(
 
 // ---- providers ----
 
-fn provider_view(id: AccountId, p: &Provider) -> ProviderView {
+pub(crate) fn provider_view(id: AccountId, p: &Provider) -> ProviderView {
     let r = p.reputation;
     ProviderView {
         id,
@@ -620,56 +632,8 @@ fn provider_view(id: AccountId, p: &Provider) -> ProviderView {
             timed_out: r.timed_out,
         },
         earned: p.earned,
+        activity: None,
     }
-}
-
-/// Registered providers in account id order.
-#[utoipa::path(get, path = "/api/v1/providers", params(PageParams), responses((status = 200, body = Page<ProviderView>)))]
-async fn providers(
-    State(s): State<AppState>,
-    q: Result<Query<PageParams>, QueryRejection>,
-) -> Result<Json<Page<ProviderView>>, ApiError> {
-    let p = query(q)?;
-    let after = p.cursor.as_deref().map(parse_account).transpose()?;
-    let limit = p.limit();
-    let (items, more) = read(&s, move |st| {
-        use std::ops::Bound;
-        let lo = match after {
-            Some(a) => Bound::Excluded(a),
-            None => Bound::Unbounded,
-        };
-        let mut it = st.providers().range((lo, Bound::Unbounded));
-        let items: Vec<ProviderView> = it
-            .by_ref()
-            .take(limit)
-            .map(|(id, p)| provider_view(*id, p))
-            .collect();
-        (items, it.next().is_some())
-    })
-    .await?;
-    let next_cursor = more
-        .then(|| items.last().map(|p| p.id.to_string()))
-        .flatten();
-    Ok(Json(Page { items, next_cursor }))
-}
-
-/// One provider.
-#[utoipa::path(get, path = "/api/v1/providers/{id}", params(("id" = String, Path)),
-    responses((status = 200, body = ProviderView), (status = 404, body = ErrorBody)))]
-async fn provider(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<ProviderView>, ApiError> {
-    let id = parse_account(&id)?;
-    read(&s, move |st| st.provider(&id).map(|p| provider_view(id, p)))
-        .await?
-        .map(Json)
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "provider_not_found",
-                format!("{id} is not a registered provider"),
-            )
-        })
 }
 
 // ---- leases ----
@@ -704,13 +668,15 @@ struct LeaseParams {
     /// Only leases in this state (`awaiting_start`, `running`, `committed`, `settled`,
     /// `timed_out`), or `active`.
     state: Option<String>,
+    /// `asc` (default: oldest first) or `desc` (newest first).
+    order: Option<String>,
     /// Page size (default 50, at most 500).
     limit: Option<u32>,
     /// The previous page's `next_cursor`.
     cursor: Option<String>,
 }
 
-/// Leases in id order, filtered.
+/// Leases in id order (or newest first with `order=desc`), filtered.
 #[utoipa::path(get, path = "/api/v1/leases", params(LeaseParams), responses((status = 200, body = Page<LeaseView>)))]
 async fn leases(
     State(s): State<AppState>,
@@ -730,12 +696,29 @@ async fn leases(
         cursor: None,
     }
     .limit();
+    let desc = match p.order.as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(o) => {
+            return Err(ApiError::bad_request(
+                "bad_query",
+                format!("order must be asc or desc, got {o:?}"),
+            ));
+        }
+    };
     let (items, next) = read(&s, move |st| {
-        let start = after.map_or(0, |a| a.saturating_add(1));
+        let range: Box<dyn Iterator<Item = (&u64, &Lease)>> = if desc {
+            Box::new(st.leases().range(..after.unwrap_or(u64::MAX)).rev())
+        } else {
+            Box::new(
+                st.leases()
+                    .range(after.map_or(0, |a| a.saturating_add(1))..),
+            )
+        };
         let mut items = Vec::new();
         let mut last_scanned = None;
         let mut exhausted = true;
-        for (scanned, (id, l)) in st.leases().range(start..).enumerate() {
+        for (scanned, (id, l)) in range.enumerate() {
             if items.len() == limit || scanned == MAX_LEASE_SCAN {
                 exhausted = false;
                 break;

@@ -28,6 +28,7 @@ pub mod chain;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod explorer;
 pub mod index;
 pub mod limits;
 pub mod metrics;

@@ -150,6 +150,7 @@ pub async fn serve<B: Backend>(config: NodeConfig, backend: B) -> Result<Running
         metrics: metrics.clone(),
         rate: RateLimiter::new(l.rate_per_ip_per_sec, l.burst_per_ip, l.max_tracked_ips),
         slots: Arc::new(Semaphore::new(l.max_concurrent_requests)),
+        explorer: crate::explorer::Cache::default(),
         config: config.clone(),
     });
 

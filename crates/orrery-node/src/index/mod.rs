@@ -119,6 +119,17 @@ impl Index {
             w.open_table(TXS).map_err(|e| index.err(e))?;
             w.open_table(ACCOUNT_TXS).map_err(|e| index.err(e))?;
             w.open_table(LEASE_TXS).map_err(|e| index.err(e))?;
+            w.open_table(stats::CHAIN_STATS).map_err(|e| index.err(e))?;
+            w.open_table(stats::SERIES).map_err(|e| index.err(e))?;
+            w.open_table(stats::BLOCK_TIMES).map_err(|e| index.err(e))?;
+            w.open_table(stats::BLOCK_HASHES)
+                .map_err(|e| index.err(e))?;
+            w.open_table(stats::LEASE_META).map_err(|e| index.err(e))?;
+            w.open_table(stats::PROVIDER_LEASES)
+                .map_err(|e| index.err(e))?;
+            w.open_table(stats::LEASE_EVENTS)
+                .map_err(|e| index.err(e))?;
+            w.open_table(stats::ACTIVITY).map_err(|e| index.err(e))?;
         }
         w.commit().map_err(|e| index.err(e))?;
         Ok(index)
@@ -241,6 +252,15 @@ impl Index {
                 .map_err(|e| self.err(e))?
                 .insert(block.height, json.as_slice())
                 .map_err(|e| self.err(e))?;
+            stats::record_block(
+                &w,
+                block.height,
+                block.time_ms,
+                block_hash.as_bytes().as_slice(),
+                block.txs.as_slice(),
+                receipts.zip(outcome.map(|(_, ev)| ev)),
+            )
+            .map_err(|e| self.err(e))?;
             w.open_table(META)
                 .map_err(|e| self.err(e))?
                 .insert(INDEXED_HEIGHT, block.height)
@@ -428,6 +448,173 @@ fn collect_refs(
             }
         }
         _ => {}
+    }
+}
+
+pub mod stats;
+pub use stats::{Activity, ChainStats, LeaseMeta, MAX_SERIES_POINTS};
+
+/// A sampled point of the counters: (height, block time, counters at that height).
+pub type SeriesPoint = (u64, u64, ChainStats);
+
+impl Index {
+    fn json_or_default<T: serde::de::DeserializeOwned + Default>(
+        &self,
+        v: Option<redb::AccessGuard<'_, &[u8]>>,
+    ) -> Result<T, IndexError> {
+        match v {
+            None => Ok(T::default()),
+            Some(v) => serde_json::from_slice(v.value()).map_err(|e| self.corrupt(e)),
+        }
+    }
+
+    /// The cumulative counters at the indexed height.
+    pub fn chain_stats(&self) -> Result<ChainStats, IndexError> {
+        let r = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = r.open_table(stats::CHAIN_STATS).map_err(|e| self.err(e))?;
+        self.json_or_default(t.get(stats::STATS_KEY).map_err(|e| self.err(e))?)
+    }
+
+    /// The time of an indexed block.
+    pub fn block_time(&self, height: u64) -> Result<Option<u64>, IndexError> {
+        let r = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = r.open_table(stats::BLOCK_TIMES).map_err(|e| self.err(e))?;
+        Ok(t.get(height).map_err(|e| self.err(e))?.map(|v| v.value()))
+    }
+
+    /// The height of the block with this hash.
+    pub fn block_height_by_hash(&self, hash: &Hash) -> Result<Option<u64>, IndexError> {
+        let r = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = r.open_table(stats::BLOCK_HASHES).map_err(|e| self.err(e))?;
+        Ok(t.get(hash.as_bytes().as_slice())
+            .map_err(|e| self.err(e))?
+            .map(|v| v.value()))
+    }
+
+    /// The counters sampled at up to `points` heights spread evenly from 1 to the indexed
+    /// height (each the counters as of that height).
+    pub fn series(&self, points: usize) -> Result<Vec<SeriesPoint>, IndexError> {
+        let top = self.indexed_height()?;
+        let points = points.clamp(1, MAX_SERIES_POINTS) as u64;
+        if top == 0 {
+            return Ok(Vec::new());
+        }
+        let n = points.min(top);
+        let r = self.db.begin_read().map_err(|e| self.err(e))?;
+        let series = r.open_table(stats::SERIES).map_err(|e| self.err(e))?;
+        let times = r.open_table(stats::BLOCK_TIMES).map_err(|e| self.err(e))?;
+        let mut out = Vec::with_capacity(n as usize);
+        for i in 0..n {
+            let h = if n == 1 {
+                top
+            } else {
+                1 + ((i as u128 * (top - 1) as u128) / (n - 1) as u128) as u64
+            };
+            let stats = match series.range(0..=h).map_err(|e| self.err(e))?.next_back() {
+                Some(item) => {
+                    let (_, v) = item.map_err(|e| self.err(e))?;
+                    serde_json::from_slice(v.value()).map_err(|e| self.corrupt(e))?
+                }
+                None => ChainStats::default(),
+            };
+            let time = times
+                .get(h)
+                .map_err(|e| self.err(e))?
+                .map_or(0, |v| v.value());
+            out.push((h, time, stats));
+        }
+        Ok(out)
+    }
+
+    /// Who a lease is between, as seen when it opened.
+    pub fn lease_meta(&self, lease: u64) -> Result<Option<LeaseMeta>, IndexError> {
+        let r = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = r.open_table(stats::LEASE_META).map_err(|e| self.err(e))?;
+        match t.get(lease).map_err(|e| self.err(e))? {
+            None => Ok(None),
+            Some(v) => serde_json::from_slice(v.value())
+                .map(Some)
+                .map_err(|e| self.corrupt(e)),
+        }
+    }
+
+    /// A provider's lease ids, newest first: up to `limit` below `before`, and where to
+    /// continue.
+    pub fn provider_leases(
+        &self,
+        provider: &AccountId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<u64>, Option<u64>), IndexError> {
+        let lo = [provider.0.as_slice(), &[0u8; 8]].concat();
+        let hi = match before {
+            Some(b) => [provider.0.as_slice(), &b.to_be_bytes()].concat(),
+            None => [provider.0.as_slice(), &[0xffu8; 8]].concat(),
+        };
+        let r = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = r
+            .open_table(stats::PROVIDER_LEASES)
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        let mut next = None;
+        for item in t
+            .range::<&[u8]>(lo.as_slice()..hi.as_slice())
+            .map_err(|e| self.err(e))?
+            .rev()
+        {
+            let (k, _) = item.map_err(|e| self.err(e))?;
+            if out.len() == limit {
+                next = out.last().copied();
+                break;
+            }
+            let mut id = [0u8; 8];
+            id.copy_from_slice(&k.value()[20..28]);
+            out.push(u64::from_be_bytes(id));
+        }
+        Ok((out, next))
+    }
+
+    /// The end-of-block events about a lease, oldest first (at most `limit`), each with its
+    /// height.
+    pub fn lease_events(
+        &self,
+        lease: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, serde_json::Value)>, IndexError> {
+        let lo = [lease.to_be_bytes().as_slice(), &[0u8; 12]].concat();
+        let hi = [lease.to_be_bytes().as_slice(), &[0xffu8; 12]].concat();
+        let r = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = r.open_table(stats::LEASE_EVENTS).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for item in t
+            .range::<&[u8]>(lo.as_slice()..=hi.as_slice())
+            .map_err(|e| self.err(e))?
+            .take(limit)
+        {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            let mut h = [0u8; 8];
+            h.copy_from_slice(&k.value()[8..16]);
+            let json = serde_json::from_slice(v.value()).map_err(|e| self.corrupt(e))?;
+            out.push((u64::from_be_bytes(h), json));
+        }
+        Ok(out)
+    }
+
+    /// What the index saw an account do (default if nothing).
+    pub fn activity(&self, account: &AccountId) -> Result<Activity, IndexError> {
+        let r = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = r.open_table(stats::ACTIVITY).map_err(|e| self.err(e))?;
+        self.json_or_default(t.get(account.0.as_slice()).map_err(|e| self.err(e))?)
+    }
+
+    /// Many accounts' activity in one read transaction.
+    pub fn activities(&self, accounts: &[AccountId]) -> Result<Vec<Activity>, IndexError> {
+        let r = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = r.open_table(stats::ACTIVITY).map_err(|e| self.err(e))?;
+        accounts
+            .iter()
+            .map(|a| self.json_or_default(t.get(a.0.as_slice()).map_err(|e| self.err(e))?))
+            .collect()
     }
 }
 

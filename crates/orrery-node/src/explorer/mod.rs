@@ -1,0 +1,1003 @@
+//! The web explorer every node serves: the static pages (HTML, CSS, ES modules and the
+//! vendored uPlot charting library, all embedded in the binary — see [`assets`]) and the API
+//! endpoints written for them (also useful to agents):
+//!
+//! - `GET /api/v1/params` — the ledger's parameters;
+//! - `GET /api/v1/overview` — the network at a glance;
+//! - `GET /api/v1/series` — cumulative counters over time, at most [`MAX_SERIES_POINTS`];
+//! - `GET /api/v1/providers?sort=&order=&q=` — providers sorted, searched and paged;
+//! - `GET /api/v1/providers/{id}/leases` — a provider's leases, newest first;
+//! - `GET /api/v1/leases/{id}/evidence` — a lease's timeline, dispute rounds, verdict and
+//!   transfers;
+//! - `GET /api/v1/search?q=` — what an id or hash names.
+//!
+//! # Cost per request
+//! Nothing here scans every lease or block. Job, check, dispute, slash and supply counters
+//! and the series are kept by the index as blocks are indexed ([`crate::index::stats`]); a
+//! lease's evidence reads only that lease's index entries (bounded by
+//! [`MAX_EVIDENCE_ENTRIES`]); a provider's leases come from a provider → lease index. The
+//! provider-wide figures (online, GPUs by model, median prices) are computed once per
+//! finalized height, on the first request that needs them, and cached ([`Cache`]).
+//!
+//! # Online
+//! A provider is *online* when its bonded stake reaches the ledger's minimum for its
+//! hardware and it signed a transaction within [`ONLINE_WINDOW_BLOCKS`] of the head. The chain
+//! has no heartbeat transaction yet; registration, bonding and every lease move count.
+
+pub mod assets;
+pub mod catalog;
+
+use crate::api::{
+    AppState, PageParams, lease_view, parse_account, parse_u64, provider_view, query, read,
+    supply_view, with_index,
+};
+use crate::error::ApiError;
+use crate::index::{Activity, MAX_SERIES_POINTS, TxList, stats::orr_f64};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::{Json, Router, routing::get};
+use orrery_client::api::{
+    BisectionMove, BisectionRound, ErrorBody, GpuModelCount, JobCounts, LeaseEvidence, LeaseView,
+    OverviewView, Page, PriceComparison, ProviderActivity, ProviderView, ProvidersOverview,
+    SearchMatch, SearchResult, SeriesView, TimelineEntry, TransferView, TxRecord,
+    VerificationCounts,
+};
+use orrery_ledger::Params;
+use orrery_ledger::entries::Provider;
+use orrery_types::amount::Amount;
+use orrery_types::crypto::AccountId;
+use orrery_types::hash::Hash;
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+/// Blocks within which a provider must have signed a transaction to count as online: about
+/// ten minutes at the devnet's 200 ms blocks. Long enough that a provider idle between jobs
+/// stays online, short enough that a machine switched off drops out the same hour.
+pub const ONLINE_WINDOW_BLOCKS: u64 = 3_000;
+
+/// Most timeline entries (transactions plus end-of-block events) one evidence answer holds.
+/// A lease's life is a few dozen entries (a dispute adds two per bisection round, about 2 ×
+/// 64 at most); the bound only stops a pathological lease from making a huge answer.
+pub const MAX_EVIDENCE_ENTRIES: usize = 1_000;
+
+/// Blocks over which the overview averages the block interval.
+const INTERVAL_BLOCKS: u64 = 100;
+
+/// Provider-wide figures, computed once per finalized height.
+#[derive(Debug, Default)]
+pub struct Cache {
+    providers: Mutex<Option<(u64, Arc<ProviderSummary>)>>,
+}
+
+#[derive(Debug, Default)]
+struct ProviderSummary {
+    registered: u64,
+    online: u64,
+    gpus: Vec<GpuModelCount>,
+    cpu_cores_online: u64,
+    prices: Vec<PriceComparison>,
+}
+
+/// The explorer's API routes, nested under `/api/v1` by [`crate::api::router`].
+pub fn api_routes() -> Router<AppState> {
+    Router::new()
+        .route("/params", get(params))
+        .route("/overview", get(overview))
+        .route("/series", get(series))
+        .route("/providers/{id}/leases", get(provider_leases))
+        .route("/leases/{id}/evidence", get(evidence))
+        .route("/search", get(search))
+}
+
+/// The ledger's parameters (fees, deadlines, stakes, sampling rates).
+#[utoipa::path(get, path = "/api/v1/params", responses((status = 200, body = Object, description = "the ledger's Params as JSON")))]
+pub(crate) async fn params(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let p = read(&s, |st| st.params().clone()).await?;
+    serde_json::to_value(&p)
+        .map(Json)
+        .map_err(|e| ApiError::internal(format!("params: {e}")))
+}
+
+fn median(mut v: Vec<Amount>) -> Option<Amount> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort();
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        Amount((v[n / 2 - 1].0 + v[n / 2].0) / 2)
+    })
+}
+
+fn is_online(p: &Provider, a: &Activity, head: u64, params: &Params) -> bool {
+    let staked = params
+        .min_stake(&p.offer.hardware)
+        .is_some_and(|min| p.stake >= min);
+    staked
+        && a.last_seen
+            .is_some_and(|h| head.saturating_sub(h) <= ONLINE_WINDOW_BLOCKS)
+}
+
+fn comparison(
+    resource: String,
+    unit: &str,
+    prices: Vec<Amount>,
+    reference: Option<&catalog::ReferencePrice>,
+) -> Option<PriceComparison> {
+    let offers = prices.len() as u64;
+    let median = median(prices)?;
+    let median_usd = orr_f64(median) * catalog::REFERENCE_USD_PER_ORR;
+    let saving_pct = reference
+        .filter(|r| r.usd_per_hour > 0.0)
+        .map(|r| ((r.usd_per_hour - median_usd) / r.usd_per_hour * 1000.0).round() / 10.0);
+    Some(PriceComparison {
+        resource,
+        unit: unit.to_string(),
+        median,
+        offers,
+        median_usd,
+        reference: reference.map(|r| r.name.to_string()),
+        reference_usd: reference.map(|r| r.usd_per_hour),
+        saving_pct,
+    })
+}
+
+async fn provider_summary(s: &AppState, height: u64) -> Result<Arc<ProviderSummary>, ApiError> {
+    if let Ok(guard) = s.explorer.providers.lock()
+        && let Some((h, summary)) = guard.as_ref()
+        && *h == height
+    {
+        return Ok(summary.clone());
+    }
+    let (head, params, providers) = read(s, |st| {
+        let providers: Vec<(AccountId, Provider)> = st
+            .providers()
+            .iter()
+            .map(|(id, p)| (*id, p.clone()))
+            .collect();
+        (st.height(), st.params().clone(), providers)
+    })
+    .await?;
+    let ids: Vec<AccountId> = providers.iter().map(|(id, _)| *id).collect();
+    let activity = with_index(s, move |i| i.activities(&ids)).await?;
+    let mut summary = ProviderSummary {
+        registered: providers.len() as u64,
+        ..ProviderSummary::default()
+    };
+    let mut gpus: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut gpu_prices: BTreeMap<String, Vec<Amount>> = BTreeMap::new();
+    let mut cpu_prices = Vec::new();
+    for ((_, p), a) in providers.iter().zip(&activity) {
+        if !is_online(p, a, head, &params) {
+            continue;
+        }
+        summary.online += 1;
+        summary.cpu_cores_online += p.offer.hardware.cpu_cores as u64;
+        if let Some(g) = &p.offer.hardware.gpu
+            && g.count > 0
+        {
+            let model = g.model.as_str().to_string();
+            let e = gpus.entry(model.clone()).or_default();
+            e.0 += g.count as u64;
+            e.1 += 1;
+            gpu_prices
+                .entry(model)
+                .or_default()
+                .push(p.offer.prices.gpu_hour);
+        } else if !p.offer.prices.cpu_core_hour.is_zero() {
+            cpu_prices.push(p.offer.prices.cpu_core_hour);
+        }
+    }
+    summary.gpus = gpus
+        .into_iter()
+        .map(|(model, (gpus, providers))| GpuModelCount {
+            model,
+            gpus,
+            providers,
+        })
+        .collect();
+    for (model, prices) in gpu_prices {
+        let reference = catalog::gpu_reference(&model);
+        summary
+            .prices
+            .extend(comparison(model, "GPU-hour", prices, reference));
+    }
+    summary.prices.extend(comparison(
+        "CPU core".to_string(),
+        "core-hour",
+        cpu_prices,
+        Some(&catalog::CPU_REFERENCE_PRICE),
+    ));
+    let summary = Arc::new(summary);
+    if let Ok(mut guard) = s.explorer.providers.lock() {
+        *guard = Some((height, summary.clone()));
+    }
+    Ok(summary)
+}
+
+/// The network at a glance.
+#[utoipa::path(get, path = "/api/v1/overview", responses((status = 200, body = OverviewView)))]
+pub(crate) async fn overview(State(s): State<AppState>) -> Result<Json<OverviewView>, ApiError> {
+    let chain = s.backend.status();
+    let (stats, indexed, interval) = with_index(&s, |i| {
+        let top = i.indexed_height()?;
+        let k = INTERVAL_BLOCKS.min(top.saturating_sub(1));
+        let interval = match (i.block_time(top)?, i.block_time(top - k.min(top))?) {
+            (Some(t1), Some(t0)) if k > 0 => Some(t1.saturating_sub(t0) as f64 / k as f64),
+            _ => None,
+        };
+        Ok((i.chain_stats()?, top, interval))
+    })
+    .await?;
+    let supply = read(&s, supply_view).await?;
+    let providers = provider_summary(&s, chain.height).await?;
+    let final_jobs = stats.settled + stats.failed + stats.timed_out;
+    Ok(Json(OverviewView {
+        chain_id: chain.chain_id,
+        height: chain.height,
+        last_block_time_ms: chain.last_block_time_ms,
+        block_interval_ms: interval,
+        validators: chain.validators,
+        syncing: chain.syncing,
+        indexed_height: indexed,
+        blocks_without_outcome: stats.blocks_without_outcome,
+        providers: ProvidersOverview {
+            registered: providers.registered,
+            online: providers.online,
+            online_window_blocks: ONLINE_WINDOW_BLOCKS,
+        },
+        gpus_online: providers.gpus.clone(),
+        cpu_cores_online: providers.cpu_cores_online,
+        prices: providers.prices.clone(),
+        usd_per_orr: catalog::REFERENCE_USD_PER_ORR,
+        jobs: JobCounts {
+            opened: stats.opened,
+            running: stats.opened.saturating_sub(final_jobs),
+            settled: stats.settled,
+            failed: stats.failed,
+            timed_out: stats.timed_out,
+        },
+        verification: VerificationCounts {
+            checks: stats.checks,
+            checks_passed: stats.checks_passed,
+            disputes: stats.disputes,
+            referee_rulings: stats.referee_rulings,
+            tiebreaks: stats.tiebreaks,
+            slashes: stats.slashes,
+            slashed: stats.slashed,
+        },
+        supply,
+    }))
+}
+
+/// `?points=`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct SeriesParams {
+    /// Heights to sample (default 200, at most 500).
+    points: Option<u32>,
+}
+
+/// Cumulative counters over time, sampled at evenly spaced heights.
+#[utoipa::path(get, path = "/api/v1/series", params(SeriesParams), responses((status = 200, body = SeriesView)))]
+pub(crate) async fn series(
+    State(s): State<AppState>,
+    q: Result<Query<SeriesParams>, QueryRejection>,
+) -> Result<Json<SeriesView>, ApiError> {
+    let points = query(q)?
+        .points
+        .unwrap_or(200)
+        .clamp(1, MAX_SERIES_POINTS as u32) as usize;
+    let genesis = read(&s, |st| st.globals().genesis_supply).await?;
+    let samples = with_index(&s, move |i| i.series(points)).await?;
+    let mut v = SeriesView::default();
+    for (h, t, c) in samples {
+        v.heights.push(h);
+        v.times_ms.push(t);
+        let supply = genesis
+            .checked_add(c.minted)
+            .and_then(|x| x.checked_sub(c.burned))
+            .unwrap_or(genesis);
+        v.supply.push(orr_f64(supply));
+        v.minted.push(orr_f64(c.minted));
+        v.burned.push(orr_f64(c.burned));
+        v.settled.push(c.settled);
+        v.failed.push(c.failed);
+        v.checks.push(c.checks);
+        v.disputes.push(c.disputes);
+        v.slashes.push(c.slashes);
+    }
+    Ok(Json(v))
+}
+
+// ---- providers ----
+
+/// `GET /providers` parameters.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ProviderParams {
+    /// `id` (default), `price` (GPU-hour, then core-hour), `stake`, `reputation`, `uptime`,
+    /// `score` (same as `reputation`: no benchmark is published on chain).
+    sort: Option<String>,
+    /// `asc` (default for `id` and `price`) or `desc` (default for the others).
+    order: Option<String>,
+    /// Case-insensitive: an id prefix, a region, or part of a GPU model.
+    q: Option<String>,
+    /// Page size (default 50, at most 500).
+    limit: Option<u32>,
+    /// The previous page's `next_cursor`.
+    cursor: Option<String>,
+}
+
+/// Most providers one sorted or searched list request examines. Sorting needs them all; this
+/// bounds the work (a network beyond it gets the first this many by id, and says so in logs).
+pub const MAX_PROVIDER_SCAN: usize = 200_000;
+
+fn reputation_bps(p: &Provider) -> Option<u32> {
+    let r = p.reputation;
+    let good = r.settled + r.checked;
+    let bad = 5 * (r.failed + r.slashed) + 2 * r.timed_out;
+    (good + bad > 0).then(|| (good * 10_000 / (good + bad)) as u32)
+}
+
+fn uptime_bps(p: &Provider) -> Option<u32> {
+    let r = p.reputation;
+    let finished = r.settled + r.failed + r.timed_out;
+    (finished > 0).then(|| ((r.settled + r.failed) * 10_000 / finished) as u32)
+}
+
+fn activity_view(p: &Provider, a: &Activity, head: u64, params: &Params) -> ProviderActivity {
+    ProviderActivity {
+        last_seen: a.last_seen,
+        online: is_online(p, a, head, params),
+        slashes: a.slashes,
+        slashed: a.slashed,
+        uptime_bps: uptime_bps(p),
+        reputation_bps: reputation_bps(p),
+        leases: a.leases,
+    }
+}
+
+fn matches_query(id: &AccountId, p: &Provider, q: &str) -> bool {
+    let id = id.to_string();
+    id.starts_with(q)
+        || id.trim_start_matches("orr").starts_with(q)
+        || p.offer.region.as_str().to_ascii_lowercase().contains(q)
+        || p.offer
+            .hardware
+            .gpu
+            .as_ref()
+            .is_some_and(|g| g.model.as_str().to_ascii_lowercase().contains(q))
+        || (q == "cpu" && p.offer.hardware.gpu.is_none())
+}
+
+/// Registered providers: in id order by default (cursor: the last id), or sorted and searched
+/// (cursor: an offset), each with its activity.
+#[utoipa::path(get, path = "/api/v1/providers", params(ProviderParams), responses((status = 200, body = Page<ProviderView>), (status = 400, body = ErrorBody)))]
+pub(crate) async fn providers(
+    State(s): State<AppState>,
+    q: Result<Query<ProviderParams>, QueryRejection>,
+) -> Result<Json<Page<ProviderView>>, ApiError> {
+    let p = query(q)?;
+    let limit = PageParams {
+        limit: p.limit,
+        cursor: None,
+    }
+    .limit();
+    let sort = p.sort.as_deref().unwrap_or("id").to_string();
+    let desc = match p.order.as_deref() {
+        None => !matches!(sort.as_str(), "id" | "price"),
+        Some("asc") => false,
+        Some("desc") => true,
+        Some(o) => {
+            return Err(ApiError::bad_request(
+                "bad_query",
+                format!("order must be asc or desc, got {o:?}"),
+            ));
+        }
+    };
+    if !matches!(
+        sort.as_str(),
+        "id" | "price" | "stake" | "reputation" | "score" | "uptime"
+    ) {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            format!("sort must be id, price, stake, reputation, score or uptime, got {sort:?}"),
+        ));
+    }
+    let needle =
+        p.q.as_deref()
+            .map(|q| q.trim().to_ascii_lowercase())
+            .filter(|q| !q.is_empty());
+    let plain = sort == "id" && !desc && needle.is_none();
+    // Plain id order pages by the last id (as before the explorer); any other order by offset.
+    let after = match (&p.cursor, plain) {
+        (Some(c), true) => Some(parse_account(c)?),
+        _ => None,
+    };
+    let offset = match (&p.cursor, plain) {
+        (Some(c), false) => parse_u64("cursor", c)? as usize,
+        _ => 0,
+    };
+    let (head, params, rows, more) = read(&s, move |st| {
+        use std::ops::Bound;
+        let lo = match after {
+            Some(a) => Bound::Excluded(a),
+            None => Bound::Unbounded,
+        };
+        let mut rows: Vec<(AccountId, Provider)> = st
+            .providers()
+            .range((lo, Bound::Unbounded))
+            .take(MAX_PROVIDER_SCAN)
+            .filter(|(id, p)| needle.as_deref().is_none_or(|q| matches_query(id, p, q)))
+            .map(|(id, p)| (*id, p.clone()))
+            .take(if plain { limit + 1 } else { usize::MAX })
+            .collect();
+        let key = |p: &Provider| -> (u128, u128) {
+            match sort.as_str() {
+                "price" => (p.offer.prices.gpu_hour.0, p.offer.prices.cpu_core_hour.0),
+                "stake" => (p.stake.0, 0),
+                "uptime" => (uptime_bps(p).map_or(0, |v| v as u128 + 1), 0),
+                "reputation" | "score" => (reputation_bps(p).map_or(0, |v| v as u128 + 1), 0),
+                _ => (0, 0),
+            }
+        };
+        if !plain {
+            // Stable: ties stay in id order.
+            rows.sort_by(|a, b| {
+                let o = key(&a.1).cmp(&key(&b.1));
+                if desc { o.reverse() } else { o }
+            });
+        }
+        let total = rows.len();
+        let rows: Vec<(AccountId, Provider)> = if plain {
+            rows.into_iter().take(limit).collect()
+        } else {
+            rows.into_iter().skip(offset).take(limit).collect()
+        };
+        let more = if plain {
+            total > limit
+        } else {
+            offset + rows.len() < total
+        };
+        (st.height(), st.params().clone(), rows, more)
+    })
+    .await?;
+    let ids: Vec<AccountId> = rows.iter().map(|(id, _)| *id).collect();
+    let activity = with_index(&s, move |i| i.activities(&ids)).await?;
+    let items: Vec<ProviderView> = rows
+        .iter()
+        .zip(&activity)
+        .map(|((id, p), a)| ProviderView {
+            activity: Some(activity_view(p, a, head, &params)),
+            ..provider_view(*id, p)
+        })
+        .collect();
+    let next_cursor = more
+        .then(|| {
+            if plain {
+                items.last().map(|p| p.id.to_string())
+            } else {
+                Some((offset + items.len()).to_string())
+            }
+        })
+        .flatten();
+    Ok(Json(Page { items, next_cursor }))
+}
+
+/// One provider, with its activity.
+#[utoipa::path(get, path = "/api/v1/providers/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = ProviderView), (status = 404, body = ErrorBody)))]
+pub(crate) async fn provider(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ProviderView>, ApiError> {
+    let id = parse_account(&id)?;
+    let found = read(&s, move |st| {
+        st.provider(&id)
+            .map(|p| (p.clone(), st.height(), st.params().clone()))
+    })
+    .await?;
+    let Some((p, head, params)) = found else {
+        return Err(ApiError::not_found(
+            "provider_not_found",
+            format!("{id} is not a registered provider"),
+        ));
+    };
+    let a = with_index(&s, move |i| i.activity(&id)).await?;
+    Ok(Json(ProviderView {
+        activity: Some(activity_view(&p, &a, head, &params)),
+        ..provider_view(id, &p)
+    }))
+}
+
+/// A provider's leases, newest first.
+#[utoipa::path(get, path = "/api/v1/providers/{id}/leases", params(("id" = String, Path), PageParams),
+    responses((status = 200, body = Page<LeaseView>), (status = 400, body = ErrorBody)))]
+pub(crate) async fn provider_leases(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    q: Result<Query<PageParams>, QueryRejection>,
+) -> Result<Json<Page<LeaseView>>, ApiError> {
+    let id = parse_account(&id)?;
+    let p = query(q)?;
+    let before = p
+        .cursor
+        .as_deref()
+        .map(|c| parse_u64("cursor", c))
+        .transpose()?;
+    let limit = p.limit();
+    let (ids, next) = with_index(&s, move |i| i.provider_leases(&id, before, limit)).await?;
+    let items = read(&s, move |st| {
+        ids.iter()
+            .filter_map(|l| st.lease(*l).map(lease_view))
+            .collect()
+    })
+    .await?;
+    Ok(Json(Page {
+        items,
+        next_cursor: next.map(|n| n.to_string()),
+    }))
+}
+
+// ---- evidence ----
+
+/// Replace long byte arrays and strings in a body by a short description (an adjudication
+/// carries a whole job bundle).
+fn shorten(v: &Value) -> Value {
+    match v {
+        Value::Array(items) if items.len() > 64 && items.iter().all(Value::is_number) => {
+            Value::String(format!("<{} bytes>", items.len()))
+        }
+        Value::Array(items) => Value::Array(items.iter().map(shorten).collect()),
+        Value::String(s) if s.len() > 256 => {
+            Value::String(format!("{}… <{} characters>", &s[..64], s.len()))
+        }
+        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), shorten(v))).collect()),
+        other => other.clone(),
+    }
+}
+
+fn is_about(e: &Value, lease: u64) -> bool {
+    e.get("lease").and_then(Value::as_u64) == Some(lease)
+}
+
+fn amount_of(e: &Value, field: &str) -> Option<Amount> {
+    e.get(field)
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+        .filter(|a: &Amount| !a.is_zero())
+}
+
+fn str_of(e: &Value, field: &str) -> String {
+    e.get(field)
+        .and_then(Value::as_str)
+        .unwrap_or("?")
+        .to_string()
+}
+
+/// The token movements an event reports.
+fn transfers_of(
+    e: &Value,
+    lease: &LeaseView,
+    height: u64,
+    tx: Option<Hash>,
+    out: &mut Vec<TransferView>,
+) {
+    let requester = lease.requester.to_string();
+    let provider = lease.provider.to_string();
+    let mut push = |kind: &str, from: String, to: String, amount: Option<Amount>| {
+        if let Some(amount) = amount {
+            out.push(TransferView {
+                kind: kind.to_string(),
+                from,
+                to,
+                amount,
+                height,
+                tx,
+            });
+        }
+    };
+    match e.get("event").and_then(Value::as_str) {
+        Some("lease_opened") => push(
+            "escrow_locked",
+            requester.clone(),
+            "escrow".into(),
+            amount_of(e, "escrow"),
+        ),
+        Some("lease_settled") => {
+            push(
+                "provider_paid",
+                "escrow".into(),
+                provider.clone(),
+                amount_of(e, "provider_paid"),
+            );
+            push(
+                "verifiers_paid",
+                "escrow".into(),
+                "verifiers".into(),
+                amount_of(e, "verifiers_paid"),
+            );
+            let fee = amount_of(e, "fee");
+            let burned = amount_of(e, "burned");
+            let to_validators = fee.and_then(|f| f.checked_sub(burned.unwrap_or(Amount::ZERO)));
+            push("fee_burned", "escrow".into(), "burn".into(), burned);
+            push(
+                "fee",
+                "escrow".into(),
+                "validators".into(),
+                to_validators.filter(|a| !a.is_zero()),
+            );
+            push(
+                "refunded",
+                "escrow".into(),
+                requester.clone(),
+                amount_of(e, "refunded"),
+            );
+        }
+        Some("lease_failed") => push(
+            "refunded",
+            "escrow".into(),
+            requester.clone(),
+            amount_of(e, "refunded"),
+        ),
+        Some("lease_timed_out") => {
+            push(
+                "refunded",
+                "escrow".into(),
+                requester.clone(),
+                amount_of(e, "refunded"),
+            );
+            push(
+                "docked",
+                format!("stake of {provider}"),
+                "burn".into(),
+                amount_of(e, "docked"),
+            );
+        }
+        Some("check_absent") => push(
+            "docked",
+            format!("stake of {}", str_of(e, "party")),
+            "burn".into(),
+            amount_of(e, "docked"),
+        ),
+        Some("slashed") => {
+            let party = str_of(e, "party");
+            push(
+                "slash_reward",
+                format!("stake of {party}"),
+                "winners".into(),
+                amount_of(e, "rewarded"),
+            );
+            push(
+                "slash_burned",
+                format!("stake of {party}"),
+                "burn".into(),
+                amount_of(e, "burned"),
+            );
+        }
+        _ => {}
+    }
+}
+
+/// A lease's whole story: every transaction that acted on it and every end-of-block event
+/// about it, in order, with the dispute's rounds, the verdict and the token movements.
+#[utoipa::path(get, path = "/api/v1/leases/{id}/evidence", params(("id" = u64, Path)),
+    responses((status = 200, body = LeaseEvidence), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn evidence(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<LeaseEvidence>, ApiError> {
+    let id = parse_u64("lease id", &id)?;
+    let lease = read(&s, move |st| st.lease(id).map(lease_view))
+        .await?
+        .ok_or_else(|| ApiError::not_found("lease_not_found", format!("no lease {id}")))?;
+    let (txs, events, times, cut) = with_index(&s, move |i| {
+        let (mut txs, more) = i.txs(TxList::Lease(id), None, MAX_EVIDENCE_ENTRIES)?;
+        txs.reverse();
+        let events = i.lease_events(id, MAX_EVIDENCE_ENTRIES)?;
+        let heights: BTreeSet<u64> = txs
+            .iter()
+            .map(|t| t.height)
+            .chain(events.iter().map(|(h, _)| *h))
+            .collect();
+        let mut times = BTreeMap::new();
+        for h in heights {
+            if let Some(t) = i.block_time(h)? {
+                times.insert(h, t);
+            }
+        }
+        let cut = more.is_some() || events.len() == MAX_EVIDENCE_ENTRIES;
+        Ok((txs, events, times, cut))
+    })
+    .await?;
+    Ok(Json(build_evidence(lease, &txs, &events, &times, cut)))
+}
+
+fn build_evidence(
+    lease: LeaseView,
+    txs: &[TxRecord],
+    events: &[(u64, Value)],
+    times: &BTreeMap<u64, u64>,
+    cut: bool,
+) -> LeaseEvidence {
+    let id = lease.id;
+    let mut timeline: Vec<(u64, u8, TimelineEntry)> = Vec::new();
+    let mut transfers = Vec::new();
+    let mut rounds: BTreeMap<u32, BisectionRound> = BTreeMap::new();
+    let mut verdict = None;
+    let mut verifiers = Vec::new();
+    let mut complete = !cut;
+    let mut note = |e: &Value, height: u64, tx: Option<Hash>, transfers: &mut Vec<TransferView>| {
+        transfers_of(e, &lease, height, tx, transfers);
+        match e.get("event").and_then(Value::as_str) {
+            Some("referee_ruled") | Some("tiebreak_drawn") => verdict = Some(e.clone()),
+            Some("check_drawn") => {
+                verifiers = e
+                    .get("verifiers")
+                    .and_then(Value::as_array)
+                    .map(|v| {
+                        v.iter()
+                            .filter_map(|a| a.as_str().and_then(|s| s.parse().ok()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+            }
+            _ => {}
+        }
+    };
+    for t in txs {
+        let Some(r) = &t.receipt else {
+            complete = false;
+            timeline.push((
+                t.height,
+                0,
+                TimelineEntry {
+                    height: t.height,
+                    time_ms: times.get(&t.height).copied(),
+                    tx: Some(t.tx.hash),
+                    sender: Some(t.tx.sender),
+                    kind: t
+                        .tx
+                        .body
+                        .get("type")
+                        .and_then(Value::as_str)
+                        .unwrap_or("transaction")
+                        .to_string(),
+                    ok: true,
+                    message: Some("outcome unknown to this node".into()),
+                    body: Some(shorten(&t.tx.body)),
+                    events: Vec::new(),
+                },
+            ));
+            continue;
+        };
+        let mine: Vec<Value> = r
+            .events
+            .iter()
+            .filter(|e| is_about(e, id))
+            .cloned()
+            .collect();
+        for e in &mine {
+            note(e, t.height, Some(t.tx.hash), &mut transfers);
+        }
+        if r.ok && r.kind == "dispute_move" {
+            let moved = mine
+                .iter()
+                .find(|e| e.get("event").and_then(Value::as_str) == Some("dispute_moved"));
+            let round = moved
+                .and_then(|e| e.get("round"))
+                .and_then(Value::as_u64)
+                .unwrap_or(0) as u32;
+            let hash = |f: &str| {
+                t.tx.body
+                    .get(f)
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(Hash::ZERO)
+            };
+            let entry = rounds.entry(round).or_insert(BisectionRound {
+                round,
+                moves: Vec::new(),
+                narrowed_to: None,
+            });
+            entry.moves.push(BisectionMove {
+                party: t.tx.sender,
+                role: if t.tx.sender == lease.provider {
+                    "provider".into()
+                } else {
+                    "challenger".into()
+                },
+                left: hash("left"),
+                right: hash("right"),
+                height: t.height,
+                tx: t.tx.hash,
+            });
+            if let Some(n) = mine
+                .iter()
+                .find(|e| e.get("event").and_then(Value::as_str) == Some("dispute_narrowed"))
+            {
+                let f = |k: &str| n.get(k).and_then(Value::as_u64).unwrap_or(0);
+                entry.narrowed_to = Some((f("start"), f("size")));
+            }
+        }
+        timeline.push((
+            t.height,
+            0,
+            TimelineEntry {
+                height: t.height,
+                time_ms: times.get(&t.height).copied(),
+                tx: Some(t.tx.hash),
+                sender: Some(t.tx.sender),
+                kind: r.kind.clone(),
+                ok: r.ok,
+                message: r.message.clone(),
+                body: Some(shorten(&t.tx.body)),
+                events: mine,
+            },
+        ));
+    }
+    for (height, e) in events {
+        note(e, *height, None, &mut transfers);
+        timeline.push((
+            *height,
+            1,
+            TimelineEntry {
+                height: *height,
+                time_ms: times.get(height).copied(),
+                tx: None,
+                sender: None,
+                kind: e
+                    .get("event")
+                    .and_then(Value::as_str)
+                    .unwrap_or("event")
+                    .to_string(),
+                ok: true,
+                message: None,
+                body: None,
+                events: vec![e.clone()],
+            },
+        ));
+    }
+    // Transactions of a block before its end-of-block events; the sort is stable.
+    timeline.sort_by_key(|(h, order, _)| (*h, *order));
+    LeaseEvidence {
+        lease,
+        timeline: timeline.into_iter().map(|(_, _, e)| e).collect(),
+        rounds: rounds.into_values().collect(),
+        verdict,
+        transfers,
+        verifiers,
+        complete,
+    }
+}
+
+// ---- search ----
+
+/// `?q=`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct SearchParams {
+    /// A block height, block hash, transaction hash, lease id or account id.
+    q: Option<String>,
+}
+
+/// Longest query looked at (an account id is 43 characters, a hash 64, with a `0x`).
+const MAX_SEARCH_LEN: usize = 128;
+
+/// What an id or hash names: a number is a block height and/or a lease id; 64 hex characters
+/// a transaction or block hash; `orr` + 40 hex an account (a provider if registered).
+#[utoipa::path(get, path = "/api/v1/search", params(SearchParams),
+    responses((status = 200, body = SearchResult), (status = 400, body = ErrorBody, description = "bad_query: not an id or hash of any kind"), (status = 404, body = ErrorBody, description = "not_found: well formed, names nothing")))]
+pub(crate) async fn search(
+    State(s): State<AppState>,
+    q: Result<Query<SearchParams>, QueryRejection>,
+) -> Result<Json<SearchResult>, ApiError> {
+    let raw = query(q)?.q.unwrap_or_default();
+    let q = raw.trim().trim_start_matches('#').trim().to_string();
+    if q.is_empty() {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            "type a block height, a block or transaction hash, a lease id or an account id",
+        ));
+    }
+    if q.len() > MAX_SEARCH_LEN {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            format!("a query is at most {MAX_SEARCH_LEN} characters"),
+        ));
+    }
+    let mut matches = Vec::new();
+    let lower = q.to_ascii_lowercase();
+    let hexpart = lower.strip_prefix("0x").unwrap_or(&lower);
+    if let Ok(n) = q.parse::<u64>() {
+        let top = with_index(&s, |i| i.indexed_height()).await?;
+        if n >= 1 && n <= top {
+            matches.push(SearchMatch {
+                kind: "block".into(),
+                id: n.to_string(),
+                route: format!("#/blocks/{n}"),
+            });
+        }
+        if read(&s, move |st| st.lease(n).is_some()).await? {
+            matches.push(SearchMatch {
+                kind: "lease".into(),
+                id: n.to_string(),
+                route: format!("#/leases/{n}"),
+            });
+        }
+        if matches.is_empty() {
+            return Err(ApiError::not_found(
+                "not_found",
+                format!("no block at height {n} (the chain is at {top}) and no lease {n}"),
+            ));
+        }
+    } else if lower.starts_with("orr") {
+        let id = parse_account(&lower).map_err(|_| {
+            ApiError::bad_request(
+                "bad_query",
+                format!("{q:?} looks like an account id but is not one: an account id is orr followed by 40 hex characters"),
+            )
+        })?;
+        let provider = read(&s, move |st| st.provider(&id).is_some()).await?;
+        matches.push(SearchMatch {
+            kind: if provider { "provider" } else { "account" }.into(),
+            id: id.to_string(),
+            route: if provider {
+                format!("#/providers/{id}")
+            } else {
+                format!("#/accounts/{id}")
+            },
+        });
+    } else if hexpart.chars().all(|c| c.is_ascii_hexdigit()) {
+        if hexpart.len() != 64 {
+            return Err(ApiError::bad_request(
+                "bad_hash",
+                format!(
+                    "{q:?} is not a hash: a block or transaction hash is 64 hex characters, this has {}",
+                    hexpart.len()
+                ),
+            ));
+        }
+        let hash: Hash = crate::api::parse_hash(hexpart)?;
+        let (tx, block) = with_index(&s, move |i| {
+            Ok((i.tx(&hash)?.is_some(), i.block_height_by_hash(&hash)?))
+        })
+        .await?;
+        if tx {
+            matches.push(SearchMatch {
+                kind: "tx".into(),
+                id: hash.to_string(),
+                route: format!("#/txs/{hash}"),
+            });
+        }
+        if let Some(h) = block {
+            matches.push(SearchMatch {
+                kind: "block".into(),
+                id: h.to_string(),
+                route: format!("#/blocks/{h}"),
+            });
+        }
+        if matches.is_empty() {
+            return Err(ApiError::not_found(
+                "not_found",
+                format!("no transaction or block this node has indexed has hash {hash}"),
+            ));
+        }
+    } else {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            format!(
+                "{q:?} is not an id: type a block height or lease number, a 64-character hex hash, or an account id (orr + 40 hex)"
+            ),
+        ));
+    }
+    Ok(Json(SearchResult { query: q, matches }))
+}
+
+#[cfg(test)]
+mod tests;
