@@ -18,8 +18,8 @@
 //! ```
 //!
 //! `submit` packs and uploads the bundle, ranks the offers (an impossible requirement or a price
-//! below every offer is refused, naming which), opens the lease with the best offer's prices, and
-//! prints the lease id. `watch` follows it to the end; `result` downloads the output and shows
+//! below every offer is refused, naming which; so is a bundle over the node's blob limit, naming
+//! the limit), opens the lease with the best offer's prices, and prints the lease id. `watch` follows it to the end; `result` downloads the output and shows
 //! the evidence (every transaction of the lease with its receipt).
 
 use crate::cmd::wallet::{KeyArg, NodeArg, load_key, submit_and_wait};
@@ -209,12 +209,9 @@ fn submit(file: &Path, key: &Path, node: &str, watch_after: bool) -> anyhow::Res
         )
         .map_err(|e| anyhow::anyhow!("no provider can run this job: {e}"))?;
     let best = &routing.ranked[0];
-    let stored = client.put_blob(bundle.bytes()).map_err(|e| {
-        anyhow::anyhow!(
-            "the node refused the bundle ({} bytes): {e}",
-            bundle.bytes().len()
-        )
-    })?;
+    let stored = client
+        .put_blob(bundle.bytes())
+        .map_err(|e| upload_error(bundle.bytes().len(), &e))?;
     let lease = open_lease(
         &client,
         &key,
@@ -238,6 +235,33 @@ fn submit(file: &Path, key: &Path, node: &str, watch_after: bool) -> anyhow::Res
         watch(&client, lease, Duration::from_secs(600))?;
     }
     Ok(())
+}
+
+/// What to tell the user when the node refuses the bundle: for a bundle over the node's blob
+/// limit (413 `blob_too_large`), its size and the limit, and what to do about it.
+fn upload_error(size: usize, e: &orrery_client::Error) -> anyhow::Error {
+    match e {
+        orrery_client::Error::Api {
+            status,
+            code,
+            message,
+            ..
+        } if *status == 413 || code == "blob_too_large" => {
+            // The node's message names its limit ("a blob is at most N bytes on this node").
+            let limit = message
+                .split_whitespace()
+                .find_map(|w| w.parse::<u64>().ok())
+                .map_or_else(
+                    || format!("over its limit ({message})"),
+                    |n| format!("over its limit of {n} bytes"),
+                );
+            anyhow::anyhow!(
+                "the job bundle is too large for this node: {size} bytes, {limit}. Make the \
+                 bundle's inputs smaller, or use a node whose [blobs] max_blob_bytes is higher."
+            )
+        }
+        _ => anyhow::anyhow!("the node refused the bundle ({size} bytes): {e}"),
+    }
 }
 
 /// Open a lease (deadline `deadline_blocks` after the current height), wait until it is final
