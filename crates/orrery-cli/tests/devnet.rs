@@ -149,3 +149,64 @@ fn the_devnet_settles_real_jobs_slashes_the_cheater_and_serves_requesters() {
     bad("[requirements]\nmax_cost = \"0.000001\"\n", "cheapest");
     drop(devnet);
 }
+
+/// Bad input that needs no network is refused before any is used (the node address is
+/// unreachable on purpose), each error naming the problem: an unknown key in the job file
+/// itself (not only in the request), and a provider config without a stake (naming the
+/// minimum for the offered hardware).
+#[test]
+fn bad_job_files_and_provider_configs_are_refused_naming_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let nowhere = "http://127.0.0.1:9";
+    let pi = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../workloads/wasm/pi/pi.wat"
+    );
+    std::fs::copy(pi, dir.path().join("pi.wat")).unwrap();
+    std::fs::write(
+        dir.path().join("job.toml"),
+        "module = \"pi.wat\"\nruntime = \"wasm\"\nsteps = 4\nstesp = 5\n[wasm]\nentry = \"stepper\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("request.toml"), "bundle = \"job.toml\"\n").unwrap();
+    let key = dir.path().join("requester.key");
+    std::fs::write(&key, format!("{}\n", "11".repeat(32))).unwrap();
+    let out = orrery()
+        .args(["job", "submit"])
+        .arg(dir.path().join("request.toml"))
+        .arg("--key")
+        .arg(&key)
+        .args(["--node", nowhere])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("unknown field") && err.contains("stesp"),
+        "{err}"
+    );
+
+    let config = dir.path().join("provider.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "node = \"{nowhere}\"\nkey_seed = 5\ndata_dir = \"{}\"\nregion = \"eu-west\"\n\
+             [prices]\ngpu_hour = \"0\"\ncpu_core_hour = \"0.05\"\nram_gib_hour = \"0\"\n\
+             mega_unit = \"0.001\"\n[hardware]\ncpu_cores = 2\nram_gib = 4\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let out = orrery()
+        .args(["provider", "run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    // 100 ORR base + 10 per core offered.
+    assert!(
+        err.contains("no stake configured") && err.contains("at least 120 ORR"),
+        "{err}"
+    );
+}
