@@ -92,6 +92,22 @@ fn missing_or_low_stake_names_the_minimum() {
 }
 
 #[test]
+fn worker_lanes_default_to_one_run_each_and_are_bounded() {
+    let c = ProviderConfig::from_toml(GOOD).unwrap();
+    assert_eq!((c.max_job_runs, c.max_verify_runs), (1, 1));
+    for (field, value) in [("max_job_runs", 0), ("max_verify_runs", 65)] {
+        let c = ProviderConfig::from_toml(&format!("{field} = {value}\n{GOOD}")).unwrap();
+        let err = c.validate(&hw(), &Params::default()).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Invalid(_)) && err.to_string().contains(field),
+            "{err}"
+        );
+    }
+    let c = ProviderConfig::from_toml(&format!("max_job_runs = 4\n{GOOD}")).unwrap();
+    c.validate(&hw(), &Params::default()).unwrap();
+}
+
+#[test]
 fn exactly_one_key_source() {
     let both = GOOD.replace("key_seed = 3", "key_seed = 3\nkey_file = \"k\"");
     let c = ProviderConfig::from_toml(&both).unwrap();
