@@ -292,7 +292,6 @@ impl<C: Chain> Worker<C> {
                 tracing::info!(lease, k, "run stopped; progress saved");
             }
             Ok(Done::State { k, state }) => {
-                tracing::info!(lease, k, "state replayed for the referee");
                 self.referee_states.insert((lease, k), state);
             }
             Ok(Done::Cancelled) => {}
@@ -595,7 +594,9 @@ impl<C: Chain> Worker<C> {
                         Some(state) => state.clone(),
                         None => {
                             // Replayed on the referee lane; sent on the tick after.
-                            if !self.stopping() && self.runs.start_replay(lease.id, bundle, k)? {
+                            if !self.stopping()
+                                && self.runs.start_replay(lease.id, bundle, dir, k)?
+                            {
                                 tracing::info!(
                                     lease = lease.id,
                                     k,

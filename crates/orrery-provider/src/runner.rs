@@ -8,7 +8,7 @@
 
 use crate::config::Cheat;
 use crate::job::{AsRun, JobError, load};
-use crate::store::{LeaseDir, Outcome, Progress};
+use crate::store::{LeaseDir, MAX_KEPT_STATE_BYTES, MAX_KEPT_STATES, Outcome, Progress};
 use orrery_exec::Bundle;
 use orrery_types::hash::Hash;
 use orrery_types::tx::ResultClaim;
@@ -106,8 +106,28 @@ fn drive<W: orrery_types::workload::Workload<Error = JobError>>(
     };
     let mut stopped_at = None;
     let mut io_error = None;
+    let n = job.step_count();
+    // Keep a state every `keep_every` steps (a multiple of the snapshot interval), decided from
+    // the first state's size: at most MAX_KEPT_STATES of them within MAX_KEPT_STATE_BYTES.
+    let mut keep_every: Option<u64> = None;
     let record = run(job, start, |k, state, cost| {
         checkpoints.push(orrery_types::workload::checkpoint(state));
+        let every = *keep_every.get_or_insert_with(|| {
+            let by_bytes = MAX_KEPT_STATE_BYTES / (state.len() as u64).max(1);
+            let count = MAX_KEPT_STATES.min(by_bytes).max(1);
+            n.div_ceil(count)
+                .max(1)
+                .div_ceil(settings.save_every)
+                .saturating_mul(settings.save_every)
+        });
+        if k > 0
+            && k < n
+            && k % every == 0
+            && let Err(e) = dir.keep_state(k, state)
+        {
+            io_error = Some(e);
+            return false;
+        }
         let stopping = stop.load(Ordering::Relaxed);
         if k % settings.save_every == 0 || stopping {
             let p = Progress {
@@ -166,6 +186,45 @@ pub fn state_at(
     ))
 }
 
+/// `state_k` of this agent's finished run in `dir`, replayed from the nearest state the run
+/// kept (checked against the run's checkpoint) or, failing that, from the start. Returns the
+/// step the replay started from with the state; checks `stop` between steps: `Ok(None)` when
+/// stopped before step `k`.
+pub fn replay_state(
+    runtime: &orrery_exec::Runtime,
+    bundle: &Bundle,
+    dir: &LeaseDir,
+    settings: RunSettings,
+    k: u64,
+    stop: &AtomicBool,
+) -> Result<Option<(u64, Vec<u8>)>, RunJobError> {
+    let kept = dir.outcome().and_then(|o| {
+        let (j, state) = dir.kept_state_at_or_before(k)?;
+        let cps = o.checkpoints.get(..=usize::try_from(j).ok()?)?.to_vec();
+        Some((j, state, cps))
+    });
+    if let Some((j, state, cps)) = kept {
+        let mut job = AsRun::new(load(runtime, bundle, settings.threads)?, settings.cheat);
+        let start = Start::Resume {
+            k: j,
+            state: &state,
+            checkpoints: &cps,
+            cost: 0,
+        };
+        match replay(&mut job, start, k, stop) {
+            Err(RunJobError::Run(RunError::BadResume { k: bad, reason })) => {
+                tracing::warn!(
+                    k = bad,
+                    reason,
+                    "kept state unusable: replaying from the start"
+                );
+            }
+            other => return other.map(|s| s.map(|s| (j, s))),
+        }
+    }
+    state_until(runtime, bundle, settings, k, stop).map(|s| s.map(|s| (0, s)))
+}
+
 /// [`state_at`], checking `stop` between steps: `Ok(None)` when stopped before step `k`.
 pub fn state_until(
     runtime: &orrery_exec::Runtime,
@@ -175,9 +234,19 @@ pub fn state_until(
     stop: &AtomicBool,
 ) -> Result<Option<Vec<u8>>, RunJobError> {
     let mut job = AsRun::new(load(runtime, bundle, settings.threads)?, settings.cheat);
+    replay(&mut job, Start::Fresh, k, stop)
+}
+
+/// Run from `start` to `state_k` and return it (`None` if `stop` was set first).
+fn replay<W: orrery_types::workload::Workload<Error = JobError>>(
+    job: &mut W,
+    start: Start<'_>,
+    k: u64,
+    stop: &AtomicBool,
+) -> Result<Option<Vec<u8>>, RunJobError> {
     let mut found = None;
     let mut stopped = false;
-    run(&mut job, Start::Fresh, |i, state, _| {
+    run(job, start, |i, state, _| {
         if i == k {
             found = Some(state.to_vec());
             return false;

@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | [`Lane::Job`] | the provider's own run of a lease ([`run_job`]) | `max_job_runs` (config) |
 //! | [`Lane::Verify`] | a drawn verifier's re-execution ([`run_job`]) | `max_verify_runs` (config) |
-//! | [`Lane::Referee`] | replaying `state_k` for a dispute's referee ([`state_at`]) | [`REFEREE_REPLAYS`] |
+//! | [`Lane::Referee`] | replaying `state_k` for a dispute's referee ([`replay_state`], from the nearest kept state) | [`REFEREE_REPLAYS`] |
 //!
 //! Separate lanes, because their deadlines differ: a long job of its own must not keep the
 //! agent from re-executing a check within `verify_blocks`, and neither may keep it from giving
@@ -29,7 +29,7 @@
 //! snapshot at the step it reached and reports [`RunEnd::Stopped`]. [`Runs::shutdown`] cancels
 //! every task and joins its thread; so does dropping [`Runs`].
 
-use crate::runner::{RunEnd, RunSettings, run_job, state_until};
+use crate::runner::{RunEnd, RunSettings, replay_state, run_job};
 use crate::store::LeaseDir;
 use orrery_exec::Bundle;
 use orrery_types::tx::LeaseId;
@@ -197,18 +197,22 @@ impl Runs {
         })
     }
 
-    /// Replay `state_k` of `bundle` for the referee of `lease`. `false` when the lease already
-    /// has a task or the referee lane is full.
+    /// Replay `state_k` of `bundle` for the referee of `lease` (from the nearest state the run
+    /// in `dir` kept). `false` when the lease already has a task or the referee lane is full.
     pub fn start_replay(
         &mut self,
         lease: LeaseId,
         bundle: Bundle,
+        dir: LeaseDir,
         k: u64,
     ) -> std::io::Result<bool> {
         let (runtime, settings) = (self.runtime.clone(), self.settings);
         self.spawn(lease, Lane::Referee, move |cancel| {
-            match state_until(&runtime, &bundle, settings, k, cancel) {
-                Ok(Some(state)) => Ok(Done::State { k, state }),
+            match replay_state(&runtime, &bundle, &dir, settings, k, cancel) {
+                Ok(Some((from, state))) => {
+                    tracing::info!(lease, k, from, "state replayed for the referee");
+                    Ok(Done::State { k, state })
+                }
                 Ok(None) => Ok(Done::Cancelled),
                 Err(e) => Err(e.to_string()),
             }

@@ -7,6 +7,7 @@
 //!     state.bin         the last saved state_k
 //!     checkpoints.bin   checkpoint(state_0) … checkpoint(state_k), 32 bytes each (append-only)
 //!     progress.json     { k, cost, wall_ms } of that snapshot (written last: the commit point)
+//!     states/<k>.bin    a few states kept along the run (for the referee's replays)
 //!     outcome.json      the finished run: claim, units, wall time
 //!     result.bin        the finished run's checkpoints (32 bytes each)
 //!     output.bin        the finished run's output bytes
@@ -15,11 +16,26 @@
 //! Every file is written to a temporary name and renamed into place. A snapshot whose state
 //! does not match its last checkpoint is refused by `workload::run` on resume, and the run then
 //! starts afresh: a torn snapshot costs time, never a wrong result.
+//!
+//! # Kept states
+//!
+//! A dispute's referee needs `state_(d−1)` for a step `d` known only when the bisection ends,
+//! within one dispute round. Replaying from `state_0` costs up to a whole run, which for a long
+//! job is longer than the round; so a run keeps at most [`MAX_KEPT_STATES`] states, evenly
+//! spaced, within [`MAX_KEPT_STATE_BYTES`], and a replay starts from the nearest one (checked
+//! against the run's checkpoint before it is used).
 
 use orrery_types::hash::{HASH_LEN, Hash};
 use orrery_types::tx::{LeaseId, ResultClaim};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
+/// Most states a run keeps for referee replays: a replay then costs at most `1/MAX_KEPT_STATES`
+/// of the run (plus the snapshot interval).
+pub const MAX_KEPT_STATES: u64 = 32;
+/// Most bytes of kept states per lease: large ML states keep fewer (at least one), so a lease's
+/// folder stays within disk a provider expects to spend.
+pub const MAX_KEPT_STATE_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Largest bundle kept (the node's own blob limit is lower).
 pub const MAX_STORED_BUNDLE_BYTES: u64 = orrery_exec::limits::MAX_BUNDLE_BYTES as u64;
@@ -196,7 +212,7 @@ impl LeaseDir {
         Some((p, state, cps))
     }
 
-    /// Drop the snapshot (a run starting afresh).
+    /// Drop the snapshot and the kept states (a run starting afresh).
     pub fn clear_progress(&self) -> std::io::Result<()> {
         for name in ["progress.json", "checkpoints.bin", "state.bin"] {
             match std::fs::remove_file(self.file(name)) {
@@ -204,7 +220,32 @@ impl LeaseDir {
                 _ => {}
             }
         }
-        Ok(())
+        match std::fs::remove_dir_all(self.file("states")) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Keep `state_k` for referee replays.
+    pub fn keep_state(&self, k: u64, state: &[u8]) -> std::io::Result<()> {
+        let dir = self.file("states");
+        std::fs::create_dir_all(&dir)?;
+        write_atomic(&dir.join(format!("{k}.bin")), state)
+    }
+
+    /// The kept state with the largest step `≤ k`, if any (not yet checked against a
+    /// checkpoint: the caller does that).
+    pub fn kept_state_at_or_before(&self, k: u64) -> Option<(u64, Vec<u8>)> {
+        let entries = std::fs::read_dir(self.file("states")).ok()?;
+        let best = entries
+            .filter_map(|e| {
+                let name = e.ok()?.file_name();
+                name.to_str()?.strip_suffix(".bin")?.parse::<u64>().ok()
+            })
+            .filter(|&j| j <= k)
+            .max()?;
+        let state = std::fs::read(self.file("states").join(format!("{best}.bin"))).ok()?;
+        Some((best, state))
     }
 
     /// Record a finished run and its output.

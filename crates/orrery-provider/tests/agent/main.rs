@@ -9,7 +9,7 @@ use orrery_exec::{Bundle, Manifest, RuntimeKind};
 use orrery_ledger::entries::{DisputeKind, LeaseState};
 use orrery_ledger::{Event, Params};
 use orrery_provider::config::{Cheat, ProviderConfig};
-use orrery_provider::runner::{RunEnd, RunSettings, run_job, state_at};
+use orrery_provider::runner::{RunEnd, RunSettings, replay_state, run_job, state_at};
 use orrery_provider::store::{Progress, Store};
 use orrery_provider::{Agent, Worker, status_of};
 use orrery_types::amount::Amount;
@@ -412,6 +412,39 @@ fn wasm_and_ml_runs_resume_from_a_saved_snapshot_with_the_same_root() {
             whole.checkpoints[7]
         );
     }
+}
+
+#[test]
+fn referee_replays_start_from_a_kept_state_and_check_it_first() {
+    let runtime = orrery_exec::Runtime::new().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let dir = Store::open(data.path()).unwrap().lease(0);
+    let no = AtomicBool::new(false);
+    // 100 steps, snapshots every 3: states kept every 6 steps (at most 32 kept, a multiple of
+    // the snapshot interval).
+    let bundle = counter_bundle(100);
+    let RunEnd::Finished(_) = run_job(&runtime, &bundle, &dir, settings(Cheat::None), &no).unwrap()
+    else {
+        panic!("stopped");
+    };
+    let kept = std::fs::read_dir(dir.path().join("states"))
+        .unwrap()
+        .count();
+    assert_eq!(kept, 16, "6, 12, … 96");
+    // state_50 = 50 (the counter), replayed from the kept state_48: two steps, not fifty.
+    let (from, state) = replay_state(&runtime, &bundle, &dir, settings(Cheat::None), 50, &no)
+        .unwrap()
+        .unwrap();
+    assert_eq!((from, state), (48, 50u64.to_le_bytes().to_vec()));
+    // A kept state that does not match the run's checkpoint is not used.
+    std::fs::write(dir.path().join("states/48.bin"), 7u64.to_le_bytes()).unwrap();
+    let (from, state) = replay_state(&runtime, &bundle, &dir, settings(Cheat::None), 50, &no)
+        .unwrap()
+        .unwrap();
+    assert_eq!((from, state), (0, 50u64.to_le_bytes().to_vec()));
+    // A fresh run of the lease forgets them.
+    dir.clear_progress().unwrap();
+    assert!(!dir.path().join("states").exists());
 }
 
 #[test]
