@@ -4,7 +4,8 @@
 //! ```text
 //! <data_dir>/leases/<lease id>/
 //!     bundle.bin        the job bundle, as fetched (checked against the lease's job hash)
-//!     state.bin         the last saved state_k
+//!     state.<k>.bin     the last saved state_k, named by its step: a crash after writing it
+//!                       but before progress.json leaves the previous pair whole
 //!     checkpoints.bin   checkpoint(state_0) … checkpoint(state_k), 32 bytes each (append-only)
 //!     progress.json     { k, cost, wall_ms } of that snapshot (written last: the commit point)
 //!     states/<k>.bin    a few states kept along the run (for the referee's replays)
@@ -178,7 +179,7 @@ impl LeaseDir {
     ) -> std::io::Result<()> {
         use std::io::Write;
         self.ensure()?;
-        write_atomic(&self.file("state.bin"), state)?;
+        write_atomic(&self.file(&format!("state.{}.bin", progress.k)), state)?;
         let path = self.file("checkpoints.bin");
         let held = std::fs::metadata(&path).map_or(0, |m| m.len() / HASH_LEN as u64) as usize;
         if held > checkpoints.len() || held == 0 {
@@ -192,7 +193,31 @@ impl LeaseDir {
             f.sync_data()?;
         }
         let json = serde_json::to_vec(&progress).map_err(std::io::Error::other)?;
-        write_atomic(&self.file("progress.json"), &json)
+        write_atomic(&self.file("progress.json"), &json)?;
+        // Older states are no longer referred to; a failure to remove one wastes disk only.
+        for k in self.saved_state_steps() {
+            if k != progress.k {
+                let _ = std::fs::remove_file(self.file(&format!("state.{k}.bin")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Steps of the `state.<k>.bin` files present.
+    fn saved_state_steps(&self) -> Vec<u64> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| {
+                let name = e.ok()?.file_name();
+                name.to_str()?
+                    .strip_prefix("state.")?
+                    .strip_suffix(".bin")?
+                    .parse()
+                    .ok()
+            })
+            .collect()
     }
 
     /// The last snapshot: progress, `state_k`, checkpoints `0..=k`. `None` if absent or
@@ -200,7 +225,7 @@ impl LeaseDir {
     pub fn progress(&self) -> Option<(Progress, Vec<u8>, Vec<Hash>)> {
         let p: Progress =
             serde_json::from_slice(&std::fs::read(self.file("progress.json")).ok()?).ok()?;
-        let state = std::fs::read(self.file("state.bin")).ok()?;
+        let state = std::fs::read(self.file(&format!("state.{}.bin", p.k))).ok()?;
         let bytes = std::fs::read(self.file("checkpoints.bin")).ok()?;
         let whole = bytes.len() - bytes.len() % HASH_LEN;
         let mut cps = hashes_from_bytes(&bytes[..whole])?;
@@ -214,8 +239,17 @@ impl LeaseDir {
 
     /// Drop the snapshot and the kept states (a run starting afresh).
     pub fn clear_progress(&self) -> std::io::Result<()> {
-        for name in ["progress.json", "checkpoints.bin", "state.bin"] {
-            match std::fs::remove_file(self.file(name)) {
+        let states = self
+            .saved_state_steps()
+            .into_iter()
+            .map(|k| format!("state.{k}.bin"));
+        // `state.bin`: the state's name before states were named by their step.
+        let names = ["progress.json", "checkpoints.bin", "state.bin"]
+            .map(String::from)
+            .into_iter()
+            .chain(states);
+        for name in names {
+            match std::fs::remove_file(self.file(&name)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
                 _ => {}
             }

@@ -448,6 +448,38 @@ fn referee_replays_start_from_a_kept_state_and_check_it_first() {
 }
 
 #[test]
+fn a_crash_between_saving_a_state_and_its_progress_keeps_the_previous_snapshot() {
+    let runtime = orrery_exec::Runtime::new().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let dir = Store::open(data.path()).unwrap().lease(0);
+    let cps = |k: u64| -> Vec<_> {
+        (0..=k)
+            .map(|i| orrery_types::workload::checkpoint(&i.to_le_bytes()))
+            .collect()
+    };
+    let at = |k: u64| Progress {
+        k,
+        cost: 0,
+        wall_ms: 0,
+    };
+    dir.save_progress(at(4), &4u64.to_le_bytes(), &cps(4))
+        .unwrap();
+    // The next save wrote state_8 and died before its progress (SIGKILL, power loss).
+    std::fs::write(dir.path().join("state.8.bin"), 8u64.to_le_bytes()).unwrap();
+    let (p, state, _) = dir.progress().expect("the previous snapshot is whole");
+    assert_eq!((p.k, state), (4, 4u64.to_le_bytes().to_vec()));
+    // The run resumes from it, and the next save drops the stray state.
+    let bundle = counter_bundle(10);
+    let no = AtomicBool::new(false);
+    let RunEnd::Finished(o) = run_job(&runtime, &bundle, &dir, settings(Cheat::None), &no).unwrap()
+    else {
+        panic!("stopped");
+    };
+    assert_eq!(o.claim.checkpoint_root, checkpoint_root(&cps(10)));
+    assert!(!dir.path().join("state.8.bin").exists());
+}
+
+#[test]
 fn a_corrupt_snapshot_restarts_the_run_instead_of_resuming_it() {
     let runtime = orrery_exec::Runtime::new().unwrap();
     let data = tempfile::tempdir().unwrap();
