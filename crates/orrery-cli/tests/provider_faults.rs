@@ -416,11 +416,14 @@ fn a_provider_killed_mid_job_and_restarted_resumes_from_its_snapshot_and_settles
     let request = net.write_job(steps, 400);
     let lease = net.submit(&request);
     // Killed once a few snapshots are saved (step 200 or later, about a second in).
-    let saved = wait_for_snapshot(&net, lease, 4 * SAVE_EVERY);
+    wait_for_snapshot(&net, lease, 4 * SAVE_EVERY);
     net.kill_provider();
-    assert!(saved < steps, "killed mid-job");
-    // Nothing more was saved after the kill.
-    assert_eq!(net.saved_step(lease), Some(saved));
+    // What it had saved when it died (it may have saved once more since we looked).
+    let saved = net.saved_step(lease).expect("a snapshot on disk");
+    assert!(
+        saved >= 4 * SAVE_EVERY && saved < steps,
+        "killed mid-job at {saved}"
+    );
 
     net.start_provider();
     wait_until("the lease settling", Duration::from_secs(90), || {
