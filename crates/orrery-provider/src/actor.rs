@@ -11,9 +11,11 @@
 //!
 //! The **duty loop** (one thread, [`Worker::run`]) does everything that has a chain deadline:
 //! registration, bonding and heartbeats, `StartLease`, `CommitResult`, `CommitCheck`,
-//! `RevealResult`, dispute moves and `Adjudicate`. It never runs a job. Its slowest step is an
-//! HTTP call to the node (bounded by the client's timeout), so it ticks at least every poll
-//! interval whatever the jobs do: a long job cannot make it miss a 25-block round.
+//! `RevealResult`, dispute moves and `Adjudicate`. It never runs a job, so a long job cannot
+//! make it miss a 25-block round. Its slowest steps are HTTP calls to the node, each bounded
+//! by the client's timeout (30 s): the bundle's download before `StartLease` and the output's
+//! upload before `CommitResult` still happen on this loop, and a large one over a slow link
+//! delays the other leases' duties by as long.
 //!
 //! **Worker threads** ([`crate::runs`]) do everything that may take as long as a job: the
 //! provider's runs ([`Lane::Job`]), verifiers' re-executions ([`Lane::Verify`]) and the referee

@@ -29,7 +29,7 @@
 //! - The actor: [`actor`] (the duty loop, [`actor::Worker`]), [`runs`] (its worker threads:
 //!   job runs, verifications, referee replays, in bounded lanes), [`ingress`] (the handle and
 //!   mailbox), [`Agent::start`] to run it on its own thread.
-//! - [`status`]: `orrery provider status`.
+//! - [`status`](mod@status): `orrery provider status`.
 
 pub mod actor;
 pub mod benchmark;
