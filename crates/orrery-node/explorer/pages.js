@@ -19,12 +19,17 @@ function pageTitle(text, sub) {
 let charts = [];
 
 function destroyCharts() {
-  for (const c of charts) c.destroy();
+  for (const [c, observer] of charts) {
+    observer.disconnect();
+    c.destroy();
+  }
   charts = [];
 }
 
+// Pages render detached and are swapped in whole, so a chart learns its width when it is
+// laid out (and again whenever its box changes: rotation, resizing).
 function chart(container, title, series, data, testid, opts = {}) {
-  const width = Math.max(280, container.clientWidth - 8);
+  const width = 560;
   const el = h('div', { class: 'chart', 'data-testid': testid });
   container.appendChild(el);
   if (typeof uPlot === 'undefined') {
@@ -45,7 +50,12 @@ function chart(container, title, series, data, testid, opts = {}) {
     legend: { live: true },
     cursor: { drag: { x: true, y: false } },
   }, data, el);
-  charts.push(u);
+  const observer = new ResizeObserver(() => {
+    const w = Math.floor(el.clientWidth);
+    if (w > 0 && Math.abs(w - u.width) > 2) u.setSize({ width: w, height: 240 });
+  });
+  observer.observe(el);
+  charts.push([u, observer]);
 }
 
 export async function overview(main) {
@@ -78,8 +88,7 @@ export async function overview(main) {
   ], o.gpus_online, 'gpu-table');
   const priceTable = table([
     { label: 'Resource', cell: (p) => p.resource },
-    { label: 'Median price', cell: (p) => `${orr(p.median)} / ${p.unit}`, class: 'num' },
-    { label: 'in USD', cell: (p) => `$${p.median_usd.toFixed(3)}`, class: 'num' },
+    { label: 'Median price', cell: (p) => h('span', {}, `${orr(p.median)} / ${p.unit} `, h('span', { class: 'muted' }, `($${p.median_usd.toFixed(3)})`)), class: 'num' },
     { label: 'Reference cloud', cell: (p) => (p.reference ? `${p.reference}: $${p.reference_usd.toFixed(3)}` : '—') },
     { label: 'Saving', cell: (p) => savingCell(p.saving_pct), class: 'num' },
     { label: 'Offers', cell: (p) => num(p.offers), class: 'num' },
@@ -319,22 +328,39 @@ export async function lease(main, [id]) {
   if (!/^\d+$/.test(id)) throw new ApiError(400, 'bad_number', `"${id}" is not a lease number`);
   const ev = await api(`/leases/${id}/evidence`);
   const l = ev.lease;
-  const timeline = h('ol', { class: 'timeline', 'data-testid': 'lease-timeline' },
-    ev.timeline.map((t) => h('li', { class: `tl ${t.ok ? '' : 'refused'}`, 'data-testid': 'timeline-entry', 'data-kind': t.kind },
-      h('div', { class: 'tl-head' },
-        h('strong', {}, KIND_TEXT[t.kind] || t.kind.replace(/_/g, ' ')),
-        t.ok ? null : h('span', { class: 'badge st-failed' }, 'refused'),
-        h('span', { class: 'muted' }, ' · ', blockLink(t.height), t.time_ms ? ` · ${time(t.time_ms)}` : ''),
-        t.tx ? h('span', { class: 'muted' }, ' · tx ', hashLink('txs', t.tx)) : h('span', { class: 'muted' }, ' · end of block'),
-        t.sender ? h('span', { class: 'muted' }, ' · by ', accountLink(t.sender)) : null),
-      t.message ? h('div', { class: 'bad small' }, t.message) : null,
-      t.events.length ? h('ul', { class: 'events' }, t.events.map(eventLine)) : null)));
+  const entry = (t) => h('li', { class: `tl ${t.ok ? '' : 'refused'}`, 'data-testid': 'timeline-entry', 'data-kind': t.kind,
+    'data-events': t.events.map((e) => e.event).join(' ') },
+  h('div', { class: 'tl-head' },
+    h('strong', {}, KIND_TEXT[t.kind] || t.kind.replace(/_/g, ' ')),
+    t.ok ? null : h('span', { class: 'badge st-failed' }, 'refused'),
+    h('span', { class: 'muted' }, ' · ', blockLink(t.height), t.time_ms ? ` · ${time(t.time_ms)}` : ''),
+    t.tx ? h('span', { class: 'muted' }, ' · tx ', hashLink('txs', t.tx)) : h('span', { class: 'muted' }, ' · end of block'),
+    t.sender ? h('span', { class: 'muted' }, ' · by ', accountLink(t.sender)) : null),
+  t.message ? h('div', { class: 'bad small' }, t.message) : null,
+  t.events.length ? h('ul', { class: 'events' }, t.events.map(eventLine)) : null);
+  // Refused transactions changed nothing; runs of them (an agent resending with a stale
+  // nonce) fold into one line that opens on demand.
+  const items = [];
+  for (let i = 0; i < ev.timeline.length;) {
+    if (ev.timeline[i].ok) { items.push(entry(ev.timeline[i])); i += 1; continue; }
+    let j = i;
+    while (j < ev.timeline.length && !ev.timeline[j].ok) j += 1;
+    const run = ev.timeline.slice(i, j);
+    items.push(run.length === 1 ? entry(run[0]) : h('li', { class: 'tl refused', 'data-testid': 'timeline-refused' },
+      h('details', {}, h('summary', {}, `${run.length} refused transactions (they changed nothing): `,
+        h('span', { class: 'muted' }, run[0].message || '')), h('ol', { class: 'timeline nested' }, run.map(entry)))));
+    i = j;
+  }
+  const timeline = h('ol', { class: 'timeline', 'data-testid': 'lease-timeline' }, items);
+  const disputeKind = ev.timeline.flatMap((t) => t.events).find((e) => e.event === 'dispute_opened');
   const rounds = ev.rounds.length ? table([
     { label: 'Round', cell: (r) => num(r.round) },
     { label: 'Provider’s children (left / right)', cell: (r) => moveCell(r, 'provider') },
     { label: 'Challenger’s children (left / right)', cell: (r) => moveCell(r, 'challenger') },
     { label: 'Narrowed to', cell: (r) => (r.narrowed_to ? `leaves ${r.narrowed_to[0]}…${r.narrowed_to[0] + r.narrowed_to[1] - 1}` : '—') },
-  ], ev.rounds, 'bisection-rounds') : h('p', { class: 'muted', 'data-testid': 'bisection-rounds' }, 'No dispute: no bisection rounds.');
+  ], ev.rounds, 'bisection-rounds') : h('p', { class: 'muted', 'data-testid': 'bisection-rounds' }, disputeKind
+    ? `No bisection was needed: the dispute was over the ${String(disputeKind.kind).replace(/_/g, ' ')} (the claims' checkpoints ${disputeKind.kind === 'checkpoints' ? 'differ' : 'agree'}), which the referee decides in one execution.`
+    : 'Not disputed: no bisection rounds.');
   const verdict = ev.verdict ? verdictView(ev.verdict) : h('p', { class: 'muted', 'data-testid': 'verdict' }, 'No referee verdict (not disputed, or still open).');
   const transfers = table([
     { label: 'What', cell: (t) => t.kind.replace(/_/g, ' ') },

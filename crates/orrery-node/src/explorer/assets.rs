@@ -43,6 +43,11 @@ const ASSETS: &[Asset] = &[
     asset!("vendor/LICENSE-uPlot", "text/plain; charset=utf-8"),
 ];
 
+/// Set to a folder (`crates/orrery-node/explorer`) to serve the explorer's files from there
+/// instead of the copies built in — for working on the pages without rebuilding the node.
+/// Only the files listed in [`ASSETS`] are served either way.
+pub const DEV_DIR_ENV: &str = "ORRERY_EXPLORER_DEV_DIR";
+
 /// The page's security policy: everything from this node only; uPlot sets inline styles
 /// through the DOM, which `style-src 'unsafe-inline'` allows.
 const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
@@ -82,7 +87,13 @@ fn serve(name: &str, headers: &HeaderMap) -> Response {
         .into_response();
     };
     let asset = &ASSETS[i];
-    let tag = &etags()[i];
+    // Working on the explorer: serve the files from disk, so an edit needs no rebuild.
+    let from_disk = std::env::var_os(DEV_DIR_ENV)
+        .and_then(|dir| std::fs::read(std::path::Path::new(&dir).join(asset.name)).ok());
+    let disk_tag = from_disk
+        .as_ref()
+        .map(|b| format!("\"{}\"", &Hash::of(b).to_string()[..32]));
+    let tag = disk_tag.as_ref().unwrap_or(&etags()[i]);
     let fresh = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -90,7 +101,10 @@ fn serve(name: &str, headers: &HeaderMap) -> Response {
     let mut resp = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        asset.bytes.into_response()
+        match from_disk {
+            Some(bytes) => bytes.into_response(),
+            None => asset.bytes.into_response(),
+        }
     };
     let h = resp.headers_mut();
     h.insert(

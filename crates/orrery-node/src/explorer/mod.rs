@@ -750,7 +750,12 @@ fn build_evidence(
             _ => {}
         }
     };
+    // A transaction included twice is indexed once under its hash; show it once.
+    let mut seen = BTreeSet::new();
     for t in txs {
+        if !seen.insert(t.tx.hash) {
+            continue;
+        }
         let Some(r) = &t.receipt else {
             complete = false;
             timeline.push((
