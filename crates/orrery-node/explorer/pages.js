@@ -517,7 +517,7 @@ export async function account(main, [id], rerender, pageState) {
   const st = pageState.txs || (pageState.txs = { cursor: null, stack: [], next: null });
   const [a, txs, prov] = await Promise.all([
     api(`/accounts/${id}`),
-    api(`/accounts/${id}/txs?limit=20${st.cursor ? `&cursor=${st.cursor}` : ''}`),
+    api(`/accounts/${id}/txs?brief=true&limit=20${st.cursor ? `&cursor=${st.cursor}` : ''}`),
     api(`/providers/${id}`).catch(() => null),
   ]);
   st.next = txs.next_cursor || null;

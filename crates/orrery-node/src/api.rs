@@ -588,14 +588,36 @@ fn parse_position(cursor: &str) -> Result<(u64, u32), ApiError> {
     Ok((h.parse().map_err(|_| bad())?, i.parse().map_err(|_| bad())?))
 }
 
+/// `?limit=&cursor=&brief=` for transaction lists.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct TxPageParams {
+    /// Page size (default 50, at most 500).
+    limit: Option<u32>,
+    /// The previous page's `next_cursor`.
+    cursor: Option<String>,
+    /// `true`: long byte fields of bodies (an adjudication's bundle and state) are replaced
+    /// by `"<N bytes>"`, so a page stays small. `GET /txs/{hash}` has the whole body.
+    brief: Option<bool>,
+}
+
 async fn tx_list(
     s: &Shared,
     list: TxList,
-    p: PageParams,
+    p: TxPageParams,
 ) -> Result<Json<Page<TxRecord>>, ApiError> {
     let before = p.cursor.as_deref().map(parse_position).transpose()?;
-    let limit = p.limit();
-    let (items, next) = with_index(s, move |i| i.txs(list, before, limit)).await?;
+    let limit = PageParams {
+        limit: p.limit,
+        cursor: None,
+    }
+    .limit();
+    let (mut items, next) = with_index(s, move |i| i.txs(list, before, limit)).await?;
+    if p.brief == Some(true) {
+        for r in &mut items {
+            r.tx.body = crate::explorer::shorten(&r.tx.body);
+        }
+    }
     Ok(Json(Page {
         items,
         next_cursor: next.map(|(h, i)| format!("{h}:{i}")),
@@ -603,12 +625,12 @@ async fn tx_list(
 }
 
 /// Transactions sent by or naming an account, newest first.
-#[utoipa::path(get, path = "/api/v1/accounts/{id}/txs", params(("id" = String, Path), PageParams),
+#[utoipa::path(get, path = "/api/v1/accounts/{id}/txs", params(("id" = String, Path), TxPageParams),
     responses((status = 200, body = Page<TxRecord>)))]
 async fn account_txs(
     State(s): State<AppState>,
     Path(id): Path<String>,
-    q: Result<Query<PageParams>, QueryRejection>,
+    q: Result<Query<TxPageParams>, QueryRejection>,
 ) -> Result<Json<Page<TxRecord>>, ApiError> {
     let id = parse_account(&id)?;
     tx_list(&s, TxList::Account(id), query(q)?).await
@@ -762,12 +784,12 @@ async fn lease(
 }
 
 /// Transactions that acted on a lease, newest first.
-#[utoipa::path(get, path = "/api/v1/leases/{id}/txs", params(("id" = u64, Path), PageParams),
+#[utoipa::path(get, path = "/api/v1/leases/{id}/txs", params(("id" = u64, Path), TxPageParams),
     responses((status = 200, body = Page<TxRecord>)))]
 async fn lease_txs(
     State(s): State<AppState>,
     Path(id): Path<String>,
-    q: Result<Query<PageParams>, QueryRejection>,
+    q: Result<Query<TxPageParams>, QueryRejection>,
 ) -> Result<Json<Page<TxRecord>>, ApiError> {
     let id = parse_u64("lease id", &id)?;
     tx_list(&s, TxList::Lease(id), query(q)?).await

@@ -126,6 +126,14 @@ fn a_settled_lease_has_its_evidence_and_every_id_is_found() {
     assert!(transfers.contains(&"provider_paid"), "{transfers:?}");
     assert_eq!(ev["complete"], true);
     assert!(ev["rounds"].as_array().expect("rounds").is_empty());
+    let brief = ok(&node, "/api/v1/leases/0/txs?brief=true");
+    let tx_entries = ev["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter(|e| !e["tx"].is_null())
+        .count();
+    assert_eq!(brief["items"].as_array().expect("items").len(), tx_entries);
     let (status, body) = get(&node, "/api/v1/leases/99/evidence");
     assert_eq!(
         (status, body["code"].as_str()),

@@ -548,7 +548,7 @@ pub(crate) async fn provider_leases(
 
 /// Replace long byte arrays and strings in a body by a short description (an adjudication
 /// carries a whole job bundle).
-fn shorten(v: &Value) -> Value {
+pub(crate) fn shorten(v: &Value) -> Value {
     match v {
         Value::Array(items) if items.len() > 64 && items.iter().all(Value::is_number) => {
             Value::String(format!("<{} bytes>", items.len()))
