@@ -108,6 +108,12 @@ async function main() {
   }
   check(await page.$('[data-testid=prices-table] tbody tr'), 'prices table has rows');
   await shot(page, '01-overview');
+  // Live: the head height moves with the node's event stream, without a reload.
+  const head = await text(page, 'head-height');
+  await page.waitForFunction((h) => {
+    const t = document.querySelector('[data-testid=head-height]').textContent;
+    return /^#\d/.test(t) && t !== h;
+  }, head, { timeout: STEP_TIMEOUT_MS }).catch(() => fail(`the head height stayed at ${head}: no live updates`));
 
   // 2. A settled job's evidence, reached from the jobs list.
   await load(page, '/jobs', 'jobs');

@@ -228,6 +228,22 @@ fn a_settled_lease_has_its_evidence_and_every_id_is_found() {
     assert_eq!(refused("hello%20world").0, 400);
     assert_eq!(refused("").0, 400);
 
+    // The OpenAPI document describes them.
+    let doc = ok(&node, "/openapi.json");
+    for path in [
+        "/api/v1/params",
+        "/api/v1/overview",
+        "/api/v1/series",
+        "/api/v1/providers/{id}/leases",
+        "/api/v1/leases/{id}/evidence",
+        "/api/v1/search",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from /openapi.json"
+        );
+    }
+
     // The pages themselves: embedded, typed, cacheable.
     let resp = ureq::get(format!("{}/", node.base)).call().expect("page");
     assert_eq!(

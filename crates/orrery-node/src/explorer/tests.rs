@@ -20,3 +20,139 @@ fn long_byte_fields_are_shortened() {
     assert_eq!(s["bundle"], "<1000 bytes>");
     assert_eq!(s["lease"], 3);
 }
+
+fn account(seed: u64) -> AccountId {
+    orrery_types::crypto::Keypair::from_seed(seed).account()
+}
+
+fn record(height: u64, sender: AccountId, kind: &str, body: Value, events: Vec<Value>) -> TxRecord {
+    use orrery_client::api::{ReceiptView, TxView};
+    let hash = Hash::of(format!("{height}{kind}{sender}{body}").as_bytes());
+    TxRecord {
+        height,
+        index: 0,
+        block_hash: Hash::ZERO,
+        tx: TxView {
+            hash,
+            sender,
+            nonce: 0,
+            chain_id: "test".into(),
+            body,
+        },
+        receipt: Some(ReceiptView {
+            tx: hash,
+            sender,
+            kind: kind.into(),
+            ok: true,
+            events,
+            error: None,
+            message: None,
+        }),
+    }
+}
+
+#[test]
+fn evidence_pairs_bisection_moves_by_round_and_finds_the_verdict_and_transfers() {
+    let (requester, provider, verifier) = (account(1), account(2), account(3));
+    let lease = LeaseView {
+        id: 7,
+        requester,
+        provider,
+        job: Hash::of(b"job"),
+        terms: orrery_types::tx::LeaseTerms {
+            resources: Default::default(),
+            prices: Default::default(),
+            max_seconds: 1,
+            max_units: 1,
+        },
+        verification: orrery_types::tx::Verification::Sampled,
+        escrow: Amount::orr(10),
+        opened_at: 1,
+        start_by: 10,
+        deadline: 100,
+        state: "failed".into(),
+        state_detail: Value::Null,
+        active: false,
+    };
+    let h = |s: &str| Hash::of(s.as_bytes()).to_string();
+    let mv = |height, who: AccountId, round: u32, l: &str, narrowed: Option<(u64, u64)>| {
+        let mut events = vec![
+            serde_json::json!({"event": "dispute_moved", "lease": 7, "party": who.to_string(), "round": round}),
+        ];
+        if let Some((start, size)) = narrowed {
+            events.push(serde_json::json!({"event": "dispute_narrowed", "lease": 7, "round": round + 1, "start": start, "size": size}));
+        }
+        record(
+            height,
+            who,
+            "dispute_move",
+            serde_json::json!({"type": "dispute_move", "lease": 7, "left": h(l), "right": h(&format!("{l}r"))}),
+            events,
+        )
+    };
+    let txs = vec![
+        record(
+            1,
+            requester,
+            "open_lease",
+            serde_json::json!({"type": "open_lease"}),
+            vec![serde_json::json!({"event": "lease_opened", "lease": 7, "escrow": "10 ORR"})],
+        ),
+        mv(5, provider, 0, "p0", None),
+        mv(5, verifier, 0, "v0", Some((0, 8))),
+        mv(6, provider, 1, "p1", None),
+        mv(7, verifier, 1, "v1", Some((4, 4))),
+        record(
+            9,
+            verifier,
+            "adjudicate",
+            serde_json::json!({"type": "adjudicate", "lease": 7, "bundle": vec![0u8; 500]}),
+            vec![
+                serde_json::json!({"event": "referee_ruled", "lease": 7, "provider_right": false, "challenger_right": true}),
+                serde_json::json!({"event": "slashed", "lease": 7, "party": provider.to_string(), "amount": "50 ORR", "rewarded": "25 ORR", "burned": "25 ORR"}),
+                serde_json::json!({"event": "lease_failed", "lease": 7, "refunded": "10 ORR"}),
+                serde_json::json!({"event": "lease_opened", "lease": 8, "escrow": "1 ORR"}),
+            ],
+        ),
+    ];
+    let drawn = vec![(
+        4,
+        serde_json::json!({"event": "check_drawn", "lease": 7, "verifiers": [verifier.to_string()]}),
+    )];
+    let times = BTreeMap::from([(1, 1_000), (4, 4_000), (9, 9_000)]);
+    let ev = build_evidence(lease, &txs, &drawn, &times, false);
+    assert_eq!(ev.rounds.len(), 2);
+    assert_eq!(ev.rounds[0].narrowed_to, Some((0, 8)));
+    assert_eq!(ev.rounds[1].narrowed_to, Some((4, 4)));
+    let roles: Vec<&str> = ev.rounds[1].moves.iter().map(|m| m.role.as_str()).collect();
+    assert_eq!(roles, ["provider", "challenger"]);
+    assert_eq!(ev.rounds[0].moves[1].left.to_string(), h("v0"));
+    assert_eq!(ev.verifiers, vec![verifier]);
+    assert_eq!(
+        ev.verdict.as_ref().expect("verdict")["challenger_right"],
+        true
+    );
+    // The draw (end of block 4) sits between the opening and the first move.
+    let kinds: Vec<&str> = ev.timeline.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds[..3], ["open_lease", "check_drawn", "dispute_move"]);
+    assert_eq!(ev.timeline[1].time_ms, Some(4_000));
+    // Events about another lease in the same receipt are left out; bodies are shortened.
+    let last = ev.timeline.last().expect("adjudicate");
+    assert_eq!(last.events.len(), 3);
+    assert_eq!(last.body.as_ref().expect("body")["bundle"], "<500 bytes>");
+    let transfers: Vec<(&str, &str)> = ev
+        .transfers
+        .iter()
+        .map(|t| (t.kind.as_str(), t.to.as_str()))
+        .collect();
+    let requester = requester.to_string();
+    assert_eq!(
+        transfers,
+        [
+            ("escrow_locked", "escrow"),
+            ("slash_reward", "winners"),
+            ("slash_burned", "burn"),
+            ("refunded", requester.as_str()),
+        ]
+    );
+}

@@ -161,10 +161,15 @@ pub(super) fn record_block(
     w.open_table(BLOCK_HASHES)?.insert(block_hash, height)?;
 
     let mut stats_t = w.open_table(CHAIN_STATS)?;
+    // An index written by a node older than the explorer has blocks but no counters: those
+    // blocks are reported as counted without their outcome rather than silently missing.
     let before: ChainStats = stats_t
         .get(STATS_KEY)?
         .and_then(|v| serde_json::from_slice(v.value()).ok())
-        .unwrap_or_default();
+        .unwrap_or_else(|| ChainStats {
+            blocks_without_outcome: height.saturating_sub(1),
+            ..ChainStats::default()
+        });
     let mut stats = before.clone();
     let mut activity_t = w.open_table(ACTIVITY)?;
     let mut activity: std::collections::BTreeMap<AccountId, Activity> = Default::default();
