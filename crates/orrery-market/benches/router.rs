@@ -4,7 +4,9 @@
 //! GPU models, counts, regions, prices, reputations, benchmarks and latencies), runs
 //! `ORRERY_BENCH_QUERIES` (default 3,000) varied queries through the index, runs every
 //! `ORRERY_BENCH_LINEAR_EVERY`-th (default 5th) through the linear scan as well, checks both
-//! return the same ranking, and prints median and p99 latencies and their ratio.
+//! return the same ranking, and prints median and p99 latencies and their ratio — overall and
+//! per query shape (CPU-only jobs; GPU jobs naming no model; GPU jobs naming a model; jobs
+//! requiring a region), so a fast common case cannot hide a slow selective one.
 
 use orrery_ledger::Params;
 use orrery_ledger::entries::Reputation;
@@ -194,6 +196,26 @@ fn query(rng: &mut Rng) -> Requirements {
     }
 }
 
+/// Query shapes reported separately.
+const SHAPES: [&str; 4] = [
+    "cpu-only job",
+    "gpu job, any model",
+    "gpu job, model named",
+    "region required",
+];
+
+fn shape(q: &Requirements) -> usize {
+    if matches!(q.region, RegionPreference::Require(_)) {
+        3
+    } else if q.resources.gpus == 0 {
+        0
+    } else if q.gpu_model.is_none() {
+        1
+    } else {
+        2
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -234,6 +256,9 @@ fn main() {
     let mut fast_answered = Vec::new();
     let mut slowest: Vec<(Duration, usize, usize)> = Vec::new();
     let mut fast_no_match = Vec::new();
+    // Per shape: index times of answered queries, and (index, linear) times on the linear set.
+    let mut by_shape: Vec<(Vec<Duration>, Vec<Duration>, Vec<Duration>)> =
+        vec![Default::default(); SHAPES.len()];
     let (mut evaluated, mut answered, mut errors) = (0usize, 0usize, 0usize);
     for (i, q) in qs.iter().enumerate() {
         let t = Instant::now();
@@ -245,6 +270,7 @@ fn main() {
                 evaluated += r.evaluated;
                 answered += 1;
                 fast_answered.push(dt);
+                by_shape[shape(q)].0.push(dt);
                 slowest.push((dt, i, r.evaluated));
             }
             Err(_) => {
@@ -257,6 +283,8 @@ fn main() {
             let t = Instant::now();
             let b = black_box(index.rank_linear(q, &weights, &params));
             slow.push(t.elapsed());
+            by_shape[shape(q)].1.push(dt);
+            by_shape[shape(q)].2.push(t.elapsed());
             match (&a, &b) {
                 (Ok(a), Ok(b)) => assert_eq!(a.ranked, b.ranked, "query {i}: rankings differ"),
                 (Err(a), Err(b)) => assert_eq!(a, b, "query {i}: errors differ"),
@@ -319,4 +347,23 @@ fn main() {
         "speed-up on the same queries: median {:.0}x",
         sm.as_secs_f64() / fm_same.as_secs_f64()
     );
+    println!("per query shape (answered: index median / p99; linear set: index and scan medians):");
+    for (name, (answered, on_set, linear)) in SHAPES.iter().zip(&mut by_shape) {
+        for v in [&mut *answered, &mut *on_set, &mut *linear] {
+            v.sort();
+        }
+        if answered.is_empty() || on_set.is_empty() {
+            println!("  {name:<22} (no queries)");
+            continue;
+        }
+        let (im, sm) = (percentile(on_set, 0.5), percentile(linear, 0.5));
+        println!(
+            "  {name:<22} {:>5} answered: median {:>10.2?} p99 {:>10.2?} | {:>4} scanned: index {im:>10.2?} scan {sm:>10.2?} = {:.0}x",
+            answered.len(),
+            percentile(answered, 0.5),
+            percentile(answered, 0.99),
+            on_set.len(),
+            sm.as_secs_f64() / im.as_secs_f64()
+        );
+    }
 }
