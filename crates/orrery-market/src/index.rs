@@ -1,62 +1,86 @@
-//! The offer index: every live offer, bucketed so that a routing query reads a few hundred
-//! entries instead of a million.
+//! The offer index: every live offer, bucketed and kept in small trees so that a routing query
+//! reads a few hundred compact records instead of a million offers.
 //!
 //! # Layout
 //!
 //! Offers live in a slab (`Vec` of slots with a free list) addressed by `u32`; a map finds a
 //! provider's slot. Each offer belongs to exactly one *bucket*, keyed by (GPU model lower-cased,
-//! region, GPU count). A bucket keeps eleven lists of `(key, slot)`, each sorted ascending:
+//! region, GPU count). A bucket holds
 //!
-//! - by listed GPU-hour, CPU-core-hour, GiB-hour and mega-unit price,
-//! - by reputation penalty, by benchmark penalty, by latency penalty (see [`crate::offer`]),
-//! - by each of the four prices times the offer's static multiplier under the default weights
-//!   (`1 + Σ w·p` over reputation, benchmark, latency).
+//! - a compact *hot record* per offer (the four listed prices as floats, the three static
+//!   penalties, the static multiplier under the default weights, VRAM, cores, RAM, reputation
+//!   score, last-seen time, slot): everything the search reads before it decides that an offer
+//!   is worth a full evaluation;
+//! - a k-d tree over those records: the first `built` records are in tree order, each node
+//!   covering a contiguous range and leaves at most [`LEAF`] records; nodes split at the median
+//!   of the price dimension (price × static multiplier) with the widest spread. Each node keeps
+//!   the minima of the prices, of price × static multiplier and of the penalties, and the maxima
+//!   of VRAM, cores, RAM, reputation score and last-seen time over its range;
+//! - a *tail*: records added since the tree was built, scanned as one more leaf, with bounds
+//!   widened on every insert;
+//! - sorted lists of the listed GPU-hour and mega-unit prices (the cheapest decides whether a
+//!   price cap excludes the bucket, the median goes into explanations), and conservative maxima
+//!   of VRAM, cores and RAM (raised on insert, never lowered).
 //!
-//! and conservative maxima of VRAM, cores and RAM (raised on insert, never lowered, so they may
-//! overstate but never understate what the bucket holds).
+//! Removing an offer marks its record dead (its slot becomes [`DEAD`]); node bounds are left
+//! as they were, so they may understate minima and overstate maxima but never the reverse.
+//! A bucket is rebuilt (dead records dropped, the tail merged into a new tree) when its tail
+//! or its dead records grow past a fraction of it, so updates cost `O(log b)` amortized for a
+//! bucket of `b` offers; bulk loads go through [`OfferIndex::from_offers`], which builds each
+//! tree once.
 //!
-//! A query with the default reputation, benchmark and latency weights (whatever its region
-//! weight) walks the price×multiplier lists, whose order is nearly the final ranking; any other
-//! query walks the plain price and penalty lists. Only lists whose quantity in the job is
-//! non-zero are walked.
+//! # Search (best-first branch and bound)
 //!
-//! # Search (threshold algorithm)
+//! A query keeps the buckets whose key and maxima can satisfy it and puts each one's tree root
+//! and tail on a heap, keyed by a lower bound on the effective cost of any qualifying offer
+//! below them. It pops the smallest bound; a node whose filter maxima cannot satisfy the query
+//! (too little VRAM, too few cores, a cheapest price over a cap, a best reputation or latest
+//! sighting below the minimum) is dropped, an inner node pushes its two children, a leaf is
+//! scanned. The search stops when the smallest bound left exceeds the current k-th result
+//! (strictly: ties break by id). Scanning a leaf checks each live record's filters, computes a
+//! lower bound on its effective cost from its own prices and penalties, and only when that
+//! bound does not exceed the k-th result evaluates the offer in full (the same
+//! [`crate::router`] code the linear scan runs) and offers it to the top k.
 //!
-//! A query keeps the buckets whose key and maxima can satisfy it, orders them by a lower bound
-//! on the effective cost of anything they hold, and walks each bucket's lists round-robin
-//! (Fagin's threshold algorithm), skipping lists that cannot matter to the query (a price whose
-//! quantity in the job is zero, a penalty whose weight is zero). Every entry read is evaluated in
-//! full. After each round the threshold — the effective cost of a hypothetical offer with the
-//! prices and penalties found at the lists' cursors — bounds every offer not yet read from *any*
-//! list, because the effective cost is monotone in each price and penalty. The bucket is
-//! done when the threshold exceeds the current k-th result (strictly: ties break by id), when a
-//! list runs out (every offer has then been read), or when the price list passes `max_gpu_hour`.
-//! Buckets whose lower bound exceeds the k-th result are never opened.
+//! The bounds hold because the effective cost is `(cost + 1) × multiplier` with `cost` at
+//! least `Σ coefficient × price − 2` (two floored divisions), every coefficient and penalty
+//! non-negative, and the multiplier monotone in each penalty: the minima of a node give a lower
+//! bound for all of it. With the default reputation, benchmark and latency weights a second,
+//! tighter node bound uses the minima of price × static multiplier. Every bound is shrunk by a
+//! relative [`SLACK`] far larger than the rounding of the few float operations behind it.
 //!
 //! # Invariants
 //!
-//! - Every occupied slot is in exactly one bucket, in each of its eleven lists exactly once, at
-//!   the position its current keys sort to; [`OfferIndex::check_invariants`] verifies it.
+//! - Every occupied slot has exactly one live record, in its bucket, at the position its entry
+//!   names, equal to the record its offer would get now; the bucket's price lists hold exactly
+//!   its live offers' prices; every node bounds the records in its range (dead ones included)
+//!   and its children partition that range. [`OfferIndex::check_invariants`] verifies it.
 //! - [`OfferIndex::rank`] returns exactly what [`OfferIndex::rank_linear`] (a scan of every
-//!   offer) returns: same offers, same order.
-//!
-//! Updates cost `O(log b + b)` for a bucket of `b` offers (a sorted `Vec` insert); bulk loads go
-//! through [`OfferIndex::from_offers`], which sorts once.
+//!   offer) returns: same offers, same order, same explanations.
 
 use crate::offer::{Offer, StaticPenalties};
 use crate::router::{
     Candidate, Query, RegionPreference, Requirements, RouteError, RouterWeights, TopK,
-    build_ranked, diagnose, effective, evaluate,
+    build_ranked, diagnose, evaluate,
 };
 use orrery_ledger::Params;
 use orrery_ledger::entries::Provider;
-use orrery_types::resources::{PriceList, SECONDS_PER_HOUR, UNITS_PER_MEGA_UNIT};
+use orrery_types::resources::{SECONDS_PER_HOUR, UNITS_PER_MEGA_UNIT};
 use orrery_types::{AccountId, Amount, Verification};
-use std::collections::HashMap;
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap};
 
 /// Most offers one index holds. Slots are `u32`; this leaves headroom and bounds memory
-/// (about 250 bytes an offer).
+/// (about 400 bytes an offer).
 pub const MAX_OFFERS: usize = 16_000_000;
+
+/// Most records in a leaf of a bucket's tree.
+pub const LEAF: usize = 16;
+/// The slot of a removed offer's record, until its bucket is rebuilt.
+pub const DEAD: u32 = u32::MAX;
+/// Relative amount every float bound is lowered by, to absorb rounding (a handful of float
+/// operations err by about 1e-15 relative each).
+pub const SLACK: f64 = 1e-9;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 struct BucketKey {
@@ -70,32 +94,78 @@ struct Entry {
     offer: Offer,
     pen: StaticPenalties,
     bucket: u32,
+    /// Position of its record in the bucket's `hot`.
+    pos: u32,
 }
 
-/// A list entry: a key (a price in base units saturated at `u64::MAX` — still a lower bound —
-/// or a penalty's `f64` bits, which sort like the non-negative floats they encode) and the slot.
-type Keyed = (u64, u32);
+/// Price dimensions, in [`Hot::price`] order.
+const DIMS: usize = 4;
+const GPU: usize = 0;
+const CPU: usize = 1;
+const RAM: usize = 2;
+const MEGA: usize = 3;
 
-/// Lists per bucket.
-const LISTS: usize = 11;
-/// List positions.
-const GPU_HOUR: usize = 0;
-const CPU_HOUR: usize = 1;
-const MEGA_UNIT: usize = 2;
-const REPUTATION: usize = 3;
-const BENCHMARK: usize = 4;
-const LATENCY: usize = 5;
-/// Price × the offer's static multiplier under the default weights (see [`static_multiplier`]):
-/// for queries with default reputation/benchmark/latency weights these orders are close to the
-/// final ranking, so the search stops after a few reads.
-const GPU_EFF: usize = 6;
-const CPU_EFF: usize = 7;
-const MEGA_EFF: usize = 8;
-const RAM_HOUR: usize = 9;
-const RAM_EFF: usize = 10;
+/// What the search reads of an offer before deciding to evaluate it in full.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Hot {
+    /// Listed GPU-hour, CPU-core-hour, GiB-hour and mega-unit prices in base units (saturated
+    /// at `u64::MAX`, so never above the true price), as floats.
+    price: [f64; DIMS],
+    /// Reputation, benchmark and latency penalties.
+    pen: [f64; 3],
+    /// [`static_multiplier`] of the penalties.
+    mult: f64,
+    /// Last seen (ms), 0 when never.
+    last_seen: u64,
+    reputation: i64,
+    vram: u32,
+    ram: u32,
+    cpu: u16,
+    /// The offer's slot, or [`DEAD`].
+    slot: u32,
+}
 
-/// `1 + Σ w·p` over the static penalties with [`RouterWeights::default`]: what the `*_EFF`
-/// lists multiply prices by.
+impl Hot {
+    fn new(offer: &Offer, pen: &StaticPenalties, slot: u32) -> Hot {
+        let p = &offer.prices;
+        Hot {
+            price: [
+                price_f(p.gpu_hour),
+                price_f(p.cpu_core_hour),
+                price_f(p.ram_gib_hour),
+                price_f(p.mega_unit),
+            ],
+            pen: [pen.reputation, pen.benchmark, pen.latency],
+            mult: static_multiplier(pen),
+            last_seen: offer.last_seen_ms.unwrap_or(0),
+            reputation: offer.reputation_score(),
+            vram: offer.vram_mib(),
+            ram: offer.hardware.ram_gib,
+            cpu: offer.hardware.cpu_cores,
+            slot,
+        }
+    }
+
+    fn penalties(&self) -> StaticPenalties {
+        StaticPenalties {
+            reputation: self.pen[0],
+            benchmark: self.pen[1],
+            latency: self.pen[2],
+        }
+    }
+}
+
+/// A price in base units as a float, saturated at `u64::MAX` first: never above the price, and
+/// monotone, so comparing converted values never reverses a strict order.
+fn price_f(a: Amount) -> f64 {
+    price_key(a) as f64
+}
+
+fn price_key(a: Amount) -> u64 {
+    u64::try_from(a.units()).unwrap_or(u64::MAX)
+}
+
+/// `1 + Σ w·p` over the static penalties with [`RouterWeights::default`].
 fn static_multiplier(pen: &StaticPenalties) -> f64 {
     RouterWeights::default().multiplier(pen, 0.0)
 }
@@ -106,10 +176,273 @@ fn max_static_multiplier() -> f64 {
     1.0 + w.reputation + w.benchmark + w.latency
 }
 
-/// Whether `q` scores static penalties with the default weights, so the `*_EFF` lists bound it.
-fn default_static_weights(q: &Query<'_>) -> bool {
-    let (w, d) = (q.weights, RouterWeights::default());
-    w.reputation == d.reputation && w.benchmark == d.benchmark && w.latency == d.latency
+/// Bounds over a range of records: minima of what lowers the effective cost, maxima of what
+/// the filters ask for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Node {
+    lo_price: [f64; DIMS],
+    /// Minima of price × static multiplier.
+    lo_eff: [f64; DIMS],
+    lo_pen: [f64; 3],
+    max_last_seen: u64,
+    max_reputation: i64,
+    max_vram: u32,
+    max_ram: u32,
+    max_cpu: u16,
+    /// The range of `hot` covered.
+    start: u32,
+    end: u32,
+    /// Index of the first child (the second follows it), or [`NO_KIDS`] for a leaf.
+    kids: u32,
+}
+
+const NO_KIDS: u32 = u32::MAX;
+/// Heap item naming a bucket's tail rather than one of its nodes.
+const TAIL: u32 = u32::MAX;
+/// Heap item naming a whole bucket (its tree and tail), bounded by its [`Summary`].
+const WHOLE: u32 = u32::MAX - 1;
+
+impl Default for Node {
+    fn default() -> Node {
+        Node::empty(0)
+    }
+}
+
+impl Node {
+    fn empty(start: usize) -> Node {
+        Node {
+            lo_price: [f64::INFINITY; DIMS],
+            lo_eff: [f64::INFINITY; DIMS],
+            lo_pen: [f64::INFINITY; 3],
+            max_last_seen: 0,
+            max_reputation: i64::MIN,
+            max_vram: 0,
+            max_ram: 0,
+            max_cpu: 0,
+            start: start as u32,
+            end: start as u32,
+            kids: NO_KIDS,
+        }
+    }
+
+    fn add(&mut self, h: &Hot) {
+        for d in 0..DIMS {
+            self.lo_price[d] = self.lo_price[d].min(h.price[d]);
+            self.lo_eff[d] = self.lo_eff[d].min(h.price[d] * h.mult);
+        }
+        for j in 0..3 {
+            self.lo_pen[j] = self.lo_pen[j].min(h.pen[j]);
+        }
+        self.max_last_seen = self.max_last_seen.max(h.last_seen);
+        self.max_reputation = self.max_reputation.max(h.reputation);
+        self.max_vram = self.max_vram.max(h.vram);
+        self.max_ram = self.max_ram.max(h.ram);
+        self.max_cpu = self.max_cpu.max(h.cpu);
+    }
+
+    /// Widens the bounds to cover `other`'s too.
+    fn union(&mut self, other: &Node) {
+        for d in 0..DIMS {
+            self.lo_price[d] = self.lo_price[d].min(other.lo_price[d]);
+            self.lo_eff[d] = self.lo_eff[d].min(other.lo_eff[d]);
+        }
+        for j in 0..3 {
+            self.lo_pen[j] = self.lo_pen[j].min(other.lo_pen[j]);
+        }
+        self.max_last_seen = self.max_last_seen.max(other.max_last_seen);
+        self.max_reputation = self.max_reputation.max(other.max_reputation);
+        self.max_vram = self.max_vram.max(other.max_vram);
+        self.max_ram = self.max_ram.max(other.max_ram);
+        self.max_cpu = self.max_cpu.max(other.max_cpu);
+    }
+
+    fn covers(&self, h: &Hot) -> bool {
+        (0..DIMS).all(|d| self.lo_price[d] <= h.price[d] && self.lo_eff[d] <= h.price[d] * h.mult)
+            && (0..3).all(|j| self.lo_pen[j] <= h.pen[j])
+            && self.max_last_seen >= h.last_seen
+            && self.max_reputation >= h.reputation
+            && self.max_vram >= h.vram
+            && self.max_ram >= h.ram
+            && self.max_cpu >= h.cpu
+    }
+
+    fn range(&self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
+    }
+}
+
+/// Builds the subtree over `hot[range]` into `nodes[at]`, reordering the records.
+fn build_node(hot: &mut [Hot], start: usize, end: usize, nodes: &mut Vec<Node>, at: usize) {
+    let mut node = Node::empty(start);
+    node.end = end as u32;
+    let mut hi_eff = [0.0f64; DIMS];
+    for h in &hot[start..end] {
+        node.add(h);
+        for (d, hi) in hi_eff.iter_mut().enumerate() {
+            *hi = hi.max(h.price[d] * h.mult);
+        }
+    }
+    if end - start > LEAF {
+        // Split the dimension whose values spread widest relative to their size.
+        let spread = |d: usize| {
+            if hi_eff[d] > 0.0 {
+                (hi_eff[d] - node.lo_eff[d]) / hi_eff[d]
+            } else {
+                0.0
+            }
+        };
+        let dim = (0..DIMS)
+            .max_by(|&a, &b| spread(a).total_cmp(&spread(b)))
+            .unwrap_or(GPU);
+        let mid = start + (end - start) / 2;
+        hot[start..end].select_nth_unstable_by(mid - start, |a, b| {
+            (a.price[dim] * a.mult).total_cmp(&(b.price[dim] * b.mult))
+        });
+        let kids = nodes.len();
+        node.kids = kids as u32;
+        nodes.push(Node::empty(start));
+        nodes.push(Node::empty(mid));
+        build_node(hot, start, mid, nodes, kids);
+        build_node(hot, mid, end, nodes, kids + 1);
+    }
+    nodes[at] = node;
+}
+
+/// What a query asks of a record and how its coefficients weigh prices: prepared once.
+struct Ctx {
+    /// Price coefficients of the job's cost: GPUs, cores and GiB times hours, mega-units.
+    coeff: [f64; DIMS],
+    default_static: bool,
+    min_vram: u32,
+    min_cpu: u16,
+    min_ram: u32,
+    max_gpu_hour: f64,
+    max_mega_unit: f64,
+    min_reputation: i64,
+    seen_since: u64,
+}
+
+impl Ctx {
+    fn new(q: &Query<'_>) -> Ctx {
+        let (r, u) = (&q.req.resources, &q.req.usage);
+        let hours = u.seconds as f64 / SECONDS_PER_HOUR as f64;
+        let (w, d) = (q.weights, RouterWeights::default());
+        let cap = |a: Option<Amount>| a.map_or(f64::INFINITY, |a| a.units() as f64);
+        Ctx {
+            coeff: [
+                f64::from(r.gpus) * hours,
+                f64::from(r.cpu_cores) * hours,
+                f64::from(r.ram_gib) * hours,
+                u.units as f64 / UNITS_PER_MEGA_UNIT as f64,
+            ],
+            default_static: w.reputation == d.reputation
+                && w.benchmark == d.benchmark
+                && w.latency == d.latency,
+            min_vram: q.req.min_vram_mib,
+            min_cpu: r.cpu_cores,
+            min_ram: r.ram_gib,
+            max_gpu_hour: cap(q.req.max_gpu_hour),
+            max_mega_unit: cap(q.req.max_mega_unit),
+            min_reputation: q.req.min_reputation.unwrap_or(i64::MIN),
+            seen_since: q.req.seen_since_ms.unwrap_or(0),
+        }
+    }
+
+    /// Whether some record under `n` may pass the filters `n` keeps bounds for.
+    #[inline]
+    fn node_may_pass(&self, n: &Node) -> bool {
+        n.max_vram >= self.min_vram
+            && n.max_cpu >= self.min_cpu
+            && n.max_ram >= self.min_ram
+            && n.lo_price[GPU] <= self.max_gpu_hour
+            && n.lo_price[MEGA] <= self.max_mega_unit
+            && n.max_reputation >= self.min_reputation
+            && n.max_last_seen >= self.seen_since
+    }
+
+    /// Whether the record may pass those filters (a dead record never does).
+    #[inline]
+    fn may_pass(&self, h: &Hot) -> bool {
+        h.slot != DEAD
+            && h.vram >= self.min_vram
+            && h.cpu >= self.min_cpu
+            && h.ram >= self.min_ram
+            && h.price[GPU] <= self.max_gpu_hour
+            && h.price[MEGA] <= self.max_mega_unit
+            && h.reputation >= self.min_reputation
+            && h.last_seen >= self.seen_since
+    }
+
+    #[inline]
+    fn dot(&self, v: &[f64; DIMS]) -> f64 {
+        self.coeff[GPU] * v[GPU]
+            + self.coeff[CPU] * v[CPU]
+            + self.coeff[RAM] * v[RAM]
+            + self.coeff[MEGA] * v[MEGA]
+    }
+
+    /// Lower bound on `cost + 1` from `Σ coefficient × price` (cost ≥ that − 2: two floors).
+    #[inline]
+    fn cost_plus_one_lb(&self, prices: &[f64; DIMS]) -> f64 {
+        (self.dot(prices) * (1.0 - SLACK) - 1.0).max(0.0)
+    }
+
+    /// Lower bound on the effective cost of any qualifying offer under `n`.
+    fn node_bound(&self, q: &Query<'_>, n: &Node, region_pen: f64) -> f64 {
+        let pen = StaticPenalties {
+            reputation: n.lo_pen[0],
+            benchmark: n.lo_pen[1],
+            latency: n.lo_pen[2],
+        };
+        let generic = self.cost_plus_one_lb(&n.lo_price) * q.weights.multiplier(&pen, region_pen);
+        if !self.default_static {
+            return generic * (1.0 - SLACK);
+        }
+        // With the default static weights the multiplier is m + w_region·r, m the static one:
+        // (S − 1)(m + w_region·r) ≥ S·m·(1 + w_region·r / m_max) − (m_max + w_region·r),
+        // and Σ coefficient × (price × m) over the node's minima bounds S·m.
+        let (m_max, wr) = (max_static_multiplier(), q.weights.region * region_pen);
+        let tight = self.dot(&n.lo_eff) * (1.0 - SLACK) * (1.0 + wr / m_max) - (m_max + wr);
+        generic.max(tight) * (1.0 - SLACK)
+    }
+
+    /// Lower bound on the effective cost of the record's offer, if it qualifies.
+    #[inline]
+    fn bound(&self, q: &Query<'_>, h: &Hot, region_pen: f64) -> f64 {
+        self.cost_plus_one_lb(&h.price)
+            * q.weights.multiplier(&h.penalties(), region_pen)
+            * (1.0 - SLACK)
+    }
+}
+
+/// Heap item: a node (or tail) of a bucket and its bound, smallest bound first.
+struct Pending {
+    bound: f64,
+    bucket: u32,
+    node: u32,
+    region_pen: f64,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Reversed: `BinaryHeap` pops the largest.
+        other
+            .bound
+            .total_cmp(&self.bound)
+            .then_with(|| other.bucket.cmp(&self.bucket))
+            .then_with(|| other.node.cmp(&self.node))
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -118,36 +451,69 @@ struct Bucket {
     max_vram: u32,
     max_cpu: u16,
     max_ram: u32,
-    /// Indexed by the list positions above.
-    lists: [Vec<Keyed>; LISTS],
+    /// Listed GPU-hour prices of its live offers (saturated), sorted.
+    gpu_hours: Vec<u64>,
+    /// Listed mega-unit prices of its live offers (saturated), sorted.
+    mega_units: Vec<u64>,
+    /// Records: `[..built]` in tree order, then the tail.
+    hot: Vec<Hot>,
+    built: usize,
+    /// The tree over `hot[..built]`; empty when `built` is 0.
+    nodes: Vec<Node>,
+    /// Bounds of `hot[built..]`.
+    tail: Node,
+    /// Dead records in `hot`.
+    dead: usize,
 }
 
-const PRICE: usize = GPU_HOUR;
+impl Bucket {
+    fn live(&self) -> usize {
+        self.hot.len() - self.dead
+    }
 
-fn price_key(a: Amount) -> u64 {
-    u64::try_from(a.units()).unwrap_or(u64::MAX)
+    /// Whether updates have piled up enough to rebuild.
+    fn needs_rebuild(&self) -> bool {
+        let slack = 4 * LEAF + self.hot.len() / 8;
+        self.hot.len() - self.built > slack || self.dead > slack
+    }
+
+    /// Drops dead records and builds the tree over all the others; `slots` learn their new
+    /// positions.
+    fn rebuild(&mut self, slots: &mut [Option<Entry>]) {
+        self.hot.retain(|h| h.slot != DEAD);
+        self.dead = 0;
+        self.nodes.clear();
+        self.built = self.hot.len();
+        if !self.hot.is_empty() {
+            self.nodes.push(Node::empty(0));
+            build_node(&mut self.hot, 0, self.built, &mut self.nodes, 0);
+        }
+        self.tail = Node::empty(self.built);
+        for (pos, h) in self.hot.iter().enumerate() {
+            if let Some(Some(e)) = slots.get_mut(h.slot as usize) {
+                e.pos = pos as u32;
+            }
+        }
+    }
+
+    fn node(&self, id: u32) -> &Node {
+        if id == TAIL {
+            &self.tail
+        } else {
+            &self.nodes[id as usize]
+        }
+    }
 }
 
-fn keys(e: &Entry) -> [Keyed; LISTS] {
-    let slot = u32::MAX; // replaced by the caller
-    let p = &e.offer.prices;
-    [
-        (price_key(p.gpu_hour), slot),
-        (price_key(p.cpu_core_hour), slot),
-        (price_key(p.mega_unit), slot),
-        (e.pen.reputation.to_bits(), slot),
-        (e.pen.benchmark.to_bits(), slot),
-        (e.pen.latency.to_bits(), slot),
-        (eff_key(p.gpu_hour, &e.pen), slot),
-        (eff_key(p.cpu_core_hour, &e.pen), slot),
-        (eff_key(p.mega_unit, &e.pen), slot),
-        (price_key(p.ram_gib_hour), slot),
-        (eff_key(p.ram_gib_hour, &e.pen), slot),
-    ]
+fn sorted_insert(v: &mut Vec<u64>, x: u64) {
+    let pos = v.partition_point(|y| *y < x);
+    v.insert(pos, x);
 }
 
-fn eff_key(price: Amount, pen: &StaticPenalties) -> u64 {
-    (price.units() as f64 * static_multiplier(pen)).to_bits()
+fn sorted_remove(v: &mut Vec<u64>, x: u64) {
+    if let Ok(pos) = v.binary_search(&x) {
+        v.remove(pos);
+    }
 }
 
 /// Limit on the offers an index may hold was reached.
@@ -165,6 +531,53 @@ pub struct OfferIndex {
     bucket_of: HashMap<BucketKey, u32>,
     /// Lower-cased model → its buckets.
     models: Vec<(String, Vec<u32>)>,
+    /// Per bucket, what a query checks before opening it, in one compact array.
+    summaries: Vec<Summary>,
+    /// Distinct regions of the buckets (as registered), indexed by [`Summary::region`].
+    region_names: Vec<String>,
+}
+
+/// What deciding whether to open a bucket reads, kept apart from the bucket so that a query
+/// scans one small array instead of touching every bucket.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Summary {
+    /// Live offers.
+    live: u32,
+    /// Index into `OfferIndex::region_names`.
+    region: u32,
+    gpu_count: u16,
+    max_cpu: u16,
+    max_vram: u32,
+    max_ram: u32,
+    /// Cheapest and median listed GPU-hour price, cheapest mega-unit price (0 when empty).
+    min_gpu_hour: u64,
+    median_gpu_hour: u64,
+    min_mega_unit: u64,
+    /// The bounds of the bucket's tree root and tail together (range fields unused).
+    bounds: Node,
+}
+
+impl Summary {
+    fn of(b: &Bucket, region: u32) -> Summary {
+        Summary {
+            live: b.gpu_hours.len() as u32,
+            region,
+            gpu_count: b.key.gpu_count,
+            max_cpu: b.max_cpu,
+            max_vram: b.max_vram,
+            max_ram: b.max_ram,
+            min_gpu_hour: b.gpu_hours.first().copied().unwrap_or(0),
+            median_gpu_hour: b.gpu_hours.get(b.gpu_hours.len() / 2).copied().unwrap_or(0),
+            min_mega_unit: b.mega_units.first().copied().unwrap_or(0),
+            bounds: {
+                let mut n = b.tail;
+                if let Some(root) = b.nodes.first() {
+                    n.union(root);
+                }
+                n
+            },
+        }
+    }
 }
 
 /// What a query returned, with what it cost to find.
@@ -207,10 +620,14 @@ impl OfferIndex {
         for offer in offers {
             index.link(offer, false)?;
         }
-        for b in &mut index.buckets {
-            for list in &mut b.lists {
-                list.sort_unstable();
-            }
+        let OfferIndex { buckets, slots, .. } = &mut index;
+        for b in buckets {
+            b.gpu_hours.sort_unstable();
+            b.mega_units.sort_unstable();
+            b.rebuild(slots);
+        }
+        for bi in 0..index.buckets.len() {
+            index.refresh(bi);
         }
         Ok(index)
     }
@@ -272,10 +689,10 @@ impl OfferIndex {
     /// Distinct regions that hold at least one offer, sorted.
     pub fn regions(&self) -> Vec<String> {
         let mut r: Vec<String> = self
-            .buckets
+            .summaries
             .iter()
-            .filter(|b| !b.lists[PRICE].is_empty())
-            .map(|b| b.key.region.clone())
+            .filter(|s| s.live > 0)
+            .map(|s| self.region_names[s.region as usize].clone())
             .collect();
         r.sort();
         r.dedup();
@@ -306,44 +723,79 @@ impl OfferIndex {
                     Some((_, bs)) => bs.push(b),
                     None => self.models.push((key.model_lower.clone(), vec![b])),
                 }
+                let region = match self.region_names.iter().position(|r| *r == key.region) {
+                    Some(r) => r,
+                    None => {
+                        self.region_names.push(key.region.clone());
+                        self.region_names.len() - 1
+                    }
+                };
                 self.bucket_of.insert(key.clone(), b);
                 self.buckets.push(Bucket {
                     key,
                     ..Bucket::default()
                 });
+                self.summaries.push(Summary {
+                    region: region as u32,
+                    ..Summary::default()
+                });
                 b
             }
         };
-        let entry = Entry {
-            pen: offer.penalties(),
-            bucket,
-            offer,
-        };
+        let pen = offer.penalties();
         let b = &mut self.buckets[bucket as usize];
-        b.max_vram = b.max_vram.max(entry.offer.vram_mib());
-        b.max_cpu = b.max_cpu.max(entry.offer.hardware.cpu_cores);
-        b.max_ram = b.max_ram.max(entry.offer.hardware.ram_gib);
-        for (list, (k, _)) in b.lists.iter_mut().zip(keys(&entry)) {
-            if sorted {
-                let pos = list.partition_point(|x| *x < (k, slot));
-                list.insert(pos, (k, slot));
-            } else {
-                list.push((k, slot));
-            }
+        b.max_vram = b.max_vram.max(offer.vram_mib());
+        b.max_cpu = b.max_cpu.max(offer.hardware.cpu_cores);
+        b.max_ram = b.max_ram.max(offer.hardware.ram_gib);
+        let (gpu_hour, mega_unit) = (
+            price_key(offer.prices.gpu_hour),
+            price_key(offer.prices.mega_unit),
+        );
+        if sorted {
+            sorted_insert(&mut b.gpu_hours, gpu_hour);
+            sorted_insert(&mut b.mega_units, mega_unit);
+        } else {
+            b.gpu_hours.push(gpu_hour);
+            b.mega_units.push(mega_unit);
         }
-        self.by_id.insert(entry.offer.provider, slot);
-        self.slots[slot as usize] = Some(entry);
+        let hot = Hot::new(&offer, &pen, slot);
+        b.tail.add(&hot);
+        b.hot.push(hot);
+        b.tail.end = b.hot.len() as u32;
+        let pos = (b.hot.len() - 1) as u32;
+        self.by_id.insert(offer.provider, slot);
+        self.slots[slot as usize] = Some(Entry {
+            offer,
+            pen,
+            bucket,
+            pos,
+        });
+        let b = &mut self.buckets[bucket as usize];
+        if sorted {
+            if b.needs_rebuild() {
+                b.rebuild(&mut self.slots);
+            }
+            self.refresh(bucket as usize);
+        }
         Ok(())
+    }
+
+    /// Recomputes a bucket's summary after it changed.
+    fn refresh(&mut self, bi: usize) {
+        self.summaries[bi] = Summary::of(&self.buckets[bi], self.summaries[bi].region);
     }
 
     fn unlink(&mut self, slot: u32) -> Option<Offer> {
         let entry = self.slots[slot as usize].take()?;
         let b = &mut self.buckets[entry.bucket as usize];
-        for (list, (k, _)) in b.lists.iter_mut().zip(keys(&entry)) {
-            if let Ok(pos) = list.binary_search(&(k, slot)) {
-                list.remove(pos);
-            }
+        sorted_remove(&mut b.gpu_hours, price_key(entry.offer.prices.gpu_hour));
+        sorted_remove(&mut b.mega_units, price_key(entry.offer.prices.mega_unit));
+        b.hot[entry.pos as usize].slot = DEAD;
+        b.dead += 1;
+        if b.needs_rebuild() {
+            b.rebuild(&mut self.slots);
         }
+        self.refresh(entry.bucket as usize);
         self.by_id.remove(&entry.offer.provider);
         self.free.push(slot);
         Some(entry.offer)
@@ -353,22 +805,92 @@ impl OfferIndex {
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut listed = 0usize;
         for (bi, b) in self.buckets.iter().enumerate() {
-            for (li, list) in b.lists.iter().enumerate() {
-                if list.windows(2).any(|w| w[0] >= w[1]) {
-                    return Err(format!("bucket {bi} list {li} is not strictly sorted"));
+            let mut gpu_hours = Vec::new();
+            let mut mega_units = Vec::new();
+            let mut dead = 0;
+            for (pos, h) in b.hot.iter().enumerate() {
+                if h.slot == DEAD {
+                    dead += 1;
+                    continue;
                 }
-                for &(k, slot) in list {
-                    let Some(Some(e)) = self.slots.get(slot as usize) else {
-                        return Err(format!("bucket {bi} lists empty slot {slot}"));
-                    };
-                    if e.bucket as usize != bi || keys(e)[li].0 != k {
-                        return Err(format!("slot {slot} is listed with a stale key"));
+                let Some(Some(e)) = self.slots.get(h.slot as usize) else {
+                    return Err(format!("bucket {bi} lists empty slot {}", h.slot));
+                };
+                if e.bucket as usize != bi || e.pos as usize != pos {
+                    return Err(format!("slot {} is listed at the wrong place", h.slot));
+                }
+                if *h != Hot::new(&e.offer, &e.pen, h.slot) || e.pen != e.offer.penalties() {
+                    return Err(format!("slot {} has a stale record", h.slot));
+                }
+                if e.offer.vram_mib() > b.max_vram
+                    || e.offer.hardware.cpu_cores > b.max_cpu
+                    || e.offer.hardware.ram_gib > b.max_ram
+                {
+                    return Err(format!("bucket {bi} maxima understate slot {}", h.slot));
+                }
+                gpu_hours.push(price_key(e.offer.prices.gpu_hour));
+                mega_units.push(price_key(e.offer.prices.mega_unit));
+            }
+            if dead != b.dead {
+                return Err(format!(
+                    "bucket {bi} counts {} dead records, holds {dead}",
+                    b.dead
+                ));
+            }
+            gpu_hours.sort_unstable();
+            mega_units.sort_unstable();
+            if gpu_hours != b.gpu_hours || mega_units != b.mega_units {
+                return Err(format!("bucket {bi} price lists differ from its offers"));
+            }
+            listed += b.live();
+            let region = self.summaries[bi].region;
+            if self.region_names.get(region as usize) != Some(&b.key.region)
+                || self.summaries[bi] != Summary::of(b, region)
+            {
+                return Err(format!("bucket {bi} has a stale summary"));
+            }
+            // The tree covers `[..built]`, leaves at most LEAF records, children partition
+            // their parent, every node bounds its records.
+            let mut stack = Vec::new();
+            if b.built > 0 {
+                stack.push((0u32, 0usize, b.built));
+            } else if !b.nodes.is_empty() {
+                return Err(format!("bucket {bi} has a tree over nothing"));
+            }
+            while let Some((id, start, end)) = stack.pop() {
+                let Some(n) = b.nodes.get(id as usize) else {
+                    return Err(format!("bucket {bi} names a missing node {id}"));
+                };
+                if n.range() != (start..end) {
+                    return Err(format!("bucket {bi} node {id} covers the wrong range"));
+                }
+                if let Some(h) = b.hot[start..end].iter().find(|h| !n.covers(h)) {
+                    return Err(format!(
+                        "bucket {bi} node {id} does not bound slot {}",
+                        h.slot
+                    ));
+                }
+                if n.kids == NO_KIDS {
+                    if end - start > LEAF {
+                        return Err(format!(
+                            "bucket {bi} leaf {id} holds {} records",
+                            end - start
+                        ));
                     }
+                } else {
+                    let l = b.nodes.get(n.kids as usize).map(|k| k.end as usize);
+                    let Some(mid) = l.filter(|m| (start..end).contains(m) && *m > start) else {
+                        return Err(format!("bucket {bi} node {id} has bad children"));
+                    };
+                    stack.push((n.kids, start, mid));
+                    stack.push((n.kids + 1, mid, end));
                 }
             }
-            listed += b.lists[PRICE].len();
-            if b.lists.iter().any(|l| l.len() != b.lists[PRICE].len()) {
-                return Err(format!("bucket {bi} lists differ in length"));
+            if b.tail.range() != (b.built..b.hot.len()) {
+                return Err(format!("bucket {bi} tail covers the wrong range"));
+            }
+            if let Some(h) = b.hot[b.built..].iter().find(|h| !b.tail.covers(h)) {
+                return Err(format!("bucket {bi} tail does not bound slot {}", h.slot));
             }
         }
         let occupied = self.slots.iter().flatten().count();
@@ -393,6 +915,22 @@ impl OfferIndex {
     /// the update history the conservative maxima remember); the search opens the second.
     fn candidate_buckets(&self, q: &Query<'_>) -> Vec<(u32, f64, bool)> {
         let req = q.req;
+        // Per region: whether a required region admits it, and its penalty.
+        let regions: Vec<(bool, f64)> = self
+            .region_names
+            .iter()
+            .map(|name| {
+                let admitted = match &req.region {
+                    RegionPreference::Require(r) => r.eq_ignore_ascii_case(name),
+                    _ => true,
+                };
+                (admitted, req.region_penalty(name))
+            })
+            .collect();
+        // The cheapest listed price of a bucket is the head of its sorted list.
+        let over = |cheapest: u64, cap: Option<Amount>| {
+            cap.is_some_and(|c| u128::from(cheapest) > c.units())
+        };
         let mut out = Vec::new();
         for (model, buckets) in &self.models {
             if let Some(m) = &q.model_lower
@@ -401,26 +939,22 @@ impl OfferIndex {
                 continue;
             }
             for &bi in buckets {
-                let b = &self.buckets[bi as usize];
-                if b.lists[PRICE].is_empty() || b.key.gpu_count < req.resources.gpus {
-                    continue;
-                }
-                // The cheapest listed price of a bucket is the head of its list.
-                let over = |li: usize, cap: Option<Amount>| {
-                    cap.is_some_and(|c| u128::from(b.lists[li][0].0) > c.units())
-                };
-                if over(GPU_HOUR, req.max_gpu_hour) || over(MEGA_UNIT, req.max_mega_unit) {
-                    continue;
-                }
-                let fits = b.max_vram >= req.min_vram_mib
-                    && b.max_cpu >= req.resources.cpu_cores
-                    && b.max_ram >= req.resources.ram_gib;
-                if let RegionPreference::Require(r) = &req.region
-                    && !r.eq_ignore_ascii_case(&b.key.region)
+                let s = &self.summaries[bi as usize];
+                if s.live == 0
+                    || s.gpu_count < req.resources.gpus
+                    || over(s.min_gpu_hour, req.max_gpu_hour)
+                    || over(s.min_mega_unit, req.max_mega_unit)
                 {
                     continue;
                 }
-                out.push((bi, req.region_penalty(&b.key.region), fits));
+                let (admitted, region_pen) = regions[s.region as usize];
+                if !admitted {
+                    continue;
+                }
+                let fits = s.max_vram >= req.min_vram_mib
+                    && s.max_cpu >= req.resources.cpu_cores
+                    && s.max_ram >= req.resources.ram_gib;
+                out.push((bi, region_pen, fits));
             }
         }
         out
@@ -433,8 +967,8 @@ impl OfferIndex {
         let mut medians: Vec<(u128, usize)> = buckets
             .iter()
             .map(|&(bi, _, _)| {
-                let l = &self.buckets[bi as usize].lists[PRICE];
-                (u128::from(l[l.len() / 2].0), l.len())
+                let s = &self.summaries[bi as usize];
+                (u128::from(s.median_gpu_hour), s.live as usize)
             })
             .collect();
         medians.sort_unstable();
@@ -491,7 +1025,7 @@ impl OfferIndex {
         let evaluated = if linear {
             self.scan_all(&q, &mut top)
         } else {
-            self.scan_buckets(&q, &buckets, &mut top)
+            self.scan_trees(&q, &buckets, &mut top)
         };
         if top.items.is_empty() {
             return Err(diagnose(self.offers(), req, params));
@@ -558,145 +1092,65 @@ impl OfferIndex {
         n
     }
 
-    /// Lower bound on the effective cost of any offer in `b` not read yet, given the cursors.
-    fn threshold(
-        &self,
-        q: &Query<'_>,
-        b: &Bucket,
-        cursor: &[usize; LISTS],
-        region_pen: f64,
-    ) -> f64 {
-        let at = |li: usize| b.lists[li].get(cursor[li]).map(|x| x.0);
-        if default_static_weights(q) {
-            // effective = (cost + 1)·(m + w_region·r) where m is the static multiplier; cost + 1
-            // exceeds Σ coefficient·price − 1 (two floors), and m + w_region·r ≥ m·(1 +
-            // w_region·r / m_max). Keys are price·m, so Σ coefficient·key bounds the rest; the
-            // slack terms absorb float rounding.
-            let (r, u) = (&q.req.resources, &q.req.usage);
-            let hours = u.seconds as f64 / SECONDS_PER_HOUR as f64;
-            let key = |li: usize| at(li).map_or(f64::INFINITY, f64::from_bits);
-            let mut sum = 0.0;
-            for (coeff, li) in [
-                (f64::from(r.gpus) * hours, GPU_EFF),
-                (f64::from(r.cpu_cores) * hours, CPU_EFF),
-                (f64::from(r.ram_gib) * hours, RAM_EFF),
-                (u.units as f64 / UNITS_PER_MEGA_UNIT as f64, MEGA_EFF),
-            ] {
-                if coeff > 0.0 {
-                    sum += coeff * key(li);
-                }
+    /// Best-first search over the trees of the candidate buckets (see the module docs).
+    fn scan_trees(&self, q: &Query<'_>, buckets: &[(u32, f64, bool)], top: &mut TopK) -> usize {
+        let ctx = Ctx::new(q);
+        let mut heap = BinaryHeap::with_capacity(4 * buckets.len() + 64);
+        let push = |heap: &mut BinaryHeap<Pending>, bar: Option<f64>, bi: u32, id: u32, rp| {
+            let n = match id {
+                WHOLE => &self.summaries[bi as usize].bounds,
+                _ => self.buckets[bi as usize].node(id),
+            };
+            if (id != WHOLE && n.start == n.end) || !ctx.node_may_pass(n) {
+                return;
             }
-            let region = 1.0 + q.weights.region * region_pen / max_static_multiplier();
-            let mult_max = max_static_multiplier() + q.weights.region * region_pen;
-            return sum * region * (1.0 - 1e-12) - 2.0 * mult_max;
-        }
-        let price = |li: usize| Amount(u128::from(at(li).unwrap_or(u64::MAX)));
-        let floor = PriceList {
-            gpu_hour: price(GPU_HOUR),
-            cpu_core_hour: price(CPU_HOUR),
-            ram_gib_hour: price(RAM_HOUR),
-            mega_unit: price(MEGA_UNIT),
+            let bound = ctx.node_bound(q, n, rp);
+            if bar.is_some_and(|bar| bound > bar) {
+                return;
+            }
+            heap.push(Pending {
+                bound,
+                bucket: bi,
+                node: id,
+                region_pen: rp,
+            });
         };
-        let cost_lb = floor
-            .cost(&q.req.resources, &q.req.usage)
-            .unwrap_or(Amount(u128::MAX));
-        let pen = |li: usize| at(li).map_or(1.0, f64::from_bits);
-        let pen = StaticPenalties {
-            reputation: pen(REPUTATION),
-            benchmark: pen(BENCHMARK),
-            latency: pen(LATENCY),
-        };
-        effective(cost_lb, q.weights.multiplier(&pen, region_pen))
-    }
-
-    /// The lists worth walking for `q`: each price whose quantity in the job is non-zero (at
-    /// least one), each penalty whose weight is non-zero.
-    fn active_lists(q: &Query<'_>) -> Vec<usize> {
-        let (r, u, w) = (&q.req.resources, &q.req.usage, q.weights);
-        let timed = u.seconds > 0;
-        let mut active = Vec::with_capacity(LISTS);
-        if default_static_weights(q) {
-            for (li, on) in [
-                (GPU_EFF, timed && r.gpus > 0),
-                (CPU_EFF, timed && r.cpu_cores > 0),
-                (RAM_EFF, timed && r.ram_gib > 0),
-                (MEGA_EFF, u.units > 0),
-            ] {
-                if on {
-                    active.push(li);
-                }
-            }
-            if active.is_empty() {
-                // A job that costs nothing: no price bounds it; walk one list to the end.
-                active.push(GPU_EFF);
-            }
-            return active;
-        }
-        for (li, on) in [
-            (GPU_HOUR, timed && r.gpus > 0),
-            (CPU_HOUR, timed && r.cpu_cores > 0),
-            (RAM_HOUR, timed && r.ram_gib > 0),
-            (MEGA_UNIT, u.units > 0),
-        ] {
-            if on {
-                active.push(li);
+        for &(bi, rp, fits) in buckets {
+            if fits {
+                push(&mut heap, None, bi, WHOLE, rp);
             }
         }
-        if active.is_empty() {
-            active.push(GPU_HOUR);
-        }
-        for (li, weight) in [
-            (REPUTATION, w.reputation),
-            (BENCHMARK, w.benchmark),
-            (LATENCY, w.latency),
-        ] {
-            if weight > 0.0 {
-                active.push(li);
-            }
-        }
-        active
-    }
-
-    fn scan_buckets(&self, q: &Query<'_>, buckets: &[(u32, f64, bool)], top: &mut TopK) -> usize {
-        let active = Self::active_lists(q);
-        let mut order: Vec<(f64, u32, f64)> = buckets
-            .iter()
-            .filter(|b| b.2)
-            .map(|&(bi, rp, _)| {
-                (
-                    self.threshold(q, &self.buckets[bi as usize], &[0; LISTS], rp),
-                    bi,
-                    rp,
-                )
-            })
-            .collect();
-        order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        let max_price = q.req.max_gpu_hour.map(|a| a.units());
         let mut evaluated = 0;
-        for (lb, bi, rp) in order {
-            if top.bar().is_some_and(|bar| lb > bar) {
-                break;
+        while let Some(p) = heap.pop() {
+            if top.bar().is_some_and(|bar| p.bound > bar) {
+                break; // every bound left is at least this one
             }
-            let b = &self.buckets[bi as usize];
-            let mut cursor = [0usize; LISTS];
-            'bucket: loop {
-                for &li in &active {
-                    let Some(&(key, slot)) = b.lists[li].get(cursor[li]) else {
-                        break 'bucket; // every offer of the bucket was read
-                    };
-                    if li == GPU_HOUR && max_price.is_some_and(|m| u128::from(key) > m) {
-                        break 'bucket; // the rest are over the price cap
-                    }
-                    cursor[li] += 1;
-                    evaluated += 1;
-                    self.consider(q, slot, rp, top);
+            let b = &self.buckets[p.bucket as usize];
+            if p.node == WHOLE {
+                if !b.nodes.is_empty() {
+                    push(&mut heap, top.bar(), p.bucket, 0, p.region_pen);
+                }
+                push(&mut heap, top.bar(), p.bucket, TAIL, p.region_pen);
+                continue;
+            }
+            let n = b.node(p.node);
+            if n.kids != NO_KIDS {
+                push(&mut heap, top.bar(), p.bucket, n.kids, p.region_pen);
+                push(&mut heap, top.bar(), p.bucket, n.kids + 1, p.region_pen);
+                continue;
+            }
+            for h in &b.hot[n.range()] {
+                if !ctx.may_pass(h) {
+                    continue;
                 }
                 if top
                     .bar()
-                    .is_some_and(|bar| self.threshold(q, b, &cursor, rp) > bar)
+                    .is_some_and(|bar| ctx.bound(q, h, p.region_pen) > bar)
                 {
-                    break;
+                    continue;
                 }
+                evaluated += 1;
+                self.consider(q, h.slot, p.region_pen, top);
             }
         }
         evaluated

@@ -186,6 +186,78 @@ proptest! {
     }
 }
 
+/// Many offers in two buckets (one model, one region, 1 or 2 GPUs), so that trees get deep,
+/// tails fill up and buckets are rebuilt while offers come and go.
+fn dense(offers: Vec<Offer>) -> Vec<Offer> {
+    offers
+        .into_iter()
+        .map(|mut o| {
+            o.region = REGIONS[0].to_owned();
+            let count = if o.hardware.gpu_count() > 1 { 2 } else { 1 };
+            o.hardware.gpu = Some(GpuSpec {
+                model: GpuModel::new(MODELS[0]).unwrap(),
+                vram_mib: 80 * 1024,
+                count,
+            });
+            o.hardware.cpu_cores = 8 * count;
+            o.hardware.ram_gib = 32 * u32::from(count);
+            o.stake = if o.stake.is_zero() {
+                o.stake
+            } else {
+                Params::default().min_stake(&o.hardware).unwrap()
+            };
+            o
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn dense_buckets_stay_equal_to_a_linear_scan_through_rebuilds(
+        initial in prop::collection::vec(arb_offer(2_000), 0..600),
+        ops in prop::collection::vec((prop::bool::weighted(0.4), arb_offer(2_000)), 200..700),
+        queries in prop::collection::vec(arb_req(), 3..6),
+    ) {
+        let initial = dense(initial);
+        let mut idx = OfferIndex::from_offers(initial.clone()).unwrap();
+        idx.check_invariants().map_err(TestCaseError::fail)?;
+        let mut model: std::collections::BTreeMap<AccountId, Offer> =
+            initial.into_iter().map(|o| (o.provider, o)).collect();
+        let ops: Vec<(bool, Offer)> = ops
+            .into_iter()
+            .map(|(remove, o)| (remove, dense(vec![o]).remove(0)))
+            .collect();
+        for (i, (remove, offer)) in ops.into_iter().enumerate() {
+            // Remove existing offers more often than missing ones.
+            let target = if remove {
+                model.keys().nth(usize::from(offer.provider.0[1]) % model.len().max(1)).copied()
+            } else {
+                None
+            };
+            match target {
+                Some(id) => prop_assert_eq!(idx.remove(&id), model.remove(&id)),
+                None => {
+                    model.insert(offer.provider, offer.clone());
+                    idx.upsert(offer).unwrap();
+                }
+            }
+            if i % 50 == 0 {
+                idx.check_invariants().map_err(TestCaseError::fail)?;
+                for (req, w) in &queries {
+                    same_answer(&idx, req, w)?;
+                }
+            }
+        }
+        idx.check_invariants().map_err(TestCaseError::fail)?;
+        prop_assert_eq!(idx.len(), model.len());
+        for (req, w) in &queries {
+            same_answer(&idx, req, w)?;
+        }
+    }
+}
+
 #[test]
 fn observe_updates_measurements_and_ranking() {
     let mk = |n| Offer {
