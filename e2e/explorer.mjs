@@ -103,7 +103,7 @@ async function main() {
   const online = await text(page, 'stat-providers-online-value');
   check(/^\d+ \/ \d+$/.test(online) && number(online.split('/')[0]) >= 1, `providers online: ${online}`);
   check(/ORR/.test(await text(page, 'stat-supply-value')), 'supply shown in ORR');
-  for (const c of ['chart-supply', 'chart-jobs']) {
+  for (const c of ['chart-supply', 'chart-minted-burned', 'chart-jobs']) {
     check(await page.$(`[data-testid=${c}] canvas`), `chart ${c} has no canvas (uPlot did not draw)`);
   }
   check(await page.$('[data-testid=prices-table] tbody tr'), 'prices table has rows');

@@ -4,13 +4,26 @@
 //! evidence, the dispute and the slashed cheater, search messages, a phone-sized screen, and
 //! each page's load time. Screenshots go to `target/explorer-screenshots/`.
 //!
+//! Before the browser opens, the test adds thousands of leases (`ORRERY_E2E_LEASES`, default
+//! 2,000) to the running devnet — opened by the faucet to a provider registered without an
+//! agent, so they time out rather than make the machine run thousands of jobs — so that page
+//! load times are measured over a chain with thousands of jobs.
+//!
 //! Needs `chromium` and `npm ci --prefix e2e`. Without them the test says "skipped" loudly and
 //! passes, unless `ORRERY_E2E=1` (as `.ci/run` sets), where it fails naming what to install.
 
+use orrery_client::{Client, Error};
+use orrery_types::amount::Amount;
+use orrery_types::codec::Text;
+use orrery_types::crypto::Keypair;
+use orrery_types::hash::Hash;
+use orrery_types::resources::{Hardware, PriceList, ResourceRequest};
+use orrery_types::tx::{ChainId, LeaseTerms, ProviderOffer, Tx, TxBody, Verification};
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -34,6 +47,130 @@ impl Drop for Devnet {
         let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.0.wait();
     }
+}
+
+/// Submit `body` from `key` with `nonce`, waiting out rate limits and a full mempool.
+fn submit(client: &Client, chain: &ChainId, key: &Keypair, nonce: u64, body: TxBody) {
+    let tx = Tx {
+        chain_id: chain.clone(),
+        nonce,
+        body,
+    }
+    .sign(key);
+    let start = Instant::now();
+    loop {
+        match client.submit(&tx) {
+            Ok(_) => return,
+            Err(Error::Api {
+                retry_after: Some(s),
+                ..
+            }) if start.elapsed() < Duration::from_secs(120) => {
+                std::thread::sleep(Duration::from_secs(s.min(2)));
+            }
+            Err(e) => panic!("submitting a load transaction: {e}"),
+        }
+    }
+}
+
+/// Wait until `key`'s account has used nonces below `nonce`.
+fn wait_nonce(client: &Client, key: &Keypair, nonce: u64) {
+    let start = Instant::now();
+    while client.account(&key.account()).map(|a| a.nonce).unwrap_or(0) < nonce {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "load transactions were not finalized (nonce {nonce})"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Open `n` leases to a provider that has no agent (they time out after the start timeout,
+/// refunding their requesters and docking that provider): thousands of jobs on the chain
+/// without thousands of runs on the machine. Four requesters funded by the faucet submit in
+/// parallel, each to its own validator's API (each node limits requests per address), in
+/// batches under the mempool's 256 transactions per sender.
+fn add_leases(apis: &[String], net_dir: &Path, n: u64) {
+    const BATCH: u64 = 200;
+    let client = Client::new(&apis[0]);
+    let chain = ChainId::new(client.status().expect("status").chain.chain_id).expect("chain id");
+    let secret = std::fs::read_to_string(net_dir.join("faucet.key")).expect("faucet key");
+    let bytes: [u8; 32] = hex::decode(secret.trim())
+        .expect("hex key")
+        .try_into()
+        .expect("32 bytes");
+    let faucet = Keypair::from_secret_bytes(&bytes).expect("faucet key");
+    let idle = Keypair::from_seed(0x0E2E);
+    let requesters: Vec<Keypair> = (0..apis.len() as u64)
+        .map(|i| Keypair::from_seed(0x0E2E + 1 + i))
+        .collect();
+    let prices = PriceList {
+        gpu_hour: Amount::ZERO,
+        cpu_core_hour: Amount::orr(1),
+        ram_gib_hour: Amount::ZERO,
+        mega_unit: Amount::ZERO,
+    };
+    let mut nonce = client.account(&faucet.account()).expect("faucet").nonce;
+    for to in std::iter::once(&idle).chain(&requesters) {
+        let amount = Amount::orr(1_000);
+        let body = TxBody::Transfer {
+            to: to.account(),
+            amount,
+        };
+        submit(&client, &chain, &faucet, nonce, body);
+        nonce += 1;
+    }
+    wait_nonce(&client, &faucet, nonce);
+    let offer = ProviderOffer {
+        hardware: Hardware {
+            gpu: None,
+            cpu_cores: 4,
+            ram_gib: 8,
+        },
+        region: Text::new("load-test").expect("region"),
+        endpoint: Text::new("http://127.0.0.1:9").expect("endpoint"),
+        prices,
+    };
+    submit(&client, &chain, &idle, 0, TxBody::RegisterProvider(offer));
+    let bond = TxBody::Bond {
+        amount: Amount::orr(500),
+    };
+    submit(&client, &chain, &idle, 1, bond);
+    wait_nonce(&client, &idle, 2);
+    let per = n.div_ceil(requesters.len() as u64);
+    std::thread::scope(|scope| {
+        for (r, key) in requesters.iter().enumerate() {
+            let (chain, api, idle) = (&chain, &apis[r], idle.account());
+            scope.spawn(move || {
+                let client = Client::new(api);
+                let mut nonce = 0;
+                while nonce < per {
+                    let height = client.status().expect("status").chain.height;
+                    let batch = BATCH.min(per - nonce);
+                    for i in nonce..nonce + batch {
+                        let body = TxBody::OpenLease {
+                            provider: idle,
+                            job: Hash::of(&[r as u64, i].map(u64::to_be_bytes).concat()),
+                            terms: LeaseTerms {
+                                resources: ResourceRequest {
+                                    gpus: 0,
+                                    cpu_cores: 1,
+                                    ram_gib: 1,
+                                },
+                                prices,
+                                max_seconds: 60,
+                                max_units: 0,
+                            },
+                            deadline: height + 1_000,
+                            verification: Verification::None,
+                        };
+                        submit(&client, chain, key, i, body);
+                    }
+                    nonce += batch;
+                    wait_nonce(&client, key, nonce);
+                }
+            });
+        }
+    });
 }
 
 /// What is missing to run the browser test, if anything.
@@ -102,12 +239,26 @@ fn the_explorer_shows_the_devnet_in_a_browser() {
     assert!(s["settled"].as_u64().unwrap_or(0) >= 1, "{s}");
     assert_eq!(s["cheaters_slashed"], 1, "{s}");
 
+    let leases: u64 = std::env::var("ORRERY_E2E_LEASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000);
+    let t = Instant::now();
+    let apis: Vec<String> = (0..4)
+        .map(|i| format!("http://127.0.0.1:{}", base + 5 + i))
+        .collect();
+    add_leases(&apis, &net_dir, leases);
+    println!(
+        "{leases} more leases opened in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+
     let shots = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join("target"))
         .join("explorer-screenshots");
     let _ = std::fs::remove_dir_all(&shots);
-    let t = std::time::Instant::now();
+    let t = Instant::now();
     let out = Command::new("node")
         .arg(repo().join("e2e/explorer.mjs"))
         .arg(&api)

@@ -45,7 +45,7 @@ function chart(container, title, series, data, testid, opts = {}) {
     width,
     height: 240,
     series: [{ label: 'time' }, ...series],
-    axes: opts.axes || [axis, { ...axis, size: 70 }],
+    axes: opts.axes || [axis, { ...axis, size: opts.axisSize || 70 }],
     scales: opts.scales || { x: { time: true } },
     legend: { live: true },
     cursor: { drag: { x: true, y: false } },
@@ -116,14 +116,13 @@ export async function overview(main) {
     card('Latest blocks', blocks),
   );
   const t = s.times_ms.map((ms) => ms / 1000);
-  chart(grid, 'Supply, minted and burned (ORR)', [
-    { label: 'minted', stroke: '#6ea8fe', width: 2, scale: 'orr' },
-    { label: 'burned', stroke: '#f87171', width: 2, scale: 'orr' },
-    { label: 'supply', stroke: '#f5b942', width: 2, scale: 'supply' },
-  ], [t, s.minted, s.burned, s.supply], 'chart-supply', {
-    scales: { x: { time: true } },
-    axes: axesFor(['orr', 'supply']),
-  });
+  chart(grid, 'Total supply (ORR)', [
+    { label: 'supply', stroke: '#f5b942', width: 2 },
+  ], [t, s.supply], 'chart-supply', { axisSize: 100 });
+  chart(grid, 'Minted and burned (ORR, cumulative)', [
+    { label: 'minted', stroke: '#6ea8fe', width: 2 },
+    { label: 'burned', stroke: '#f87171', width: 2 },
+  ], [t, s.minted, s.burned], 'chart-minted-burned');
   chart(grid, 'Jobs, checks, disputes and slashes (cumulative)', [
     { label: 'settled', stroke: '#4ade80', width: 2 },
     { label: 'failed', stroke: '#f87171', width: 2 },
@@ -131,17 +130,6 @@ export async function overview(main) {
     { label: 'disputes', stroke: '#f5b942', width: 2 },
     { label: 'slashes', stroke: '#c084fc', width: 2 },
   ], [t, s.settled, s.failed, s.checks, s.disputes, s.slashes], 'chart-jobs');
-}
-
-function axesFor(scales) {
-  const css = getComputedStyle(document.documentElement);
-  const stroke = css.getPropertyValue('--muted').trim() || '#999';
-  const grid = { stroke: css.getPropertyValue('--line').trim() || '#333', width: 1 };
-  return [
-    { stroke, grid },
-    { stroke, grid, scale: scales[0], size: 70 },
-    { stroke, grid: { show: false }, scale: scales[1], side: 1, size: 90 },
-  ];
 }
 
 function supplyTotal(s) {
