@@ -200,7 +200,13 @@ async function main() {
   ]) {
     await page.fill('[data-testid=search-input]', q);
     await page.press('[data-testid=search-input]', 'Enter');
-    await page.waitForSelector('main[data-state=notfound] [data-testid=notice]', { timeout: STEP_TIMEOUT_MS });
+    // Wait for this query's answer, not the previous one still on screen.
+    await page.waitForFunction((query) => {
+      const main = document.querySelector('main');
+      const notice = document.querySelector('main [data-testid=notice]');
+      return location.hash === `#/search/${encodeURIComponent(query)}` && main.dataset.state === 'notfound'
+        && notice && notice.textContent.includes(query);
+    }, q, { timeout: STEP_TIMEOUT_MS }).catch(async () => fail(`search ${q}: no message (${(await page.innerText('main')).slice(0, 300)})`));
     const msg = await text(page, 'notice');
     check(want.test(msg), `search ${q}: expected ${want}, got: ${msg}`);
     if (file) await shot(page, file);
