@@ -45,7 +45,7 @@ const ASSETS: &[Asset] = &[
 
 /// Set to a folder (`crates/orrery-node/explorer`) to serve the explorer's files from there
 /// instead of the copies built in — for working on the pages without rebuilding the node.
-/// Only the files listed in [`ASSETS`] are served either way.
+/// Only the files the binary embeds are served either way (no other path is read).
 pub const DEV_DIR_ENV: &str = "ORRERY_EXPLORER_DEV_DIR";
 
 /// The page's security policy: everything from this node only; uPlot sets inline styles
