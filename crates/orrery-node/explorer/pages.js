@@ -367,7 +367,10 @@ export async function lease(main, [id]) {
       ['Job bundle', h('span', { class: 'mono break' }, l.job)],
       ['Verification', verificationText(l.verification)],
       ['Verifiers drawn', ev.verifiers.length ? h('span', {}, ev.verifiers.map((v, i) => [i ? ', ' : '', providerLink(v)])) : 'none'],
-      ['Escrow', orr(l.escrow)],
+      ['Escrow', (() => {
+        const locked = ev.transfers.find((t) => t.kind === 'escrow_locked');
+        return `${locked ? `${orr(locked.amount)} locked at opening · ` : ''}${orr(l.escrow)} held now`;
+      })()],
       ['Resources', `${l.terms.resources.gpus} GPU · ${l.terms.resources.cpu_cores} cores · ${l.terms.resources.ram_gib} GiB`],
       ['Agreed prices', priceText(l.terms.prices)],
       ['Opened / start by / deadline', h('span', {}, blockLink(l.opened_at), ' / ', blockLink(l.start_by), ' / ', blockLink(l.deadline))],
