@@ -255,7 +255,7 @@ function leaseTable(items, testid) {
     { label: 'Verification', cell: (l) => verificationText(l.verification) },
     { label: 'Provider', cell: (l) => providerLink(l.provider) },
     { label: 'Requester', cell: (l) => accountLink(l.requester) },
-    { label: 'Escrow', cell: (l) => orr(l.escrow), class: 'num' },
+    { label: 'Escrow held', cell: (l) => orr(l.escrow), class: 'num' },
     { label: 'Opened', cell: (l) => blockLink(l.opened_at) },
   ], items, testid, (l) => ({ 'data-testid': 'job-row', 'data-id': l.id, 'data-state': l.state }));
 }
