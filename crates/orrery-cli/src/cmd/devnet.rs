@@ -476,8 +476,9 @@ ram_gib = 16
 
     if !args.exit_when_done {
         println!(
-            "the devnet keeps running (Ctrl-C to stop): try `orrery chain status --node {}`",
-            net.apis[0]
+            "the devnet keeps running (Ctrl-C to stop): open the explorer at http://{}/ or try \
+             `orrery chain status --node {}`",
+            net.apis[0], net.apis[0]
         );
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         crate::cmd::node::on_ctrl_c(stop.clone())?;

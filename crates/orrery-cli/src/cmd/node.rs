@@ -131,6 +131,7 @@ pub fn init(args: &InitArgs, extra_accounts: &[GenesisAccount]) -> anyhow::Resul
         let node = NodeConfig {
             data_dir: v.data_dir.join("node"),
             api_listen: api,
+            limits: local_limits(),
             ..NodeConfig::default()
         };
         std::fs::write(
@@ -140,6 +141,19 @@ pub fn init(args: &InitArgs, extra_accounts: &[GenesisAccount]) -> anyhow::Resul
         apis.push(api);
     }
     Ok(apis)
+}
+
+/// API limits for a network on loopback. Every client of a local network — the provider
+/// agents, the requester, the explorer in a browser, the CLI — reaches the node from
+/// 127.0.0.1, so they share one per-address budget; the public default (50/s, burst 200) let a
+/// busy devnet answer its own agents 429. Rate limiting stays on, sized for one machine's
+/// worth of clients.
+fn local_limits() -> orrery_node::Limits {
+    orrery_node::Limits {
+        rate_per_ip_per_sec: 2_000.0,
+        burst_per_ip: 4_000,
+        ..orrery_node::Limits::default()
+    }
 }
 
 fn read_validator(path: &Path) -> anyhow::Result<ValidatorConfig> {
