@@ -266,6 +266,13 @@ impl Client {
         self.get("/status")
     }
 
+    /// The chain's protocol parameters (`GET /params`). Deserialize them into
+    /// `orrery_ledger::Params`; this crate does not depend on the ledger, so the type is the
+    /// caller's.
+    pub fn params<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        self.get("/params")
+    }
+
     /// An account (an unknown account has balance 0 and nonce 0).
     pub fn account(&self, id: &AccountId) -> Result<AccountView, Error> {
         self.get(&format!("/accounts/{id}"))

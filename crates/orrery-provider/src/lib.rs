@@ -58,10 +58,27 @@ pub struct Agent;
 
 impl Agent {
     /// Detect the hardware (unless the config overrides it), check the config against the
-    /// default chain parameters, and run the agent against `config.node` on its own thread.
+    /// chain's parameters as `config.node` serves them, and run the agent against that node on
+    /// its own thread.
+    ///
+    /// A node that cannot be reached yet is not an error here (the agent keeps polling it):
+    /// the config is then checked against the default parameters, and the chain itself refuses
+    /// a bond below its own minimum when the agent sends it.
     pub fn start(config: ProviderConfig) -> Result<AgentHandle, AgentError> {
-        let chain = NodeChain::new(orrery_client::Client::new(&config.node));
-        Self::start_with(config, chain, &Params::default())
+        let client = orrery_client::Client::new(&config.node);
+        let params = match client.params::<Params>() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(
+                    node = %config.node,
+                    error = %e,
+                    "cannot read the chain's parameters; checking the config against the defaults"
+                );
+                Params::default()
+            }
+        };
+        let chain = NodeChain::new(client);
+        Self::start_with(config, chain, &params)
     }
 
     /// [`Agent::start`] over any [`Chain`], checking the stake against `params`.

@@ -304,6 +304,7 @@ ram_gib = 16
         .enumerate()
         .map(|(i, k)| (k.account(), format!("provider-{i}")))
         .collect();
+    let params = crate::cmd::market::chain_params(&client)?;
     let started = Instant::now();
     let mut leases: Vec<(u64, String, String)> = Vec::new();
     for (j, (b, verification)) in plan.iter().enumerate() {
@@ -325,11 +326,7 @@ ram_gib = 16
             ..Requirements::default()
         };
         let routing = index
-            .rank(
-                &req,
-                &RouterWeights::default(),
-                &orrery_ledger::Params::default(),
-            )
+            .rank(&req, &RouterWeights::default(), &params)
             .map_err(|e| anyhow::anyhow!("no provider can run {name}: {e}"))?;
         // Redundant jobs go to provider j (so each provider meets a verifier once); the rest
         // to the router's best.
@@ -454,7 +451,7 @@ ram_gib = 16
     };
 
     // Run to the end of the epoch, so this epoch's emission is minted to the providers.
-    let epoch = orrery_ledger::Params::default().epoch_blocks;
+    let epoch = params.epoch_blocks;
     let h = client.status()?.chain.height;
     let boundary = h.div_ceil(epoch) * epoch;
     say(format!(

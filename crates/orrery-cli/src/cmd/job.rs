@@ -201,12 +201,9 @@ fn submit(file: &Path, key: &Path, node: &str, watch_after: bool) -> anyhow::Res
         ..Requirements::default()
     };
     let index = crate::cmd::market::offer_index(&client)?;
+    let params = crate::cmd::market::chain_params(&client)?;
     let routing = index
-        .rank(
-            &needs,
-            &RouterWeights::default(),
-            &orrery_ledger::Params::default(),
-        )
+        .rank(&needs, &RouterWeights::default(), &params)
         .map_err(|e| anyhow::anyhow!("no provider can run this job: {e}"))?;
     let best = &routing.ranked[0];
     let stored = client

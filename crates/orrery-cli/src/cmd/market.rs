@@ -154,6 +154,15 @@ struct OffersArgs {
     json: bool,
 }
 
+/// The chain's parameters as the node serves them: the router reads the minimum stake per
+/// hardware class and the sampling rates from them, so a chain with non-default parameters is
+/// routed by its own rules.
+pub(crate) fn chain_params(client: &Client) -> anyhow::Result<orrery_ledger::Params> {
+    client
+        .params()
+        .context("cannot read the chain's parameters from the node")
+}
+
 /// Every provider a node knows, as the router's offer index.
 pub(crate) fn offer_index(client: &Client) -> anyhow::Result<OfferIndex> {
     let mut views = Vec::new();
@@ -193,6 +202,7 @@ pub(crate) fn offer_index(client: &Client) -> anyhow::Result<OfferIndex> {
 fn offers(args: OffersArgs) -> anyhow::Result<()> {
     let client = Client::new(&args.node.node);
     let index = offer_index(&client)?;
+    let params = chain_params(&client)?;
     let region = match (args.only_region, args.region) {
         (Some(r), _) => RegionPreference::Require(r),
         (None, Some(r)) => RegionPreference::Prefer(r),
@@ -217,11 +227,7 @@ fn offers(args: OffersArgs) -> anyhow::Result<()> {
         ..Requirements::default()
     };
     let routing = index
-        .rank(
-            &req,
-            &RouterWeights::default(),
-            &orrery_ledger::Params::default(),
-        )
+        .rank(&req, &RouterWeights::default(), &params)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&routing.ranked)?);
