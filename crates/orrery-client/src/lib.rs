@@ -123,6 +123,9 @@ pub struct LeaseQuery {
     pub provider: Option<AccountId>,
     /// Only leases paid by this requester.
     pub requester: Option<AccountId>,
+    /// Only leases in which this account has a part: as their provider, or as a party to
+    /// their check or dispute (a drawn verifier or a tie-breaker).
+    pub party: Option<AccountId>,
     /// Only leases in this state (`awaiting_start`, `running`, `committed`, `settled`,
     /// `timed_out`, or `active` for any state holding escrow).
     pub state: Option<String>,
@@ -310,6 +313,9 @@ impl Client {
         }
         if let Some(r) = &query.requester {
             params.push(format!("requester={r}"));
+        }
+        if let Some(a) = &query.party {
+            params.push(format!("party={a}"));
         }
         if let Some(s) = &query.state {
             params.push(format!("state={}", encode_query_value(s)));

@@ -180,6 +180,16 @@ impl LeaseState {
             LeaseState::Settled { .. } | LeaseState::TimedOut { .. } | LeaseState::Failed { .. }
         )
     }
+
+    /// The claims of the check in progress — the provider's first, then the drawn verifiers'
+    /// and any tie-breakers' — or none when no check is under way.
+    pub fn claims(&self) -> &[Claim] {
+        match self {
+            LeaseState::Checking(c) => c.claims.as_slice(),
+            LeaseState::Disputed(d) => d.check.claims.as_slice(),
+            _ => &[],
+        }
+    }
 }
 
 impl Write for LeaseState {
@@ -375,6 +385,12 @@ codec_struct!(Lease {
 });
 
 impl Lease {
+    /// Whether `who` has a part to play in this lease: its provider, or a party to its check
+    /// or dispute (a drawn verifier or a tie-breaker).
+    pub fn involves(&self, who: &AccountId) -> bool {
+        self.provider == *who || self.state.claims().iter().any(|c| c.party == *who)
+    }
+
     /// The height at which the ledger acts on this lease by itself (timeout or automatic
     /// settlement), if any.
     pub fn timer(&self) -> Option<u64> {

@@ -779,6 +779,15 @@ fn bad_dispute_input_is_refused_with_a_clear_error() {
     let LeaseState::Disputed(d) = g.lease().state.clone() else {
         unreachable!()
     };
+    // The dispute's parties (provider and verifier) are the lease's parties; its requester
+    // is not (what the node's `party` filter and the agents' polls rely on).
+    assert!(g.lease().involves(&g.net.id(PROVIDER)));
+    assert!(g.lease().involves(&g.net.id(2)));
+    assert_eq!(
+        d.check.claims.as_slice()[usize::from(d.challenger)].party,
+        g.net.id(2)
+    );
+    assert!(!g.lease().involves(&g.net.id(REQUESTER)));
     let honest = Run::honest(16);
     // A move whose children do not hash to the party's node.
     refused(

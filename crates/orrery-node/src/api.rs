@@ -687,6 +687,9 @@ struct LeaseParams {
     provider: Option<String>,
     /// Only this requester's leases.
     requester: Option<String>,
+    /// Only leases in which this account has a part: their provider, or a party to their
+    /// check or dispute (a drawn verifier or a tie-breaker). What a provider agent polls.
+    party: Option<String>,
     /// Only leases in this state (`awaiting_start`, `running`, `committed`, `settled`,
     /// `timed_out`), or `active`.
     state: Option<String>,
@@ -707,6 +710,7 @@ async fn leases(
     let p = query(q)?;
     let provider = p.provider.as_deref().map(parse_account).transpose()?;
     let requester = p.requester.as_deref().map(parse_account).transpose()?;
+    let party = p.party.as_deref().map(parse_account).transpose()?;
     let after = p
         .cursor
         .as_deref()
@@ -748,6 +752,7 @@ async fn leases(
             last_scanned = Some(*id);
             let keep = provider.is_none_or(|p| l.provider == p)
                 && requester.is_none_or(|r| l.requester == r)
+                && party.is_none_or(|a| l.involves(&a))
                 && state.as_deref().is_none_or(|s| {
                     if s == "active" {
                         l.state.is_active()

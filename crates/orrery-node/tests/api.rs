@@ -286,6 +286,23 @@ fn providers_and_leases_are_listed_filtered_and_paged() {
             .iter()
             .all(|l| l.requester == k[2].account() && l.active)
     );
+    // A party is a lease's provider (or a verifier of its check), never its requester.
+    let of_party_0 = c
+        .leases(&LeaseQuery {
+            party: Some(k[0].account()),
+            state: Some("active".into()),
+            ..LeaseQuery::default()
+        })
+        .expect("filtered");
+    assert_eq!(of_party_0.items.len(), 1);
+    assert_eq!(of_party_0.items[0].provider, k[0].account());
+    let requester_as_party = c
+        .leases(&LeaseQuery {
+            party: Some(k[2].account()),
+            ..LeaseQuery::default()
+        })
+        .expect("filtered");
+    assert!(requester_as_party.items.is_empty());
     let none = c
         .leases(&LeaseQuery {
             state: Some("settled".into()),

@@ -327,7 +327,7 @@ impl<C: Chain> Worker<C> {
         let head = head.head;
         self.sync_nonce(head)?;
         self.ensure_provider(head)?;
-        let leases = self.chain.active_leases()?;
+        let leases = self.chain.active_leases(&self.me)?;
         let mut seen = BTreeSet::new();
         let mut mine = BTreeMap::new();
         for lease in leases {

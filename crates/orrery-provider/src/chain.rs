@@ -60,8 +60,10 @@ pub trait Chain {
     fn account(&self, id: &AccountId) -> Result<(Amount, u64), ChainError>;
     /// A provider's record, if registered.
     fn provider(&self, id: &AccountId) -> Result<Option<ProviderRecord>, ChainError>;
-    /// Every lease still holding escrow.
-    fn active_leases(&self) -> Result<Vec<LeaseInfo>, ChainError>;
+    /// Every lease still holding escrow in which `party` has a part (provider, drawn
+    /// verifier or tie-breaker). The node filters them, so an agent's poll grows with its own
+    /// work, not with the network's.
+    fn active_leases(&self, party: &AccountId) -> Result<Vec<LeaseInfo>, ChainError>;
     /// Every lease of a provider, final ones included.
     fn provider_leases(&self, id: &AccountId) -> Result<Vec<LeaseInfo>, ChainError>;
     /// One lease.
@@ -170,8 +172,9 @@ impl Chain for NodeChain {
         }))
     }
 
-    fn active_leases(&self) -> Result<Vec<LeaseInfo>, ChainError> {
+    fn active_leases(&self, party: &AccountId) -> Result<Vec<LeaseInfo>, ChainError> {
         self.list(LeaseQuery {
+            party: Some(*party),
             state: Some("active".into()),
             ..LeaseQuery::default()
         })

@@ -126,12 +126,9 @@ pub fn role(me: &AccountId, lease: &LeaseInfo) -> Option<Role> {
     if lease.provider == *me {
         return Some(Role::Provider);
     }
-    let claims = match &lease.state {
-        LeaseState::Checking(c) => c.claims.as_slice(),
-        LeaseState::Disputed(d) => d.check.claims.as_slice(),
-        _ => return None,
-    };
-    claims
+    lease
+        .state
+        .claims()
         .iter()
         .position(|c| c.party == *me)
         .filter(|&i| i > 0)

@@ -155,12 +155,12 @@ impl Chain for LedgerChain {
         }))
     }
 
-    fn active_leases(&self) -> Result<Vec<LeaseInfo>, ChainError> {
+    fn active_leases(&self, party: &AccountId) -> Result<Vec<LeaseInfo>, ChainError> {
         Ok(self.with(|net| {
             net.state
                 .leases()
                 .values()
-                .filter(|l| l.state.is_active())
+                .filter(|l| l.state.is_active() && l.involves(party))
                 .map(LeaseInfo::from)
                 .collect()
         }))
