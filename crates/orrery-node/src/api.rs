@@ -350,6 +350,14 @@ impl PageParams {
             .unwrap_or(DEFAULT_PAGE_LIMIT)
             .clamp(1, MAX_PAGE_LIMIT) as usize
     }
+
+    /// The cursor of a list keyed by a number (a height or a lease id), if given.
+    pub(crate) fn numeric_cursor(&self) -> Result<Option<u64>, ApiError> {
+        self.cursor
+            .as_deref()
+            .map(|c| parse_u64("cursor", c))
+            .transpose()
+    }
 }
 
 // ---- transactions ----
@@ -809,11 +817,7 @@ async fn blocks(
     q: Result<Query<PageParams>, QueryRejection>,
 ) -> Result<Json<Page<BlockSummary>>, ApiError> {
     let p = query(q)?;
-    let before = p
-        .cursor
-        .as_deref()
-        .map(|c| parse_u64("cursor", c))
-        .transpose()?;
+    let before = p.numeric_cursor()?;
     let limit = p.limit();
     let (items, next) = with_index(&s, move |i| i.blocks(before, limit)).await?;
     Ok(Json(Page {

@@ -525,11 +525,7 @@ pub(crate) async fn provider_leases(
 ) -> Result<Json<Page<LeaseView>>, ApiError> {
     let id = parse_account(&id)?;
     let p = query(q)?;
-    let before = p
-        .cursor
-        .as_deref()
-        .map(|c| parse_u64("cursor", c))
-        .transpose()?;
+    let before = p.numeric_cursor()?;
     let limit = p.limit();
     let (ids, next) = with_index(&s, move |i| i.provider_leases(&id, before, limit)).await?;
     let items = read(&s, move |st| {

@@ -194,17 +194,7 @@ pub(super) fn record_block(
     }
     let Some((receipts, block_events)) = outcome else {
         stats.blocks_without_outcome += 1;
-        stats_t.insert(
-            STATS_KEY,
-            serde_json::to_vec(&stats).unwrap_or_default().as_slice(),
-        )?;
-        for (a, v) in activity {
-            activity_t.insert(
-                a.0.as_slice(),
-                serde_json::to_vec(&v).unwrap_or_default().as_slice(),
-            )?;
-        }
-        return Ok(());
+        return save(&mut stats_t, &stats, &mut activity_t, activity);
     };
     let mut meta_t = w.open_table(LEASE_META)?;
     let mut by_provider = w.open_table(PROVIDER_LEASES)?;
@@ -307,9 +297,19 @@ pub(super) fn record_block(
             serde_json::to_vec(&stats).unwrap_or_default().as_slice(),
         )?;
     }
+    save(&mut stats_t, &stats, &mut activity_t, activity)
+}
+
+/// Write the chain's counters and the block's touched activity records back.
+fn save(
+    stats_t: &mut redb::Table<&str, &[u8]>,
+    stats: &ChainStats,
+    activity_t: &mut redb::Table<&[u8], &[u8]>,
+    activity: std::collections::BTreeMap<AccountId, Activity>,
+) -> Result<(), redb::Error> {
     stats_t.insert(
         STATS_KEY,
-        serde_json::to_vec(&stats).unwrap_or_default().as_slice(),
+        serde_json::to_vec(stats).unwrap_or_default().as_slice(),
     )?;
     for (a, v) in activity {
         activity_t.insert(
