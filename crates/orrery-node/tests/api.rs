@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestChain, TestNode, config, keys, offer, open_lease, sign};
+use common::{TestChain, TestNode, config, keys, open_lease, register_and_bond, sign};
 use orrery_client::{Error, LeaseQuery};
 use orrery_types::amount::Amount;
 use orrery_types::hash::Hash;
@@ -224,18 +224,7 @@ fn providers_and_leases_are_listed_filtered_and_paged() {
     let node = TestNode::start(config(dir.path()), TestChain::new(&k));
     let c = &node.client;
     // Accounts 0 and 1 become providers; 2 and 3 rent them.
-    for p in &k[..2] {
-        c.submit(&sign(p, 0, TxBody::RegisterProvider(offer())))
-            .expect("register");
-        c.submit(&sign(
-            p,
-            1,
-            TxBody::Bond {
-                amount: Amount::orr(2_000),
-            },
-        ))
-        .expect("bond");
-    }
+    register_and_bond(c, &k[..2]);
     node.block();
     let job = Hash::of(b"job bundle");
     c.submit(&sign(&k[2], 0, open_lease(k[0].account(), job, 50)))

@@ -3,10 +3,8 @@
 
 mod common;
 
-use common::{TestChain, TestNode, config, keys, offer, open_lease, sign};
-use orrery_types::amount::Amount;
+use common::{TestChain, TestNode, config, keys, open_lease, register_and_bond, sign};
 use orrery_types::hash::Hash;
-use orrery_types::tx::TxBody;
 use std::time::{Duration, Instant};
 
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
@@ -31,16 +29,7 @@ fn collector_keeps_live_lease_blobs_and_removes_the_rest() {
     let node = TestNode::start(cfg, TestChain::new(&k));
     let c = &node.client;
 
-    c.submit(&sign(&k[0], 0, TxBody::RegisterProvider(offer())))
-        .expect("register");
-    c.submit(&sign(
-        &k[0],
-        1,
-        TxBody::Bond {
-            amount: Amount::orr(2_000),
-        },
-    ))
-    .expect("bond");
+    register_and_bond(c, &k[..1]);
     node.block();
     let job = b"a job bundle".to_vec();
     let job_hash = Hash::of(&job);

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TestChain, TestNode, config, keys, offer, open_lease, sign};
+use common::{TestChain, TestNode, config, keys, offer, open_lease, register_and_bond, sign};
 use orrery_types::amount::Amount;
 use orrery_types::hash::Hash;
 use orrery_types::resources::Usage;
@@ -32,6 +32,30 @@ fn ok(node: &TestNode, path: &str) -> Value {
     body
 }
 
+/// The ids of every item of a paged list, following `next_cursor` from `path` (which already
+/// has a query string) to the end.
+fn all_ids(node: &TestNode, path: &str) -> Vec<u64> {
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = match &cursor {
+            Some(c) => ok(node, &format!("{path}&cursor={c}")),
+            None => ok(node, path),
+        };
+        ids.extend(
+            page["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|l| l["id"].as_u64().expect("id")),
+        );
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return ids,
+        }
+    }
+}
+
 fn claim() -> ResultClaim {
     ResultClaim {
         output: Hash::of(b"output"),
@@ -46,18 +70,7 @@ fn a_settled_lease_has_its_evidence_and_every_id_is_found() {
     let k = keys(4);
     let node = TestNode::start(config(dir.path()), TestChain::new(&k));
     let c = &node.client;
-    for p in &k[..2] {
-        c.submit(&sign(p, 0, TxBody::RegisterProvider(offer())))
-            .expect("register");
-        c.submit(&sign(
-            p,
-            1,
-            TxBody::Bond {
-                amount: Amount::orr(2_000),
-            },
-        ))
-        .expect("bond");
-    }
+    register_and_bond(c, &k[..2]);
     node.block();
     let open = sign(&k[2], 0, open_lease(k[0].account(), Hash::of(b"job"), 50));
     c.submit(&open).expect("open");
@@ -373,51 +386,13 @@ fn explorer_endpoints_page_and_stay_fast_over_thousands_of_leases() {
     }
 
     // Newest first, every lease exactly once.
-    let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            Some(c) => format!("/api/v1/leases?order=desc&limit=500&cursor={c}"),
-            None => "/api/v1/leases?order=desc&limit=500".to_string(),
-        };
-        let page = ok(&node, &path);
-        seen.extend(
-            page["items"]
-                .as_array()
-                .expect("items")
-                .iter()
-                .map(|l| l["id"].as_u64().expect("id")),
-        );
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => break,
-        }
-    }
+    let seen = all_ids(&node, "/api/v1/leases?order=desc&limit=500");
     let want: Vec<u64> = (0..LEASES).rev().collect();
     assert_eq!(seen, want);
 
     // A provider's leases, newest first, every one once.
     let p = providers[1].account();
-    let mut mine = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            Some(c) => format!("/api/v1/providers/{p}/leases?limit=100&cursor={c}"),
-            None => format!("/api/v1/providers/{p}/leases?limit=100"),
-        };
-        let page = ok(&node, &path);
-        mine.extend(
-            page["items"]
-                .as_array()
-                .expect("items")
-                .iter()
-                .map(|l| l["id"].as_u64().expect("id")),
-        );
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => break,
-        }
-    }
+    let mine = all_ids(&node, &format!("/api/v1/providers/{p}/leases?limit=100"));
     let want: Vec<u64> = (0..LEASES).rev().filter(|id| id % 4 == 1).collect();
     assert_eq!(mine, want);
 

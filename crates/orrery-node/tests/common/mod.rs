@@ -260,6 +260,25 @@ pub fn sign(key: &Keypair, nonce: u64, body: TxBody) -> SignedTx {
     .sign(key)
 }
 
+/// Submit `RegisterProvider(offer())` and a bond of 2,000 ORR for each of `providers` (their
+/// nonces 0 and 1); the caller makes the block.
+pub fn register_and_bond(client: &Client, providers: &[Keypair]) {
+    for p in providers {
+        client
+            .submit(&sign(p, 0, TxBody::RegisterProvider(offer())))
+            .expect("register");
+        client
+            .submit(&sign(
+                p,
+                1,
+                TxBody::Bond {
+                    amount: Amount::orr(2_000),
+                },
+            ))
+            .expect("bond");
+    }
+}
+
 pub fn prices() -> PriceList {
     PriceList {
         gpu_hour: Amount::orr(2),
