@@ -515,6 +515,16 @@ pub(crate) async fn provider(
     }))
 }
 
+/// A search answer: what was found, its id, and the explorer route that shows it
+/// (`#/<kind>s/<id>`, the route every page of the explorer uses).
+fn found(kind: &str, id: impl std::fmt::Display) -> SearchMatch {
+    SearchMatch {
+        kind: kind.into(),
+        id: id.to_string(),
+        route: format!("#/{kind}s/{id}"),
+    }
+}
+
 /// A provider's leases, newest first.
 #[utoipa::path(get, path = "/api/v1/providers/{id}/leases", params(("id" = String, Path), PageParams),
     responses((status = 200, body = Page<LeaseView>), (status = 400, body = ErrorBody)))]
@@ -918,18 +928,10 @@ pub(crate) async fn search(
     if let Ok(n) = q.parse::<u64>() {
         let top = with_index(&s, |i| i.indexed_height()).await?;
         if n >= 1 && n <= top {
-            matches.push(SearchMatch {
-                kind: "block".into(),
-                id: n.to_string(),
-                route: format!("#/blocks/{n}"),
-            });
+            matches.push(found("block", n));
         }
         if read(&s, move |st| st.lease(n).is_some()).await? {
-            matches.push(SearchMatch {
-                kind: "lease".into(),
-                id: n.to_string(),
-                route: format!("#/leases/{n}"),
-            });
+            matches.push(found("lease", n));
         }
         if matches.is_empty() {
             return Err(ApiError::not_found(
@@ -945,15 +947,7 @@ pub(crate) async fn search(
             )
         })?;
         let provider = read(&s, move |st| st.provider(&id).is_some()).await?;
-        matches.push(SearchMatch {
-            kind: if provider { "provider" } else { "account" }.into(),
-            id: id.to_string(),
-            route: if provider {
-                format!("#/providers/{id}")
-            } else {
-                format!("#/accounts/{id}")
-            },
-        });
+        matches.push(found(if provider { "provider" } else { "account" }, id));
     } else if hexpart.chars().all(|c| c.is_ascii_hexdigit()) {
         if hexpart.len() != 64 {
             return Err(ApiError::bad_request(
@@ -970,18 +964,10 @@ pub(crate) async fn search(
         })
         .await?;
         if tx {
-            matches.push(SearchMatch {
-                kind: "tx".into(),
-                id: hash.to_string(),
-                route: format!("#/txs/{hash}"),
-            });
+            matches.push(found("tx", hash));
         }
         if let Some(h) = block {
-            matches.push(SearchMatch {
-                kind: "block".into(),
-                id: h.to_string(),
-                route: format!("#/blocks/{h}"),
-            });
+            matches.push(found("block", h));
         }
         if matches.is_empty() {
             return Err(ApiError::not_found(

@@ -156,3 +156,18 @@ fn evidence_pairs_bisection_moves_by_round_and_finds_the_verdict_and_transfers()
         ]
     );
 }
+
+#[test]
+fn search_answers_route_to_the_explorer_pages() {
+    let h = Hash::of(b"x");
+    let a = AccountId([7; 20]);
+    assert_eq!(found("block", 12).route, "#/blocks/12");
+    assert_eq!(found("lease", 3).route, "#/leases/3");
+    assert_eq!(found("tx", h).route, format!("#/txs/{h}"));
+    assert_eq!(found("provider", a).route, format!("#/providers/{a}"));
+    let m = found("account", a);
+    assert_eq!(
+        (m.kind.as_str(), m.id, m.route),
+        ("account", a.to_string(), format!("#/accounts/{a}"))
+    );
+}
