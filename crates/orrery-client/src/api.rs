@@ -256,7 +256,8 @@ pub struct ReceiptView {
     pub sender: AccountId,
     /// Kind of transaction (`transfer`, `open_lease`, ...).
     pub kind: String,
-    /// Whether it applied. A refused transaction changed nothing, not even the nonce.
+    /// Whether it applied. A transaction refused by its action spent its nonce and changed
+    /// nothing else; one refused for its signature, chain id or nonce changed nothing.
     pub ok: bool,
     /// Events, when it applied.
     #[schema(value_type = Vec<Object>)]

@@ -7,10 +7,16 @@
 //! # Order of work in a block
 //! 1. The header is checked (height, time, parent). A bad header refuses the whole block and
 //!    changes nothing.
-//! 2. Each transaction in order: signature, chain id, nonce, then its action. A refused
-//!    transaction changes nothing (its nonce is not consumed) and its receipt says why.
-//!    Every handler checks everything first and only then writes, so a transaction applies
-//!    completely or not at all.
+//! 2. Each transaction in order: signature, chain id, nonce, then its action. A transaction
+//!    refused for its signature, chain id or nonce changes nothing. One that passes those
+//!    three but is refused by its action (a lease in another state, too little balance, …)
+//!    consumes its nonce and changes nothing else, so the sender's later transactions, already
+//!    signed with the following nonces, still apply: a refusal never leaves a gap that would
+//!    strand them (an agent that sent the same step twice, under load, must not lose every
+//!    transaction behind the duplicate). The exception is a sender the state does not hold
+//!    (never funded, never sent): its refusal changes nothing, so refused transactions cannot
+//!    create accounts for free. Every receipt says why. Every handler checks everything first
+//!    and only then writes, so an action applies completely or not at all.
 //! 3. End of block: matured unbonding returns to balances; lease timers fire (unstarted or
 //!    unfinished leases time out, committed leases whose challenge window closed settle);
 //!    at an epoch boundary the emission is minted to providers pro rata to settled work.
@@ -177,6 +183,20 @@ fn check_and_apply(
             got: tx.tx.nonce,
         });
     }
+    let result = apply_body(state, tx, sender);
+    // Past the signature, chain and nonce checks the nonce is spent whatever the action's
+    // outcome (see the module docs); only a sender the state already holds, so a refusal
+    // never creates an account.
+    if result.is_ok() || state.accounts.contains_key(&sender) {
+        state.accounts.entry(sender).or_default().nonce += 1;
+        state.touch(StateKey::Account(sender));
+    }
+    result
+}
+
+/// Run a transaction's action (its signature, chain id and nonce already checked). On error
+/// nothing changed.
+fn apply_body(state: &mut State, tx: &SignedTx, sender: AccountId) -> Result<Vec<Event>, TxError> {
     let events = match &tx.tx.body {
         TxBody::Transfer { to, amount } => transfer(state, sender, *to, *amount)?,
         TxBody::RegisterProvider(offer) => register_provider(state, sender, offer)?,
@@ -228,8 +248,6 @@ fn check_and_apply(
             proof,
         )?,
     };
-    state.accounts.entry(sender).or_default().nonce += 1;
-    state.touch(StateKey::Account(sender));
     Ok(events)
 }
 

@@ -6,8 +6,9 @@ use orrery_types::hash::Hash;
 use orrery_types::tx::LeaseId;
 use serde::Serialize;
 
-/// Something that happened, for receipts, the event stream and the explorer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// Something that happened, for receipts, the event stream and the explorer. Deserializable
+/// so that clients read events from the node's JSON as this type, not by string keys.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// Tokens moved between accounts.
@@ -236,7 +237,9 @@ pub enum Event {
     },
 }
 
-/// Why a transaction was refused. A refused transaction changes nothing, not even the nonce.
+/// Why a transaction was refused. A transaction refused for its signature, chain id or nonce
+/// changes nothing; one refused by its action consumes its nonce (if its sender is an account
+/// the state holds) and changes nothing else. See [`TxError::consumes_nonce`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize)]
 #[serde(tag = "error", rename_all = "snake_case")]
 pub enum TxError {
@@ -472,6 +475,18 @@ pub enum TxError {
         /// Minimum.
         need: Amount,
     },
+}
+
+impl TxError {
+    /// Whether a transaction refused with this error spent its nonce: everything but a bad
+    /// signature, a wrong chain or a wrong nonce, provided the sender is an account the state
+    /// holds (see `apply`'s module docs).
+    pub fn consumes_nonce(&self) -> bool {
+        !matches!(
+            self,
+            TxError::BadSignature | TxError::WrongChain { .. } | TxError::WrongNonce { .. }
+        )
+    }
 }
 
 /// Why a whole block was refused. A refused block changes nothing.

@@ -10,9 +10,11 @@ use orrery_types::resources::PriceList;
 use orrery_types::tx::{ChainId, SignedTx, Tx, TxBody, Verification};
 
 /// Apply `tx` alone and check it was refused with `expected` and changed nothing but the
-/// block header entry (height, time).
+/// block header entry (height, time) and, for a refusal past the signature, chain and nonce
+/// checks, the sender's nonce (an account the state holds spends it; no account is created).
 fn refused(net: &mut Net, tx: SignedTx, expected: impl Fn(&TxError) -> bool) {
-    let accounts = net.state.accounts().clone();
+    let mut accounts = net.state.accounts().clone();
+    let sender = tx.sender();
     let providers = net.state.providers().clone();
     let leases = net.state.leases().clone();
     let totals = *net.state.totals();
@@ -23,6 +25,11 @@ fn refused(net: &mut Net, tx: SignedTx, expected: impl Fn(&TxError) -> bool) {
         .expect_err("must be refused");
     assert!(expected(err), "unexpected error: {err}");
     assert!(!err.to_string().is_empty());
+    if err.consumes_nonce()
+        && let Some(a) = accounts.get_mut(&sender)
+    {
+        a.nonce += 1;
+    }
     assert_eq!(net.state.accounts(), &accounts, "accounts changed");
     assert_eq!(net.state.providers(), &providers, "providers changed");
     assert_eq!(net.state.leases(), &leases, "leases changed");
@@ -81,6 +88,26 @@ fn same_transaction_twice_in_one_block_applies_once() {
     assert_eq!(
         net.balance(2),
         START_BALANCE.checked_add(Amount::orr(1)).unwrap()
+    );
+}
+
+#[test]
+fn a_refused_action_spends_its_nonce_so_later_transactions_still_apply() {
+    let mut net = Net::new(3);
+    // Nonce 0 is refused by its action; nonce 1, signed before anyone knew, still applies.
+    let bad = net.tx_at(0, 0, transfer(&net, Amount::ZERO));
+    let good = net.tx_at(0, 1, transfer(&net, Amount::orr(1)));
+    let out = net.apply(vec![bad, good]);
+    assert_eq!(out.receipts[0].outcome, Err(TxError::ZeroAmount));
+    assert!(out.receipts[1].is_ok(), "{:?}", out.receipts[1]);
+    assert_eq!(net.state.account(&net.id(0)).nonce, 2);
+    assert_eq!(
+        net.balance(2),
+        START_BALANCE.checked_add(Amount::orr(1)).unwrap()
+    );
+    assert_eq!(
+        net.balance(0),
+        START_BALANCE.checked_sub(Amount::orr(1)).unwrap()
     );
 }
 

@@ -175,8 +175,8 @@ fn run_ops(net: &mut Net, ops: Vec<Op>) {
             }
             Op::Settle { who, lease } => (who, TxBody::SettleLease { lease }),
         };
-        // Optimistically assume every earlier transaction of this sender in the block applies;
-        // when one does not, later ones fail with a wrong nonce, which is itself a good case.
+        // Every earlier transaction of this sender in the block spends its nonce, applied or
+        // refused by its action, so later ones still reach their own checks.
         pending.push(net.tx_at(who, offsets[who], body));
         offsets[who] += 1;
         if pending.len() >= 4 {
