@@ -39,18 +39,14 @@
 //! 5. Forget the folders of leases that became final (cancelling any task still working for
 //!    one first).
 //!
-//! # Nonces
+//! # Nonces and resending
 //!
-//! The agent keeps the next nonce itself so it can send several transactions per block. It
-//! adopts the chain's nonce when that is higher, re-reads it and retries once on a stale-nonce
-//! refusal, and falls back to the chain's nonce (forgetting what it believed sent) when the
-//! chain has not caught up for [`NONCE_STALL_BLOCKS`] blocks — a refused transaction does not
-//! use its nonce, so later ones would otherwise wait forever.
-//!
-//! # Resending
-//!
-//! A transaction for a given lease and stage is sent once and re-sent only if the lease is
-//! still waiting for it [`RESEND_AFTER_BLOCKS`] blocks later (it was dropped or refused).
+//! The agent numbers its transactions itself so it can send several per block, and keeps
+//! every one it signed in its [`Outbox`] until the chain has ruled on it (see
+//! [`crate::outbox`] for the rules): a step is never signed twice while its transaction
+//! waits, a waiting transaction is resubmitted byte for byte, and an included one's receipt is
+//! read, so a refusal is logged with the ledger's reason the block it happens — not noticed
+//! when a deadline has passed.
 //!
 //! # Stopping
 //!
@@ -58,10 +54,11 @@
 //! cancels every task (a run saves a snapshot at the step it reached and returns), joins the
 //! worker threads and exits. A restart resumes each job from its snapshot.
 
-use crate::chain::{Chain, ChainError};
+use crate::chain::{Chain, ChainError, TxOutcome};
 use crate::config::ProviderConfig;
 use crate::decide::{Action, Head, LeaseInfo, Role, decide, role};
 use crate::ingress::Message;
+use crate::outbox::{ACCOUNT_KEY, Outbox, SendKey};
 use crate::runner::{RunEnd, RunJobError, RunSettings};
 use crate::runs::{Done, Lane, LaneLimits, REFEREE_REPLAYS, Report, Runs};
 use crate::store::{LeaseDir, Store};
@@ -77,15 +74,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
-
-/// Blocks after which a transaction the chain still waits for is sent again.
-pub const RESEND_AFTER_BLOCKS: u64 = 3;
-/// Blocks the chain's nonce may lag ours (counted from our last send and the chain nonce's last
-/// move) before we assume our pending transactions are lost. Equal to [`RESEND_AFTER_BLOCKS`],
-/// so the nonce is reset before anything is re-sent, never after.
-pub const NONCE_STALL_BLOCKS: u64 = RESEND_AFTER_BLOCKS;
-/// Key of account-level transactions in the sent table.
-const ACCOUNT_KEY: LeaseId = LeaseId::MAX;
 
 /// Why the agent could not act.
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +122,12 @@ pub struct AgentSnapshot {
     pub ticks: u64,
     /// Transactions submitted.
     pub txs_sent: u64,
+    /// Transactions the chain included but refused.
+    pub txs_refused: u64,
+    /// The last refusal: lease, kind, nonce and the ledger's reason.
+    pub last_refusal: Option<String>,
+    /// Transactions sent and not yet in a block.
+    pub txs_pending: usize,
     /// Runs finished (as provider or verifier).
     pub runs_finished: u64,
     /// Leases this agent is acting on, with the state each was last seen in.
@@ -162,12 +156,8 @@ pub struct Worker<C: Chain> {
     referee_states: BTreeMap<(LeaseId, u64), Vec<u8>>,
     stop: Arc<AtomicBool>,
     chain_id: Option<ChainId>,
-    next_nonce: Option<u64>,
-    /// (chain nonce, height first seen at) to detect a stalled nonce.
-    chain_nonce_seen: (u64, u64),
-    /// Height at which we last sent a transaction.
-    last_sent_height: u64,
-    sent: BTreeMap<(LeaseId, &'static str, u64), u64>,
+    /// Every transaction signed, until the chain has ruled on it.
+    outbox: Outbox,
     /// Leases whose output this agent has published.
     uploaded: BTreeSet<LeaseId>,
     snapshot: AgentSnapshot,
@@ -210,10 +200,7 @@ impl<C: Chain> Worker<C> {
             referee_states: BTreeMap::new(),
             stop,
             chain_id: None,
-            next_nonce: None,
-            chain_nonce_seen: (0, 0),
-            last_sent_height: 0,
-            sent: BTreeMap::new(),
+            outbox: Outbox::new(),
             uploaded: BTreeSet::new(),
             snapshot: AgentSnapshot {
                 account: me.to_string(),
@@ -325,7 +312,7 @@ impl<C: Chain> Worker<C> {
         let head = self.chain.head()?;
         self.chain_id = Some(head.chain_id.clone());
         let head = head.head;
-        self.sync_nonce(head)?;
+        self.sync_outbox(head)?;
         self.ensure_provider(head)?;
         let leases = self.chain.active_leases(&self.me)?;
         let mut seen = BTreeSet::new();
@@ -377,41 +364,77 @@ impl<C: Chain> Worker<C> {
                 if let Err(e) = self.store.lease(id).remove() {
                     tracing::warn!(lease = id, error = %e, "cannot remove a final lease's folder");
                 }
-                self.sent.retain(|(l, _, _), _| *l != id);
+                self.outbox.forget_lease(id);
                 self.uploaded.remove(&id);
                 self.referee_states.retain(|(l, _), _| *l != id);
             }
         }
     }
 
-    fn sync_nonce(&mut self, head: Head) -> Result<(), AgentError> {
+    /// Read the account's nonce, take in what the chain included (reading each receipt, so a
+    /// refusal is reported at once), resubmit what still waits, and report what is stuck.
+    fn sync_outbox(&mut self, head: Head) -> Result<(), AgentError> {
         let (_, chain_nonce) = self.chain.account(&self.me)?;
-        if chain_nonce != self.chain_nonce_seen.0 {
-            self.chain_nonce_seen = (chain_nonce, head.height);
-        }
-        match self.next_nonce {
-            Some(n) if n > chain_nonce => {
-                let since = self.chain_nonce_seen.1.max(self.last_sent_height);
-                if head.height >= since + NONCE_STALL_BLOCKS {
+        self.outbox.observe(chain_nonce, head.height);
+        for included in self.outbox.awaiting_receipts().to_vec() {
+            let (lease, kind, _) = included.key;
+            match self.chain.tx_outcome(&included.hash) {
+                Ok(TxOutcome::Applied) => self.outbox.receipt_read(&included.hash),
+                Ok(TxOutcome::Refused(reason)) => {
+                    self.outbox.receipt_read(&included.hash);
+                    let lease = (lease != ACCOUNT_KEY).then_some(lease);
                     tracing::warn!(
-                        ours = n,
-                        chain = chain_nonce,
-                        "pending transactions were not applied: resending from the chain's nonce"
+                        lease,
+                        kind,
+                        nonce = included.nonce,
+                        %reason,
+                        "the chain refused our transaction"
                     );
-                    self.next_nonce = Some(chain_nonce);
-                    self.sent.clear();
-                    self.chain_nonce_seen.1 = head.height;
+                    self.snapshot.txs_refused += 1;
+                    self.snapshot.last_refusal = Some(format!(
+                        "{kind} (lease {}, nonce {}): {reason}",
+                        lease.map_or("-".into(), |l| l.to_string()),
+                        included.nonce
+                    ));
                 }
+                // Not indexed yet: asked again next tick, for a bounded time.
+                Ok(TxOutcome::Unknown) | Err(_) => {}
             }
-            _ => self.next_nonce = Some(chain_nonce),
         }
+        for gone in self.outbox.expire_receipts(head.height) {
+            tracing::debug!(
+                nonce = gone.nonce,
+                kind = gone.key.1,
+                "no receipt for an included transaction"
+            );
+        }
+        for tx in self.outbox.due_for_resubmission(head.height) {
+            match self.chain.submit(&tx) {
+                Ok(_) | Err(ChainError::StaleNonce(_)) => {}
+                Err(e) => tracing::warn!(
+                    nonce = tx.tx.nonce,
+                    kind = tx.tx.body.kind(),
+                    error = %e,
+                    "cannot resubmit a waiting transaction; trying again in a few blocks"
+                ),
+            }
+        }
+        for stuck in self.outbox.newly_stuck(head.height) {
+            tracing::warn!(
+                nonce = stuck.tx.tx.nonce,
+                kind = stuck.key.1,
+                lease = stuck.key.0,
+                since = stuck.first_sent,
+                chain_nonce,
+                "a transaction is still out of every block; resubmitting it, and every later one waits for it"
+            );
+        }
+        self.snapshot.txs_pending = self.outbox.pending_len();
         Ok(())
     }
 
-    fn recently_sent(&self, key: (LeaseId, &'static str, u64), head: Head) -> bool {
-        self.sent
-            .get(&key)
-            .is_some_and(|&h| head.height < h + RESEND_AFTER_BLOCKS)
+    fn recently_sent(&self, key: SendKey, head: Head) -> bool {
+        !self.outbox.may_send(key, head.height)
     }
 
     fn send(&mut self, body: TxBody, key: (LeaseId, u64), head: Head) -> Result<(), AgentError> {
@@ -424,10 +447,7 @@ impl<C: Chain> Worker<C> {
             .clone()
             .ok_or_else(|| ChainError::Unavailable("chain id not read yet".into()))?;
         for attempt in 0..2 {
-            let nonce = match self.next_nonce {
-                Some(n) => n,
-                None => self.chain.account(&self.me)?.1,
-            };
+            let nonce = self.outbox.next_nonce();
             let tx = Tx {
                 chain_id: chain_id.clone(),
                 nonce,
@@ -437,14 +457,15 @@ impl<C: Chain> Worker<C> {
             match self.chain.submit(&tx) {
                 Ok(_) => {
                     tracing::info!(kind = body.kind(), lease = key.0, nonce, "sent");
-                    self.next_nonce = Some(nonce + 1);
-                    self.sent.insert(key, head.height);
-                    self.last_sent_height = head.height;
+                    self.outbox.sent(key, tx, head.height);
                     self.snapshot.txs_sent += 1;
+                    self.snapshot.txs_pending = self.outbox.pending_len();
                     return Ok(());
                 }
                 Err(ChainError::StaleNonce(_)) if attempt == 0 => {
-                    self.next_nonce = Some(self.chain.account(&self.me)?.1);
+                    // Our view of the nonce is behind the node's: catch up and sign again.
+                    let (_, chain_nonce) = self.chain.account(&self.me)?;
+                    self.outbox.observe(chain_nonce, head.height);
                 }
                 Err(e) => return Err(e.into()),
             }

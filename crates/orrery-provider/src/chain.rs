@@ -10,6 +10,8 @@ use orrery_types::amount::Amount;
 use orrery_types::crypto::AccountId;
 use orrery_types::hash::Hash;
 use orrery_types::tx::{ChainId, LeaseId, ProviderOffer, SignedTx};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Most pages of leases read in one listing (a page is the node's page size, ~100).
 pub const MAX_LEASE_PAGES: usize = 100;
@@ -26,6 +28,10 @@ pub enum ChainError {
     /// The node could not be reached or answered nonsense.
     #[error("node unavailable: {0}")]
     Unavailable(String),
+    /// Another transaction of this account with the same nonce waits in the mempool (one
+    /// signed before the agent restarted, say): this one was not taken.
+    #[error("nonce taken: {0}")]
+    NonceTaken(String),
 }
 
 /// A registered provider, as the agent reads it.
@@ -72,31 +78,92 @@ pub trait Chain {
     fn bundle(&self, job: &Hash) -> Result<Option<Vec<u8>>, ChainError>;
     /// Publish an output (content-addressed by `Hash::of`).
     fn put_output(&self, bytes: &[u8]) -> Result<(), ChainError>;
-    /// Submit a signed transaction to the mempool.
+    /// Submit a signed transaction to the mempool. Submitting a transaction the node already
+    /// holds is not an error; another transaction holding the same nonce is
+    /// ([`ChainError::NonceTaken`]).
     fn submit(&self, tx: &SignedTx) -> Result<Hash, ChainError>;
+    /// What the chain made of an included transaction: its receipt, if the node has it.
+    /// Chains that keep no receipts answer [`TxOutcome::Unknown`].
+    fn tx_outcome(&self, hash: &Hash) -> Result<TxOutcome, ChainError> {
+        let _ = hash;
+        Ok(TxOutcome::Unknown)
+    }
 }
 
-/// A node's HTTP API.
+/// What became of a transaction in a finalized block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TxOutcome {
+    /// It applied.
+    Applied,
+    /// The ledger refused it, for this reason (its nonce is spent all the same).
+    Refused(String),
+    /// No receipt (not found, or indexed without its outcome).
+    Unknown,
+}
+
+/// A node's HTTP API, with other nodes of the same chain to fail over to.
+///
+/// Every call goes to the current node; when it cannot be reached (no answer at all, not an
+/// error it answered with), the same call goes to the next node in turn, which becomes the
+/// current one. A validator that restarts then costs the agent one failed request, not its
+/// deadlines.
 #[derive(Clone, Debug)]
 pub struct NodeChain {
-    client: Client,
+    clients: Vec<Client>,
+    current: Arc<AtomicUsize>,
 }
 
 impl NodeChain {
     /// Use `client`.
     pub fn new(client: Client) -> Self {
-        NodeChain { client }
+        Self::with_fallbacks(client, Vec::new())
     }
 
-    /// The client.
+    /// Use `primary`, and `fallbacks` in turn while it cannot be reached.
+    pub fn with_fallbacks(primary: Client, fallbacks: Vec<Client>) -> Self {
+        let mut clients = vec![primary];
+        clients.extend(fallbacks);
+        NodeChain {
+            clients,
+            current: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// The client of the node in use.
     pub fn client(&self) -> &Client {
-        &self.client
+        &self.clients[self.current.load(Ordering::Relaxed) % self.clients.len()]
+    }
+
+    /// Run `f` against the current node, failing over to the next ones while a node cannot
+    /// be reached.
+    fn call<T>(&self, f: impl Fn(&Client) -> Result<T, ClientError>) -> Result<T, ClientError> {
+        let n = self.clients.len();
+        let first = self.current.load(Ordering::Relaxed) % n;
+        let mut last = None;
+        for k in 0..n {
+            let i = (first + k) % n;
+            match f(&self.clients[i]) {
+                Err(e) if e.code().is_none() && e.status().is_none() => last = Some(e),
+                other => {
+                    if i != first {
+                        tracing::warn!(
+                            from = self.clients[first].base_url(),
+                            to = self.clients[i].base_url(),
+                            "node unreachable: switched to the next one"
+                        );
+                        self.current.store(i, Ordering::Relaxed);
+                    }
+                    return other;
+                }
+            }
+        }
+        Err(last.expect("at least one node was tried"))
     }
 
     fn list(&self, mut query: LeaseQuery) -> Result<Vec<LeaseInfo>, ChainError> {
         let mut out = Vec::new();
         for _ in 0..MAX_LEASE_PAGES {
-            let page = self.client.leases(&query).map_err(map_err)?;
+            let page = self.call(|c| c.leases(&query)).map_err(map_err)?;
             for view in page.items {
                 out.push(lease_info(view)?);
             }
@@ -137,7 +204,7 @@ pub fn lease_info(view: orrery_client::api::LeaseView) -> Result<LeaseInfo, Chai
 
 impl Chain for NodeChain {
     fn head(&self) -> Result<ChainHead, ChainError> {
-        let s = self.client.status().map_err(map_err)?;
+        let s = self.call(|c| c.status()).map_err(map_err)?;
         Ok(ChainHead {
             chain_id: ChainId::new(s.chain.chain_id)
                 .map_err(|_| ChainError::Unavailable("chain id too long".into()))?,
@@ -149,12 +216,12 @@ impl Chain for NodeChain {
     }
 
     fn account(&self, id: &AccountId) -> Result<(Amount, u64), ChainError> {
-        let a = self.client.account(id).map_err(map_err)?;
+        let a = self.call(|c| c.account(id)).map_err(map_err)?;
         Ok((a.balance, a.nonce))
     }
 
     fn provider(&self, id: &AccountId) -> Result<Option<ProviderRecord>, ChainError> {
-        Ok(self.client.provider(id).map_err(map_err)?.map(|p| {
+        Ok(self.call(|c| c.provider(id)).map_err(map_err)?.map(|p| {
             let r = p.reputation;
             ProviderRecord {
                 offer: p.offer,
@@ -188,26 +255,50 @@ impl Chain for NodeChain {
     }
 
     fn lease(&self, id: LeaseId) -> Result<Option<LeaseInfo>, ChainError> {
-        self.client
-            .lease(id)
+        self.call(|c| c.lease(id))
             .map_err(map_err)?
             .map(lease_info)
             .transpose()
     }
 
     fn bundle(&self, job: &Hash) -> Result<Option<Vec<u8>>, ChainError> {
-        self.client.get_blob(job).map_err(map_err)
+        self.call(|c| c.get_blob(job)).map_err(map_err)
     }
 
     fn put_output(&self, bytes: &[u8]) -> Result<(), ChainError> {
-        self.client.put_blob(bytes).map_err(map_err).map(|_| ())
+        self.call(|c| c.put_blob(bytes))
+            .map_err(map_err)
+            .map(|_| ())
     }
 
     fn submit(&self, tx: &SignedTx) -> Result<Hash, ChainError> {
-        match self.client.submit(tx) {
-            // Already in the mempool: a re-send of a transaction that was not lost.
-            Err(e) if e.code() == Some("duplicate_tx") => Ok(tx.hash()),
+        let hash = tx.hash();
+        match self.call(|c| c.submit(tx)) {
+            // The node names the waiting transaction: this one (a re-send of a transaction
+            // that was not lost), or another with the same nonce.
+            Err(e) if e.code() == Some("duplicate_tx") => {
+                if e.to_string().contains(&hash.to_string()) {
+                    Ok(hash)
+                } else {
+                    Err(ChainError::NonceTaken(e.to_string()))
+                }
+            }
             other => other.map_err(map_err),
         }
+    }
+
+    fn tx_outcome(&self, hash: &Hash) -> Result<TxOutcome, ChainError> {
+        let Some(record) = self.call(|c| c.tx(hash)).map_err(map_err)? else {
+            return Ok(TxOutcome::Unknown);
+        };
+        Ok(match record.receipt {
+            None => TxOutcome::Unknown,
+            Some(r) if r.ok => TxOutcome::Applied,
+            Some(r) => TxOutcome::Refused(
+                r.message
+                    .or_else(|| r.error.map(|e| e.to_string()))
+                    .unwrap_or_else(|| "no reason given".into()),
+            ),
+        })
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! ```toml
 //! node = "http://127.0.0.1:7420"     # the node whose HTTP API the agent uses
+//! fallback_nodes = ["http://127.0.0.1:7421"]  # asked in turn while `node` is unreachable
 //! key_file = "provider.key"          # 32 secret bytes as hex on one line (`orrery wallet`)
 //! # key_seed = 3                     # or: a devnet key derived from a number (never real funds)
 //! data_dir = "provider-data"         # runs in progress, checkpoints, outputs
@@ -67,6 +68,10 @@ pub enum Cheat {
 pub struct ProviderConfig {
     /// Base URL of the node.
     pub node: String,
+    /// Other nodes of the same chain, asked in turn while `node` cannot be reached (a
+    /// validator restarting must not make the agent miss its deadlines).
+    #[serde(default)]
+    pub fallback_nodes: Vec<String>,
     /// A key file: the 32 secret bytes of an ed25519 key as hex.
     #[serde(default)]
     pub key_file: Option<PathBuf>,

@@ -25,7 +25,8 @@
 //! - [`job`]: bundles to workloads (wasm, ML with its `[ml]` table); [`runner`] runs them
 //!   resumably; [`store`] is the data directory.
 //! - [`decide`]: the pure decision function — lease state and role in, action out.
-//! - [`chain`]: the chain as a trait ([`chain::NodeChain`] over `orrery-client`).
+//! - [`chain`]: the chain as a trait ([`chain::NodeChain`] over `orrery-client`);
+//!   [`outbox`]: every transaction the agent signed, until the chain has ruled on it.
 //! - The actor: [`actor`] (the duty loop, [`actor::Worker`]), [`runs`] (its worker threads:
 //!   job runs, verifications, referee replays, in bounded lanes), [`ingress`] (the handle and
 //!   mailbox), [`Agent::start`] to run it on its own thread.
@@ -39,6 +40,7 @@ pub mod decide;
 pub mod hardware;
 pub mod ingress;
 pub mod job;
+pub mod outbox;
 pub mod runner;
 pub mod runs;
 pub mod status;
@@ -77,7 +79,12 @@ impl Agent {
                 Params::default()
             }
         };
-        let chain = NodeChain::new(client);
+        let fallbacks = config
+            .fallback_nodes
+            .iter()
+            .map(|n| orrery_client::Client::new(n))
+            .collect();
+        let chain = NodeChain::with_fallbacks(client, fallbacks);
         Self::start_with(config, chain, &params)
     }
 

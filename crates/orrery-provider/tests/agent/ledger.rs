@@ -5,7 +5,7 @@ use orrery_exec::Bundle;
 use orrery_ledger::{
     BlockOutcome, Event, Genesis, GenesisAccount, Params, Signatures, State, apply_block,
 };
-use orrery_provider::chain::{Chain, ChainError, ChainHead, ProviderRecord};
+use orrery_provider::chain::{Chain, ChainError, ChainHead, ProviderRecord, TxOutcome};
 use orrery_provider::decide::{Head, LeaseInfo};
 use orrery_types::amount::Amount;
 use orrery_types::block::{Block, BlockTxs};
@@ -24,6 +24,8 @@ pub struct Net {
     pub blobs: BTreeMap<Hash, Vec<u8>>,
     pub events: Vec<Event>,
     pub refused: Vec<String>,
+    /// Every included transaction's outcome, by hash (what a node's `/txs/{hash}` serves).
+    pub receipts: BTreeMap<Hash, Option<String>>,
 }
 
 /// A shared handle: every agent and the test see the same chain.
@@ -51,6 +53,7 @@ impl LedgerChain {
             blobs: BTreeMap::new(),
             events: Vec::new(),
             refused: Vec::new(),
+            receipts: BTreeMap::new(),
         })))
     }
 
@@ -60,8 +63,22 @@ impl LedgerChain {
 
     /// Make a block of the mempool (by sender, then nonce); returns its outcome.
     pub fn block(&self) -> BlockOutcome {
+        self.block_with(true)
+    }
+
+    /// Make a block that includes nothing, the mempool left waiting: what an agent sees when
+    /// its transactions have not reached a proposer yet (a loaded network).
+    pub fn idle_block(&self) -> BlockOutcome {
+        self.block_with(false)
+    }
+
+    fn block_with(&self, include: bool) -> BlockOutcome {
         self.with(|net| {
-            let mut txs = std::mem::take(&mut net.mempool);
+            let mut txs = if include {
+                std::mem::take(&mut net.mempool)
+            } else {
+                Vec::new()
+            };
             txs.sort_by_key(|t| (t.sender(), t.tx.nonce));
             let g = net.state.globals();
             let block = Block {
@@ -75,6 +92,8 @@ impl LedgerChain {
                 apply_block(&mut net.state, &block, Signatures::Verify).expect("block applies");
             net.state.audit().expect("invariants hold");
             for r in &out.receipts {
+                net.receipts
+                    .insert(r.tx, r.outcome.as_ref().err().map(|e| e.to_string()));
                 match &r.outcome {
                     Ok(events) => net.events.extend(events.iter().cloned()),
                     Err(e) => net.refused.push(format!("{e:?}")),
@@ -196,8 +215,30 @@ impl Chain for LedgerChain {
             if tx.tx.nonce < nonce {
                 return Err(ChainError::StaleNonce(format!("next nonce is {nonce}")));
             }
+            // As a node's mempool: the same transaction again is no error and not queued
+            // twice; another one with a waiting nonce is refused.
+            let same_sender =
+                |t: &&SignedTx| t.sender() == tx.sender() && t.tx.nonce == tx.tx.nonce;
+            match net.mempool.iter().find(same_sender) {
+                Some(t) if t == tx => return Ok(tx.hash()),
+                Some(_) => {
+                    return Err(ChainError::NonceTaken(format!(
+                        "nonce {} waits",
+                        tx.tx.nonce
+                    )));
+                }
+                None => {}
+            }
             net.mempool.push(tx.clone());
             Ok(tx.hash())
         })
+    }
+
+    fn tx_outcome(&self, hash: &Hash) -> Result<TxOutcome, ChainError> {
+        Ok(self.with(|net| match net.receipts.get(hash) {
+            None => TxOutcome::Unknown,
+            Some(None) => TxOutcome::Applied,
+            Some(Some(reason)) => TxOutcome::Refused(reason.clone()),
+        }))
     }
 }

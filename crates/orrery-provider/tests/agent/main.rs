@@ -9,6 +9,7 @@ use orrery_exec::{Bundle, Manifest, RuntimeKind};
 use orrery_ledger::entries::{DisputeKind, LeaseState};
 use orrery_ledger::{Event, Params};
 use orrery_provider::config::{Cheat, ProviderConfig};
+use orrery_provider::outbox::RESEND_AFTER_BLOCKS;
 use orrery_provider::runner::{RunEnd, RunSettings, replay_state, run_job, state_at};
 use orrery_provider::store::{Progress, Store};
 use orrery_provider::{Agent, Worker, status_of};
@@ -117,6 +118,7 @@ fn config(seed: u64, data: &std::path::Path, cheat: Cheat) -> ProviderConfig {
     let stake = Params::default().min_stake(&hardware()).unwrap();
     ProviderConfig {
         node: "http://unused".into(),
+        fallback_nodes: Vec::new(),
         key_file: None,
         key_seed: Some(seed),
         data_dir: data.join(format!("agent-{seed}")),
@@ -601,8 +603,118 @@ fn a_stopped_agent_resumes_its_lease_after_restart() {
     assert_eq!(checkpoint_root, checkpoint_root_of(&expected));
 }
 
+/// The devnet's "one run in seven": under load an agent's `StartLease` waited more than
+/// [`RESEND_AFTER_BLOCKS`] blocks, the agent signed it again with the next nonce, the chain
+/// refused the duplicate once the first applied, and — a refusal then spending no nonce —
+/// every later transaction of that agent was stranded until its deadlines passed. Now the
+/// step is not signed again while its transaction waits (it is resubmitted as it was), and
+/// the lease settles with nothing refused and the provider whole.
 #[test]
-fn lost_transactions_are_resent_from_the_chains_nonce() {
+fn a_transaction_that_waits_under_load_is_not_signed_twice() {
+    let data = tempfile::tempdir().unwrap();
+    let chain = LedgerChain::new(4, Params::default());
+    let mut agents = vec![worker(&chain, 1, data.path(), Cheat::None)];
+    open_lease(&chain, &mut agents, &counter_bundle(8), Verification::None);
+    let me = agents[0].account();
+    let stake = chain.with(|n| n.state.provider(&me).unwrap().stake);
+    // The agent sends StartLease; no proposer includes anything for 4 × RESEND_AFTER_BLOCKS.
+    for _ in 0..4 * RESEND_AFTER_BLOCKS {
+        agents[0].tick().unwrap();
+        chain.idle_block();
+    }
+    let waiting: Vec<_> = chain.with(|n| n.mempool.iter().map(|t| t.tx.body.kind()).collect());
+    assert_eq!(
+        waiting,
+        vec!["start_lease"],
+        "signed once, resubmitted as it was"
+    );
+    let end = play(&chain, &mut agents);
+    let LeaseState::Settled { paid, .. } = end else {
+        panic!("{end:?}")
+    };
+    assert_eq!(chain.with(|n| n.refused.clone()), Vec::<String>::new());
+    assert_eq!(agents[0].snapshot().txs_refused, 0);
+    let p = chain.with(|n| n.state.provider(&me).cloned()).unwrap();
+    assert_eq!(p.stake, stake, "not docked");
+    assert_eq!(p.reputation.timed_out, 0);
+    assert!(!paid.is_zero());
+}
+
+/// A transaction the chain includes and refuses (here a `StartLease` that waited past the
+/// lease's start deadline) is reported by the agent the block it happens, with the ledger's
+/// reason — and, because a refusal spends its nonce, the agent's next transaction, already
+/// signed and waiting behind it, still applies.
+#[test]
+fn a_refused_transaction_is_reported_at_once_and_strands_nothing_behind_it() {
+    let data = tempfile::tempdir().unwrap();
+    let chain = LedgerChain::new(4, Params::default());
+    let mut agents = vec![worker(&chain, 1, data.path(), Cheat::None)];
+    open_lease(&chain, &mut agents, &counter_bundle(8), Verification::None);
+    let me = agents[0].account();
+    // A second lease, opened later, so it has more time to start.
+    let start_by = chain.with(|n| n.state.lease(0).unwrap().start_by);
+    while chain.with(|n| n.state.height()) + 10 < start_by {
+        chain.block();
+    }
+    let bundle = counter_bundle(4);
+    chain.put_bundle(&bundle);
+    let height = chain.with(|n| n.state.height());
+    chain.submit_from(
+        &Keypair::from_seed(0),
+        TxBody::OpenLease {
+            provider: me,
+            job: bundle.hash(),
+            terms: terms(),
+            deadline: height + 600,
+            verification: Verification::None,
+        },
+    );
+    chain.block();
+    // Both StartLease transactions are signed and wait; no block includes them until lease 0
+    // is past its start deadline.
+    agents[0].tick().unwrap();
+    assert!(chain.with(|n| n.state.lease(1).unwrap().start_by) > start_by + 10);
+    while chain.with(|n| n.state.height()) <= start_by {
+        chain.idle_block();
+        agents[0].tick().unwrap();
+    }
+    assert_eq!(
+        chain.with(|n| n.state.lease(0).unwrap().state.name()),
+        "timed_out"
+    );
+    let before = chain.with(|n| n.state.account(&me).nonce);
+    // Both starts, and the bond that restores the stake the timeout docked.
+    let mine = chain.with(|n| n.mempool.iter().filter(|t| t.sender() == me).count() as u64);
+    assert!(mine >= 2);
+    chain.block();
+    // Lease 0's start was refused and spent its nonce; everything behind it applied.
+    assert_eq!(chain.with(|n| n.refused.len()), 1);
+    assert_eq!(chain.with(|n| n.state.account(&me).nonce), before + mine);
+    assert_eq!(
+        chain.with(|n| n.state.lease(1).unwrap().state.name()),
+        "running"
+    );
+    agents[0].tick().unwrap();
+    let s = agents[0].snapshot();
+    assert_eq!(s.txs_refused, 1);
+    let refusal = s.last_refusal.clone().unwrap();
+    assert!(
+        refusal.contains("start_lease") && refusal.contains("lease 0"),
+        "{refusal}"
+    );
+    // Lease 1 goes on to settle.
+    for _ in 0..200 {
+        if !chain.with(|n| n.state.lease(1).unwrap().state.is_active()) {
+            break;
+        }
+        rounds(&chain, &mut agents, 1);
+    }
+    let end = chain.with(|n| n.state.lease(1).unwrap().state.clone());
+    assert!(matches!(end, LeaseState::Settled { .. }), "{end:?}");
+}
+
+#[test]
+fn lost_transactions_are_resubmitted_as_they_were() {
     let data = tempfile::tempdir().unwrap();
     let chain = LedgerChain::new(3, Params::default());
     let mut a = worker(&chain, 1, data.path(), Cheat::None);
