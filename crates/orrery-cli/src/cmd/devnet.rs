@@ -1,18 +1,33 @@
 //! `orrery devnet`: the whole network on one machine, doing real work.
 //!
-//! 1. Writes a local network (4 validators by default) into one folder and starts each
-//!    validator as its own process with its HTTP API (`orrery localnet`'s machinery).
-//! 2. Starts `--providers` provider agents (`orrery-provider`), funded at genesis; the last
-//!    `--cheaters` of them return wrong results.
+//! 1. Writes a local network (4 validators) into one folder and starts each validator as its
+//!    own process with its HTTP API (`orrery localnet`'s machinery).
+//! 2. Starts `--providers` provider agents, each its own `orrery provider run` process
+//!    attached to one validator (and failing over to the others), funded at genesis; the last
+//!    `--cheaters` of them return wrong results. Prices are the market the product promises:
+//!    a CPU core-hour at 33–46% of the explorer's cloud reference.
 //! 3. A requester (the faucet account) packs real jobs — the example wasm jobs and an ML
-//!    training job — uploads each bundle to a node, ranks the offers with the router
-//!    (`orrery-market`), and opens leases: every provider gets one `redundant {2}` job (so every
-//!    cheater meets a verifier), the rest are `sampled`.
-//! 4. Waits until every lease is final, then prints a summary read back from the chain: jobs
-//!    settled and failed, checks, disputes, slashes, minted, burned, and whether the supply
-//!    invariant holds on every validator.
+//!    training job — uploads each bundle, ranks the offers with the router (`orrery-market`),
+//!    and opens leases: every provider gets one `redundant {2}` job (so every cheater meets a
+//!    verifier), the rest are `sampled`.
+//! 4. Waits until every lease is final, then writes a summary read back from the chain (see
+//!    [`report`] for what it checks) to `summary.json` in the folder, and prints it.
+//!
+//! # Diagnosable
+//!
+//! Every process logs to its own file in `<dir>/logs/` (`validator-<i>.log`,
+//! `provider-<i>.log`, and `devnet.log` for what this command said); `processes.json` lists
+//! their process ids. A failed check names the lease, the party and the reason.
+//!
+//! # Supervised
+//!
+//! A validator or agent that dies (a crash, `kill -9`) is restarted, reported on the console
+//! and in the summary's `incidents` ([`crate::cmd::supervise`]). The requester talks to the
+//! first validator that answers, so the network and its jobs carry on while one is down.
 //!
 //! Without `--exit-when-done` the network keeps running for the explorer and the CLI.
+
+mod report;
 
 use crate::cmd::job::open_lease;
 use crate::cmd::node::{InitArgs, Localnet, faucet_key, init};
@@ -22,13 +37,14 @@ use clap::Args as ClapArgs;
 use orrery_client::Client;
 use orrery_ledger::GenesisAccount;
 use orrery_market::{Requirements, RouterWeights};
-use orrery_provider::{Agent, AgentHandle, ProviderConfig};
+use orrery_provider::ProviderConfig;
 use orrery_types::amount::Amount;
-use orrery_types::crypto::Keypair;
+use orrery_types::crypto::{AccountId, Keypair};
 use orrery_types::resources::{ResourceRequest, Usage};
 use orrery_types::tx::{LeaseTerms, TxBody, Verification};
-use serde::Serialize;
+use report::{Cast, Job, Summary};
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -62,63 +78,6 @@ pub struct Args {
     /// Seconds to wait for every job to settle.
     #[arg(long, default_value_t = 300)]
     timeout: u64,
-}
-
-/// What happened, read back from the chain.
-#[derive(Debug, Default, Serialize)]
-pub struct Summary {
-    /// Jobs submitted.
-    pub jobs: usize,
-    /// Leases paid out.
-    pub settled: usize,
-    /// Leases whose provider was shown wrong (requester refunded).
-    pub failed: usize,
-    /// Leases that timed out.
-    pub timed_out: usize,
-    /// Results re-executed by a drawn verifier.
-    pub checks: usize,
-    /// Disputes opened.
-    pub disputes: usize,
-    /// Referee rulings (one executed step each).
-    pub referee_rulings: usize,
-    /// Parties slashed.
-    pub slashes: usize,
-    /// Cheating providers slashed at least once.
-    pub cheaters_slashed: usize,
-    /// Cheating providers started.
-    pub cheaters: usize,
-    /// Honest providers slashed (must be zero).
-    pub honest_slashed: usize,
-    /// Tokens minted by emissions.
-    pub minted: Amount,
-    /// Tokens burned.
-    pub burned: Amount,
-    /// Whether every validator reports the supply invariant holding.
-    pub supply_invariant_held: bool,
-    /// Final height.
-    pub height: u64,
-    /// Seconds from the first job submitted to the last settled.
-    pub seconds: f64,
-    /// Seconds from submitting one small unchecked job to its settled result (the requester
-    /// accepting it as soon as it is revealed).
-    pub submit_to_settled_seconds: f64,
-    /// Each job: name, provider, verification and final state.
-    pub leases: Vec<JobLine>,
-}
-
-/// One job's outcome.
-#[derive(Debug, Serialize)]
-pub struct JobLine {
-    /// Lease id.
-    pub lease: u64,
-    /// Which example.
-    pub job: String,
-    /// Who ran it.
-    pub provider: String,
-    /// Verification level.
-    pub verification: String,
-    /// Final state.
-    pub state: String,
 }
 
 fn provider_key_seed(i: usize) -> u64 {
@@ -162,154 +121,255 @@ fn fresh_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) -> anyhow::Result<()> {
-    let start = Instant::now();
-    while !ok() {
-        if start.elapsed() > timeout {
-            bail!("timed out waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    Ok(())
+/// What each provider is funded with at genesis.
+const PROVIDER_FUNDS: Amount = Amount::orr(10_000);
+/// What each provider bonds (above the minimum for its 8 cores).
+const PROVIDER_STAKE: Amount = Amount::orr(500);
+/// Timeout for one request to a validator; a validator that does not answer in this time is
+/// passed over for the next.
+const API_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the devnet says: to the console (unless `--json`) and always to `logs/devnet.log`.
+struct Say {
+    console: bool,
+    log: std::fs::File,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
-    if args.providers < 2 {
-        bail!("a devnet needs at least 2 providers (one runs a job, another checks it)");
-    }
-    if args.cheaters >= args.providers {
-        bail!(
-            "--cheaters must be fewer than --providers: honest verifiers are needed to catch them"
-        );
-    }
-    fresh_dir(&args.dir)?;
-    let say = |line: String| {
-        if !args.json {
+impl Say {
+    fn line(&mut self, line: impl AsRef<str>) {
+        let line = line.as_ref();
+        if self.console {
             println!("{line}");
         }
-    };
+        let _ = writeln!(self.log, "{line}");
+    }
+}
 
-    // 1. The validators.
-    let init_args = InitArgs {
-        dir: args.dir.clone(),
-        validators: 4,
-        seed: 1,
-        p2p_port: args.p2p_port,
-        api_port: args.api_port,
-        chain_id: "orrery-devnet".into(),
-        faucet: Amount::orr(10_000_000),
-    };
-    let provider_keys: Vec<Keypair> = (0..args.providers)
-        .map(|i| Keypair::from_seed(provider_key_seed(i)))
-        .collect();
-    let funded: Vec<GenesisAccount> = provider_keys
-        .iter()
-        .map(|k| GenesisAccount {
-            account: k.account(),
-            balance: Amount::orr(10_000),
-        })
-        .collect();
-    init(&init_args, &funded)?;
-    let mut net = Localnet::start(&args.dir, 4)?;
-    net.wait_for_height(1, Duration::from_secs(120))?;
-    say(format!(
-        "4 validators finalizing; APIs {} … {} (data and logs in {})",
-        net.apis[0],
-        net.apis[3],
-        args.dir.display()
-    ));
+/// A running devnet: its processes, its providers and its requester.
+struct Devnet {
+    dir: PathBuf,
+    net: Localnet,
+    providers: Vec<Keypair>,
+    first_cheater: usize,
+    requester: Keypair,
+    say: Say,
+}
 
-    // 2. The providers.
-    let first_cheater = args.providers - args.cheaters;
-    let mut agents: Vec<AgentHandle> = Vec::new();
-    for i in 0..args.providers {
-        let cheat = if i >= first_cheater {
-            "wrong_output"
-        } else {
-            "none"
+impl Devnet {
+    /// Write the network, start the validators and the agents, wait until every provider is
+    /// registered and bonded.
+    fn start(args: &Args) -> anyhow::Result<Devnet> {
+        let init_args = InitArgs {
+            dir: args.dir.clone(),
+            validators: 4,
+            seed: 1,
+            p2p_port: args.p2p_port,
+            api_port: args.api_port,
+            chain_id: "orrery-devnet".into(),
+            faucet: Amount::orr(10_000_000),
         };
-        let region = ["eu-west", "us-east"][i % 2];
-        let config = format!(
-            r#"node = "{node}"
-key_seed = {seed}
-data_dir = "{data}"
-region = "{region}"
-stake = "500"
-cheat = "{cheat}"
-poll_interval_ms = 200
-[prices]
-gpu_hour = "0"
-cpu_core_hour = "0.05"
-ram_gib_hour = "0"
-mega_unit = "0.001"
-[hardware]
-cpu_cores = 8
-ram_gib = 16
-"#,
-            node = net.apis[i % net.apis.len()],
-            seed = provider_key_seed(i),
-            data = args.dir.join(format!("provider-{i}")).display(),
-        );
-        let config = ProviderConfig::from_toml(&config).context("a provider config")?;
-        agents.push(Agent::start(config).context("cannot start a provider agent")?);
-        say(format!(
-            "provider-{i} {} ({region}){}",
-            provider_keys[i].account(),
-            if i >= first_cheater {
-                " — a cheater: returns wrong outputs"
-            } else {
-                ""
-            }
-        ));
-    }
-    let client = Client::new(&net.apis[0]);
-    wait_for(
-        "every provider registered and bonded",
-        Duration::from_secs(120),
-        || {
-            client.providers(Some(1000), None).is_ok_and(|p| {
-                p.items.iter().filter(|v| !v.stake.is_zero()).count() >= args.providers
+        let providers: Vec<Keypair> = (0..args.providers)
+            .map(|i| Keypair::from_seed(provider_key_seed(i)))
+            .collect();
+        let funded: Vec<GenesisAccount> = providers
+            .iter()
+            .map(|k| GenesisAccount {
+                account: k.account(),
+                balance: PROVIDER_FUNDS,
             })
-        },
-    )?;
+            .collect();
+        init(&init_args, &funded)?;
+        let net = Localnet::start(&args.dir, 4)?;
+        let log = std::fs::File::create(net.procs.log_path("devnet"))?;
+        let mut devnet = Devnet {
+            dir: args.dir.clone(),
+            net,
+            providers,
+            first_cheater: args.providers - args.cheaters,
+            requester: faucet_key(init_args.seed),
+            say: Say {
+                console: !args.json,
+                log,
+            },
+        };
+        devnet.net.wait_for_height(1, Duration::from_secs(120))?;
+        let apis = &devnet.net.apis;
+        let line = format!(
+            "4 validators finalizing; APIs {} … {} (data and logs in {})",
+            apis[0],
+            apis[3],
+            args.dir.display()
+        );
+        devnet.say.line(line);
+        devnet.start_agents()?;
+        devnet.wait_for(
+            "every provider registered and bonded",
+            Duration::from_secs(120),
+            |c| {
+                c.providers(Some(1000), None).is_ok_and(|p| {
+                    p.items.iter().filter(|v| !v.stake.is_zero()).count() >= args.providers
+                })
+            },
+        )?;
+        Ok(devnet)
+    }
 
-    // 3. The requester's jobs.
-    let requester = faucet_key(init_args.seed);
-    let work = args.dir.join("requester");
-    let mut bundles: Vec<(String, orrery_exec::Bundle)> = crate::cmd::demo::pack_jobs(&work)?
-        .into_iter()
-        .map(|(n, b)| (n.to_string(), b))
-        .collect();
-    bundles.push(("spirals-mlp".into(), ml_bundle()?));
-    let wasm_count = bundles.len() - 1;
-    let mut plan: Vec<(usize, Verification)> = Vec::new(); // (bundle index, verification)
-    for i in 0..args.providers {
-        plan.push((i % wasm_count, Verification::Redundant { k: 2 }));
+    /// One `orrery provider run` process per provider, attached to validator `i mod 4` and
+    /// failing over to the others.
+    fn start_agents(&mut self) -> anyhow::Result<()> {
+        for i in 0..self.providers.len() {
+            let cheater = i >= self.first_cheater;
+            let region = ["eu-west", "us-east"][i % 2];
+            let apis = &self.net.apis;
+            let node = &apis[i % apis.len()];
+            let fallbacks: Vec<String> = (1..apis.len())
+                .map(|k| format!("{:?}", apis[(i + k) % apis.len()]))
+                .collect();
+            let config = format!(
+                "node = \"{node}\"\nfallback_nodes = [{fallbacks}]\nkey_seed = {seed}\n\
+                 data_dir = {data:?}\nregion = \"{region}\"\nstake = \"{stake}\"\n\
+                 cheat = \"{cheat}\"\npoll_interval_ms = 200\n{prices}\
+                 [hardware]\ncpu_cores = 8\nram_gib = 16\n",
+                fallbacks = fallbacks.join(", "),
+                seed = provider_key_seed(i),
+                data = self.dir.join(format!("provider-{i}")).display().to_string(),
+                stake = PROVIDER_STAKE,
+                cheat = if cheater { "wrong_output" } else { "none" },
+                prices = devnet_prices(i),
+            );
+            // Checked here, so a bad config fails the devnet now rather than in a log.
+            ProviderConfig::from_toml(&config).context("a provider config")?;
+            let path = self.dir.join(format!("provider-{i}.toml"));
+            std::fs::write(&path, &config)?;
+            self.net.procs.start(
+                &format!("provider-{i}"),
+                vec![
+                    "provider".into(),
+                    "run".into(),
+                    "--config".into(),
+                    path.into(),
+                ],
+            )?;
+            let line = format!(
+                "provider-{i} {} ({region}, via {node}){}",
+                self.providers[i].account(),
+                if cheater {
+                    " — a cheater: returns wrong outputs"
+                } else {
+                    ""
+                }
+            );
+            self.say.line(line);
+        }
+        Ok(())
     }
-    plan.push((wasm_count, Verification::Sampled));
-    for i in 0..args.extra_jobs {
-        plan.push((i % wasm_count, Verification::Sampled));
+
+    /// A client for the first validator that answers (validator 0 unless it is down).
+    fn client(&self) -> anyhow::Result<Client> {
+        self.net
+            .apis
+            .iter()
+            .map(|a| Client::with_timeout(a, API_TIMEOUT))
+            .find(|c| c.status().is_ok())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no validator answers; logs in {}",
+                    self.dir.join("logs").display()
+                )
+            })
     }
-    // Blob stores are per node and providers talk to different nodes: upload to each.
-    for api in &net.apis {
-        for (_, b) in &bundles {
-            Client::new(api)
-                .put_blob(b.bytes())
-                .context("cannot upload a job bundle")?;
+
+    /// Clients for every validator, the first that answers first.
+    fn clients(&self) -> anyhow::Result<Vec<Client>> {
+        let first = self.client()?;
+        let mut all = vec![first.clone()];
+        all.extend(
+            self.net
+                .apis
+                .iter()
+                .filter(|a| a.as_str() != first.base_url())
+                .map(|a| Client::with_timeout(a, API_TIMEOUT)),
+        );
+        Ok(all)
+    }
+
+    /// Restart what died and say so.
+    fn supervise(&mut self) {
+        for i in self.net.supervise() {
+            let log = self.net.procs.log_path(&i.process);
+            self.say.line(format!("! {i} (log: {})", log.display()));
         }
     }
 
-    let names: BTreeMap<_, _> = provider_keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| (k.account(), format!("provider-{i}")))
-        .collect();
-    let params = crate::cmd::market::chain_params(&client)?;
-    let started = Instant::now();
-    let mut leases: Vec<(u64, String, String)> = Vec::new();
-    for (j, (b, verification)) in plan.iter().enumerate() {
-        let (name, bundle) = &bundles[*b];
-        // Rank every offer for this job; take the j-th best so work spreads over providers.
+    /// Supervise and poll `ok` against a live validator until it holds.
+    fn wait_for(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut ok: impl FnMut(&Client) -> bool,
+    ) -> anyhow::Result<()> {
+        let start = Instant::now();
+        loop {
+            self.supervise();
+            if self.client().is_ok_and(|c| ok(&c)) {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                bail!(
+                    "timed out waiting for {what}; logs in {}",
+                    self.dir.join("logs").display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Pack, upload and route the jobs, and open their leases (see the module docs).
+    fn submit_jobs(
+        &mut self,
+        extra_jobs: usize,
+    ) -> anyhow::Result<(Vec<Job>, Vec<orrery_exec::Bundle>)> {
+        let work = self.dir.join("requester");
+        let mut bundles: Vec<(String, orrery_exec::Bundle)> = crate::cmd::demo::pack_jobs(&work)?
+            .into_iter()
+            .map(|(n, b)| (n.to_string(), b))
+            .collect();
+        bundles.push(("spirals-mlp".into(), ml_bundle()?));
+        let wasm_count = bundles.len() - 1;
+        let n = self.providers.len();
+        let mut plan: Vec<(usize, Verification)> = (0..n)
+            .map(|i| (i % wasm_count, Verification::Redundant { k: 2 }))
+            .collect();
+        plan.push((wasm_count, Verification::Sampled));
+        plan.extend((0..extra_jobs).map(|i| (i % wasm_count, Verification::Sampled)));
+        // Blob stores are per node and providers talk to different nodes: upload to each.
+        for api in &self.net.apis {
+            for (_, b) in &bundles {
+                Client::with_timeout(api, API_TIMEOUT)
+                    .put_blob(b.bytes())
+                    .context("cannot upload a job bundle")?;
+            }
+        }
+        let mut jobs = Vec::new();
+        for (j, (b, verification)) in plan.iter().enumerate() {
+            let (name, bundle) = &bundles[*b];
+            let job = self.open_job(j, name, bundle, *verification)?;
+            jobs.push(job);
+        }
+        Ok((jobs, bundles.into_iter().map(|(_, b)| b).collect()))
+    }
+
+    /// Route job number `j` and open its lease: a redundant job goes to provider `j` (so each
+    /// provider meets a verifier once), the rest to the router's `j`-th best.
+    fn open_job(
+        &mut self,
+        j: usize,
+        name: &str,
+        bundle: &orrery_exec::Bundle,
+        verification: Verification,
+    ) -> anyhow::Result<Job> {
+        let client = self.client()?;
+        let params = crate::cmd::market::chain_params(&client)?;
         let index = crate::cmd::market::offer_index(&client)?;
         let req = Requirements {
             resources: ResourceRequest {
@@ -321,20 +381,19 @@ ram_gib = 16
                 seconds: 60,
                 units: 1_000_000_000,
             },
-            verification: *verification,
-            limit: args.providers,
+            verification,
+            limit: self.providers.len(),
             ..Requirements::default()
         };
         let routing = index
             .rank(&req, &RouterWeights::default(), &params)
             .map_err(|e| anyhow::anyhow!("no provider can run {name}: {e}"))?;
-        // Redundant jobs go to provider j (so each provider meets a verifier once); the rest
-        // to the router's best.
-        let chosen = if j < args.providers {
+        let chosen = if j < self.providers.len() {
+            let target = self.providers[j].account();
             routing
                 .ranked
                 .iter()
-                .find(|r| r.offer.provider == provider_keys[j].account())
+                .find(|r| r.offer.provider == target)
                 .unwrap_or(&routing.ranked[0])
         } else {
             &routing.ranked[j % routing.ranked.len()]
@@ -345,68 +404,75 @@ ram_gib = 16
             max_seconds: 600,
             max_units: 100_000_000_000,
         };
+        let provider = chosen.offer.provider;
         let lease = open_lease(
             &client,
-            &requester,
-            chosen.offer.provider,
+            &self.requester,
+            provider,
             bundle.hash(),
             terms,
             1_500,
-            *verification,
+            verification,
         )
         .with_context(|| format!("opening the lease for {name}"))?;
-        let who = names
-            .get(&chosen.offer.provider)
-            .cloned()
-            .unwrap_or_else(|| chosen.offer.provider.to_string());
-        say(format!(
-            "lease #{lease}: {name} → {who} ({}); {}",
-            match verification {
-                Verification::None => "none".to_string(),
-                Verification::Sampled => "sampled".to_string(),
-                Verification::Redundant { k } => format!("redundant k={k}"),
-            },
+        let line = format!(
+            "lease #{lease}: {name} → {} ({}); {}",
+            self.name(&provider),
+            verification_name(verification),
             chosen.explanation
-        ));
-        leases.push((lease, name.clone(), who));
+        );
+        self.say.line(line);
+        Ok(Job {
+            lease,
+            name: name.to_string(),
+        })
     }
 
-    // 4. Wait for every lease to be final.
-    let timeout = Duration::from_secs(args.timeout);
-    let mut last_report = Instant::now();
-    loop {
-        for a in &agents {
-            if a.is_finished() {
-                bail!("a provider agent stopped; see its errors above");
+    fn provider_index(&self, a: &AccountId) -> Option<usize> {
+        self.providers.iter().position(|k| k.account() == *a)
+    }
+
+    fn name(&self, a: &AccountId) -> String {
+        self.provider_index(a)
+            .map_or_else(|| a.to_string(), |i| format!("provider-{i}"))
+    }
+
+    /// Wait until every job's lease is final, or `timeout`; returns the seconds waited and
+    /// whether every lease is final.
+    fn wait_final(&mut self, jobs: &[Job], timeout: Duration) -> (f64, bool) {
+        let started = Instant::now();
+        let mut last_report = Instant::now();
+        loop {
+            self.supervise();
+            let open = match self.client() {
+                Ok(c) => jobs
+                    .iter()
+                    .filter(|j| c.lease(j.lease).ok().flatten().is_none_or(|l| l.active))
+                    .count(),
+                Err(_) => jobs.len(),
+            };
+            if open == 0 {
+                return (started.elapsed().as_secs_f64(), true);
             }
+            if started.elapsed() > timeout {
+                let line = format!("{open} job(s) did not finish within {timeout:?}");
+                self.say.line(line);
+                return (started.elapsed().as_secs_f64(), false);
+            }
+            if last_report.elapsed() > Duration::from_secs(10) {
+                self.say.line(format!("… {open} job(s) still running"));
+                last_report = Instant::now();
+            }
+            std::thread::sleep(Duration::from_millis(300));
         }
-        net.check_alive()?;
-        let open = leases
-            .iter()
-            .filter(|(id, _, _)| client.lease(*id).ok().flatten().is_none_or(|l| l.active))
-            .count();
-        if open == 0 {
-            break;
-        }
-        if started.elapsed() > timeout {
-            bail!(
-                "{open} job(s) did not finish within {timeout:?}; logs in {}",
-                args.dir.display()
-            );
-        }
-        if last_report.elapsed() > Duration::from_secs(10) {
-            say(format!("… {open} job(s) still running"));
-            last_report = Instant::now();
-        }
-        std::thread::sleep(Duration::from_millis(300));
     }
-    let seconds = started.elapsed().as_secs_f64();
 
-    // One small job timed from submission to a settled result: the π stepper on an honest
-    // provider, unchecked, accepted by the requester as soon as its result is revealed.
-    let submit_to_settled = {
+    /// One small job timed from submission to a settled result: the π stepper on an honest
+    /// provider, unchecked, accepted by the requester as soon as its result is revealed.
+    fn timed_job(&mut self, pi: &orrery_exec::Bundle) -> anyhow::Result<(Job, f64)> {
         let t0 = Instant::now();
-        let provider = provider_keys[0].account();
+        let client = self.client()?;
+        let provider = self.providers[0].account();
         let offer = client
             .provider(&provider)?
             .context("provider-0 is not registered")?
@@ -423,195 +489,145 @@ ram_gib = 16
         };
         let lease = open_lease(
             &client,
-            &requester,
+            &self.requester,
             provider,
-            bundles[0].1.hash(),
+            pi.hash(),
             terms,
             1_500,
             Verification::None,
         )?;
-        wait_for("the timed job's result", Duration::from_secs(120), || {
-            client
-                .lease(lease)
+        self.wait_for("the timed job's result", Duration::from_secs(120), |c| {
+            c.lease(lease)
                 .ok()
                 .flatten()
                 .is_some_and(|l| l.state == "committed")
         })?;
         submit_and_wait(
-            &client,
-            &requester,
+            &self.client()?,
+            &self.requester,
             TxBody::SettleLease { lease },
             Duration::from_secs(60),
         )?;
         let secs = t0.elapsed().as_secs_f64();
-        say(format!(
+        self.say.line(format!(
             "timed job: lease #{lease} (pi, unchecked) from submission to settled result in {secs:.2} s"
         ));
-        secs
-    };
-
-    // Run to the end of the epoch, so this epoch's emission is minted to the providers.
-    let epoch = params.epoch_blocks;
-    let h = client.status()?.chain.height;
-    let boundary = h.div_ceil(epoch) * epoch;
-    say(format!(
-        "waiting for the epoch to end at height {boundary} (emission)…"
-    ));
-    wait_for("the end of the epoch", Duration::from_secs(120), || {
-        client.status().is_ok_and(|s| s.chain.height >= boundary)
-    })?;
-
-    // 5. The summary, from the chain.
-    let mut summary = summarize(&net.apis, &leases, &provider_keys, first_cheater, seconds)?;
-    summary.submit_to_settled_seconds = submit_to_settled;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-    } else {
-        print_summary(&summary);
+        let job = Job {
+            lease,
+            name: "pi (timed)".into(),
+        };
+        Ok((job, secs))
     }
-    let ok = summary.supply_invariant_held && summary.honest_slashed == 0;
 
-    if !args.exit_when_done {
+    /// Run to the end of the epoch, so this epoch's emission is minted to the providers.
+    fn wait_for_epoch(&mut self) -> anyhow::Result<()> {
+        let client = self.client()?;
+        let epoch = crate::cmd::market::chain_params(&client)?.epoch_blocks;
+        let boundary = client.status()?.chain.height.div_ceil(epoch) * epoch;
+        self.say.line(format!(
+            "waiting for the epoch to end at height {boundary} (emission)…"
+        ));
+        self.wait_for("the end of the epoch", Duration::from_secs(120), |c| {
+            c.status().is_ok_and(|s| s.chain.height >= boundary)
+        })
+    }
+
+    /// Read the run back, write `summary.json`, print it.
+    fn report(
+        &mut self,
+        jobs: &[Job],
+        json: bool,
+        seconds: f64,
+        timed: f64,
+    ) -> anyhow::Result<Summary> {
+        let accounts: Vec<AccountId> = self.providers.iter().map(|k| k.account()).collect();
+        let cast = Cast {
+            providers: &accounts,
+            first_cheater: self.first_cheater,
+            genesis_balance: PROVIDER_FUNDS,
+            stake: PROVIDER_STAKE,
+        };
+        let mut summary =
+            report::summarize(&self.clients()?, jobs, &cast, self.net.procs.incidents())?;
+        summary.seconds = seconds;
+        summary.submit_to_settled_seconds = timed;
+        let text = serde_json::to_string_pretty(&summary)?;
+        std::fs::write(self.dir.join("summary.json"), &text)?;
+        if json {
+            println!("{text}");
+        }
+        for line in report::print(&summary) {
+            self.say.line(line);
+        }
+        Ok(summary)
+    }
+
+    /// Keep the network running (and supervised) until Ctrl-C.
+    fn keep_running(&mut self) -> anyhow::Result<()> {
+        let api = self.net.apis[0].clone();
         println!(
-            "the devnet keeps running (Ctrl-C to stop): open the explorer at http://{}/ or try \
-             `orrery chain status --node {}`",
-            net.apis[0], net.apis[0]
+            "the devnet keeps running (Ctrl-C to stop): open the explorer at {api}/ or try \
+             `orrery chain status --node {api}`"
         );
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         crate::cmd::node::on_ctrl_c(stop.clone())?;
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-            net.check_alive()?;
+            self.supervise();
             std::thread::sleep(Duration::from_millis(300));
         }
+        Ok(())
     }
-    for a in agents {
-        a.stop();
-    }
-    drop(net);
-    if !ok {
-        bail!("the devnet finished but its checks failed (see the summary)");
-    }
-    Ok(())
 }
 
-fn summarize(
-    apis: &[String],
-    leases: &[(u64, String, String)],
-    provider_keys: &[Keypair],
-    first_cheater: usize,
-    seconds: f64,
-) -> anyhow::Result<Summary> {
-    let client = Client::new(&apis[0]);
-    let status = client.status()?;
-    let mut s = Summary {
-        jobs: leases.len(),
-        cheaters: provider_keys.len() - first_cheater,
-        minted: status.supply.minted,
-        burned: status.supply.burned,
-        height: status.chain.height,
-        seconds,
-        ..Summary::default()
-    };
-    s.supply_invariant_held = apis.iter().all(|a| {
-        Client::new(a)
-            .status()
-            .is_ok_and(|st| st.supply.invariant_holds)
-    });
-    for (id, job, who) in leases {
-        let lease = client.lease(*id)?.context("a lease vanished")?;
-        match lease.state.as_str() {
-            "settled" => s.settled += 1,
-            "failed" => s.failed += 1,
-            "timed_out" => s.timed_out += 1,
-            _ => {}
-        }
-        s.leases.push(JobLine {
-            lease: *id,
-            job: job.clone(),
-            provider: who.clone(),
-            verification: serde_json::to_string(&lease.verification)?.replace('"', ""),
-            state: lease.state.clone(),
-        });
+fn verification_name(v: Verification) -> String {
+    match v {
+        Verification::None => "none".to_string(),
+        Verification::Sampled => "sampled".to_string(),
+        Verification::Redundant { k } => format!("redundant k={k}"),
     }
-    // Checks, disputes and slashes from every block's events.
-    let mut slashed = std::collections::BTreeSet::new();
-    for h in 1..=status.chain.height {
-        let Some(receipts) = client.block_receipts(h)? else {
-            continue;
-        };
-        let events = receipts
-            .receipts
-            .iter()
-            .flat_map(|r| r.events.iter())
-            .chain(receipts.events.iter());
-        for e in events {
-            match e.get("event").and_then(|v| v.as_str()) {
-                Some("check_drawn")
-                    if e.get("verifiers")
-                        .and_then(|v| v.as_array())
-                        .is_some_and(|v| !v.is_empty()) =>
-                {
-                    s.checks += 1;
-                }
-                Some("dispute_opened") => s.disputes += 1,
-                Some("referee_ruled") => s.referee_rulings += 1,
-                Some("slashed") => {
-                    s.slashes += 1;
-                    if let Some(p) = e.get("party").and_then(|v| v.as_str()) {
-                        slashed.insert(p.to_string());
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-    for (i, k) in provider_keys.iter().enumerate() {
-        let hit = slashed.contains(&k.account().to_string());
-        if i >= first_cheater && hit {
-            s.cheaters_slashed += 1;
-        }
-        if i < first_cheater && hit {
-            s.honest_slashed += 1;
-        }
-    }
-    Ok(s)
 }
 
-fn print_summary(s: &Summary) {
-    println!();
-    println!(
-        "devnet summary (height {}, {:.1} s from first job to last result)",
-        s.height, s.seconds
-    );
-    for l in &s.leases {
-        println!(
-            "  lease #{:<3} {:<12} {:<12} {:<22} {}",
-            l.lease, l.job, l.provider, l.verification, l.state
+/// Provider `i`'s price list: a CPU core-hour at 0.016–0.022 ORR, 33–46% of the explorer's
+/// cloud reference for a vCPU-hour (0.048), the share of cloud prices the market promises.
+fn devnet_prices(i: usize) -> String {
+    let milli = 16 + 2 * (i % 4);
+    format!(
+        "[prices]\ngpu_hour = \"0\"\ncpu_core_hour = \"0.0{milli}\"\nram_gib_hour = \"0\"\nmega_unit = \"0.001\"\n"
+    )
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.providers < 2 {
+        bail!("a devnet needs at least 2 providers (one runs a job, another checks it)");
+    }
+    if args.cheaters >= args.providers {
+        bail!(
+            "--cheaters must be fewer than --providers: honest verifiers are needed to catch them"
         );
     }
-    println!(
-        "  jobs {}: {} settled, {} failed (requester refunded), {} timed out",
-        s.jobs, s.settled, s.failed, s.timed_out
-    );
-    println!(
-        "  checks {}, disputes {}, referee rulings {}, slashes {}",
-        s.checks, s.disputes, s.referee_rulings, s.slashes
-    );
-    println!(
-        "  cheaters slashed {}/{}, honest providers slashed {}",
-        s.cheaters_slashed, s.cheaters, s.honest_slashed
-    );
-    println!("  minted {}, burned {}", s.minted, s.burned);
-    println!(
-        "  a small job from submission to settled result: {:.2} s",
-        s.submit_to_settled_seconds
-    );
-    println!(
-        "  supply invariant on every validator: {}",
-        if s.supply_invariant_held {
-            "holds"
-        } else {
-            "BROKEN"
-        }
-    );
+    fresh_dir(&args.dir)?;
+    let mut devnet = Devnet::start(&args)?;
+    let (mut jobs, bundles) = devnet.submit_jobs(args.extra_jobs)?;
+    let (seconds, all_final) = devnet.wait_final(&jobs, Duration::from_secs(args.timeout));
+    let mut timed = 0.0;
+    if all_final {
+        let (job, secs) = devnet.timed_job(&bundles[0])?;
+        jobs.push(job);
+        timed = secs;
+        devnet.wait_for_epoch()?;
+    }
+    let summary = devnet.report(&jobs, args.json, seconds, timed)?;
+    if !args.exit_when_done {
+        devnet.keep_running()?;
+    }
+    drop(devnet);
+    if !summary.problems.is_empty() {
+        bail!(
+            "the devnet finished but {} check(s) failed:\n  {}\n(summary and logs in {})",
+            summary.problems.len(),
+            summary.problems.join("\n  "),
+            args.dir.display()
+        );
+    }
+    Ok(())
 }

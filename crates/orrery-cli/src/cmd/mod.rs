@@ -7,4 +7,5 @@ pub mod market;
 pub mod ml;
 pub mod node;
 pub mod run_local;
+pub mod supervise;
 pub mod wallet;

@@ -6,6 +6,7 @@
 //! one folder, plus a funded `faucet.key`. Whoever ran it knows every key and share: a localnet
 //! is for development and tests, never for value.
 
+use crate::cmd::supervise::{Incident, Supervisor};
 use anyhow::{Context, bail};
 use clap::Args as ClapArgs;
 use clap::Subcommand;
@@ -17,7 +18,6 @@ use orrery_types::amount::Amount;
 use orrery_types::crypto::Keypair;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
 use std::time::Duration;
 
 /// Run a validator node, or create the configuration of a local network.
@@ -207,88 +207,52 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A local network of validator processes; dropping it kills them.
+/// A local network of validator processes, each restarted when it exits; dropping it stops
+/// them.
 pub struct Localnet {
-    children: Vec<Option<Child>>,
-    dir: PathBuf,
+    /// The validator processes (named `validator-<i>`), restarted when they exit.
+    pub procs: Supervisor,
     /// Each validator's API base URL.
     pub apis: Vec<String>,
-    log_dir: PathBuf,
 }
 
 impl Localnet {
     /// Start every validator configured in `dir` as a child process of this binary.
     pub fn start(dir: &Path, validators: usize) -> anyhow::Result<Localnet> {
-        let log_dir = dir.join("logs");
-        std::fs::create_dir_all(&log_dir)?;
         let mut net = Localnet {
-            children: Vec::new(),
-            dir: dir.to_path_buf(),
+            procs: Supervisor::new(dir)?,
             apis: Vec::new(),
-            log_dir,
         };
         for i in 0..validators {
-            let (_, npath) = validator_files(dir, i);
+            let (vpath, npath) = validator_files(dir, i);
             let node = read_node(Some(&npath))?;
             net.apis.push(format!("http://{}", node.api_listen));
-            net.children.push(None);
-            net.spawn(i)?;
+            net.procs.start(
+                &format!("validator-{i}"),
+                vec![
+                    "node".into(),
+                    "run".into(),
+                    "--validator".into(),
+                    vpath.into(),
+                    "--node".into(),
+                    npath.into(),
+                ],
+            )?;
         }
         Ok(net)
     }
 
-    /// (Re)start validator `i`.
-    pub fn spawn(&mut self, i: usize) -> anyhow::Result<()> {
-        let (vpath, npath) = validator_files(&self.dir, i);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_dir.join(format!("validator-{i}.log")))?;
-        let child = Command::new(std::env::current_exe()?)
-            .args(["node", "run", "--validator"])
-            .arg(&vpath)
-            .arg("--node")
-            .arg(&npath)
-            .env(
-                "ORRERY_LOG",
-                std::env::var("ORRERY_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("cannot start a validator process")?;
-        self.children[i] = Some(child);
-        Ok(())
-    }
-
-    /// Kill validator `i` with SIGKILL (no chance to clean up) and reap it.
-    pub fn kill(&mut self, i: usize) {
-        if let Some(mut c) = self.children[i].take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// Whether every validator process is still running.
-    pub fn check_alive(&mut self) -> anyhow::Result<()> {
-        for (i, c) in self.children.iter_mut().enumerate() {
-            if let Some(child) = c
-                && let Some(status) = child.try_wait()?
-            {
-                bail!(
-                    "validator {i} exited ({status}); see {}",
-                    self.log_dir.join(format!("validator-{i}.log")).display()
-                );
-            }
-        }
-        Ok(())
+    /// Restart processes that exited since the last call; returns what happened (also kept
+    /// in `procs.incidents()`).
+    pub fn supervise(&mut self) -> Vec<Incident> {
+        self.procs.poll()
     }
 
     /// Wait until every validator's API answers and reports at least `height`.
     pub fn wait_for_height(&mut self, height: u64, timeout: Duration) -> anyhow::Result<()> {
         let start = std::time::Instant::now();
         loop {
-            self.check_alive()?;
+            self.supervise();
             let ok = self.apis.iter().all(|api| {
                 orrery_client::Client::with_timeout(api, Duration::from_secs(2))
                     .status()
@@ -300,18 +264,13 @@ impl Localnet {
             if start.elapsed() > timeout {
                 bail!(
                     "the network did not reach height {height} within {timeout:?}; logs in {}",
-                    self.log_dir.display()
+                    self.procs
+                        .log_path("validator-0")
+                        .with_file_name("")
+                        .display()
                 );
             }
             std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for Localnet {
-    fn drop(&mut self) {
-        for i in 0..self.children.len() {
-            self.kill(i);
         }
     }
 }
@@ -353,7 +312,9 @@ pub fn localnet(args: LocalnetArgs) -> anyhow::Result<()> {
     }
     let started = std::time::Instant::now();
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        net.check_alive()?;
+        for i in net.supervise() {
+            eprintln!("{i} (log: {})", net.procs.log_path(&i.process).display());
+        }
         if args
             .seconds
             .is_some_and(|s| started.elapsed() >= Duration::from_secs(s))
