@@ -42,7 +42,7 @@ fn start_devnet(dir: &Path, slot: u16) -> Devnet {
         .args(["--p2p-port", &base.to_string()])
         .args(["--api-port", &(base + 5).to_string()])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.with_extension("stderr")).expect("a log file"))
         .process_group(0)
         .spawn()
         .expect("orrery devnet starts");
@@ -89,7 +89,7 @@ fn assert_promise_kept(s: &serde_json::Value, run: usize) {
         .collect();
     assert!(!honest.is_empty());
     for p in providers.iter().filter(|p| p["honest"] == true) {
-        assert_eq!(p["stake"], "500", "run {run}: {p:#}");
+        assert_eq!(p["stake"], "500 ORR", "run {run}: {p:#}");
         assert_eq!(
             p["penalties"].as_array().unwrap().len(),
             0,
@@ -114,6 +114,9 @@ fn the_devnet_keeps_its_promise_run_after_run() {
         let net = dir.path().join("net");
         let devnet = start_devnet(&net, 0);
         let (status, s) = finish(devnet, &net);
+        if !status.success() {
+            eprintln!("{}", logs(&net));
+        }
         assert_promise_kept(&s, run);
         assert!(status.success(), "run {run}: {status}\n{s:#}");
         // Diagnosable: every process logged to its own file.
@@ -129,6 +132,32 @@ fn the_devnet_keeps_its_promise_run_after_run() {
         }
         eprintln!("run {run}: height {}, {} s", s["height"], s["seconds"]);
     }
+}
+
+/// The devnet's own log and the end of every other process's log, for a failure message.
+fn logs(net: &Path) -> String {
+    let mut out = format!(
+        "==> the devnet's stderr <==\n{}\n",
+        std::fs::read_to_string(net.with_extension("stderr")).unwrap_or_default()
+    );
+    let Ok(entries) = std::fs::read_dir(net.join("logs")) else {
+        return "no logs".into();
+    };
+    for e in entries.flatten() {
+        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let keep = if e.file_name() == "devnet.log" {
+            200
+        } else {
+            15
+        };
+        out.push_str(&format!("==> {} <==\n", e.path().display()));
+        for l in &lines[lines.len().saturating_sub(keep)..] {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 fn pid_of(dir: &Path, name: &str) -> Option<u32> {
@@ -163,10 +192,17 @@ fn a_killed_validator_and_agent_are_restarted_and_nobody_honest_loses() {
             .args(["-9", &pid.to_string()])
             .status()
             .unwrap();
-        assert!(ok.success());
+        assert!(
+            ok.success(),
+            "{victim} ({pid}) was not running:\n{}",
+            logs(&net)
+        );
         std::thread::sleep(Duration::from_millis(1_500));
     }
     let (status, s) = finish(devnet, &net);
+    if !status.success() {
+        eprintln!("{}", logs(&net));
+    }
     assert_promise_kept(&s, 0);
     assert!(status.success(), "{status}\n{s:#}");
     let incidents = s["incidents"].as_array().unwrap();

@@ -29,9 +29,8 @@
 
 mod report;
 
-use crate::cmd::job::open_lease;
+use crate::cmd::job::opened_lease;
 use crate::cmd::node::{InitArgs, Localnet, faucet_key, init};
-use crate::cmd::wallet::submit_and_wait;
 use anyhow::{Context, bail};
 use clap::Args as ClapArgs;
 use orrery_client::Client;
@@ -40,8 +39,9 @@ use orrery_market::{Requirements, RouterWeights};
 use orrery_provider::ProviderConfig;
 use orrery_types::amount::Amount;
 use orrery_types::crypto::{AccountId, Keypair};
+use orrery_types::hash::Hash;
 use orrery_types::resources::{ResourceRequest, Usage};
-use orrery_types::tx::{LeaseTerms, TxBody, Verification};
+use orrery_types::tx::{ChainId, LeaseTerms, SignedTx, Tx, TxBody, Verification};
 use report::{Cast, Job, Summary};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -125,6 +125,10 @@ fn fresh_dir(dir: &Path) -> anyhow::Result<()> {
 const PROVIDER_FUNDS: Amount = Amount::orr(10_000);
 /// What each provider bonds (above the minimum for its 8 cores).
 const PROVIDER_STAKE: Amount = Amount::orr(500);
+/// Blocks a devnet lease may run (five minutes at 200 ms blocks).
+const LEASE_DEADLINE_BLOCKS: u64 = 1_500;
+/// How long the requester waits for one of its transactions to be finalized.
+const TX_WAIT: Duration = Duration::from_secs(60);
 /// Timeout for one request to a validator; a validator that does not answer in this time is
 /// passed over for the next.
 const API_TIMEOUT: Duration = Duration::from_secs(5);
@@ -264,13 +268,17 @@ impl Devnet {
         Ok(())
     }
 
-    /// A client for the first validator that answers (validator 0 unless it is down).
+    /// A client for the most advanced validator that answers.
     fn client(&self) -> anyhow::Result<Client> {
+        // The most advanced validator that answers: one that just restarted answers before it
+        // has caught up, and its stale state (an old nonce) must not be acted on.
         self.net
             .apis
             .iter()
             .map(|a| Client::with_timeout(a, API_TIMEOUT))
-            .find(|c| c.status().is_ok())
+            .filter_map(|c| Some((c.status().ok()?.chain.height, c)))
+            .max_by_key(|(height, _)| *height)
+            .map(|(_, c)| c)
             .ok_or_else(|| {
                 anyhow::anyhow!(
                     "no validator answers; logs in {}",
@@ -279,7 +287,7 @@ impl Devnet {
             })
     }
 
-    /// Clients for every validator, the first that answers first.
+    /// Clients for every validator, the most advanced that answers first.
     fn clients(&self) -> anyhow::Result<Vec<Client>> {
         let first = self.client()?;
         let mut all = vec![first.clone()];
@@ -291,6 +299,107 @@ impl Devnet {
                 .map(|a| Client::with_timeout(a, API_TIMEOUT)),
         );
         Ok(all)
+    }
+
+    /// Sign `body` once as the requester and see it into a block through whichever
+    /// validators answer: the same bytes go to every node until one includes them, so a
+    /// validator dying between the submission and the block costs a retry, never a second
+    /// transaction. Fails with the ledger's reason if it was refused.
+    fn submit(&mut self, body: TxBody) -> anyhow::Result<orrery_client::api::TxRecord> {
+        let client = self.client()?;
+        let chain_id = ChainId::new(&client.status()?.chain.chain_id)
+            .map_err(|e| anyhow::anyhow!("the node reports a bad chain id: {e}"))?;
+        let nonce = client.account(&self.requester.account())?.nonce;
+        let mut tx = Tx {
+            chain_id,
+            nonce,
+            body,
+        }
+        .sign(&self.requester);
+        let mut hash = tx.hash();
+        let start = Instant::now();
+        let mut last_submit: Option<Instant> = None;
+        loop {
+            self.supervise();
+            if last_submit.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
+                self.submit_anywhere(&tx)?;
+                last_submit = Some(Instant::now());
+            }
+            let clients = self.clients()?;
+            if let Some(record) = clients.iter().find_map(|c| c.tx(&hash).ok().flatten()) {
+                if let Some(r) = &record.receipt
+                    && !r.ok
+                {
+                    let why = r
+                        .message
+                        .clone()
+                        .unwrap_or_else(|| format!("{:?}", r.error));
+                    bail!("transaction {hash} was refused by the ledger: {why}");
+                }
+                return Ok(record);
+            }
+            if start.elapsed() > TX_WAIT {
+                bail!("transaction {hash} was not finalized within {TX_WAIT:?}");
+            }
+            // The account's nonce moved past ours without our transaction: the nonce was read
+            // from a node that was behind. Sign again with the right one.
+            let now = self.client()?.account(&self.requester.account())?.nonce;
+            if now > tx.tx.nonce && clients.iter().all(|c| c.tx(&hash).ok().flatten().is_none()) {
+                tracing::warn!(%hash, nonce = tx.tx.nonce, now, "nonce already spent; signing again");
+                tx = Tx {
+                    chain_id: tx.tx.chain_id.clone(),
+                    nonce: now,
+                    body: tx.tx.body.clone(),
+                }
+                .sign(&self.requester);
+                hash = tx.hash();
+                last_submit = None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Hand `tx` to the first validator that takes it (or already holds it).
+    fn submit_anywhere(&self, tx: &SignedTx) -> anyhow::Result<()> {
+        let mut unreachable = Vec::new();
+        for c in self.clients()? {
+            match c.submit(tx) {
+                Ok(_) => return Ok(()),
+                // Already waiting, or already in a block: nothing to do.
+                Err(e) if matches!(e.code(), Some("duplicate_tx" | "stale_nonce")) => {
+                    return Ok(());
+                }
+                // Busy or starting: another node, or this one again later.
+                Err(e) if matches!(e.status(), Some(429 | 503)) => {
+                    unreachable.push(format!("{}: {e}", c.base_url()))
+                }
+                Err(e) if e.code().is_some() => {
+                    bail!("transaction {} was refused: {e}", tx.hash())
+                }
+                Err(e) => unreachable.push(format!("{}: {e}", c.base_url())),
+            }
+        }
+        tracing::warn!(hash = %tx.hash(), ?unreachable, "no validator took the transaction; trying again");
+        Ok(())
+    }
+
+    /// Open a lease through [`Devnet::submit`]; returns its id.
+    fn open_lease(
+        &mut self,
+        provider: AccountId,
+        job: Hash,
+        terms: LeaseTerms,
+        verification: Verification,
+    ) -> anyhow::Result<u64> {
+        let height = self.client()?.status()?.chain.height;
+        let record = self.submit(TxBody::OpenLease {
+            provider,
+            job,
+            terms,
+            deadline: height + LEASE_DEADLINE_BLOCKS,
+            verification,
+        })?;
+        opened_lease(&record)
     }
 
     /// Restart what died and say so.
@@ -405,16 +514,9 @@ impl Devnet {
             max_units: 100_000_000_000,
         };
         let provider = chosen.offer.provider;
-        let lease = open_lease(
-            &client,
-            &self.requester,
-            provider,
-            bundle.hash(),
-            terms,
-            1_500,
-            verification,
-        )
-        .with_context(|| format!("opening the lease for {name}"))?;
+        let lease = self
+            .open_lease(provider, bundle.hash(), terms, verification)
+            .with_context(|| format!("opening the lease for {name}"))?;
         let line = format!(
             "lease #{lease}: {name} → {} ({}); {}",
             self.name(&provider),
@@ -487,27 +589,14 @@ impl Devnet {
             max_seconds: 600,
             max_units: 100_000_000_000,
         };
-        let lease = open_lease(
-            &client,
-            &self.requester,
-            provider,
-            pi.hash(),
-            terms,
-            1_500,
-            Verification::None,
-        )?;
+        let lease = self.open_lease(provider, pi.hash(), terms, Verification::None)?;
         self.wait_for("the timed job's result", Duration::from_secs(120), |c| {
             c.lease(lease)
                 .ok()
                 .flatten()
                 .is_some_and(|l| l.state == "committed")
         })?;
-        submit_and_wait(
-            &self.client()?,
-            &self.requester,
-            TxBody::SettleLease { lease },
-            Duration::from_secs(60),
-        )?;
+        self.submit(TxBody::SettleLease { lease })?;
         let secs = t0.elapsed().as_secs_f64();
         self.say.line(format!(
             "timed job: lease #{lease} (pi, unchecked) from submission to settled result in {secs:.2} s"
@@ -607,16 +696,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     fresh_dir(&args.dir)?;
     let mut devnet = Devnet::start(&args)?;
-    let (mut jobs, bundles) = devnet.submit_jobs(args.extra_jobs)?;
-    let (seconds, all_final) = devnet.wait_final(&jobs, Duration::from_secs(args.timeout));
-    let mut timed = 0.0;
-    if all_final {
-        let (job, secs) = devnet.timed_job(&bundles[0])?;
-        jobs.push(job);
-        timed = secs;
-        devnet.wait_for_epoch()?;
-    }
-    let summary = devnet.report(&jobs, args.json, seconds, timed)?;
+    let summary = match devnet.play(&args) {
+        Ok(s) => s,
+        Err(e) => {
+            // Into the folder too: the console may be gone (a test, a closed terminal).
+            devnet.say.line(format!("error: {e:#}"));
+            return Err(e);
+        }
+    };
     if !args.exit_when_done {
         devnet.keep_running()?;
     }
@@ -630,4 +717,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+impl Devnet {
+    /// Submit the jobs, wait for them, time one more, run to the epoch's end, and report.
+    fn play(&mut self, args: &Args) -> anyhow::Result<Summary> {
+        let (mut jobs, bundles) = self.submit_jobs(args.extra_jobs)?;
+        let (seconds, all_final) = self.wait_final(&jobs, Duration::from_secs(args.timeout));
+        let mut timed = 0.0;
+        if all_final {
+            let (job, secs) = self.timed_job(&bundles[0])?;
+            jobs.push(job);
+            timed = secs;
+            self.wait_for_epoch()?;
+        }
+        self.report(&jobs, args.json, seconds, timed)
+    }
 }

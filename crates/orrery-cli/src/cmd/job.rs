@@ -285,6 +285,11 @@ pub(crate) fn open_lease(
         },
         Duration::from_secs(60),
     )?;
+    opened_lease(&record)
+}
+
+/// The lease an applied `OpenLease` opened, from its receipt.
+pub(crate) fn opened_lease(record: &orrery_client::api::TxRecord) -> anyhow::Result<u64> {
     record
         .receipt
         .as_ref()
