@@ -32,10 +32,11 @@ pub mod explorer;
 pub mod index;
 pub mod limits;
 pub mod metrics;
+pub mod peers;
 pub mod server;
 
 pub use backend::{Backend, BackendError, Finalized, RejectKind, SubmitRejection};
 #[cfg(feature = "chain")]
 pub use chain::{run_node, start_node};
-pub use config::{BlobConfig, Limits, NodeConfig};
+pub use config::{BlobConfig, Limits, NodeConfig, PeerConfig};
 pub use server::{NodeError, RunningNode, serve};
