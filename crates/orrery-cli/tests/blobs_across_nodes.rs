@@ -106,9 +106,11 @@ impl Net {
             faucet: Keypair::from_secret_bytes(&bytes).unwrap(),
         };
         wait_until("the chain at height 2", Duration::from_secs(120), || {
-            net.apis
-                .iter()
-                .all(|a| Net::client_of(a).status().is_ok_and(|s| s.chain.height >= 2))
+            net.apis.iter().all(|a| {
+                Net::client_of(a)
+                    .status()
+                    .is_ok_and(|s| s.chain.height >= 2)
+            })
         });
         net
     }
@@ -351,8 +353,7 @@ fn a_bundle_uploaded_to_node_0_runs_on_a_provider_of_node_2_and_the_lease_settle
 
     // Paid to the unit: price × usage, less the protocol fee.
     let d = &view.state_detail;
-    let usage: orrery_types::resources::Usage =
-        serde_json::from_value(d["usage"].clone()).unwrap();
+    let usage: orrery_types::resources::Usage = serde_json::from_value(d["usage"].clone()).unwrap();
     let cost = view
         .terms
         .prices

@@ -1003,8 +1003,10 @@ async fn ensure_blob(s: &AppState, hash: Hash, headers: &HeaderMap) -> Result<()
             Err(ApiError::not_found("blob_not_found", e.to_string()))
         }
         Err(e @ FetchError::Busy { .. }) => {
-            Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", e.to_string())
-                .retry_after(1))
+            Err(
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", e.to_string())
+                    .retry_after(1),
+            )
         }
         Err(e @ FetchError::Store { .. }) => Err(ApiError::internal(e.to_string())),
     }

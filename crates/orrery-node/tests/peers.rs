@@ -88,7 +88,10 @@ fn raw_get(base: &str, hash: &Hash) -> (u16, Option<ErrorBody>) {
 
 fn stored_files(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
-    for d in std::fs::read_dir(dir.join("blobs")).expect("blobs dir").flatten() {
+    for d in std::fs::read_dir(dir.join("blobs"))
+        .expect("blobs dir")
+        .flatten()
+    {
         for f in std::fs::read_dir(d.path()).expect("subdir").flatten() {
             out.push(f.path().display().to_string());
         }
@@ -98,9 +101,12 @@ fn stored_files(dir: &Path) -> Vec<String> {
 
 #[test]
 fn a_blob_on_one_node_is_served_by_another_by_get_and_head() {
-    let (da, db) = (tempfile::tempdir().expect("a"), tempfile::tempdir().expect("b"));
+    let (da, db) = (
+        tempfile::tempdir().expect("a"),
+        tempfile::tempdir().expect("b"),
+    );
     let a = start(da.path(), reserve_port(), &[]);
-    let b = start(db.path(), reserve_port(), &[a.base.clone()]);
+    let b = start(db.path(), reserve_port(), std::slice::from_ref(&a.base));
 
     let bundle = b"a job bundle uploaded to node A only".repeat(100);
     let output = b"a job output, also on A only".to_vec();
@@ -168,7 +174,10 @@ fn an_upload_is_pushed_to_its_home_so_one_ask_finds_it_anywhere() {
         assert_eq!(stored.replicas, 1, "pushed to its home");
         for (i, node) in nodes.iter().enumerate() {
             assert_eq!(
-                node.client.get_blob(&Hash::of(&blob)).expect("GET").as_deref(),
+                node.client
+                    .get_blob(&Hash::of(&blob))
+                    .expect("GET")
+                    .as_deref(),
                 Some(&blob[..]),
                 "node {i}"
             );
@@ -263,7 +272,10 @@ impl Drop for BadPeer {
 #[test]
 fn a_peer_serving_wrong_bytes_is_skipped_and_the_next_one_asked() {
     let liar = BadPeer::start(Misbehaviour::WrongBytes(b"not what you asked for".to_vec()));
-    let (da, db) = (tempfile::tempdir().expect("a"), tempfile::tempdir().expect("b"));
+    let (da, db) = (
+        tempfile::tempdir().expect("a"),
+        tempfile::tempdir().expect("b"),
+    );
     let a = start(da.path(), reserve_port(), &[]);
     let peers = vec![liar.url.clone(), a.base.clone()];
     let b = start(db.path(), reserve_port(), &peers);
@@ -333,7 +345,11 @@ fn a_missing_blob_is_404_in_bounded_time_and_no_node_asks_for_a_peer() {
     // deadline: the client gets its 404 (ureq would error after 15 s otherwise).
     let silent = BadPeer::start(Misbehaviour::Silent);
     let dir = tempfile::tempdir().expect("dir");
-    let mut c = node_config(dir.path(), reserve_port(), &[silent.url.clone()]);
+    let mut c = node_config(
+        dir.path(),
+        reserve_port(),
+        std::slice::from_ref(&silent.url),
+    );
     c.peers.peer_timeout_secs = 1;
     c.peers.fetch_deadline_secs = 2;
     let node = TestNode::start(c, TestChain::new(&keys(1)));
@@ -349,7 +365,11 @@ fn a_missing_blob_is_404_in_bounded_time_and_no_node_asks_for_a_peer() {
 fn concurrent_requests_share_one_fetch_and_fetches_are_capped() {
     let silent = BadPeer::start(Misbehaviour::Silent);
     let dir = tempfile::tempdir().expect("dir");
-    let mut c = node_config(dir.path(), reserve_port(), &[silent.url.clone()]);
+    let mut c = node_config(
+        dir.path(),
+        reserve_port(),
+        std::slice::from_ref(&silent.url),
+    );
     c.peers.peer_timeout_secs = 3;
     c.peers.fetch_deadline_secs = 4;
     c.peers.max_concurrent_fetches = 1;
@@ -365,7 +385,10 @@ fn concurrent_requests_share_one_fetch_and_fetches_are_capped() {
     // Once the one fetch is under way, a fetch of another blob finds no free slot.
     let start = std::time::Instant::now();
     while silent.hits() == 0 {
-        assert!(start.elapsed() < Duration::from_secs(10), "no fetch started");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no fetch started"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let (status, body) = raw_get(&base, &Hash::of(b"another blob"));
@@ -383,7 +406,10 @@ fn concurrent_requests_share_one_fetch_and_fetches_are_capped() {
 #[test]
 fn a_blob_over_the_node_limit_is_never_stored_from_a_peer() {
     // A holds a 2 KiB blob within its own limit; B's limit is 1 KiB.
-    let (da, db) = (tempfile::tempdir().expect("a"), tempfile::tempdir().expect("b"));
+    let (da, db) = (
+        tempfile::tempdir().expect("a"),
+        tempfile::tempdir().expect("b"),
+    );
     let a = start(da.path(), reserve_port(), &[]);
     let big = vec![42u8; 2048];
     a.client.put_blob(&big).expect("upload to A");
@@ -403,7 +429,10 @@ fn a_blob_over_the_node_limit_is_never_stored_from_a_peer() {
     assert_eq!(status, 404);
     let error = body.expect("error body").error;
     assert!(
-        error.contains(&format!("{} offered 2048 bytes, over this node's limit of 1024", a.base)),
+        error.contains(&format!(
+            "{} offered 2048 bytes, over this node's limit of 1024",
+            a.base
+        )),
         "{error}"
     );
     assert!(
@@ -414,7 +443,10 @@ fn a_blob_over_the_node_limit_is_never_stored_from_a_peer() {
         "{error}"
     );
     assert_eq!(endless.hits(), 1);
-    assert!(stored_files(db.path()).is_empty(), "nothing stored, no temp file left");
+    assert!(
+        stored_files(db.path()).is_empty(),
+        "nothing stored, no temp file left"
+    );
     b.stop();
     a.stop();
 }

@@ -226,11 +226,9 @@ impl PeerConfig {
             || self.max_concurrent_fetches == 0
             || self.max_concurrent_pushes == 0
         {
-            return bad(
-                "peers.peer_timeout_secs, peers.max_concurrent_fetches and \
+            return bad("peers.peer_timeout_secs, peers.max_concurrent_fetches and \
                  peers.max_concurrent_pushes must be at least 1"
-                    .into(),
-            );
+                .into());
         }
         for (name, secs) in [
             ("fetch_deadline_secs", self.fetch_deadline_secs),

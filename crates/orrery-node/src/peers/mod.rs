@@ -352,14 +352,20 @@ impl Peers {
         }
         Err(FetchError::NotFound {
             hash,
-            why: format!("none of the peers it asked served it: {}", answers.join("; ")),
+            why: format!(
+                "none of the peers it asked served it: {}",
+                answers.join("; ")
+            ),
         })
     }
 
     /// Fetch from one peer into the store; every wait bounded by the per-peer timeout.
     async fn fetch_one(&self, peer: &str, hash: Hash) -> Result<u64, PeerMiss> {
         let timeout = self.config.peer_timeout();
-        let request = self.http.get(blob_url(peer, &hash)).header(PEER_HEADER, "1");
+        let request = self
+            .http
+            .get(blob_url(peer, &hash))
+            .header(PEER_HEADER, "1");
         let resp = tokio::time::timeout(timeout, request.send())
             .await
             .map_err(|_| PeerMiss::Timeout(timeout))?

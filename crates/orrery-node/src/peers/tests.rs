@@ -87,8 +87,7 @@ fn every_node_agrees_on_where_a_blob_lives() {
             let fetch_list = without(f);
             let asked: Vec<&str> = rank(&hash, &fetch_list).into_iter().take(ask).collect();
             assert!(
-                holders.contains(&network[f].as_str())
-                    || asked.iter().any(|p| holders.contains(p)),
+                holders.contains(&network[f].as_str()) || asked.iter().any(|p| holders.contains(p)),
                 "blob {blob}: uploaded to {u}, fetched by {f}"
             );
         }
@@ -113,7 +112,10 @@ fn misses_expire_and_stay_bounded() {
     assert_eq!(m.order.len(), MAX_REMEMBERED_MISSES);
     assert!(m.at.len() <= MAX_REMEMBERED_MISSES);
     assert!(!m.contains(&h, t0 + Duration::from_millis(1)), "evicted");
-    assert!(!m.contains(&Hash::of(&0u64.to_be_bytes()), t0 + Duration::from_millis(1)));
+    assert!(!m.contains(
+        &Hash::of(&0u64.to_be_bytes()),
+        t0 + Duration::from_millis(1)
+    ));
     let last = Hash::of(&(MAX_REMEMBERED_MISSES as u64 + 9).to_be_bytes());
     assert!(m.contains(&last, t0 + Duration::from_millis(1)));
 
