@@ -235,11 +235,6 @@ impl Peers {
         })
     }
 
-    /// The listed peers, canonical and without duplicates.
-    pub fn urls(&self) -> &[String] {
-        &self.urls
-    }
-
     /// Get `hash` from the peers into the local store; returns its size. Requests for a blob
     /// already being fetched wait for that fetch; the fetch itself runs to its end (or its
     /// deadline) even if every request waiting for it goes away.
