@@ -363,6 +363,11 @@ pub struct BlobStored {
     pub size: u64,
     /// False if the node already had it.
     pub created: bool,
+    /// How many of the blob's home peers hold it after this upload (the node pushes a
+    /// client's upload to them before answering, so other nodes find it); 0 from a node that
+    /// lists no peers, or for an upload another node pushed.
+    #[serde(default)]
+    pub replicas: u32,
 }
 
 /// `GET /api/v1/overview`: the network at a glance, from counters the index keeps per block

@@ -18,6 +18,7 @@ use crate::events::EventHub;
 use crate::index::{Index, IndexError, TxList, tx_view};
 use crate::limits::{RateLimiter, rate_limited};
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
+use crate::peers::{FetchError, PEER_HEADER, Peers};
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
@@ -58,9 +59,6 @@ pub const MAX_SUBMIT_BODY_BYTES: usize = 2 * MAX_ADJUDICATE_TX_BYTES + 64;
 /// connection (the client then gets a transport error instead of the 413).
 pub const MAX_DRAIN_BYTES: u64 = 8 * 1024 * 1024;
 
-/// Bytes read from disk per chunk when serving a blob.
-const BLOB_READ_CHUNK: usize = 64 * 1024;
-
 /// Everything the handlers share.
 pub struct Shared {
     /// The chain.
@@ -69,6 +67,8 @@ pub struct Shared {
     pub index: Arc<Index>,
     /// The blob store.
     pub blobs: Arc<BlobStore>,
+    /// Other nodes, for blobs this one lacks.
+    pub peers: Arc<Peers>,
     /// The event fan-out.
     pub hub: Arc<EventHub>,
     /// Metrics.
@@ -892,7 +892,8 @@ async fn block_receipts(
 
 // ---- blobs ----
 
-/// Store a blob under its SHA-256 hash; the hash is checked.
+/// Store a blob under its SHA-256 hash; the hash is checked. A client's upload is then pushed
+/// to the blob's home peers (`replicas` counts those holding it); a peer's push is not.
 #[utoipa::path(put, path = "/api/v1/blobs/{hash}", params(("hash" = String, Path)),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses(
@@ -939,10 +940,16 @@ async fn put_blob(
                 s.metrics.blob_bytes_stored.inc_by(size);
                 tracing::info!(hash = %expected, size, "blob stored");
             }
+            let replicas = if from_peer(&headers) {
+                0
+            } else {
+                s.peers.push(expected, size).await as u32
+            };
             Ok(Json(BlobStored {
                 hash: expected,
                 size,
                 created,
+                replicas,
             }))
         }
         Err(BlobError::TooLarge { .. }) => Err(too_large()),
@@ -975,33 +982,54 @@ fn blob_not_found(hash: &Hash) -> ApiError {
     ApiError::not_found("blob_not_found", format!("this node has no blob {hash}"))
 }
 
-/// Fetch a blob.
+/// Whether a request comes from another node (see [`crate::peers`]): answered from the local
+/// store only.
+fn from_peer(headers: &HeaderMap) -> bool {
+    headers.contains_key(PEER_HEADER)
+}
+
+/// Make sure the node holds `hash`: if it does not, and the request is a client's, fetch it
+/// from the peers. `Ok` means it is stored now (unless collected in between).
+async fn ensure_blob(s: &AppState, hash: Hash, headers: &HeaderMap) -> Result<(), ApiError> {
+    if s.blobs.size(&hash).await.is_some() {
+        return Ok(());
+    }
+    if from_peer(headers) {
+        return Err(blob_not_found(&hash));
+    }
+    match s.peers.fetch(hash).await {
+        Ok(_) => Ok(()),
+        Err(e @ FetchError::NotFound { .. }) => {
+            Err(ApiError::not_found("blob_not_found", e.to_string()))
+        }
+        Err(e @ FetchError::Busy { .. }) => {
+            Err(
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", e.to_string())
+                    .retry_after(1),
+            )
+        }
+        Err(e @ FetchError::Store { .. }) => Err(ApiError::internal(e.to_string())),
+    }
+}
+
+/// Fetch a blob: from this node's store, or else from its peers (then stored here too).
 #[utoipa::path(get, path = "/api/v1/blobs/{hash}", params(("hash" = String, Path)),
-    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = ErrorBody)))]
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 404, body = ErrorBody, description = "blob_not_found: neither this node nor the peers it asked have it"),
+        (status = 503, body = ErrorBody, description = "overloaded: too many fetches from peers under way")))]
 async fn get_blob(
     State(s): State<AppState>,
     Path(hash): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    use tokio::io::AsyncReadExt as _;
     let hash = parse_hash(&hash)?;
-    let (file, size) = s
+    ensure_blob(&s, hash, &headers).await?;
+    let (bytes, size) = s
         .blobs
-        .open_blob(&hash)
+        .read(&hash)
         .await
         .ok_or_else(|| blob_not_found(&hash))?;
-    let stream = futures::stream::unfold(Some(file), |file| async move {
-        let mut file = file?;
-        let mut buf = vec![0u8; BLOB_READ_CHUNK];
-        match file.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(Bytes::from(buf)), Some(file)))
-            }
-            Err(e) => Some((Err(e), None)),
-        }
-    });
-    let mut resp = Body::from_stream(stream).into_response();
+    let mut resp = Body::from_stream(bytes).into_response();
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -1014,14 +1042,17 @@ async fn get_blob(
     Ok(resp)
 }
 
-/// Whether the node has a blob, and its size.
+/// Whether the node has a blob, and its size; like `GET`, a blob the node lacks is fetched
+/// from its peers first.
 #[utoipa::path(head, path = "/api/v1/blobs/{hash}", params(("hash" = String, Path)),
-    responses((status = 200, description = "present; Content-Length is its size"), (status = 404, description = "absent")))]
+    responses((status = 200, description = "present (here or fetched from a peer); Content-Length is its size"), (status = 404, description = "absent here and on the peers asked")))]
 async fn head_blob(
     State(s): State<AppState>,
     Path(hash): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let hash = parse_hash(&hash)?;
+    ensure_blob(&s, hash, &headers).await?;
     let size = s
         .blobs
         .size(&hash)

@@ -12,13 +12,17 @@
 //!   status, and no request can panic the node.
 //! - **Bounded resources.** Per-IP token buckets, a cap on requests in flight, a request
 //!   timeout, a cap on stream clients and a bounded queue per client ([`config::Limits`]).
+//! - **Any blob from any node.** A blob this node lacks is fetched from its peer nodes,
+//!   checked against its hash and stored like an upload; a client's upload is pushed to the
+//!   blob's home peers. Requests between nodes are never passed on ([`peers`]).
 //! - **Restart-safe.** The index remembers its height and re-indexes missed blocks from the
 //!   chain's storage on start; blob writes are atomic (temp file, fsync, rename).
 //!
 //! # Where to start
 //! [`serve`] wires everything; [`backend::Backend`] is what it needs from the chain; [`api`]
 //! holds the routes (also described by the OpenAPI document at `/openapi.json` and in
-//! `docs/api.md`); [`blobs`] and [`index`] are the two stores.
+//! `docs/api.md`); [`blobs`] and [`index`] are the two stores; [`peers`] gets blobs from other
+//! nodes.
 
 pub mod api;
 pub mod backend;
@@ -32,10 +36,11 @@ pub mod explorer;
 pub mod index;
 pub mod limits;
 pub mod metrics;
+pub mod peers;
 pub mod server;
 
 pub use backend::{Backend, BackendError, Finalized, RejectKind, SubmitRejection};
 #[cfg(feature = "chain")]
 pub use chain::{run_node, start_node};
-pub use config::{BlobConfig, Limits, NodeConfig};
+pub use config::{BlobConfig, Limits, NodeConfig, PeerConfig};
 pub use server::{NodeError, RunningNode, serve};

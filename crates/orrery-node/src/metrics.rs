@@ -4,7 +4,11 @@
 //! `http_request_duration_seconds{route}`, `txs_submitted_total`,
 //! `tx_rejects_total{reason}`, `rate_limited_total`, `blobs_stored_total`,
 //! `blob_bytes_stored_total`, `blobs_deleted_total`, `chain_height`, `indexed_height`,
-//! `finalized_blocks_total`, `event_clients`, `event_clients_dropped_total`.
+//! `finalized_blocks_total`, `event_clients`, `event_clients_dropped_total`,
+//! `blob_fetches_total{outcome}` (fetches from peers: `found`, `not_found`, `error`, and
+//! requests answered without one: `remembered_miss`, `busy`), `blob_peer_bad_bytes_total`
+//! (peers that served bytes not hashing to the address), `blob_pushes_total{outcome}`
+//! (an upload's pushes to its home peers: `present`, `pushed`, `failed`).
 //! Route labels are the route templates (`/api/v1/txs/{hash}`), never raw paths, so a client
 //! cannot create label values at will.
 
@@ -40,6 +44,13 @@ pub struct ReasonLabels {
     pub reason: String,
 }
 
+/// Labels of an outcome counter (a fixed set of values, named in the module docs).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// What happened.
+    pub outcome: String,
+}
+
 fn new_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 4.0, 9))
 }
@@ -73,6 +84,12 @@ pub struct Metrics {
     pub event_clients: Gauge,
     /// Event-stream clients dropped for reading too slowly.
     pub event_clients_dropped: Counter,
+    /// Blob fetches from peers, by outcome.
+    pub blob_fetches: Family<OutcomeLabels, Counter>,
+    /// Peers that served bytes not hashing to the blob asked for.
+    pub blob_peer_bad_bytes: Counter,
+    /// Pushes of uploads to their home peers, by outcome.
+    pub blob_pushes: Family<OutcomeLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -105,6 +122,9 @@ impl Metrics {
             finalized_blocks: Counter::default(),
             event_clients: Gauge::default(),
             event_clients_dropped: Counter::default(),
+            blob_fetches: Family::default(),
+            blob_peer_bad_bytes: Counter::default(),
+            blob_pushes: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -169,6 +189,21 @@ impl Metrics {
             "Event-stream clients dropped for reading too slowly",
             m.event_clients_dropped.clone(),
         );
+        r.register(
+            "blob_fetches",
+            "Blob fetches from peers, and requests answered without one, by outcome",
+            m.blob_fetches.clone(),
+        );
+        r.register(
+            "blob_peer_bad_bytes",
+            "Peers that served bytes not hashing to the blob asked for",
+            m.blob_peer_bad_bytes.clone(),
+        );
+        r.register(
+            "blob_pushes",
+            "Pushes of uploaded blobs to their home peers, by outcome",
+            m.blob_pushes.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -177,6 +212,24 @@ impl Metrics {
         self.tx_rejects
             .get_or_create(&ReasonLabels {
                 reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// Count a blob fetch by outcome.
+    pub fn fetch_outcome(&self, outcome: &str) {
+        self.blob_fetches
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// Count a push to a home peer by outcome.
+    pub fn push_outcome(&self, outcome: &str) {
+        self.blob_pushes
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
             })
             .inc();
     }

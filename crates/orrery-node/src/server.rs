@@ -12,6 +12,7 @@ use crate::events::EventHub;
 use crate::index::{Index, IndexError};
 use crate::limits::RateLimiter;
 use crate::metrics::Metrics;
+use crate::peers::Peers;
 use orrery_ledger::State as LedgerState;
 use orrery_ledger::entries::LeaseState;
 use std::net::SocketAddr;
@@ -50,6 +51,9 @@ pub enum NodeError {
         #[source]
         source: std::io::Error,
     },
+    /// The peer client could not be set up.
+    #[error("cannot set up fetching blobs from peers: {0}")]
+    Peers(String),
     /// The validator could not start.
     #[error("the validator could not start: {0}")]
     Chain(String),
@@ -142,10 +146,14 @@ pub async fn serve<B: Backend>(config: NodeConfig, backend: B) -> Result<Running
     let metrics = Arc::new(Metrics::new());
     let l = &config.limits;
     let hub = Arc::new(EventHub::new(l.event_buffer_blocks, l.max_event_clients));
+    let peers = Arc::new(
+        Peers::new(&config.peers, blobs.clone(), metrics.clone()).map_err(NodeError::Peers)?,
+    );
     let shared = Arc::new(Shared {
         backend: backend.clone(),
         index: index.clone(),
         blobs: blobs.clone(),
+        peers,
         hub: hub.clone(),
         metrics: metrics.clone(),
         rate: RateLimiter::new(l.rate_per_ip_per_sec, l.burst_per_ip, l.max_tracked_ips),
@@ -182,7 +190,12 @@ pub async fn serve<B: Backend>(config: NodeConfig, backend: B) -> Result<Running
         })
         .await
     });
-    tracing::info!(%addr, data_dir = %data_dir.display(), "node API listening");
+    tracing::info!(
+        %addr,
+        data_dir = %data_dir.display(),
+        peers = config.peers.urls.len(),
+        "node API listening"
+    );
     Ok(RunningNode {
         addr,
         shutdown: Some(tx),

@@ -7,7 +7,8 @@
 //!    `--cheaters` of them return wrong results. Prices are the market the product promises:
 //!    a CPU core-hour at 33–46% of the explorer's cloud reference.
 //! 3. A requester (the faucet account) packs real jobs — the example wasm jobs and an ML
-//!    training job — uploads each bundle, ranks the offers with the router (`orrery-market`),
+//!    training job — uploads each bundle once (nodes fetch what they lack from their peers),
+//!    ranks the offers with the router (`orrery-market`),
 //!    and opens leases: every provider gets one `redundant {2}` job (so every cheater meets a
 //!    verifier), the rest are `sampled`.
 //! 4. Waits until every lease is final, then writes a summary read back from the chain (see
@@ -451,13 +452,13 @@ impl Devnet {
             .collect();
         plan.push((wasm_count, Verification::Sampled));
         plan.extend((0..extra_jobs).map(|i| (i % wasm_count, Verification::Sampled)));
-        // Blob stores are per node and providers talk to different nodes: upload to each.
-        for api in &self.net.apis {
-            for (_, b) in &bundles {
-                Client::with_timeout(api, API_TIMEOUT)
-                    .put_blob(b.bytes())
-                    .context("cannot upload a job bundle")?;
-            }
+        // Uploaded once: the node pushes each bundle to its home peers, and a provider's node
+        // that lacks it fetches it from them (`orrery-node`'s peers module).
+        let client = self.client()?;
+        for (_, b) in &bundles {
+            client
+                .put_blob(b.bytes())
+                .context("cannot upload a job bundle")?;
         }
         let mut jobs = Vec::new();
         for (j, (b, verification)) in plan.iter().enumerate() {

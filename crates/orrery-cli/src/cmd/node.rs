@@ -3,8 +3,9 @@
 //!
 //! `node init` plays the devnet dealer (`orrery_chain::devnet`): it writes every validator's
 //! configuration (keys, threshold share, peers, genesis) and the node API's configuration into
-//! one folder, plus a funded `faucet.key`. Whoever ran it knows every key and share: a localnet
-//! is for development and tests, never for value.
+//! one folder, plus a funded `faucet.key`. Each node's configuration lists the other nodes'
+//! APIs as its peers, so a blob uploaded to one node is served by all. Whoever ran it knows
+//! every key and share: a localnet is for development and tests, never for value.
 
 use crate::cmd::supervise::{Incident, Supervisor};
 use anyhow::{Context, bail};
@@ -30,7 +31,8 @@ pub struct NodeArgs {
 #[derive(Subcommand, Debug)]
 enum NodeCmd {
     /// Write a local network's configuration into a folder: one subfolder per validator with
-    /// `validator.toml` and `node.toml`, the genesis, and a funded `faucet.key`.
+    /// `validator.toml` and `node.toml` (which lists the other nodes' APIs as peers, for
+    /// blobs), the genesis, and a funded `faucet.key`.
     Init(InitArgs),
     /// Run one validator and its HTTP API until Ctrl-C.
     Run(RunArgs),
@@ -119,7 +121,9 @@ pub fn init(args: &InitArgs, extra_accounts: &[GenesisAccount]) -> anyhow::Resul
         args.dir.join("faucet.key"),
         format!("{}\n", hex::encode(faucet.secret_bytes())),
     )?;
-    let mut apis = Vec::new();
+    let apis: Vec<SocketAddr> = (0..devnet.configs.len())
+        .map(|i| SocketAddr::from(([127, 0, 0, 1], args.api_port + i as u16)))
+        .collect();
     for (i, v) in devnet.configs.iter().enumerate() {
         let (vpath, npath) = validator_files(&args.dir, i);
         std::fs::create_dir_all(&v.data_dir)?;
@@ -127,20 +131,35 @@ pub fn init(args: &InitArgs, extra_accounts: &[GenesisAccount]) -> anyhow::Resul
             &vpath,
             v.to_toml().context("serializing a validator config")?,
         )?;
-        let api = SocketAddr::from(([127, 0, 0, 1], args.api_port + i as u16));
         let node = NodeConfig {
             data_dir: v.data_dir.join("node"),
-            api_listen: api,
+            api_listen: apis[i],
             limits: local_limits(),
+            peers: peers_of(&apis, i),
             ..NodeConfig::default()
         };
         std::fs::write(
             &npath,
             toml::to_string(&node).context("serializing a node config")?,
         )?;
-        apis.push(api);
     }
     Ok(apis)
+}
+
+/// Node `i`'s peers: every other node's API, so that a job bundle or an output uploaded to
+/// any node can be read from all of them (`orrery_node::peers`). Every node writes a peer's
+/// URL the same way, which the placement of blobs relies on. A node that is not a validator
+/// would list all of them.
+fn peers_of(apis: &[SocketAddr], i: usize) -> orrery_node::PeerConfig {
+    orrery_node::PeerConfig {
+        urls: apis
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, api)| format!("http://{api}"))
+            .collect(),
+        ..orrery_node::PeerConfig::default()
+    }
 }
 
 /// API limits for a network on loopback. Every client of a local network — the provider

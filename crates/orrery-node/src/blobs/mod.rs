@@ -8,7 +8,8 @@
 //! - A file under a hash's name always holds bytes with that hash. An upload is streamed into
 //!   a temporary file while being hashed, synced, and only then renamed onto its name (rename
 //!   is atomic on one file system), after the hash was checked against the claimed one. A crash
-//!   leaves at most a stray temporary file, which the next start removes.
+//!   leaves at most a stray temporary file, which the next start removes; an upload or a
+//!   peer fetch abandoned half-way (a client gone, a deadline passed) removes its own.
 //! - No blob is larger than the configured limit: the upload is cut off when it exceeds it.
 //!
 //! # Garbage collection
@@ -62,6 +63,40 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BlobError + '_ {
     move |source| BlobError::Io {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+/// Bytes read from disk per chunk when a blob is served or pushed.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// A blob's bytes, read from disk a chunk at a time (`Sync`, so an HTTP client can send it).
+pub type BlobBytes =
+    std::pin::Pin<Box<dyn Stream<Item = io::Result<bytes::Bytes>> + Send + Sync + 'static>>;
+
+fn read_chunks(file: tokio::fs::File) -> BlobBytes {
+    use tokio::io::AsyncReadExt as _;
+    Box::pin(futures::stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let mut buf = vec![0u8; READ_CHUNK];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(bytes::Bytes::from(buf)), Some(file)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    }))
+}
+
+/// A temporary file removed when dropped; after a successful rename the removal finds
+/// nothing, which is fine.
+struct TmpFile(PathBuf);
+
+impl Drop for TmpFile {
+    fn drop(&mut self) {
+        // Synchronous on purpose: a dropped future cannot await. One unlink is cheap.
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -143,33 +178,25 @@ impl BlobStore {
             expected.short(),
             std::process::id()
         ));
-        let result = self.write_tmp(&tmp_path, expected, body).await;
-        match result {
-            Ok(size) => {
-                let dest = self.path_of(&expected);
-                if tokio::fs::metadata(&dest).await.is_ok() {
-                    let _ = tokio::fs::remove_file(&tmp_path).await;
-                    return Ok((size, false));
-                }
-                let parent = dest.parent().unwrap_or(&self.root).to_path_buf();
-                tokio::fs::create_dir_all(&parent)
-                    .await
-                    .map_err(io_err(&parent))?;
-                if let Err(e) = tokio::fs::rename(&tmp_path, &dest).await {
-                    let _ = tokio::fs::remove_file(&tmp_path).await;
-                    return Err(io_err(&dest)(e));
-                }
-                // Make the rename durable; failure here only risks losing the new name.
-                if let Ok(dir) = tokio::fs::File::open(&parent).await {
-                    let _ = dir.sync_all().await;
-                }
-                Ok((size, true))
-            }
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&tmp_path).await;
-                Err(e)
-            }
+        // Removes the temporary file however this future ends, dropped half-way included.
+        let tmp = TmpFile(tmp_path);
+        let size = self.write_tmp(&tmp.0, expected, body).await?;
+        let dest = self.path_of(&expected);
+        if tokio::fs::metadata(&dest).await.is_ok() {
+            return Ok((size, false));
         }
+        let parent = dest.parent().unwrap_or(&self.root).to_path_buf();
+        tokio::fs::create_dir_all(&parent)
+            .await
+            .map_err(io_err(&parent))?;
+        tokio::fs::rename(&tmp.0, &dest)
+            .await
+            .map_err(io_err(&dest))?;
+        // Make the rename durable; failure here only risks losing the new name.
+        if let Ok(dir) = tokio::fs::File::open(&parent).await {
+            let _ = dir.sync_all().await;
+        }
+        Ok((size, true))
     }
 
     async fn write_tmp<S, E>(&self, path: &Path, expected: Hash, body: S) -> Result<u64, BlobError>
@@ -205,6 +232,12 @@ impl BlobStore {
         let file = tokio::fs::File::open(self.path_of(hash)).await.ok()?;
         let meta = file.metadata().await.ok()?;
         meta.is_file().then_some((file, meta.len()))
+    }
+
+    /// A stored blob's bytes as a stream of chunks, with its size; `None` if not stored.
+    pub async fn read(&self, hash: &Hash) -> Option<(BlobBytes, u64)> {
+        let (file, size) = self.open_blob(hash).await?;
+        Some((read_chunks(file), size))
     }
 
     /// Every stored blob with its size and modification time.

@@ -45,6 +45,8 @@ pub struct NodeConfig {
     pub limits: Limits,
     /// Blob store limits and retention.
     pub blobs: BlobConfig,
+    /// Other nodes' APIs, for blobs this node does not have (see [`crate::peers`]).
+    pub peers: PeerConfig,
 }
 
 impl Default for NodeConfig {
@@ -54,6 +56,7 @@ impl Default for NodeConfig {
             api_listen: SocketAddr::from(([127, 0, 0, 1], 7420)),
             limits: Limits::default(),
             blobs: BlobConfig::default(),
+            peers: PeerConfig::default(),
         }
     }
 }
@@ -133,6 +136,116 @@ impl Default for BlobConfig {
     }
 }
 
+/// Most peers a node may list. Every fetch and every upload ranks all of them (one SHA-256
+/// each), and the config is read by hand; a thousand covers a validator set of a hundred with
+/// room for public nodes, and keeps the ranking a few microseconds.
+pub const MAX_PEERS: usize = 1_000;
+
+/// Most peers asked for one missing blob, and most peers an upload is pushed to: each one is
+/// a round trip and a share of the fetch deadline, and a blob's home peers are a handful by
+/// design ([`crate::peers`]); more would turn one request into a fan-out.
+pub const MAX_PEERS_PER_BLOB: usize = 16;
+
+/// Where a node finds the blobs it does not hold: the other nodes' HTTP APIs, and the bounds
+/// on asking them ([`crate::peers`] describes the protocol).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PeerConfig {
+    /// Other nodes' API base URLs (`http://host:port`), written the same way on every node:
+    /// a blob's home peers are ranked by these strings, so two nodes that spell one peer
+    /// differently disagree about where its blobs live. Empty: the node serves only what it
+    /// holds.
+    pub urls: Vec<String>,
+    /// Peers asked, best-ranked first and one at a time, for a blob this node does not hold.
+    /// At least `replicas`, so that the asked peers include every home of the blob.
+    pub ask: usize,
+    /// Home peers a client's upload is pushed to before the upload is answered, so that any
+    /// node asking its best-ranked peers finds it.
+    pub replicas: usize,
+    /// Seconds one peer may take to connect, to answer, or between two chunks of a body; a
+    /// peer slower than this is skipped.
+    pub peer_timeout_secs: u64,
+    /// Seconds a whole fetch (every peer asked) may take; below `limits.request_timeout_secs`
+    /// so that the request that started it still gets the answer.
+    pub fetch_deadline_secs: u64,
+    /// Seconds pushing an upload to its home peers may take; below
+    /// `limits.request_timeout_secs`, for the same reason.
+    pub push_deadline_secs: u64,
+    /// Fetches from peers under way at once; one more is answered 503 `overloaded` rather
+    /// than queued. Requests for a blob already being fetched wait for that fetch.
+    pub max_concurrent_fetches: usize,
+    /// Pushes to peers under way at once (each one streams a blob from disk).
+    pub max_concurrent_pushes: usize,
+    /// Seconds a blob that no asked peer had is answered 404 at once, without asking again:
+    /// a client repeating a request for a hash nobody holds costs the peers nothing more.
+    pub miss_ttl_secs: u64,
+}
+
+impl Default for PeerConfig {
+    fn default() -> Self {
+        PeerConfig {
+            urls: Vec::new(),
+            ask: 3,
+            replicas: 2,
+            peer_timeout_secs: 5,
+            fetch_deadline_secs: 20,
+            push_deadline_secs: 20,
+            max_concurrent_fetches: 16,
+            max_concurrent_pushes: 8,
+            miss_ttl_secs: 5,
+        }
+    }
+}
+
+impl PeerConfig {
+    /// Per-peer timeout.
+    pub fn peer_timeout(&self) -> Duration {
+        Duration::from_secs(self.peer_timeout_secs)
+    }
+
+    fn validate(&self, request_timeout_secs: u64) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.urls.len() > MAX_PEERS {
+            return bad(format!(
+                "peers.urls lists {} peers; at most {MAX_PEERS} are allowed",
+                self.urls.len()
+            ));
+        }
+        for url in &self.urls {
+            crate::peers::parse_peer_url(url).map_err(ConfigError::Invalid)?;
+        }
+        if self.ask == 0 || self.ask > MAX_PEERS_PER_BLOB {
+            return bad(format!(
+                "peers.ask must be between 1 and {MAX_PEERS_PER_BLOB}"
+            ));
+        }
+        if self.replicas == 0 || self.replicas > self.ask {
+            return bad("peers.replicas must be at least 1 and at most peers.ask".into());
+        }
+        if self.peer_timeout_secs == 0
+            || self.max_concurrent_fetches == 0
+            || self.max_concurrent_pushes == 0
+        {
+            return bad("peers.peer_timeout_secs, peers.max_concurrent_fetches and \
+                 peers.max_concurrent_pushes must be at least 1"
+                .into());
+        }
+        for (name, secs) in [
+            ("fetch_deadline_secs", self.fetch_deadline_secs),
+            ("push_deadline_secs", self.push_deadline_secs),
+        ] {
+            // Without peers the deadlines are never used; a short request timeout is fine.
+            if secs == 0 || (!self.urls.is_empty() && secs >= request_timeout_secs) {
+                return bad(format!(
+                    "peers.{name} must be at least 1 and below limits.request_timeout_secs \
+                     ({request_timeout_secs})"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl NodeConfig {
     /// Parse and validate a TOML configuration.
     pub fn from_toml(text: &str) -> Result<NodeConfig, ConfigError> {
@@ -170,7 +283,7 @@ impl NodeConfig {
         if self.blobs.gc_interval_secs == 0 {
             return bad("blobs.gc_interval_secs must be at least 1");
         }
-        Ok(())
+        self.peers.validate(l.request_timeout_secs)
     }
 }
 
