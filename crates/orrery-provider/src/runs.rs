@@ -21,7 +21,9 @@
 //! A task sends one [`Report`] when it ends (finished, stopped, failed, or panicked) and then
 //! calls the waker so the duty loop ticks at once instead of at its next poll. A run's result
 //! lives in the lease's folder ([`crate::store`]); the report only says that it is there (or
-//! why not). A replayed state travels in the report.
+//! why not). A replayed state travels in the report. A job that fails deterministically has
+//! *finished* (its outcome is a failure claim, logged with its cause); only a failure that is
+//! not the job's own (a timeout, a host fault) is reported as an error and run again.
 //!
 //! # Stopping
 //!
@@ -31,7 +33,7 @@
 
 use crate::runner::{RunEnd, RunSettings, replay_state, run_job};
 use crate::store::LeaseDir;
-use orrery_exec::Bundle;
+use orrery_exec::{Bundle, RuntimeKind};
 use orrery_types::tx::LeaseId;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -191,9 +193,10 @@ impl Runs {
     ) -> std::io::Result<bool> {
         let (runtime, settings) = (self.runtime.clone(), self.settings);
         self.spawn(lease, lane, move |cancel| {
-            run_job(&runtime, &bundle, &dir, settings, cancel)
-                .map(Done::Run)
-                .map_err(|e| e.to_string())
+            let end =
+                run_job(&runtime, &bundle, &dir, settings, cancel).map_err(|e| e.to_string())?;
+            log_failure(lease, lane, &bundle, &end);
+            Ok(Done::Run(end))
         })
     }
 
@@ -325,6 +328,38 @@ impl Runs {
         }
         out
     }
+}
+
+/// Say what a run that ended in a deterministic failure will do: it is a result, not an error,
+/// and it is not run again.
+fn log_failure(lease: LeaseId, lane: Lane, bundle: &Bundle, end: &RunEnd) {
+    let RunEnd::Finished(o) = end else {
+        return;
+    };
+    let Some(f) = o.claim.failure else {
+        return;
+    };
+    let unit = if bundle.manifest().runtime == RuntimeKind::Wasm {
+        "fuel"
+    } else {
+        "compute units"
+    };
+    let then = match lane {
+        Lane::Job => "committing a failure claim",
+        Lane::Verify | Lane::Referee => "sealing the same failure as its check",
+    };
+    tracing::warn!(
+        lease,
+        lane = lane.name(),
+        at = %f.at,
+        reason = ?f.reason,
+        units = o.units,
+        note = %o.note,
+        "lease {lease}: the job {} at {} after {} {unit}: {then}",
+        f.reason,
+        f.at,
+        o.units
+    );
 }
 
 impl Drop for Runs {
