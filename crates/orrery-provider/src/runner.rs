@@ -16,7 +16,8 @@
 //! commits it, and a verifier that fails the same way seals the identical claim. Anything else
 //! (a wall-clock timeout, a host fault, a full disk) is an error: no result, tried again later.
 //! A referee replay of a leaf at or after the failure returns the failure's encoding, which is
-//! what the referee takes in place of a state there ([`replay_state`]).
+//! what the referee takes in place of a state there ([`replay_state`]). Bytes that are the
+//! lease's job but no bundle fail at init the same way ([`JobBundle`], [`run_undecodable`]).
 
 use crate::config::Cheat;
 use crate::job::{AsRun, JobError, load};
@@ -24,7 +25,9 @@ use crate::store::{LeaseDir, MAX_KEPT_STATE_BYTES, MAX_KEPT_STATES, Outcome, Pro
 use orrery_exec::Bundle;
 use orrery_types::hash::Hash;
 use orrery_types::tx::ResultClaim;
-use orrery_types::workload::{FailedAt, JobFailure, RunError, Start, checkpoint_root, run};
+use orrery_types::workload::{
+    FailedAt, FailureReason, JobFailure, RunError, Start, checkpoint_root, run,
+};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -101,6 +104,64 @@ fn record_failure(dir: &LeaseDir, f: Failure) -> Result<RunEnd, RunJobError> {
     };
     dir.save_outcome(&outcome, None)?;
     Ok(RunEnd::Finished(outcome))
+}
+
+/// A lease's job as fetched: a bundle, or bytes that are the lease's job (they hash to it) but
+/// do not decode as a bundle. The requester leased those bytes, so that they cannot run is the
+/// job's own failure — at init, with no steps — not the agent's: it is committed as a failure
+/// claim like any other ([`run_undecodable`]), never left to time out.
+#[derive(Clone, Debug)]
+pub enum JobBundle {
+    /// A bundle.
+    Bundle(Bundle),
+    /// The job's bytes, and why they do not decode.
+    Undecodable {
+        /// The bytes.
+        bytes: Vec<u8>,
+        /// The decoder's error.
+        error: String,
+    },
+}
+
+impl JobBundle {
+    /// The job's bytes, as the referee takes them.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            JobBundle::Bundle(b) => b.bytes(),
+            JobBundle::Undecodable { bytes, .. } => bytes,
+        }
+    }
+}
+
+/// Record the outcome of a job whose bytes do not decode: a failure at init (`InvalidJob`) of
+/// a job with no steps, which burned nothing. Returns the recorded outcome if there is one.
+pub fn run_undecodable(dir: &LeaseDir, error: &str) -> Result<RunEnd, RunJobError> {
+    if let Some(outcome) = dir.outcome() {
+        return Ok(RunEnd::Finished(outcome));
+    }
+    record_failure(
+        dir,
+        Failure {
+            failure: JobFailure {
+                at: FailedAt::Init,
+                reason: FailureReason::InvalidJob,
+            },
+            recorded: Vec::new(),
+            steps: 0,
+            units: 0,
+            wall_ms: 0,
+            note: format!("the job is not a bundle: {error}"),
+        },
+    )
+}
+
+/// The referee's input for leaf `k` of the finished run in `dir` when that leaf is its
+/// failure's marker: the failure's encoding (what the referee takes in place of a state).
+pub fn failure_input(dir: &LeaseDir, k: u64) -> Option<Vec<u8>> {
+    let f = dir.outcome()?.claim.failure?;
+    f.first_marker_leaf()
+        .is_some_and(|m| m <= k)
+        .then(|| orrery_types::codec::encode(&f))
 }
 
 /// Run (or resume) `bundle` in `dir` until it finishes or `stop` is set.
@@ -293,10 +354,8 @@ pub fn replay_state(
     k: u64,
     stop: &AtomicBool,
 ) -> Result<Option<(u64, Vec<u8>)>, RunJobError> {
-    if let Some(f) = dir.outcome().and_then(|o| o.claim.failure)
-        && f.first_marker_leaf().is_some_and(|m| m <= k)
-    {
-        return Ok(Some((k, orrery_types::codec::encode(&f))));
+    if let Some(input) = failure_input(dir, k) {
+        return Ok(Some((k, input)));
     }
     let kept = dir.outcome().and_then(|o| {
         let (j, state) = dir.kept_state_at_or_before(k)?;

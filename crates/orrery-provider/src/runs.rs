@@ -31,9 +31,11 @@
 //! snapshot at the step it reached and reports [`RunEnd::Stopped`]. [`Runs::shutdown`] cancels
 //! every task and joins its thread; so does dropping [`Runs`].
 
-use crate::runner::{RunEnd, RunSettings, replay_state, run_job};
+use crate::runner::{
+    JobBundle, RunEnd, RunSettings, failure_input, replay_state, run_job, run_undecodable,
+};
 use crate::store::LeaseDir;
-use orrery_exec::{Bundle, RuntimeKind};
+use orrery_exec::RuntimeKind;
 use orrery_types::tx::LeaseId;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -188,13 +190,16 @@ impl Runs {
         &mut self,
         lease: LeaseId,
         lane: Lane,
-        bundle: Bundle,
+        bundle: JobBundle,
         dir: LeaseDir,
     ) -> std::io::Result<bool> {
         let (runtime, settings) = (self.runtime.clone(), self.settings);
         self.spawn(lease, lane, move |cancel| {
-            let end =
-                run_job(&runtime, &bundle, &dir, settings, cancel).map_err(|e| e.to_string())?;
+            let end = match &bundle {
+                JobBundle::Bundle(b) => run_job(&runtime, b, &dir, settings, cancel),
+                JobBundle::Undecodable { error, .. } => run_undecodable(&dir, error),
+            }
+            .map_err(|e| e.to_string())?;
             log_failure(lease, lane, &bundle, &end);
             Ok(Done::Run(end))
         })
@@ -205,13 +210,18 @@ impl Runs {
     pub fn start_replay(
         &mut self,
         lease: LeaseId,
-        bundle: Bundle,
+        bundle: JobBundle,
         dir: LeaseDir,
         k: u64,
     ) -> std::io::Result<bool> {
         let (runtime, settings) = (self.runtime.clone(), self.settings);
         self.spawn(lease, Lane::Referee, move |cancel| {
-            match replay_state(&runtime, &bundle, &dir, settings, k, cancel) {
+            let replayed = match &bundle {
+                JobBundle::Bundle(b) => replay_state(&runtime, b, &dir, settings, k, cancel),
+                // Its run failed at init: every leaf is the failure's marker.
+                JobBundle::Undecodable { .. } => Ok(failure_input(&dir, k).map(|s| (k, s))),
+            };
+            match replayed {
                 Ok(Some((from, state))) => {
                     tracing::info!(lease, k, from, "state replayed for the referee");
                     Ok(Done::State { k, state })
@@ -332,18 +342,18 @@ impl Runs {
 
 /// Say what a run that ended in a deterministic failure will do: it is a result, not an error,
 /// and it is not run again.
-fn log_failure(lease: LeaseId, lane: Lane, bundle: &Bundle, end: &RunEnd) {
+fn log_failure(lease: LeaseId, lane: Lane, bundle: &JobBundle, end: &RunEnd) {
     let RunEnd::Finished(o) = end else {
         return;
     };
     let Some(f) = o.claim.failure else {
         return;
     };
-    let unit = if bundle.manifest().runtime == RuntimeKind::Wasm {
-        "fuel"
-    } else {
-        "compute units"
+    let wasm = match bundle {
+        JobBundle::Bundle(b) => b.manifest().runtime == RuntimeKind::Wasm,
+        JobBundle::Undecodable { .. } => true,
     };
+    let unit = if wasm { "fuel" } else { "compute units" };
     let then = match lane {
         Lane::Job => "committing a failure claim",
         Lane::Verify | Lane::Referee => "sealing the same failure as its check",

@@ -295,3 +295,50 @@ fn a_wall_clock_timeout_is_no_result_and_is_not_recorded() {
         "a timeout never becomes a failure claim"
     );
 }
+
+#[test]
+fn bytes_that_are_no_bundle_are_a_failure_at_init_not_a_no_show() {
+    let data = tempfile::tempdir().unwrap();
+    let chain = LedgerChain::new(4, Params::default());
+    let mut agents = vec![
+        worker(&chain, 1, data.path(), Cheat::None),
+        worker(&chain, 2, data.path(), Cheat::None),
+    ];
+    let ids: Vec<AccountId> = agents.iter().map(|a| a.account()).collect();
+    rounds(&chain, &mut agents, 2);
+    // The requester leases bytes that decode as nothing.
+    let junk = b"leased, but not a bundle".to_vec();
+    let job = orrery_types::hash::Hash::of(&junk);
+    chain.with(|n| n.blobs.insert(job, junk));
+    let height = chain.with(|n| n.state.height());
+    chain.submit_from(
+        &Keypair::from_seed(0),
+        TxBody::OpenLease {
+            provider: ids[0],
+            job,
+            terms: terms(),
+            deadline: height + 300,
+            verification: Verification::Redundant { k: 2 },
+        },
+    );
+    chain.block();
+    let before = status_of(&chain, &ids[0]).unwrap();
+    let end = play(&chain, &mut agents);
+    let LeaseState::Settled { failure, usage, .. } = end else {
+        panic!("settled as a failure claim: {end:?}");
+    };
+    assert_eq!(
+        failure,
+        Some(JobFailure {
+            at: FailedAt::Init,
+            reason: FailureReason::InvalidJob,
+        })
+    );
+    assert_eq!(usage.units, 0, "nothing ran, nothing is billed for work");
+    assert!(chain.slashed().is_empty());
+    assert_eq!(timed_out(&chain), 0, "started and answered, not a no-show");
+    let after = status_of(&chain, &ids[0]).unwrap();
+    assert_eq!(after.stake, before.stake);
+    assert_eq!(after.reputation.checked, 1, "the verifier agreed");
+    assert_eq!(chain.with(|n| n.refused.clone()), Vec::<String>::new());
+}
