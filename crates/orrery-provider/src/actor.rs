@@ -523,7 +523,7 @@ impl<C: Chain> Worker<C> {
         if fetched {
             dir.save_bundle(&bytes)?;
         }
-        Ok(JobBundle::Bundle(bundle))
+        Ok(JobBundle::Bundle(Box::new(bundle)))
     }
 
     fn publish_output(&mut self, lease: LeaseId, dir: &LeaseDir) {

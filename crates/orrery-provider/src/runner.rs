@@ -113,7 +113,7 @@ fn record_failure(dir: &LeaseDir, f: Failure) -> Result<RunEnd, RunJobError> {
 #[derive(Clone, Debug)]
 pub enum JobBundle {
     /// A bundle.
-    Bundle(Bundle),
+    Bundle(Box<Bundle>),
     /// The job's bytes, and why they do not decode.
     Undecodable {
         /// The bytes.
