@@ -853,6 +853,54 @@ impl Job {
     }
 }
 
+/// The referee's ruling on what `d` narrowed to, the step it executed, and the values the
+/// provider's and the challenger's claims carry there.
+fn disputed_piece(
+    d: &Dispute,
+    job: &Job,
+    [p, c]: [&ResultClaim; 2],
+    agreed_bytes: &[u8],
+    proof: &MerkleProof,
+    fuel_bound: u64,
+) -> Result<(Ruling, Option<u64>, Hash, Hash), TxError> {
+    let roots = [&p.checkpoint_root, &c.checkpoint_root];
+    Ok(match d.kind {
+        DisputeKind::Steps => {
+            let to_hash = |n: u64| Hash::of(&n.to_be_bytes());
+            let ruling = Ruling::Value {
+                value: to_hash(job.steps()),
+                fuel: 0,
+                failure: None,
+            };
+            (ruling, None, to_hash(p.steps), to_hash(c.steps))
+        }
+        DisputeKind::Output => {
+            let last = d.leaf_count - 1;
+            let agreed = check_agreed(proof, last, d.leaf_count, agreed_bytes, roots)?;
+            let (state_n, failed) = agreed.split();
+            let piece = Piece::Output { state: state_n };
+            let ruling = job.rule(piece, failed, fuel_bound);
+            (ruling, None, p.ending(), c.ending())
+        }
+        DisputeKind::Checkpoints => {
+            let leaf = d.start;
+            let ruling = if leaf == 0 {
+                job.rule(Piece::Init, None, fuel_bound)
+            } else {
+                let agreed = check_agreed(proof, leaf - 1, d.leaf_count, agreed_bytes, roots)?;
+                let (state_k, failed) = agreed.split();
+                let piece = Piece::Step {
+                    k: leaf - 1,
+                    state: state_k,
+                };
+                job.rule(piece, failed, fuel_bound)
+            };
+            let step = leaf.checked_sub(1);
+            (ruling, step, d.provider_node, d.challenger_node)
+        }
+    })
+}
+
 /// `Adjudicate`: the referee executes the one disputed piece and rules.
 pub(crate) fn adjudicate(
     state: &mut State,
@@ -880,54 +928,8 @@ pub(crate) fn adjudicate(
         return Err(TxError::Overflow);
     };
     let fuel_bound = state.params().referee_fuel;
-    let roots = [&p.checkpoint_root, &c.checkpoint_root];
-    let (ruling, step, provider_value, challenger_value) = match d.kind {
-        DisputeKind::Steps => {
-            let to_hash = |n: u64| Hash::of(&n.to_be_bytes());
-            (
-                Ruling::Value {
-                    value: to_hash(job.steps()),
-                    fuel: 0,
-                    failure: None,
-                },
-                None,
-                to_hash(p.steps),
-                to_hash(c.steps),
-            )
-        }
-        DisputeKind::Output => {
-            let last = d.leaf_count - 1;
-            let agreed = check_agreed(proof, last, d.leaf_count, agreed_bytes, roots)?;
-            let (state_n, failed) = agreed.split();
-            let piece = Piece::Output { state: state_n };
-            (
-                job.rule(piece, failed, fuel_bound),
-                None,
-                p.ending(),
-                c.ending(),
-            )
-        }
-        DisputeKind::Checkpoints => {
-            let leaf = d.start;
-            let ruling = if leaf == 0 {
-                job.rule(Piece::Init, None, fuel_bound)
-            } else {
-                let agreed = check_agreed(proof, leaf - 1, d.leaf_count, agreed_bytes, roots)?;
-                let (state_k, failed) = agreed.split();
-                let piece = Piece::Step {
-                    k: leaf - 1,
-                    state: state_k,
-                };
-                job.rule(piece, failed, fuel_bound)
-            };
-            (
-                ruling,
-                leaf.checked_sub(1),
-                d.provider_node,
-                d.challenger_node,
-            )
-        }
-    };
+    let (ruling, step, provider_value, challenger_value) =
+        disputed_piece(&d, &job, [&p, &c], agreed_bytes, proof, fuel_bound)?;
     let (provider_right, challenger_right, fuel, failure) = match ruling {
         Ruling::Value {
             value,
