@@ -8,6 +8,9 @@
 //! - Killed and restarted on the same data folder: the agent resumes from its last snapshot
 //!   (not from step 0) and the lease settles with the output a local run gives.
 //! - A bundle over the node's blob limit is refused by `orrery job submit` naming the limit.
+//! - A job that loops forever (the requester's doing) is run once, committed as a failure
+//!   claim and settled: the provider is paid for the fuel it burned and not docked, the
+//!   requester gets the rest of its escrow back.
 
 use orrery_client::Client;
 use orrery_types::amount::Amount;
@@ -21,6 +24,8 @@ use std::time::{Duration, Instant};
 const PROVIDER_SEED: u64 = 4_242;
 /// Steps between two snapshots of the provider's run (each π step is about 5 ms).
 const SAVE_EVERY: u64 = 50;
+/// Fuel per call of the looping job: the devnet report's 2·10^8.
+const LOOP_FUEL: u64 = 200_000_000;
 /// The node 0's blob limit in these tests: small, so that an oversized bundle is cheap to make.
 const BLOB_LIMIT: u64 = 256 * 1024;
 
@@ -268,6 +273,37 @@ ram_gib = 4
         request
     }
 
+    /// A WASI command that loops forever, with the devnet's limits (2·10^8 fuel, 10 s of wall
+    /// time), unchecked and due `deadline_blocks` after it is opened.
+    fn write_looping_job(&self, deadline_blocks: u64) -> PathBuf {
+        let job = self.path("loop");
+        std::fs::create_dir_all(&job).unwrap();
+        std::fs::write(
+            job.join("loop.wat"),
+            r#"(module (memory (export "memory") 1) (func (export "_start") (loop $l (br $l))))"#,
+        )
+        .unwrap();
+        std::fs::write(
+            job.join("job.toml"),
+            format!(
+                "module = \"loop.wat\"\nruntime = \"wasm\"\nname = \"loops forever\"\nsteps = 1\n\
+                 [wasm]\nentry = \"command\"\n[limits]\nfuel_per_step = {LOOP_FUEL}\n\
+                 wall_time_ms = 10000\n"
+            ),
+        )
+        .unwrap();
+        let request = job.join("request.toml");
+        std::fs::write(
+            &request,
+            format!(
+                "bundle = \"job.toml\"\nverification = \"none\"\nmax_seconds = 600\n\
+                 deadline_blocks = {deadline_blocks}\n[requirements]\ncpu_cores = 1\nram_gib = 1\n"
+            ),
+        )
+        .unwrap();
+        request
+    }
+
     /// `orrery job submit` as the faucet; returns the lease id.
     fn submit(&self, request: &Path) -> u64 {
         let out = run_ok(
@@ -473,5 +509,86 @@ fn a_provider_killed_mid_job_and_restarted_resumes_from_its_snapshot_and_settles
         detail["checkpoint_root"], summary["checkpoint_root"],
         "{detail}\n{summary}"
     );
+    net.kill_provider();
+}
+
+#[test]
+fn a_job_that_loops_forever_is_paid_for_its_fuel_and_the_provider_is_not_docked() {
+    let mut net = Net::start(2);
+    net.start_provider();
+    let provider = provider_account();
+    let requester = net.faucet.account();
+    let (requester_before, provider_before) = (net.balance(&requester), net.balance(&provider));
+    let request = net.write_looping_job(150);
+    let lease = net.submit(&request);
+    wait_until("the lease settling", Duration::from_secs(120), || {
+        net.lease_state(lease) == "settled"
+    });
+    let l = net.client().lease(lease).unwrap().unwrap();
+    let detail = &l.state_detail;
+    assert_eq!(detail["failure"]["at"]["step"], 0, "{detail}");
+    assert_eq!(detail["failure"]["reason"], "out_of_fuel", "{detail}");
+    let usage: orrery_types::resources::Usage =
+        serde_json::from_value(detail["usage"].clone()).unwrap();
+    assert_eq!(
+        usage.units, LOOP_FUEL,
+        "billed the fuel the one step burned"
+    );
+    let amount = |v: &serde_json::Value| v.as_str().unwrap().parse::<Amount>().unwrap();
+    let paid = amount(&detail["paid"]);
+    assert_eq!(
+        Some(paid),
+        l.terms.prices.cost(&l.terms.resources, &usage),
+        "at the agreed price"
+    );
+    // The requester paid that and nothing more; the provider got it less the fee.
+    assert_eq!(
+        net.balance(&requester).checked_add(paid),
+        Some(requester_before)
+    );
+    let fee = amount(&detail["fee"]);
+    assert_eq!(
+        provider_before.checked_add(paid.checked_sub(fee).unwrap()),
+        Some(net.balance(&provider))
+    );
+    let status = run_ok(
+        orrery()
+            .args(["provider", "status", &provider.to_string()])
+            .args(["--node", &net.api, "--json"]),
+    );
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(
+        amount(&status["stake"]),
+        Amount::orr(200),
+        "not docked: {status}"
+    );
+    for bad in ["failed", "slashed", "timed_out"] {
+        assert_eq!(status["reputation"][bad], 0, "{status}");
+    }
+    assert_eq!(status["reputation"]["settled"], 1, "{status}");
+    // Run once, with the real cause in the log; never retried as an error.
+    let log = net.provider_log();
+    let said = format!(
+        "lease {lease}: the job ran out of fuel at step 0 after {LOOP_FUEL} fuel: committing a \
+         failure claim"
+    );
+    assert_eq!(log.matches(&said).count(), 1, "{log}");
+    assert!(!log.contains("starts again"), "{log}");
+    // `orrery job result` tells the requester what happened instead of offering an output.
+    let out = orrery()
+        .args([
+            "job",
+            "result",
+            &lease.to_string(),
+            "--node",
+            &net.api,
+            "--out",
+        ])
+        .arg(net.path("none.out"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("the job ran out of fuel at step 0"), "{said}");
     net.kill_provider();
 }

@@ -1,6 +1,7 @@
 //! Why a job could not be loaded or a call could not finish.
 
 use crate::bundle::BundleError;
+use orrery_types::workload::FailureReason;
 
 /// Which call of the workload shape failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,5 +200,32 @@ impl ExecError {
     /// failures are results that can be committed and checked; the others mean "no result".
     pub fn is_deterministic(&self) -> bool {
         !matches!(self, ExecError::TimedOut { .. } | ExecError::Engine(_))
+    }
+
+    /// The code a failure claim carries for this error, when it is the job's own deterministic
+    /// failure (see `orrery_types::workload`, "Runs that fail"). `None` for what is not the
+    /// job's doing or not deterministic: a wall-clock timeout, a host failure, a caller asking
+    /// for a step that does not exist, or a bundle handed to the wrong runtime. The mapping is
+    /// by variant alone: it is what two providers and the referee must agree on.
+    pub fn failure_reason(&self) -> Option<FailureReason> {
+        let reason = match self {
+            ExecError::Bundle(_)
+            | ExecError::InvalidModule(_)
+            | ExecError::ImportNotGranted { .. }
+            | ExecError::Abi { .. } => FailureReason::InvalidJob,
+            ExecError::FuelExhausted { .. } => FailureReason::OutOfFuel,
+            ExecError::MemoryLimit { .. } => FailureReason::MemoryLimit,
+            ExecError::StackOverflow { .. } => FailureReason::StackOverflow,
+            ExecError::Trap { .. } => FailureReason::Trap,
+            ExecError::Exit { .. } => FailureReason::Exit,
+            ExecError::StateTooLarge { .. } => FailureReason::StateTooLarge,
+            ExecError::OutputTooLarge { .. } => FailureReason::OutputTooLarge,
+            ExecError::WrongRuntime(_)
+            | ExecError::TimedOut { .. }
+            | ExecError::BadRequest(_)
+            | ExecError::Engine(_) => return None,
+        };
+        debug_assert!(self.is_deterministic());
+        Some(reason)
     }
 }

@@ -2,6 +2,7 @@
 //! explicit fuel bound for referees.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use orrery_types::Hash;
 use orrery_types::workload::{OutputResult, StepResult, Workload};
@@ -10,7 +11,7 @@ use wasmtime::{ExternType, Instance, Store};
 use crate::bundle::{Bundle, EntryStyle, RuntimeKind};
 use crate::error::{ExecError, Phase};
 use crate::limits::{Limits, MAX_BUNDLE_BYTES, MAX_FUEL_PER_STEP};
-use crate::runtime::{CallError, Compiled, HostState, Runtime};
+use crate::runtime::{CallError, Compiled, Failed, HostState, Runtime};
 use crate::wasi::HostStop;
 
 /// A bundle's module compiled and ready, with its limits and input. Every call (init, each
@@ -27,6 +28,8 @@ pub struct WasmJob {
     limits: Limits,
     input: Vec<u8>,
     output_fuel: u64,
+    /// Fuel the last call burned before it failed (0 when it failed before running).
+    failed_fuel: AtomicU64,
 }
 
 impl Runtime {
@@ -62,6 +65,7 @@ impl Runtime {
             limits: manifest.limits,
             input,
             output_fuel: 0,
+            failed_fuel: AtomicU64::new(0),
         })
     }
 }
@@ -154,8 +158,21 @@ impl WasmJob {
         self.output_fuel
     }
 
+    /// Fuel the most recent call that failed burned before it failed: its whole bound when it
+    /// ran out, what it used up to a trap, 0 when it was refused before running.
+    pub fn last_failed_fuel(&self) -> u64 {
+        self.failed_fuel.load(Ordering::Relaxed)
+    }
+
+    /// Record a failed call's fuel and return its error.
+    fn failed(&self, f: Failed) -> ExecError {
+        self.failed_fuel.store(f.fuel_used, Ordering::Relaxed);
+        f.error
+    }
+
     /// `init(input) -> state_0` under an explicit fuel bound (capped at `MAX_FUEL_PER_STEP`).
     pub fn init_with_fuel(&self, fuel: u64) -> Result<StepResult, ExecError> {
+        self.failed_fuel.store(0, Ordering::Relaxed);
         match self.style {
             EntryStyle::Command => Ok(StepResult {
                 state: self.input.clone(),
@@ -182,6 +199,7 @@ impl WasmJob {
     /// at `MAX_FUEL_PER_STEP`). This is what a referee calls on a disputed step; it does not
     /// depend on any earlier call.
     pub fn step_with_fuel(&self, k: u64, state: &[u8], fuel: u64) -> Result<StepResult, ExecError> {
+        self.failed_fuel.store(0, Ordering::Relaxed);
         if k >= self.steps {
             return Err(ExecError::BadRequest(format!(
                 "step {k} does not exist: this job has steps 0..{}",
@@ -199,32 +217,35 @@ impl WasmJob {
                     });
                 }
                 let fuel = fuel.min(MAX_FUEL_PER_STEP);
-                let called = self.runtime.call(
-                    &self.compiled,
-                    phase,
-                    &self.limits,
-                    fuel,
-                    state.to_vec(),
-                    |store, instance| {
-                        let start = instance
-                            .get_typed_func::<(), ()>(&mut *store, "_start")
-                            .map_err(|e| {
-                                abi(format!("`_start` must take and return nothing: {e}"))
-                            })?;
-                        match start.call(&mut *store, ()) {
-                            Ok(()) => Ok(()),
-                            Err(e)
-                                if matches!(
-                                    e.downcast_ref::<HostStop>(),
-                                    Some(HostStop::Exit(0))
-                                ) =>
-                            {
-                                Ok(())
+                let called = self
+                    .runtime
+                    .call(
+                        &self.compiled,
+                        phase,
+                        &self.limits,
+                        fuel,
+                        state.to_vec(),
+                        |store, instance| {
+                            let start = instance
+                                .get_typed_func::<(), ()>(&mut *store, "_start")
+                                .map_err(|e| {
+                                    abi(format!("`_start` must take and return nothing: {e}"))
+                                })?;
+                            match start.call(&mut *store, ()) {
+                                Ok(()) => Ok(()),
+                                Err(e)
+                                    if matches!(
+                                        e.downcast_ref::<HostStop>(),
+                                        Some(HostStop::Exit(0))
+                                    ) =>
+                                {
+                                    Ok(())
+                                }
+                                Err(e) => Err(CallError::Wasm(e)),
                             }
-                            Err(e) => Err(CallError::Wasm(e)),
-                        }
-                    },
-                )?;
+                        },
+                    )
+                    .map_err(|f| self.failed(f))?;
                 Ok(StepResult {
                     state: called.stdout,
                     cost: called.fuel_used,
@@ -250,6 +271,7 @@ impl WasmJob {
     /// `output(state_n) -> bytes` under an explicit fuel bound; returns the output and the
     /// fuel used.
     pub fn output_with_fuel(&self, state: &[u8], fuel: u64) -> Result<(Vec<u8>, u64), ExecError> {
+        self.failed_fuel.store(0, Ordering::Relaxed);
         match self.style {
             EntryStyle::Command => {
                 if state.len() as u64 > self.limits.max_output_bytes {
@@ -312,50 +334,55 @@ impl WasmJob {
             });
         }
         let fuel = fuel.min(MAX_FUEL_PER_STEP);
-        let called = self.runtime.call(
-            &self.compiled,
-            phase,
-            limits,
-            fuel,
-            Vec::new(),
-            |store, instance| {
-                if let Ok(initialize) =
-                    instance.get_typed_func::<(), ()>(&mut *store, "_initialize")
-                {
-                    initialize.call(&mut *store, ())?;
-                }
-                let memory = instance
-                    .get_memory(&mut *store, "memory")
-                    .ok_or_else(|| abi("it must export its linear memory as `memory`"))?;
-                let alloc = instance
-                    .get_typed_func::<i32, i32>(&mut *store, "alloc")
-                    .map_err(|e| abi(format!("`alloc` must have type (i32) -> i32: {e}")))?;
-                // Fits: data.len() ≤ MAX_BUNDLE_BYTES < 2^31.
-                let len = data.len() as i32;
-                let ptr = alloc.call(&mut *store, len)?;
-                memory
-                    .write(&mut *store, ptr as u32 as usize, data)
-                    .map_err(|_| abi(format!("alloc({len}) returned {ptr:#x}, outside memory")))?;
-                let packed = invoke(store, &instance, ptr, len)? as u64;
-                let (out_ptr, out_len) = (packed >> 32, packed & 0xffff_ffff);
-                if out_len > max_result {
-                    return Err(CallError::Exec(map_size_error(ExecError::StateTooLarge {
-                        phase,
-                        size: out_len,
-                        limit: max_result,
-                    })));
-                }
-                let mut out = vec![0u8; out_len as usize];
-                memory
-                    .read(&*store, out_ptr as usize, &mut out)
-                    .map_err(|_| {
-                        abi(format!(
-                            "{phase} returned {out_len} bytes at {out_ptr:#x}, outside memory"
-                        ))
-                    })?;
-                Ok(out)
-            },
-        )?;
+        let called = self
+            .runtime
+            .call(
+                &self.compiled,
+                phase,
+                limits,
+                fuel,
+                Vec::new(),
+                |store, instance| {
+                    if let Ok(initialize) =
+                        instance.get_typed_func::<(), ()>(&mut *store, "_initialize")
+                    {
+                        initialize.call(&mut *store, ())?;
+                    }
+                    let memory = instance
+                        .get_memory(&mut *store, "memory")
+                        .ok_or_else(|| abi("it must export its linear memory as `memory`"))?;
+                    let alloc = instance
+                        .get_typed_func::<i32, i32>(&mut *store, "alloc")
+                        .map_err(|e| abi(format!("`alloc` must have type (i32) -> i32: {e}")))?;
+                    // Fits: data.len() ≤ MAX_BUNDLE_BYTES < 2^31.
+                    let len = data.len() as i32;
+                    let ptr = alloc.call(&mut *store, len)?;
+                    memory
+                        .write(&mut *store, ptr as u32 as usize, data)
+                        .map_err(|_| {
+                            abi(format!("alloc({len}) returned {ptr:#x}, outside memory"))
+                        })?;
+                    let packed = invoke(store, &instance, ptr, len)? as u64;
+                    let (out_ptr, out_len) = (packed >> 32, packed & 0xffff_ffff);
+                    if out_len > max_result {
+                        return Err(CallError::Exec(map_size_error(ExecError::StateTooLarge {
+                            phase,
+                            size: out_len,
+                            limit: max_result,
+                        })));
+                    }
+                    let mut out = vec![0u8; out_len as usize];
+                    memory
+                        .read(&*store, out_ptr as usize, &mut out)
+                        .map_err(|_| {
+                            abi(format!(
+                                "{phase} returned {out_len} bytes at {out_ptr:#x}, outside memory"
+                            ))
+                        })?;
+                    Ok(out)
+                },
+            )
+            .map_err(|f| self.failed(f))?;
         Ok((called.value, called.fuel_used))
     }
 }
@@ -379,5 +406,9 @@ impl Workload for WasmJob {
         let (output, fuel) = self.output_with_fuel(state, self.limits.fuel_per_step)?;
         self.output_fuel = fuel;
         Ok(OutputResult { output, cost: fuel })
+    }
+
+    fn failed_call_cost(&self) -> u64 {
+        self.last_failed_fuel()
     }
 }

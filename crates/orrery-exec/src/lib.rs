@@ -22,6 +22,10 @@
 //!   bounded; states and outputs are size-checked before they are copied out; a wall-clock limit
 //!   (epoch interruption) stops a slow call with "timed out, no result" — the only
 //!   non-deterministic outcome besides a host failure ([`ExecError::is_deterministic`]).
+//! - **Failures are results.** A deterministic failure maps to the code a failure claim
+//!   carries ([`ExecError::failure_reason`]), and the fuel a failed call burned is reported
+//!   ([`WasmJob::last_failed_fuel`]), so a job that fails is billed for the work it did.
+//!   A timeout has no code: it never becomes a claim.
 //!   No filesystem, network, clock or randomness reaches the guest.
 //!
 //! # Entry styles
@@ -55,7 +59,7 @@ pub use limits::Limits;
 pub use pack::{PackError, pack_job_file};
 pub use runtime::{CacheStats, Runtime, deterministic_config};
 
-use orrery_types::workload::{self, RunError, RunRecord, Start, StepResult};
+use orrery_types::workload::{self, FailedAt, RunError, RunRecord, Start, StepResult};
 
 /// Execute exactly one step `k` of `bundle` from `state` (= `state_k`) with at most
 /// `fuel_bound` fuel (capped at [`limits::MAX_FUEL_PER_STEP`]). Deterministic: this is the
@@ -79,9 +83,11 @@ pub fn run_bundle(
     start: Start<'_>,
     on_step: impl FnMut(u64, &[u8], u64) -> bool,
 ) -> Result<Option<RunRecord>, RunError<ExecError>> {
-    let mut job = runtime
-        .load(bundle)
-        .map_err(|source| RunError::Workload { step: None, source })?;
+    let mut job = runtime.load(bundle).map_err(|source| RunError::Workload {
+        at: FailedAt::Init,
+        cost: 0,
+        source,
+    })?;
     workload::run(&mut job, start, on_step)
 }
 

@@ -267,7 +267,8 @@ impl Runtime {
     }
 
     /// Run `body` in a fresh store and instance of `compiled`, under `limits` and `fuel`.
-    /// Returns the body's value, the fuel used and the captured stdout.
+    /// Returns the body's value, the fuel used and the captured stdout, or the error with the
+    /// fuel used before it.
     pub(crate) fn call<R>(
         &self,
         compiled: &Compiled,
@@ -276,7 +277,7 @@ impl Runtime {
         fuel: u64,
         stdin: Vec<u8>,
         body: impl FnOnce(&mut Store<HostState>, wasmtime::Instance) -> Result<R, CallError>,
-    ) -> Result<Called<R>, ExecError> {
+    ) -> Result<Called<R>, Failed> {
         let store_limits = StoreLimitsBuilder::new()
             .memory_size(usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX))
             .table_elements(MAX_TABLE_ELEMENTS)
@@ -299,9 +300,10 @@ impl Runtime {
         };
         let mut store = Store::new(&self.inner.engine, host);
         store.limiter(|h| &mut h.limiter);
-        store
-            .set_fuel(fuel)
-            .map_err(|e| ExecError::Engine(format!("{e:#}")))?;
+        store.set_fuel(fuel).map_err(|e| Failed {
+            error: ExecError::Engine(format!("{e:#}")),
+            fuel_used: 0,
+        })?;
         // +1: the deadline counts ticks from the current one, which has partly elapsed.
         store.set_epoch_deadline(limits.wall_time_ms.div_ceil(EPOCH_TICK_MS) + 1);
         store.epoch_deadline_trap();
@@ -322,13 +324,23 @@ impl Runtime {
                     stdout: host.stdout,
                 })
             }
-            Err(CallError::Exec(e)) => Err(e),
+            Err(CallError::Exec(error)) => Err(Failed { error, fuel_used }),
             Err(CallError::Wasm(err)) => {
                 let host = store.into_data();
-                Err(classify(phase, limits, fuel, &host, err))
+                Err(Failed {
+                    error: classify(phase, limits, fuel, &host, err),
+                    fuel_used,
+                })
             }
         }
     }
+}
+
+/// A call that failed, and the fuel it burned before it did (deterministic like any fuel
+/// count: a failed run is billed for it).
+pub(crate) struct Failed {
+    pub(crate) error: ExecError,
+    pub(crate) fuel_used: u64,
 }
 
 /// What a call produced.

@@ -467,3 +467,71 @@ fn growing_past_the_modules_own_maximum_is_a_trap_that_says_so() {
         "{err}"
     );
 }
+
+#[test]
+fn a_deterministic_failure_has_a_claim_code_and_is_billed_for_its_fuel() {
+    use orrery_types::workload::{FailedAt, FailureReason};
+    let runtime = Runtime::new().unwrap();
+    let looping = wat_bundle(
+        &stepper("(loop $l (br $l)) (i64.const 0)", ""),
+        EntryStyle::Stepper,
+        1,
+        small_limits(),
+    );
+    let run_cost = || match run_bundle(&runtime, &looping, Start::Fresh, |_, _, _| true) {
+        Err(RunError::Workload { at, cost, source }) => {
+            assert_eq!(at, FailedAt::Step(0));
+            assert_eq!(source.failure_reason(), Some(FailureReason::OutOfFuel));
+            cost
+        }
+        other => panic!("the loop must run out of fuel: {other:?}"),
+    };
+    let cost = run_cost();
+    // Init's few units, then the step's whole bound.
+    assert!((50_000_000..50_001_000).contains(&cost), "{cost}");
+    assert_eq!(
+        run_cost(),
+        cost,
+        "a failure is billed the same on every run"
+    );
+
+    // A trap burns what ran before it, and the job reports it.
+    let trapping = wat_bundle(
+        &stepper("(drop (i64.const 1)) unreachable", ""),
+        EntryStyle::Stepper,
+        1,
+        small_limits(),
+    );
+    let job = runtime.load(&trapping).unwrap();
+    let err = job.step_with_fuel(0, &[0; 8], 1_000).unwrap_err();
+    assert_eq!(err.failure_reason(), Some(FailureReason::Trap));
+    assert!((1..1_000).contains(&job.last_failed_fuel()));
+    // The next call starts from zero again: a refusal before running burns nothing.
+    assert!(job.step_with_fuel(5, &[0; 8], 1_000).is_err());
+    assert_eq!(job.last_failed_fuel(), 0);
+
+    // Load failures are the job's own (invalid), never a host fault.
+    let err = runtime.load(&wat_bundle(
+        "(module (func (export \"_start\")))",
+        EntryStyle::Stepper,
+        1,
+        small_limits(),
+    ));
+    assert_eq!(
+        err.err().and_then(|e| e.failure_reason()),
+        Some(FailureReason::InvalidJob)
+    );
+}
+
+#[test]
+fn a_wall_clock_timeout_never_becomes_a_failure_claim() {
+    let limits = Limits {
+        fuel_per_step: orrery_exec::limits::MAX_FUEL_PER_STEP,
+        wall_time_ms: 50,
+        ..small_limits()
+    };
+    let (_, err) = hostile("(loop $l (br $l)) (i64.const 0)", "", limits);
+    assert!(matches!(err, ExecError::TimedOut { .. }), "{err}");
+    assert_eq!(err.failure_reason(), None);
+    assert_eq!(ExecError::Engine("x".into()).failure_reason(), None);
+}

@@ -224,7 +224,9 @@ fn apply_body(state: &mut State, tx: &SignedTx, sender: AccountId) -> Result<Vec
         }
         TxBody::SettleLease { lease } => settle_lease(state, sender, *lease)?,
         TxBody::CommitCheck { lease, seal } => verify::commit_check(state, sender, *lease, *seal)?,
-        TxBody::RevealResult { lease, claim } => verify::reveal(state, sender, *lease, *claim)?,
+        TxBody::RevealResult { lease, claim, note } => {
+            verify::reveal(state, sender, *lease, *claim, note)?
+        }
         TxBody::DisputeMove { lease, left, right } => verify::dispute_move(
             state,
             sender,
@@ -541,6 +543,7 @@ pub(crate) fn settle_with(
         output,
         checkpoint_root,
         usage,
+        failure,
         ..
     } = lease.state
     else {
@@ -608,6 +611,7 @@ pub(crate) fn settle_with(
         fee,
         refunded,
         settled_at: state.height(),
+        failure,
     };
     overflow(state.set_lease_state(id, settled))?;
     Ok(Event::LeaseSettled {

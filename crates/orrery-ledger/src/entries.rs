@@ -11,6 +11,7 @@ use orrery_types::crypto::AccountId;
 use orrery_types::hash::Hash;
 use orrery_types::resources::Usage;
 use orrery_types::tx::{ChainId, LeaseId, LeaseTerms, ProviderOffer, ResultClaim, Verification};
+use orrery_types::workload::JobFailure;
 use serde::Serialize;
 
 /// Most validators a chain can list at genesis.
@@ -105,8 +106,8 @@ pub enum LeaseState {
     Checking(Box<Check>),
     /// Two claims differ: a bisection game narrows them to one step the referee executes.
     Disputed(Box<Dispute>),
-    /// Result revealed (and checked, if it was drawn); settles at `settle_at` unless the
-    /// requester accepts it earlier.
+    /// Result (or failure claim) revealed and checked, if it was drawn; settles at `settle_at`
+    /// unless the requester accepts it earlier.
     Committed {
         /// Hash of the output.
         output: Hash,
@@ -118,8 +119,10 @@ pub enum LeaseState {
         committed_at: u64,
         /// Height of automatic settlement.
         settle_at: u64,
+        /// Where and why the job failed, when the result is a failure claim.
+        failure: Option<JobFailure>,
     },
-    /// Paid out. Final.
+    /// Paid out, for a result or a failure claim that stood. Final.
     Settled {
         /// Hash of the output.
         output: Hash,
@@ -135,6 +138,9 @@ pub enum LeaseState {
         refunded: Amount,
         /// Height of settlement.
         settled_at: u64,
+        /// Where and why the job failed, when the result paid for is a failure claim (the
+        /// requester paid for the work done until the failure).
+        failure: Option<JobFailure>,
     },
     /// The provider's result was shown wrong, or it failed to reveal it: the requester was
     /// refunded in full and the provider slashed. Final.
@@ -210,6 +216,7 @@ impl Write for LeaseState {
                 usage,
                 committed_at,
                 settle_at,
+                failure,
             } => {
                 2u8.write(buf);
                 output.write(buf);
@@ -217,6 +224,7 @@ impl Write for LeaseState {
                 usage.write(buf);
                 committed_at.write(buf);
                 settle_at.write(buf);
+                failure.write(buf);
             }
             LeaseState::Settled {
                 output,
@@ -226,6 +234,7 @@ impl Write for LeaseState {
                 fee,
                 refunded,
                 settled_at,
+                failure,
             } => {
                 3u8.write(buf);
                 output.write(buf);
@@ -235,6 +244,7 @@ impl Write for LeaseState {
                 fee.write(buf);
                 refunded.write(buf);
                 settled_at.write(buf);
+                failure.write(buf);
             }
             LeaseState::TimedOut {
                 refunded,
@@ -285,8 +295,10 @@ impl EncodeSize for LeaseState {
         1 + match self {
             LeaseState::AwaitingStart => 0,
             LeaseState::Running { .. } => 16,
-            LeaseState::Committed { .. } => 32 + 32 + 16 + 8 + 8,
-            LeaseState::Settled { .. } => 32 + 32 + 16 + 16 * 3 + 8,
+            LeaseState::Committed { failure, .. } => 32 + 32 + 16 + 8 + 8 + failure.encode_size(),
+            LeaseState::Settled { failure, .. } => {
+                32 + 32 + 16 + 16 * 3 + 8 + failure.encode_size()
+            }
             LeaseState::TimedOut { .. } => 16 * 2 + 8,
             LeaseState::Sealed { .. } => 32 + 16 + 8 + 8,
             LeaseState::Checking(c) => c.encode_size(),
@@ -311,6 +323,7 @@ impl Read for LeaseState {
                 usage: Usage::read(buf)?,
                 committed_at: u64::read(buf)?,
                 settle_at: u64::read(buf)?,
+                failure: Option::<JobFailure>::read(buf)?,
             },
             3 => LeaseState::Settled {
                 output: Hash::read(buf)?,
@@ -320,6 +333,7 @@ impl Read for LeaseState {
                 fee: Amount::read(buf)?,
                 refunded: Amount::read(buf)?,
                 settled_at: u64::read(buf)?,
+                failure: Option::<JobFailure>::read(buf)?,
             },
             4 => LeaseState::TimedOut {
                 refunded: Amount::read(buf)?,

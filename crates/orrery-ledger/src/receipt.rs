@@ -4,6 +4,7 @@ use orrery_types::amount::Amount;
 use orrery_types::crypto::AccountId;
 use orrery_types::hash::Hash;
 use orrery_types::tx::LeaseId;
+use orrery_types::workload::JobFailure;
 use serde::Serialize;
 
 /// Something that happened, for receipts, the event stream and the explorer. Deserializable
@@ -100,12 +101,16 @@ pub enum Event {
         lease: LeaseId,
         /// Who.
         party: AccountId,
-        /// Output hash.
+        /// Output hash (zero for a failure claim).
         output: Hash,
         /// Checkpoint root.
         checkpoint_root: Hash,
         /// Steps.
         steps: u64,
+        /// Where and why the job failed, for a failure claim.
+        failure: Option<JobFailure>,
+        /// The party's note on the failure (its runtime's message; not checked).
+        note: String,
     },
     /// A party missed its sealing or reveal deadline and was docked.
     CheckAbsent {
@@ -170,6 +175,8 @@ pub enum Event {
         challenger_right: bool,
         /// Fuel the referee spent.
         fuel: u64,
+        /// The job's deterministic failure, when the referee found the piece fails.
+        failure: Option<JobFailure>,
     },
     /// The referee could not execute the step; tie-breaking verifiers were drawn and the
     /// dispute will be settled by majority.
@@ -398,6 +405,14 @@ pub enum TxError {
         /// The seal on record.
         seal: Hash,
     },
+    /// A revealed claim the ledger cannot accept, whatever its seal.
+    #[error("malformed claim: {0}")]
+    MalformedClaim(String),
+    /// A note attached to a claim of success.
+    #[error(
+        "a note explains a failure claim; this claim reports an output, so send it with an empty note"
+    )]
+    NoteWithoutFailure,
     /// A dispute move by a party that already moved this round.
     #[error(
         "out of turn: {who} already moved in round {round} of the dispute over lease {lease}; wait for the other party"

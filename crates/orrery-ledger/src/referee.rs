@@ -8,9 +8,14 @@
 //! claim must carry.
 //!
 //! Outcomes:
-//! - [`Ruling::Value`]: the referee's result; a claim is right iff it carries exactly it.
-//! - [`Ruling::JobFails`]: the piece fails deterministically (a trap, the job's own fuel limit,
-//!   a size limit). Every machine fails the same way, so no claim of a result is right.
+//! - [`Ruling::Value`]: the value the honest claim carries; a claim is right iff it carries
+//!   exactly it. For a piece that runs, it is the leaf hash of the new state's checkpoint (init,
+//!   step) or the run's ending, `output_ending(H(output))` (output). For a piece that fails
+//!   deterministically (a trap, the job's own fuel limit, a size limit, a module that does not
+//!   load) every machine fails the same way: the value is then the failure's marker (its leaf
+//!   hash for init and steps), which is what an honest failure claim carries
+//!   (see `crate::verify`, "Failure claims"). A module that does not load fails at init, for
+//!   every piece, since an honest run never got past it.
 //! - [`Ruling::Unable`]: the referee cannot execute it here (it needs more fuel than the referee
 //!   may spend, a runtime the referee does not host, or the host failed). The dispute then goes
 //!   to a majority of independent re-executions.
@@ -23,7 +28,7 @@
 use orrery_exec::{Bundle, ExecError, Runtime, RuntimeKind};
 use orrery_types::hash::Hash;
 use orrery_types::merkle::leaf_hash;
-use orrery_types::workload::checkpoint;
+use orrery_types::workload::{FailedAt, JobFailure, checkpoint, output_ending};
 use std::sync::OnceLock;
 
 /// What the referee is asked to execute.
@@ -38,27 +43,54 @@ pub enum Piece<'a> {
         /// The agreed `state_k`.
         state: &'a [u8],
     },
-    /// `output(state_n)`: the result is the hash of the output bytes.
+    /// `output(state_n)`: the result is the run's ending.
     Output {
         /// The agreed final state.
         state: &'a [u8],
     },
 }
 
+impl Piece<'_> {
+    /// Where a run fails when this piece fails.
+    fn at(&self) -> FailedAt {
+        match self {
+            Piece::Init => FailedAt::Init,
+            Piece::Step { k, .. } => FailedAt::Step(*k),
+            Piece::Output { .. } => FailedAt::Output,
+        }
+    }
+}
+
 /// The referee's verdict on one piece.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ruling {
-    /// The correct value, and the fuel spent computing it.
+    /// The value an honest claim carries here, the fuel spent finding it, and the job's
+    /// failure when the piece failed.
     Value {
-        /// Leaf hash (init, step) or output hash.
+        /// Leaf hash (init, step) or ending (output).
         value: Hash,
         /// Fuel used.
         fuel: u64,
+        /// The deterministic failure the piece ended in, if it did.
+        failure: Option<JobFailure>,
     },
-    /// The piece fails the same way on every machine: no claimed result is right.
-    JobFails(String),
     /// The referee cannot decide; settle by majority.
     Unable(String),
+}
+
+/// The value of `piece` in a run that failed with `failure` there or before: the marker's
+/// leaf hash for a checkpoint, the marker itself as the ending.
+pub fn failed(piece: &Piece<'_>, failure: JobFailure, fuel: u64) -> Ruling {
+    let marker = failure.marker();
+    let value = match piece {
+        Piece::Init | Piece::Step { .. } => leaf_hash(&marker),
+        Piece::Output { .. } => marker,
+    };
+    Ruling::Value {
+        value,
+        fuel,
+        failure: Some(failure),
+    }
 }
 
 fn runtime() -> Result<&'static Runtime, String> {
@@ -83,9 +115,20 @@ pub fn rule(bundle: &Bundle, piece: Piece<'_>, referee_fuel: u64) -> Ruling {
     };
     let job = match rt.load(bundle) {
         Ok(j) => j,
-        // A module that does not compile or link fails identically everywhere.
-        Err(e) if e.is_deterministic() => return Ruling::JobFails(e.to_string()),
-        Err(e) => return Ruling::Unable(e.to_string()),
+        // A module that does not compile or link fails identically everywhere, before init.
+        Err(e) => {
+            return match e.failure_reason() {
+                Some(reason) => failed(
+                    &piece,
+                    JobFailure {
+                        at: FailedAt::Init,
+                        reason,
+                    },
+                    0,
+                ),
+                None => Ruling::Unable(e.to_string()),
+            };
+        }
     };
     let job_fuel = job.limits().fuel_per_step;
     let fuel = referee_fuel.min(job_fuel);
@@ -98,16 +141,29 @@ pub fn rule(bundle: &Bundle, piece: Piece<'_>, referee_fuel: u64) -> Ruling {
             .map(|r| (leaf_hash(&checkpoint(&r.state)), r.cost)),
         Piece::Output { state } => job
             .output_with_fuel(state, fuel)
-            .map(|(out, cost)| (Hash::of(&out), cost)),
+            .map(|(out, cost)| (output_ending(&Hash::of(&out)), cost)),
     };
     match result {
-        Ok((value, fuel)) => Ruling::Value { value, fuel },
+        Ok((value, fuel)) => Ruling::Value {
+            value,
+            fuel,
+            failure: None,
+        },
         // Out of fuel under the referee's bound, when the job itself allows more: the referee
         // simply could not afford it. Under the job's own bound: the job fails everywhere.
         Err(ExecError::FuelExhausted { .. }) if fuel < job_fuel => Ruling::Unable(format!(
             "the step needs more than the referee's {referee_fuel} fuel"
         )),
-        Err(e) if e.is_deterministic() => Ruling::JobFails(e.to_string()),
-        Err(e) => Ruling::Unable(e.to_string()),
+        Err(e) => match e.failure_reason() {
+            Some(reason) => failed(
+                &piece,
+                JobFailure {
+                    at: piece.at(),
+                    reason,
+                },
+                job.last_failed_fuel(),
+            ),
+            None => Ruling::Unable(e.to_string()),
+        },
     }
 }

@@ -86,11 +86,11 @@ fn lease_states_roundtrip_through_json_for_clients() {
     let claim = |i: u64| Claim {
         party: Keypair::from_seed(i).account(),
         seal: Some(Hash::of(&i.to_be_bytes())),
-        revealed: Some(ResultClaim {
-            output: Hash::of(b"o"),
-            checkpoint_root: Hash::of(&[i as u8]),
-            steps: 9,
-        }),
+        revealed: Some(ResultClaim::succeeded(
+            Hash::of(b"o"),
+            Hash::of(&[i as u8]),
+            9,
+        )),
         status: ClaimStatus::Active,
     };
     let check = Check {

@@ -44,6 +44,45 @@
 //!   `tiebreak_verifiers` more verifiers are drawn, and the claim held by a strict majority of
 //!   all revealed claims wins. No majority: the requester is refunded and nobody is slashed.
 //!
+//! # Failure claims
+//!
+//! A job can fail by itself, the same way on every machine: it runs out of its fuel, traps,
+//! hits a memory or size limit, or cannot even be loaded (a bundle that does not decode, a
+//! module that does not compile). That is a result, not a fault of the provider's: the
+//! provider commits a **failure claim** — a [`ResultClaim`] whose `failure` says where
+//! ([`FailedAt`]: init, step `k` or output) and why ([`FailureReason`]), with its usage (the
+//! fuel the run burned, the failed call's included). It is sealed, drawn, checked, revealed and
+//! disputed exactly like a claim of success:
+//!
+//! - **Shape.** Its checkpoint tree still has `steps + 1` leaves: the checkpoints of the states
+//!   the run reached, then the failure's marker `M = JobFailure::marker()` on every later leaf
+//!   (`orrery_types::workload`, "Runs that fail"). Its output hash is zero; its *ending* (what
+//!   an output dispute compares) is `M`, while a claim of success ends in
+//!   `H("orrery/output/v1", output)`. The reveal is refused (`MalformedClaim`) if the output is
+//!   not zero or the failing step is not below the step count; a party may attach a note (the
+//!   runtime's message, at most `MAX_FAILURE_NOTE_BYTES`) that is shown but never compared.
+//! - **Agreement.** A verifier that re-executes and fails the same way makes the identical
+//!   claim, so the lease settles as usual.
+//! - **Disputes** need no new game. Bisection reaches the first leaf `d` where the claims
+//!   differ, and the referee decides it from the agreed leaf `d − 1`:
+//!   - leaf `d − 1` is a state's checkpoint: the referee runs the step (or `init`, or
+//!     `output`) and gets either a state — the honest leaf is its checkpoint — or the job's
+//!     deterministic failure — the honest leaf is that failure's marker;
+//!   - leaf `d − 1` is a marker (the disputant sends the failure's encoding instead of a state,
+//!     proven as leaf `d − 1`): a failure is absorbing, so the honest leaf `d` is the same
+//!     marker, with no execution at all.
+//!
+//!   The same holds for an output dispute (the agreed leaf is `n`). A bundle that does not
+//!   decode but hashes to the lease's job is a job that fails at init (`InvalidJob`) with 0
+//!   steps. So a claim of failure for a job that succeeds, a failure at another step or for
+//!   another reason, and a claim of success for a job that fails all lose to the honest claim.
+//! - **Payment.** When it stands, a failure claim settles like any result: the requester pays
+//!   the agreed price for the claimed usage (like gas for a reverted transaction), the rest of
+//!   the escrow returns to it, and the provider is neither docked nor marked down (the lease
+//!   counts as settled; the final state names the failure).
+//! - Only a wall-clock timeout (nondeterministic: "no result") or a provider that never shows
+//!   is a penalty; neither can become a failure claim.
+//!
 //! # Verdicts
 //!
 //! A loser is slashed `slash_bps` of its stake (and unbonding stake); `slash_reward_bps` of that
@@ -65,8 +104,8 @@ use orrery_types::crypto::AccountId;
 use orrery_types::hash::{Hash, HashWriter};
 use orrery_types::merkle::{MerkleProof, node_hash};
 use orrery_types::resources::Usage;
-use orrery_types::tx::{LeaseId, ResultClaim, Verification, result_seal};
-use orrery_types::workload::checkpoint;
+use orrery_types::tx::{FailureNote, LeaseId, ResultClaim, Verification, result_seal};
+use orrery_types::workload::{FailedAt, FailureReason, JobFailure, checkpoint};
 
 /// Verifiers a verification level pays for from escrow (the lease locks `1 + this` times its
 /// maximum cost).
@@ -360,7 +399,14 @@ pub(crate) fn reveal(
     who: AccountId,
     id: LeaseId,
     claim: ResultClaim,
+    note: &FailureNote,
 ) -> Result<Vec<Event>, TxError> {
+    if let Some(why) = claim.malformed() {
+        return Err(TxError::MalformedClaim(why));
+    }
+    if claim.failure.is_none() && !note.as_str().is_empty() {
+        return Err(TxError::NoteWithoutFailure);
+    }
     let lease = lease_for(state, id)?;
     let mut check = checking(lease)?;
     let idx = check
@@ -401,6 +447,8 @@ pub(crate) fn reveal(
         output: claim.output,
         checkpoint_root: claim.checkpoint_root,
         steps: claim.steps,
+        failure: claim.failure,
+        note: note.as_str().to_string(),
     }];
     if all_revealed(&check) {
         events.extend(resolve(state, id, check)?);
@@ -549,6 +597,7 @@ fn accept(
         usage: check.usage,
         committed_at: check.committed_at,
         settle_at,
+        failure: claim.failure,
     };
     overflow(state.set_lease_state(id, committed))?;
     if agreeing.is_empty() {
@@ -716,14 +765,33 @@ pub(crate) fn dispute_move(
     Ok(events)
 }
 
-/// The agreed state must be leaf `index` of a tree of `count` under one of `roots`.
-fn check_state_proof(
+/// What the agreed leaf before the disputed one holds.
+enum Agreed<'a> {
+    /// A state, whose checkpoint is the leaf.
+    State(&'a [u8]),
+    /// A failure, whose marker is the leaf: every later leaf is the same marker.
+    Failed(JobFailure),
+}
+
+impl<'a> Agreed<'a> {
+    /// The state to run from (empty after a failure) and the failure, if the leaf is one.
+    fn split(self) -> (&'a [u8], Option<JobFailure>) {
+        match self {
+            Agreed::State(s) => (s, None),
+            Agreed::Failed(f) => (&[], Some(f)),
+        }
+    }
+}
+
+/// The agreed input must be leaf `index` of a tree of `count` under one of `roots`: a state
+/// whose checkpoint is that leaf, or else the encoding of a failure whose marker is.
+fn check_agreed<'a>(
     proof: &MerkleProof,
     index: u64,
     count: u64,
-    state_bytes: &[u8],
+    bytes: &'a [u8],
     roots: [&Hash; 2],
-) -> Result<(), TxError> {
+) -> Result<Agreed<'a>, TxError> {
     if proof.index != index || proof.leaf_count != count {
         return Err(TxError::ProofWrongStep {
             expected: index,
@@ -732,11 +800,105 @@ fn check_state_proof(
             got_count: proof.leaf_count,
         });
     }
-    let cp = checkpoint(state_bytes);
-    if !roots.iter().any(|r| proof.verify(r, &cp)) {
-        return Err(TxError::StateMismatch { index });
+    let under = |leaf: &Hash| roots.iter().any(|r| proof.verify(r, leaf));
+    if under(&checkpoint(bytes)) {
+        return Ok(Agreed::State(bytes));
     }
-    Ok(())
+    // Markers and checkpoints are hashed under different tags: a leaf is never both.
+    match orrery_types::codec::decode::<JobFailure>("failure", bytes) {
+        Ok(f) if under(&f.marker()) => Ok(Agreed::Failed(f)),
+        _ => Err(TxError::StateMismatch { index }),
+    }
+}
+
+/// The job an `Adjudicate` carries: a bundle, or bytes that hash to the lease's job but do not
+/// decode — a job that fails at init, with no steps.
+enum Job {
+    Bundle(Box<orrery_exec::Bundle>),
+    Undecodable,
+}
+
+impl Job {
+    fn of(bytes: &[u8], expected: Hash) -> Result<Job, TxError> {
+        match orrery_exec::Bundle::decode(bytes) {
+            Ok(bundle) if bundle.hash() == expected => Ok(Job::Bundle(Box::new(bundle))),
+            Ok(bundle) => Err(TxError::BundleMismatch {
+                expected,
+                got: bundle.hash(),
+            }),
+            // The requester leased these bytes: that they cannot run is the job's failure.
+            Err(_) if Hash::of(bytes) == expected => Ok(Job::Undecodable),
+            Err(e) => Err(TxError::BadBundle(e.to_string())),
+        }
+    }
+
+    fn steps(&self) -> u64 {
+        match self {
+            Job::Bundle(b) => b.manifest().steps,
+            Job::Undecodable => 0,
+        }
+    }
+
+    /// The referee's ruling on `piece` after the agreed leaf.
+    fn rule(&self, piece: Piece<'_>, agreed: Option<JobFailure>, fuel: u64) -> Ruling {
+        let cannot_load = JobFailure {
+            at: FailedAt::Init,
+            reason: FailureReason::InvalidJob,
+        };
+        match (agreed, self) {
+            (Some(f), _) => referee::failed(&piece, f, 0),
+            (None, Job::Undecodable) => referee::failed(&piece, cannot_load, 0),
+            (None, Job::Bundle(b)) => referee::rule(b, piece, fuel),
+        }
+    }
+}
+
+/// The referee's ruling on what `d` narrowed to, the step it executed, and the values the
+/// provider's and the challenger's claims carry there.
+fn disputed_piece(
+    d: &Dispute,
+    job: &Job,
+    [p, c]: [&ResultClaim; 2],
+    agreed_bytes: &[u8],
+    proof: &MerkleProof,
+    fuel_bound: u64,
+) -> Result<(Ruling, Option<u64>, Hash, Hash), TxError> {
+    let roots = [&p.checkpoint_root, &c.checkpoint_root];
+    Ok(match d.kind {
+        DisputeKind::Steps => {
+            let to_hash = |n: u64| Hash::of(&n.to_be_bytes());
+            let ruling = Ruling::Value {
+                value: to_hash(job.steps()),
+                fuel: 0,
+                failure: None,
+            };
+            (ruling, None, to_hash(p.steps), to_hash(c.steps))
+        }
+        DisputeKind::Output => {
+            let last = d.leaf_count - 1;
+            let agreed = check_agreed(proof, last, d.leaf_count, agreed_bytes, roots)?;
+            let (state_n, failed) = agreed.split();
+            let piece = Piece::Output { state: state_n };
+            let ruling = job.rule(piece, failed, fuel_bound);
+            (ruling, None, p.ending(), c.ending())
+        }
+        DisputeKind::Checkpoints => {
+            let leaf = d.start;
+            let ruling = if leaf == 0 {
+                job.rule(Piece::Init, None, fuel_bound)
+            } else {
+                let agreed = check_agreed(proof, leaf - 1, d.leaf_count, agreed_bytes, roots)?;
+                let (state_k, failed) = agreed.split();
+                let piece = Piece::Step {
+                    k: leaf - 1,
+                    state: state_k,
+                };
+                job.rule(piece, failed, fuel_bound)
+            };
+            let step = leaf.checked_sub(1);
+            (ruling, step, d.provider_node, d.challenger_node)
+        }
+    })
 }
 
 /// `Adjudicate`: the referee executes the one disputed piece and rules.
@@ -745,7 +907,7 @@ pub(crate) fn adjudicate(
     who: AccountId,
     id: LeaseId,
     bundle_bytes: &[u8],
-    agreed_state: &[u8],
+    agreed_bytes: &[u8],
     proof: &MerkleProof,
 ) -> Result<Vec<Event>, TxError> {
     let lease = lease_for(state, id)?.clone();
@@ -757,14 +919,7 @@ pub(crate) fn adjudicate(
             stage: "still bisecting: make your DisputeMove for this round first",
         });
     }
-    let bundle =
-        orrery_exec::Bundle::decode(bundle_bytes).map_err(|e| TxError::BadBundle(e.to_string()))?;
-    if bundle.hash() != lease.job {
-        return Err(TxError::BundleMismatch {
-            expected: lease.job,
-            got: bundle.hash(),
-        });
-    }
+    let job = Job::of(bundle_bytes, lease.job)?;
     let claims = d.check.claims.as_slice();
     let (Some(p), Some(c)) = (
         claims[0].revealed,
@@ -773,64 +928,19 @@ pub(crate) fn adjudicate(
         return Err(TxError::Overflow);
     };
     let fuel_bound = state.params().referee_fuel;
-    let (ruling, step, provider_value, challenger_value) = match d.kind {
-        DisputeKind::Steps => {
-            let steps = bundle.manifest().steps;
-            let to_hash = |n: u64| Hash::of(&n.to_be_bytes());
-            (
-                Ruling::Value {
-                    value: to_hash(steps),
-                    fuel: 0,
-                },
-                None,
-                to_hash(p.steps),
-                to_hash(c.steps),
-            )
-        }
-        DisputeKind::Output => {
-            let last = d.leaf_count - 1;
-            let roots = [&p.checkpoint_root, &c.checkpoint_root];
-            check_state_proof(proof, last, d.leaf_count, agreed_state, roots)?;
-            (
-                referee::rule(
-                    &bundle,
-                    Piece::Output {
-                        state: agreed_state,
-                    },
-                    fuel_bound,
-                ),
-                None,
-                p.output,
-                c.output,
-            )
-        }
-        DisputeKind::Checkpoints => {
-            let leaf = d.start;
-            let ruling = if leaf == 0 {
-                referee::rule(&bundle, Piece::Init, fuel_bound)
-            } else {
-                let roots = [&p.checkpoint_root, &c.checkpoint_root];
-                check_state_proof(proof, leaf - 1, d.leaf_count, agreed_state, roots)?;
-                referee::rule(
-                    &bundle,
-                    Piece::Step {
-                        k: leaf - 1,
-                        state: agreed_state,
-                    },
-                    fuel_bound,
-                )
-            };
-            (
-                ruling,
-                leaf.checked_sub(1),
-                d.provider_node,
-                d.challenger_node,
-            )
-        }
-    };
-    let (provider_right, challenger_right, fuel) = match ruling {
-        Ruling::Value { value, fuel } => (value == provider_value, value == challenger_value, fuel),
-        Ruling::JobFails(_) => (false, false, 0),
+    let (ruling, step, provider_value, challenger_value) =
+        disputed_piece(&d, &job, [&p, &c], agreed_bytes, proof, fuel_bound)?;
+    let (provider_right, challenger_right, fuel, failure) = match ruling {
+        Ruling::Value {
+            value,
+            fuel,
+            failure,
+        } => (
+            value == provider_value,
+            value == challenger_value,
+            fuel,
+            failure,
+        ),
         Ruling::Unable(reason) => return tiebreak(state, &lease, d, reason),
     };
     let mut events = vec![Event::RefereeRuled {
@@ -840,6 +950,7 @@ pub(crate) fn adjudicate(
         provider_right,
         challenger_right,
         fuel,
+        failure,
     }];
     events.extend(verdict(state, id, d, provider_right, challenger_right)?);
     Ok(events)

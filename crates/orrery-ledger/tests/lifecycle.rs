@@ -331,10 +331,7 @@ fn epoch_emission_is_shared_pro_rata_to_settled_work() {
     let c = |net: &Net, who: usize, lease, units| {
         commit_body(net, who, lease, Usage { seconds: 0, units }, &claim())
     };
-    let reveal = |lease| TxBody::RevealResult {
-        lease,
-        claim: claim(),
-    };
+    let reveal = |lease| reveal_body(lease, claim());
     net.apply(vec![
         net.tx(1, c(&net, 1, 0, 1_000_000)),
         net.tx(2, c(&net, 2, 1, 3_000_000)),

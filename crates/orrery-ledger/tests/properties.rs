@@ -165,13 +165,7 @@ fn run_ops(net: &mut Net, ops: Vec<Op>) {
                 let body = commit_body(net, who, lease, Usage { seconds, units }, &claim());
                 pending.push(net.tx_at(who, offsets[who], body));
                 offsets[who] += 1;
-                (
-                    who,
-                    TxBody::RevealResult {
-                        lease,
-                        claim: claim(),
-                    },
-                )
+                (who, reveal_body(lease, claim()))
             }
             Op::Settle { who, lease } => (who, TxBody::SettleLease { lease }),
         };

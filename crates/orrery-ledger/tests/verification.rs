@@ -83,11 +83,7 @@ impl Run {
         self
     }
     fn claim(&self) -> ResultClaim {
-        ResultClaim {
-            output: self.output,
-            checkpoint_root: self.root,
-            steps: self.steps,
-        }
+        ResultClaim::succeeded(self.output, self.root, self.steps)
     }
     /// The hash of the RFC 6962 subtree over leaves `[start, start + size)`.
     fn node(&self, start: u64, size: u64) -> Hash {
@@ -330,7 +326,7 @@ impl Game {
                             } else {
                                 claim
                             };
-                            out.push((account, TxBody::RevealResult { lease: id, claim }));
+                            out.push((account, reveal_body(id, claim)));
                         }
                         _ => {}
                     }
@@ -977,12 +973,9 @@ fn seals_and_reveals_refuse_misuse() {
     assert_eq!(check.claims.len(), 2);
     let claim = Run::honest(8).claim();
     // The provider cannot reveal while the verifier is still sealing (it would show its claim).
-    refused(
-        &mut g,
-        PROVIDER,
-        TxBody::RevealResult { lease: 0, claim },
-        |e| matches!(e, TxError::WrongPhase { .. }),
-    );
+    refused(&mut g, PROVIDER, reveal_body(0, claim), |e| {
+        matches!(e, TxError::WrongPhase { .. })
+    });
     // A second commitment from the provider.
     let again = commit_body(&g.net, PROVIDER, 0, Usage::default(), &claim);
     refused(&mut g, PROVIDER, again, |e| {
@@ -1008,24 +1001,17 @@ fn seals_and_reveals_refuse_misuse() {
         &mut g,
         2,
         TxBody::RevealResult {
+            note: Default::default(),
             lease: 0,
             claim: ResultClaim { steps: 9, ..claim },
         },
         |e| matches!(e, TxError::SealMismatch { .. }),
     );
-    assert!(
-        g.net
-            .run(2, TxBody::RevealResult { lease: 0, claim })
-            .is_ok()
-    );
-    refused(&mut g, 2, TxBody::RevealResult { lease: 0, claim }, |e| {
+    assert!(g.net.run(2, reveal_body(0, claim)).is_ok());
+    refused(&mut g, 2, reveal_body(0, claim), |e| {
         matches!(e, TxError::AlreadyRevealed { .. })
     });
-    assert!(
-        g.net
-            .run(PROVIDER, TxBody::RevealResult { lease: 0, claim })
-            .is_ok()
-    );
+    assert!(g.net.run(PROVIDER, reveal_body(0, claim)).is_ok());
     assert!(matches!(g.lease().state, LeaseState::Settled { .. }));
 }
 
@@ -1037,11 +1023,7 @@ fn a_provider_that_hides_its_result_after_the_draw_is_slashed() {
     let claim = Run::honest(8).claim();
     let seal = result_seal(0, &g.net.id(2), &claim);
     assert!(g.net.run(2, TxBody::CommitCheck { lease: 0, seal }).is_ok());
-    assert!(
-        g.net
-            .run(2, TxBody::RevealResult { lease: 0, claim })
-            .is_ok()
-    );
+    assert!(g.net.run(2, reveal_body(0, claim)).is_ok());
     let before = g.net.balance(REQUESTER);
     let reveal = g.net.state.params().reveal_blocks;
     let outs = g.net.empty_blocks(reveal);

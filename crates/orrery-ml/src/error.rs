@@ -1,5 +1,7 @@
 //! Every way the ML runtime can refuse or fail, with a message that says what to change.
 
+use orrery_types::workload::FailureReason;
+
 /// Why a model, data set, job spec, weight file or training step was rejected.
 #[derive(Debug, thiserror::Error)]
 pub enum MlError {
@@ -43,3 +45,22 @@ pub enum MlError {
 
 /// Result alias for this crate.
 pub type Result<T> = std::result::Result<T, MlError>;
+
+impl MlError {
+    /// The code a failure claim carries for this error, when it is the job's own deterministic
+    /// failure (see `orrery_types::workload`, "Runs that fail"): a spec, model, weights or data
+    /// set that cannot work is an invalid job; training that produced NaN or infinity diverged.
+    /// `None` for a state that does not decode or belongs to another step: the runtime made
+    /// that state itself, so it means a corrupt snapshot or a host fault, not a result.
+    pub fn failure_reason(&self) -> Option<FailureReason> {
+        match self {
+            MlError::BadConfig(_)
+            | MlError::BadSpec(_)
+            | MlError::WeightsMismatch(_)
+            | MlError::BadWeightsFile(_)
+            | MlError::BadData(_) => Some(FailureReason::InvalidJob),
+            MlError::NonFinite { .. } => Some(FailureReason::Diverged),
+            MlError::BadState(_) | MlError::StepMismatch { .. } => None,
+        }
+    }
+}

@@ -19,7 +19,9 @@
 //!   per parameter for the optimizer update, computed from shapes alone
 //!   ([`model::ModelConfig::step_cost`]).
 //! - **Failure**: a NaN or infinity in the loss, a gradient or an updated parameter stops the run
-//!   with [`MlError::NonFinite`] naming the step.
+//!   with [`MlError::NonFinite`] naming the step. It is deterministic like everything else, so
+//!   it is a result: a provider commits it as a failure claim ([`MlError::failure_reason`]),
+//!   billed for the steps done and the diverged step's cost.
 //!
 //! Start reading at [`workload`], then [`model`] and [`ops`].
 

@@ -7,7 +7,7 @@ use orrery_ml::spec::JobSpec;
 use orrery_ml::state::TrainState;
 use orrery_ml::weights;
 use orrery_ml::workload::TrainWorkload;
-use orrery_types::workload::{RunError, Start, Workload, run};
+use orrery_types::workload::{FailedAt, FailureReason, RunError, Start, Workload, run};
 
 fn spec_err(toml: &str) -> String {
     JobSpec::from_toml(toml).unwrap_err().to_string()
@@ -93,15 +93,21 @@ fn divergence_stops_with_the_step_number() {
             .replace("momentum = 0.9", "momentum = 0.0"),
     );
     let mut w = TrainWorkload::new(spec, 1).unwrap();
+    let step_cost = w.step_cost();
     let err = run(&mut w, Start::Fresh, |_, _, _| true).unwrap_err();
     let RunError::Workload {
-        step: Some(step),
-        source: MlError::NonFinite { step: inner, what },
+        at: FailedAt::Step(step),
+        cost,
+        source: source @ MlError::NonFinite { step: inner, what },
     } = &err
     else {
         panic!("expected a non-finite error, got {err}")
     };
     assert_eq!(step, inner);
+    // A divergence is the job's own deterministic failure: a failure claim, billed for the
+    // steps before it and the step that diverged.
+    assert_eq!(source.failure_reason(), Some(FailureReason::Diverged));
+    assert_eq!(*cost, (step + 1) * step_cost);
     assert!(err.to_string().contains(&format!("step {step}")), "{err}");
     let msg = std::error::Error::source(&err)
         .map(|e| e.to_string())
@@ -166,4 +172,26 @@ fn corrupt_or_foreign_states_are_rejected_without_panicking() {
     // The wrong step index for a state.
     let msg = w.step(3, &s0).unwrap_err().to_string();
     assert!(msg.contains("step 3 applied to a state at step 0"), "{msg}");
+}
+
+#[test]
+fn only_the_jobs_own_failures_become_failure_claims() {
+    assert_eq!(
+        MlError::BadSpec("x".into()).failure_reason(),
+        Some(FailureReason::InvalidJob)
+    );
+    assert_eq!(
+        MlError::BadData("x".into()).failure_reason(),
+        Some(FailureReason::InvalidJob)
+    );
+    // A state the runtime cannot read was not made by this job's steps: no result.
+    assert_eq!(MlError::BadState("x".into()).failure_reason(), None);
+    assert_eq!(
+        MlError::StepMismatch {
+            k: 1,
+            state_step: 2
+        }
+        .failure_reason(),
+        None
+    );
 }

@@ -374,7 +374,8 @@ export async function lease(main, [id]) {
       ['Resources', `${l.terms.resources.gpus} GPU · ${l.terms.resources.cpu_cores} cores · ${l.terms.resources.ram_gib} GiB`],
       ['Agreed prices', priceText(l.terms.prices)],
       ['Opened / start by / deadline', h('span', {}, blockLink(l.opened_at), ' / ', blockLink(l.start_by), ' / ', blockLink(l.deadline))],
-      detail.output ? ['Output', h('span', { class: 'mono break' }, detail.output)] : null,
+      detail.failure ? ['Job failed', h('span', { 'data-testid': 'job-failure' }, failureText(detail.failure))] : null,
+      detail.output && !detail.failure ? ['Output', h('span', { class: 'mono break' }, detail.output)] : null,
       detail.checkpoint_root ? ['Checkpoint root', h('span', { class: 'mono break' }, detail.checkpoint_root)] : null,
     ], 'lease-terms')),
     card('Timeline', timeline),
@@ -383,6 +384,13 @@ export async function lease(main, [id]) {
       card('Referee’s verdict', verdict)),
     card('Transfers', transfers),
   );
+}
+
+// A job's own deterministic failure (a failure claim): where and why. The requester paid for
+// the work done up to it; the provider was not at fault.
+function failureText(f) {
+  const at = typeof f.at === 'string' ? f.at : `step ${f.at.step}`;
+  return `${String(f.reason).replace(/_/g, ' ')} at ${at} — the job's own failure, paid for the work done`;
 }
 
 function moveCell(r, role) {
@@ -400,6 +408,7 @@ function verdictView(v) {
         ['Provider right', h('span', { class: v.provider_right ? 'good' : 'bad' }, v.provider_right ? 'yes' : 'no')],
         ['Challenger right', h('span', { class: v.challenger_right ? 'good' : 'bad' }, v.challenger_right ? 'yes' : 'no')],
         ['Referee fuel', num(v.fuel)],
+        v.failure ? ['The job failed', failureText(v.failure)] : null,
       ]));
   }
   return h('div', { 'data-testid': 'verdict' }, h('p', {}, `The referee could not execute the step (${v.reason}); tie-breakers decide by majority:`),

@@ -57,11 +57,7 @@ fn all_ids(node: &TestNode, path: &str) -> Vec<u64> {
 }
 
 fn claim() -> ResultClaim {
-    ResultClaim {
-        output: Hash::of(b"output"),
-        checkpoint_root: Hash::of(b"root"),
-        steps: 1,
-    }
+    ResultClaim::succeeded(Hash::of(b"output"), Hash::of(b"root"), 1)
 }
 
 #[test]
@@ -98,6 +94,7 @@ fn a_settled_lease_has_its_evidence_and_every_id_is_found() {
         TxBody::RevealResult {
             lease: 0,
             claim: claim(),
+            note: Default::default(),
         },
     ))
     .expect("reveal");

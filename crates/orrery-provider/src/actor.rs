@@ -27,7 +27,9 @@
 //! # One tick
 //!
 //! 1. Collect the reports of tasks that ended (count finished runs, keep replayed states,
-//!    record failures: a failed run is started again on a later tick).
+//!    record failures: a run that failed for a host reason or a wall-clock timeout is started
+//!    again on a later tick; a job's deterministic failure is a finished run, committed as a
+//!    failure claim).
 //! 2. Read the head (chain id, height, time) and this account's nonce.
 //! 3. Make sure the provider is registered with the configured offer and bonded to the
 //!    configured stake (`RegisterProvider`, `UpdateProvider`, `Bond`); this is also the
@@ -59,7 +61,7 @@ use crate::config::ProviderConfig;
 use crate::decide::{Action, Head, LeaseInfo, Role, decide, role};
 use crate::ingress::Message;
 use crate::outbox::{ACCOUNT_KEY, Outbox, SendKey};
-use crate::runner::{RunEnd, RunJobError, RunSettings};
+use crate::runner::{JobBundle, RunEnd, RunJobError, RunSettings};
 use crate::runs::{Done, Lane, LaneLimits, REFEREE_REPLAYS, Report, Runs};
 use crate::store::{LeaseDir, Store};
 use orrery_exec::Bundle;
@@ -67,6 +69,7 @@ use orrery_ledger::entries::LeaseState;
 use orrery_types::amount::Amount;
 use orrery_types::codec::Blob;
 use orrery_types::crypto::{AccountId, Keypair};
+use orrery_types::hash::Hash;
 use orrery_types::merkle::MerkleTree;
 use orrery_types::tx::{ChainId, LeaseId, ProviderOffer, Tx, TxBody};
 use std::collections::{BTreeMap, BTreeSet};
@@ -507,7 +510,7 @@ impl<C: Chain> Worker<C> {
         Ok(())
     }
 
-    fn bundle(&self, lease: &LeaseInfo, dir: &LeaseDir) -> Result<Bundle, AgentError> {
+    fn bundle(&self, lease: &LeaseInfo, dir: &LeaseDir) -> Result<JobBundle, AgentError> {
         let bad = |reason: String| AgentError::Bundle {
             lease: lease.id,
             reason,
@@ -521,7 +524,18 @@ impl<C: Chain> Worker<C> {
                 true,
             ),
         };
-        let bundle = Bundle::decode(&bytes).map_err(|e| bad(e.to_string()))?;
+        let bundle = match Bundle::decode(&bytes) {
+            Ok(bundle) => bundle,
+            // The lease's own bytes, but no bundle: the job fails at init (a failure claim).
+            Err(e) if Hash::of(&bytes) == lease.job => {
+                if fetched {
+                    dir.save_bundle(&bytes)?;
+                }
+                let error = e.to_string();
+                return Ok(JobBundle::Undecodable { bytes, error });
+            }
+            Err(e) => return Err(bad(e.to_string())),
+        };
         if bundle.hash() != lease.job {
             return Err(bad(format!(
                 "bundle hashes to {}, the lease names {}",
@@ -532,7 +546,7 @@ impl<C: Chain> Worker<C> {
         if fetched {
             dir.save_bundle(&bytes)?;
         }
-        Ok(bundle)
+        Ok(JobBundle::Bundle(Box::new(bundle)))
     }
 
     fn publish_output(&mut self, lease: LeaseId, dir: &LeaseDir) {

@@ -17,6 +17,10 @@
 //! | anything else | — | — | [`Action::Wait`] |
 //!
 //! - **Seals** are `result_seal(lease, me, claim)`: bound to this agent, so nobody can copy them.
+//! - **Failure claims** are handled like any outcome: a run that failed deterministically
+//!   finished with a failure claim ([`crate::runner`]), which is committed, checked, revealed
+//!   (with the runtime's message as its note) and argued the same way; its usage is the units
+//!   the run burned up to the failure.
 //! - **Usage** is `units = min(cost, max_units)` and `seconds = min(wall seconds, chain seconds
 //!   since the start (rounded up), max_seconds)`: never more than the chain can confirm.
 //! - **Dispute moves** split the current node `[start, start + size)` at the largest power of
@@ -25,7 +29,9 @@
 //! - **Referee input** ([`RefereeInput`]): for a step-count dispute, nothing (the manifest
 //!   decides); for an output dispute, `state_n` with the proof of leaf `n`; for a checkpoint
 //!   dispute narrowed to leaf `d`, nothing when `d = 0` (the referee runs `init`), else
-//!   `state_(d−1)` with the proof of leaf `d − 1`.
+//!   `state_(d−1)` with the proof of leaf `d − 1`. Where this agent's run failed at or before
+//!   that leaf, the leaf is the failure's marker and the "state" sent is the failure's encoding
+//!   ([`crate::runner::replay_state`] returns it).
 //!
 //! Whether a transaction was already sent (and not yet applied) is the actor's concern, not
 //! this module's: the same inputs always give the same decision.
@@ -36,7 +42,9 @@ use orrery_types::crypto::AccountId;
 use orrery_types::hash::Hash;
 use orrery_types::merkle::merkle_root;
 use orrery_types::resources::Usage;
-use orrery_types::tx::{LeaseId, LeaseTerms, TxBody, Verification, result_seal};
+use orrery_types::tx::{
+    FailureNote, LeaseId, LeaseTerms, TxBody, Verification, failure_note, result_seal,
+};
 
 /// A lease as the agent sees it (from the node's API or straight from a ledger state).
 #[derive(Clone, Debug, PartialEq)]
@@ -151,6 +159,15 @@ pub fn usage(outcome: &Outcome, terms: &LeaseTerms, started_ms: u64, now_ms: u64
     }
 }
 
+/// The note revealed with a claim: the runtime's message for a failure claim, none otherwise
+/// (the ledger refuses a note on a claim of success).
+pub fn note(outcome: &Outcome) -> FailureNote {
+    match outcome.claim.failure {
+        Some(_) => failure_note(&outcome.note),
+        None => FailureNote::default(),
+    }
+}
+
 /// Decide what to do about `lease`. `outcome` is this agent's finished run of the job, if any.
 pub fn decide(me: &AccountId, lease: &LeaseInfo, head: Head, outcome: Option<&Outcome>) -> Action {
     if !lease.state.is_active() {
@@ -195,6 +212,7 @@ pub fn decide(me: &AccountId, lease: &LeaseInfo, head: Head, outcome: Option<&Ou
                     Action::Send(TxBody::RevealResult {
                         lease: lease.id,
                         claim: o.claim,
+                        note: note(o),
                     })
                 }
                 _ => Action::Wait,

@@ -25,6 +25,12 @@
 //! `[ml.spec.generate]` tokens with a transformer (one token per step). The thread count is the
 //! provider's own (speed only).
 //!
+//! # Failures
+//!
+//! [`JobError::failure_reason`] says whether an error is the job's own deterministic failure
+//! (then the run ends in a failure claim, see [`crate::runner`]) or not (a wall-clock timeout,
+//! a host fault: the run is tried again).
+//!
 //! # Misbehaviour (devnet)
 //!
 //! [`Cheat::SkipStep`] wraps the workload so that step `n / 2` returns its input state
@@ -39,7 +45,7 @@ use orrery_ml::data::Dataset;
 use orrery_ml::model::ModelConfig;
 use orrery_ml::spec::JobSpec;
 use orrery_ml::workload::{ClassifyWorkload, GenerateWorkload, TrainWorkload};
-use orrery_types::workload::{OutputResult, StepResult, Workload};
+use orrery_types::workload::{FailureReason, OutputResult, StepResult, Workload};
 use serde::{Deserialize, Serialize};
 
 /// What an ML bundle asks for.
@@ -79,6 +85,18 @@ pub enum JobError {
     /// The bundle's `[ml]` table or manifest does not describe a runnable job.
     #[error("bad ML bundle: {0}")]
     BadMlBundle(String),
+}
+
+impl JobError {
+    /// The code a failure claim carries for this error, when it is the job's own deterministic
+    /// failure; `None` when it is not (a timeout, a host fault): the run is then retried.
+    pub fn failure_reason(&self) -> Option<FailureReason> {
+        match self {
+            JobError::Exec(e) => e.failure_reason(),
+            JobError::Ml(e) => e.failure_reason(),
+            JobError::BadMlBundle(_) => Some(FailureReason::InvalidJob),
+        }
+    }
 }
 
 /// A loaded job of any runtime.
@@ -224,6 +242,15 @@ impl Workload for LoadedJob {
             LoadedJob::Generate(w) => w.output(state)?,
         })
     }
+
+    fn failed_call_cost(&self) -> u64 {
+        match self {
+            LoadedJob::Wasm(w) => w.failed_call_cost(),
+            LoadedJob::Train(w) => w.failed_call_cost(),
+            LoadedJob::Classify(w) => w.failed_call_cost(),
+            LoadedJob::Generate(w) => w.failed_call_cost(),
+        }
+    }
 }
 
 /// A workload as a (possibly cheating) provider runs it.
@@ -264,6 +291,10 @@ impl<W: Workload> Workload for AsRun<W> {
             });
         }
         self.inner.step(k, state)
+    }
+
+    fn failed_call_cost(&self) -> u64 {
+        self.inner.failed_call_cost()
     }
 
     fn output(&mut self, state: &[u8]) -> Result<OutputResult, W::Error> {

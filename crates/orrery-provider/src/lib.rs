@@ -7,6 +7,10 @@
 //!   the job ([`runner`]); every dispute move is computed from its own checkpoints; when a
 //!   dispute narrows, it hands the referee the agreed state and its proof ([`decide`]). The
 //!   ledger's referee re-executes the disputed step, so the honest side wins.
+//! - **A job that fails by itself is a result, run once:** out of fuel, a trap, a limit, a
+//!   module or spec that cannot load, bytes that are no bundle — the agent commits a failure
+//!   claim and is paid for the work done ([`runner`], "Runs that fail"); only a wall-clock
+//!   timeout or a host fault is tried again.
 //! - **It never claims what the chain cannot confirm:** usage seconds are at most the chain
 //!   time since `StartLease`, units at most the run's metered cost and the lease's limit.
 //! - **It survives restarts.** Runs save snapshots to the data directory ([`store`]) and resume

@@ -21,7 +21,9 @@
 //! A task sends one [`Report`] when it ends (finished, stopped, failed, or panicked) and then
 //! calls the waker so the duty loop ticks at once instead of at its next poll. A run's result
 //! lives in the lease's folder ([`crate::store`]); the report only says that it is there (or
-//! why not). A replayed state travels in the report.
+//! why not). A replayed state travels in the report. A job that fails deterministically has
+//! *finished* (its outcome is a failure claim, logged with its cause); only a failure that is
+//! not the job's own (a timeout, a host fault) is reported as an error and run again.
 //!
 //! # Stopping
 //!
@@ -29,9 +31,11 @@
 //! snapshot at the step it reached and reports [`RunEnd::Stopped`]. [`Runs::shutdown`] cancels
 //! every task and joins its thread; so does dropping [`Runs`].
 
-use crate::runner::{RunEnd, RunSettings, replay_state, run_job};
+use crate::runner::{
+    JobBundle, RunEnd, RunSettings, failure_input, replay_state, run_job, run_undecodable,
+};
 use crate::store::LeaseDir;
-use orrery_exec::Bundle;
+use orrery_exec::RuntimeKind;
 use orrery_types::tx::LeaseId;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -186,14 +190,18 @@ impl Runs {
         &mut self,
         lease: LeaseId,
         lane: Lane,
-        bundle: Bundle,
+        bundle: JobBundle,
         dir: LeaseDir,
     ) -> std::io::Result<bool> {
         let (runtime, settings) = (self.runtime.clone(), self.settings);
         self.spawn(lease, lane, move |cancel| {
-            run_job(&runtime, &bundle, &dir, settings, cancel)
-                .map(Done::Run)
-                .map_err(|e| e.to_string())
+            let end = match &bundle {
+                JobBundle::Bundle(b) => run_job(&runtime, b, &dir, settings, cancel),
+                JobBundle::Undecodable { error, .. } => run_undecodable(&dir, error),
+            }
+            .map_err(|e| e.to_string())?;
+            log_failure(lease, lane, &bundle, &end);
+            Ok(Done::Run(end))
         })
     }
 
@@ -202,13 +210,18 @@ impl Runs {
     pub fn start_replay(
         &mut self,
         lease: LeaseId,
-        bundle: Bundle,
+        bundle: JobBundle,
         dir: LeaseDir,
         k: u64,
     ) -> std::io::Result<bool> {
         let (runtime, settings) = (self.runtime.clone(), self.settings);
         self.spawn(lease, Lane::Referee, move |cancel| {
-            match replay_state(&runtime, &bundle, &dir, settings, k, cancel) {
+            let replayed = match &bundle {
+                JobBundle::Bundle(b) => replay_state(&runtime, b, &dir, settings, k, cancel),
+                // Its run failed at init: every leaf is the failure's marker.
+                JobBundle::Undecodable { .. } => Ok(failure_input(&dir, k).map(|s| (k, s))),
+            };
+            match replayed {
                 Ok(Some((from, state))) => {
                     tracing::info!(lease, k, from, "state replayed for the referee");
                     Ok(Done::State { k, state })
@@ -325,6 +338,38 @@ impl Runs {
         }
         out
     }
+}
+
+/// Say what a run that ended in a deterministic failure will do: it is a result, not an error,
+/// and it is not run again.
+fn log_failure(lease: LeaseId, lane: Lane, bundle: &JobBundle, end: &RunEnd) {
+    let RunEnd::Finished(o) = end else {
+        return;
+    };
+    let Some(f) = o.claim.failure else {
+        return;
+    };
+    let wasm = match bundle {
+        JobBundle::Bundle(b) => b.manifest().runtime == RuntimeKind::Wasm,
+        JobBundle::Undecodable { .. } => true,
+    };
+    let unit = if wasm { "fuel" } else { "compute units" };
+    let then = match lane {
+        Lane::Job => "committing a failure claim",
+        Lane::Verify | Lane::Referee => "sealing the same failure as its check",
+    };
+    tracing::warn!(
+        lease,
+        lane = lane.name(),
+        at = %f.at,
+        reason = ?f.reason,
+        units = o.units,
+        note = %o.note,
+        "lease {lease}: the job {} at {} after {} {unit}: {then}",
+        f.reason,
+        f.at,
+        o.units
+    );
 }
 
 impl Drop for Runs {

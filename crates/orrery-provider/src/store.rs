@@ -9,9 +9,10 @@
 //!     checkpoints.bin   checkpoint(state_0) … checkpoint(state_k), 32 bytes each (append-only)
 //!     progress.json     { k, cost, wall_ms } of that snapshot (written last: the commit point)
 //!     states/<k>.bin    a few states kept along the run (for the referee's replays)
-//!     outcome.json      the finished run: claim, units, wall time
-//!     result.bin        the finished run's checkpoints (32 bytes each)
-//!     output.bin        the finished run's output bytes
+//!     outcome.json      the finished run: claim (a failure claim for a job that failed
+//!                       deterministically), units, wall time, the failure's note
+//!     result.bin        the finished run's leaves (32 bytes each; markers after a failure)
+//!     output.bin        the finished run's output bytes (absent after a failure)
 //! ```
 //!
 //! Every file is written to a temporary name and renamed into place. A snapshot whose state
@@ -52,17 +53,21 @@ pub struct Progress {
     pub wall_ms: u64,
 }
 
-/// A finished run, as the agent claims it.
+/// A finished run, as the agent claims it: an output, or a deterministic failure (then
+/// `claim.failure` says where and why, and the checkpoints end in the failure's marker).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outcome {
     /// The claim it seals and reveals.
     pub claim: ResultClaim,
-    /// Every checkpoint `0..=n` (for dispute moves and proofs).
+    /// Every leaf `0..=n` (for dispute moves and proofs): checkpoints, then markers after a
+    /// failure.
     pub checkpoints: Vec<Hash>,
-    /// Metered cost of the run.
+    /// Metered cost of the run (up to and including the failed call, for a failure).
     pub units: u64,
     /// Wall time of the run, over every attempt.
     pub wall_ms: u64,
+    /// For a failure, the runtime's message (revealed as the claim's note).
+    pub note: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -70,6 +75,8 @@ struct OutcomeFile {
     claim: ResultClaim,
     units: u64,
     wall_ms: u64,
+    #[serde(default)]
+    note: String,
 }
 
 /// The data directory.
@@ -282,10 +289,12 @@ impl LeaseDir {
         Some((best, state))
     }
 
-    /// Record a finished run and its output.
-    pub fn save_outcome(&self, outcome: &Outcome, output: &[u8]) -> std::io::Result<()> {
+    /// Record a finished run and its output (none for a failure).
+    pub fn save_outcome(&self, outcome: &Outcome, output: Option<&[u8]>) -> std::io::Result<()> {
         self.ensure()?;
-        write_atomic(&self.file("output.bin"), output)?;
+        if let Some(output) = output {
+            write_atomic(&self.file("output.bin"), output)?;
+        }
         write_atomic(
             &self.file("result.bin"),
             &hashes_to_bytes(&outcome.checkpoints),
@@ -294,6 +303,7 @@ impl LeaseDir {
             claim: outcome.claim,
             units: outcome.units,
             wall_ms: outcome.wall_ms,
+            note: outcome.note.clone(),
         })
         .map_err(std::io::Error::other)?;
         write_atomic(&self.file("outcome.json"), &json)
@@ -311,6 +321,7 @@ impl LeaseDir {
             checkpoints,
             units: f.units,
             wall_ms: f.wall_ms,
+            note: f.note,
         })
     }
 

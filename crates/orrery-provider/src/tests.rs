@@ -189,14 +189,15 @@ fn lease(state: LeaseState) -> LeaseInfo {
 fn outcome() -> Outcome {
     let checkpoints: Vec<Hash> = (0..5u8).map(|i| Hash::of(&[i])).collect();
     Outcome {
-        claim: ResultClaim {
-            output: Hash::of(b"out"),
-            checkpoint_root: orrery_types::merkle::merkle_root(&checkpoints),
-            steps: 4,
-        },
+        claim: ResultClaim::succeeded(
+            Hash::of(b"out"),
+            orrery_types::merkle::merkle_root(&checkpoints),
+            4,
+        ),
         checkpoints,
         units: 5_000,
         wall_ms: 90_500,
+        note: String::new(),
     }
 }
 
@@ -314,10 +315,35 @@ fn verifier_runs_seals_then_reveals() {
             decide(&who, &revealing, head(12), Some(&o)),
             Action::Send(TxBody::RevealResult {
                 lease: 7,
-                claim: o.claim
+                claim: o.claim,
+                note: Default::default(),
             })
         );
     }
+    // A failure claim is revealed with the runtime's message as its note; a claim of success
+    // never carries one (the ledger would refuse it).
+    let failure = orrery_types::workload::JobFailure {
+        at: orrery_types::workload::FailedAt::Step(2),
+        reason: orrery_types::workload::FailureReason::OutOfFuel,
+    };
+    let failed = Outcome {
+        claim: ResultClaim::failed(failure, Hash::of(b"root"), 4),
+        note: "step 2 ran out of fuel after 5000 units".into(),
+        ..o.clone()
+    };
+    assert_eq!(
+        decide(&p, &revealing, head(12), Some(&failed)),
+        Action::Send(TxBody::RevealResult {
+            lease: 7,
+            claim: failed.claim,
+            note: orrery_types::tx::failure_note("step 2 ran out of fuel after 5000 units"),
+        })
+    );
+    let chatty = Outcome {
+        note: "not a failure".into(),
+        ..o.clone()
+    };
+    assert_eq!(crate::decide::note(&chatty).as_str(), "");
     // An absent verifier does nothing more.
     let mut absent = claim(2, None);
     absent.status = ClaimStatus::Absent;

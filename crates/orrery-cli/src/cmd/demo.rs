@@ -518,14 +518,15 @@ fn demo(args: &Args, dir: &std::path::Path, db: &std::path::Path) -> anyhow::Res
         };
         // Seal, then reveal in the same block: these leases are unchecked, so there is no
         // draw to wait for (the devnet exercises checks and disputes).
-        let claim = ResultClaim {
-            output,
-            checkpoint_root,
-            steps: record.checkpoints.len() as u64 - 1,
-        };
+        let claim =
+            ResultClaim::succeeded(output, checkpoint_root, record.checkpoints.len() as u64 - 1);
         let seal = result_seal(lease, &providers[p].id(), &claim);
         txs.push(providers[p].sign(TxBody::CommitResult { lease, seal, usage }));
-        txs.push(providers[p].sign(TxBody::RevealResult { lease, claim }));
+        txs.push(providers[p].sign(TxBody::RevealResult {
+            lease,
+            claim,
+            note: Default::default(),
+        }));
     }
     chain.block(txs, &names)?;
     // Half the requesters accept at once; the other leases settle when the window closes.

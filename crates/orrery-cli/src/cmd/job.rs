@@ -32,6 +32,7 @@ use orrery_types::crypto::{AccountId, Keypair};
 use orrery_types::hash::Hash;
 use orrery_types::resources::{ResourceRequest, Usage};
 use orrery_types::tx::{LeaseTerms, TxBody, Verification};
+use orrery_types::workload::JobFailure;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -322,6 +323,9 @@ fn watch(client: &Client, lease: u64, timeout: Duration) -> anyhow::Result<()> {
         if !l.active {
             bar.finish_and_clear();
             println!("lease {lease} is {}", l.state);
+            if let Some(failure) = job_failure(&l.state_detail) {
+                println!("{}", failure_line(&failure));
+            }
             return Ok(());
         }
         if start.elapsed() > timeout {
@@ -332,12 +336,31 @@ fn watch(client: &Client, lease: u64, timeout: Duration) -> anyhow::Result<()> {
     }
 }
 
+/// The job's deterministic failure, when the lease's result is a failure claim.
+fn job_failure(state_detail: &serde_json::Value) -> Option<JobFailure> {
+    serde_json::from_value(state_detail.get("failure")?.clone()).ok()
+}
+
+fn failure_line(failure: &JobFailure) -> String {
+    format!(
+        "the job {failure}: it fails the same way on every machine, so you paid for the work \
+         done up to the failure and the rest of the escrow came back (reproduce it with \
+         `orrery run-local`)"
+    )
+}
+
 fn result(client: &Client, lease: u64, out: Option<&Path>) -> anyhow::Result<()> {
     let l = client
         .lease(lease)?
         .with_context(|| format!("no lease {lease} on this chain"))?;
     println!("lease {lease}: {} (provider {})", l.state, l.provider);
     println!("{}", serde_json::to_string_pretty(&l.state_detail)?);
+    if let Some(failure) = job_failure(&l.state_detail) {
+        println!("{}", failure_line(&failure));
+        if out.is_some() {
+            bail!("lease {lease} has no output: the job {failure}");
+        }
+    }
     let output = l
         .state_detail
         .get("output")

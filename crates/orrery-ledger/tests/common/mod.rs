@@ -174,10 +174,15 @@ pub fn open(
 
 /// The claim every test provider makes unless it says otherwise.
 pub fn claim() -> ResultClaim {
-    ResultClaim {
-        output: Hash::of(b"output"),
-        checkpoint_root: Hash::of(b"root"),
-        steps: 1,
+    ResultClaim::succeeded(Hash::of(b"output"), Hash::of(b"root"), 1)
+}
+
+/// `RevealResult` of `claim` with no note.
+pub fn reveal_body(lease: u64, claim: ResultClaim) -> TxBody {
+    TxBody::RevealResult {
+        lease,
+        claim,
+        note: Default::default(),
     }
 }
 
@@ -195,7 +200,7 @@ pub fn commit_body(net: &Net, i: usize, lease: u64, usage: Usage, claim: &Result
 pub fn commit_and_reveal(net: &mut Net, i: usize, lease: u64, usage: Usage) -> Receipt {
     let c = claim();
     let commit = net.tx(i, commit_body(net, i, lease, usage, &c));
-    let reveal = net.tx_at(i, 1, TxBody::RevealResult { lease, claim: c });
+    let reveal = net.tx_at(i, 1, reveal_body(lease, c));
     let mut out = net.apply(vec![commit, reveal]);
     let r = out.receipts.remove(0);
     if r.is_ok() {

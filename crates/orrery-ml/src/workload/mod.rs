@@ -42,6 +42,8 @@ pub struct TrainWorkload {
     data: Dataset,
     initial: Option<ParamSet>,
     threads: usize,
+    /// Cost of the last step that diverged: it computed a whole step before the check failed.
+    failed_cost: u64,
 }
 
 fn check_fit(spec: &JobSpec, data: &Dataset) -> Result<()> {
@@ -110,6 +112,7 @@ impl TrainWorkload {
             data,
             initial: None,
             threads: threads.max(1),
+            failed_cost: 0,
         })
     }
 
@@ -275,6 +278,8 @@ impl Workload for TrainWorkload {
         let batch = self
             .data
             .train_batch(self.spec.seed, k, self.spec.batch_size, self.spec.seq());
+        // Set before any divergence check: a diverged step did the whole step's work.
+        self.failed_cost = self.spec.model.step_cost(&batch);
         let (loss, mut grads) = self
             .spec
             .model
@@ -317,6 +322,12 @@ impl Workload for TrainWorkload {
             output: self.weights_of(state)?,
             cost: 0,
         })
+    }
+
+    /// A step that diverged is billed as the step it computed; other failures cost nothing
+    /// (they happen before the step's work).
+    fn failed_call_cost(&self) -> u64 {
+        self.failed_cost
     }
 }
 

@@ -20,6 +20,7 @@ use crate::crypto::{self, AccountId, Keypair, NAMESPACE_TX, PublicKey, Signature
 use crate::hash::{Hash, HashWriter};
 use crate::merkle::MerkleProof;
 use crate::resources::{Endpoint, Hardware, PriceList, Region, ResourceRequest, Usage};
+use crate::workload::{FailedAt, JobFailure, output_ending};
 use bytes::BufMut;
 use commonware_codec::{EncodeSize, Error as CodecError, Read, ReadExt as _, Write};
 
@@ -213,6 +214,9 @@ pub enum TxBody {
         lease: LeaseId,
         /// The claim; must match the sender's seal.
         claim: ResultClaim,
+        /// For a failure claim, the runtime's message for the requester (not sealed, not
+        /// compared); empty otherwise.
+        note: FailureNote,
     },
     /// One move of a bisection dispute: the two children of the sender's current node.
     DisputeMove {
@@ -320,10 +324,11 @@ impl Write for TxBody {
                 lease.write(buf);
                 seal.write(buf);
             }
-            TxBody::RevealResult { lease, claim } => {
+            TxBody::RevealResult { lease, claim, note } => {
                 10u8.write(buf);
                 lease.write(buf);
                 claim.write(buf);
+                note.write(buf);
             }
             TxBody::DisputeMove { lease, left, right } => {
                 11u8.write(buf);
@@ -371,7 +376,9 @@ impl EncodeSize for TxBody {
                 lease.encode_size() + seal.encode_size() + usage.encode_size()
             }
             TxBody::CommitCheck { lease, seal } => lease.encode_size() + seal.encode_size(),
-            TxBody::RevealResult { lease, claim } => lease.encode_size() + claim.encode_size(),
+            TxBody::RevealResult { lease, claim, note } => {
+                lease.encode_size() + claim.encode_size() + note.encode_size()
+            }
             TxBody::DisputeMove { lease, left, right } => {
                 lease.encode_size() + left.encode_size() + right.encode_size()
             }
@@ -431,6 +438,7 @@ impl Read for TxBody {
             10 => TxBody::RevealResult {
                 lease: u64::read(buf)?,
                 claim: ResultClaim::read(buf)?,
+                note: FailureNote::read(buf)?,
             },
             11 => TxBody::DisputeMove {
                 lease: u64::read(buf)?,
@@ -449,33 +457,111 @@ impl Read for TxBody {
 }
 
 /// What a party claims a job produced: the output's hash, the Merkle root over its checkpoints
-/// and the number of steps (the tree has `steps + 1` leaves).
+/// and the number of steps (the tree has `steps + 1` leaves), or — a **failure claim** — where
+/// and why the job failed deterministically, with the checkpoints up to the failure and the
+/// failure's marker after it (see [`crate::workload`], "Runs that fail").
+///
+/// A failure claim has no output: its `output` is [`Hash::ZERO`] (so two parties that saw the
+/// same failure make byte-identical claims); [`ResultClaim::malformed`] says what the ledger
+/// refuses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ResultClaim {
-    /// `Hash::of(output bytes)`: the output blob's content address.
+    /// `Hash::of(output bytes)`: the output blob's content address; zero for a failure claim.
     pub output: Hash,
-    /// `checkpoint_root` over `[checkpoint(state_0), …, checkpoint(state_n)]`.
+    /// `checkpoint_root` over `[checkpoint(state_0), …, checkpoint(state_n)]`, with failure
+    /// markers in place of the states a failed run never reached.
     pub checkpoint_root: Hash,
-    /// `n`, the number of steps after init.
+    /// `n`, the number of steps after init (the job's, also when it failed earlier).
     pub steps: u64,
+    /// Where and why the job failed, for a failure claim.
+    #[serde(default)]
+    pub failure: Option<JobFailure>,
 }
 codec_struct!(ResultClaim {
     output: Hash,
     checkpoint_root: Hash,
     steps: u64,
+    failure: Option<JobFailure>,
 });
+
+impl ResultClaim {
+    /// A claim that the job produced an output.
+    pub fn succeeded(output: Hash, checkpoint_root: Hash, steps: u64) -> ResultClaim {
+        ResultClaim {
+            output,
+            checkpoint_root,
+            steps,
+            failure: None,
+        }
+    }
+
+    /// A claim that the job failed deterministically.
+    pub fn failed(failure: JobFailure, checkpoint_root: Hash, steps: u64) -> ResultClaim {
+        ResultClaim {
+            output: Hash::ZERO,
+            checkpoint_root,
+            steps,
+            failure: Some(failure),
+        }
+    }
+
+    /// What an output dispute compares: [`output_ending`] of the output hash, or the failure's
+    /// marker. Different tags keep the two apart.
+    pub fn ending(&self) -> Hash {
+        match &self.failure {
+            Some(f) => f.marker(),
+            None => output_ending(&self.output),
+        }
+    }
+
+    /// Why the ledger refuses this claim, if it does: a failure claim must name no output and
+    /// a step within its step count.
+    pub fn malformed(&self) -> Option<String> {
+        let f = self.failure?;
+        if self.output != Hash::ZERO {
+            return Some(format!(
+                "a failure claim has no output: its output hash must be zero, not {}",
+                self.output
+            ));
+        }
+        match f.at {
+            FailedAt::Step(k) if k >= self.steps => Some(format!(
+                "the claim fails at step {k}, but a job of {} steps has steps 0..{}",
+                self.steps, self.steps
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Longest note a party may attach to a revealed failure claim: the runtime's own words for
+/// the failure ("wasm trap: integer divide by zero; stderr: …"), for the requester. A line or
+/// two is enough to act on, and the reveal stays far below [`MAX_TX_BYTES`].
+pub const MAX_FAILURE_NOTE_BYTES: usize = 240;
+
+/// The note a party attaches to a revealed failure claim (empty for a claim of success). It is
+/// shown to the requester but neither sealed nor compared: only the claim is.
+pub type FailureNote = Text<MAX_FAILURE_NOTE_BYTES>;
+
+/// Cut `message` to at most [`MAX_FAILURE_NOTE_BYTES`] bytes on a character boundary.
+pub fn failure_note(message: &str) -> FailureNote {
+    let mut end = message.len().min(MAX_FAILURE_NOTE_BYTES);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    // Within the limit by construction.
+    Text::new(&message[..end]).unwrap_or_default()
+}
 
 /// The seal over a claim, bound to the lease and to the party making it. Two parties who
 /// computed the same result produce different seals, so a seal reveals nothing a lazy verifier
 /// could copy, and a copied seal fails its owner's reveal.
 pub fn result_seal(lease: LeaseId, party: &AccountId, claim: &ResultClaim) -> Hash {
     let mut h = HashWriter::new();
-    h.update(b"orrery/result-seal/v1")
+    h.update(b"orrery/result-seal/v2")
         .update(&lease.to_be_bytes())
         .update(&party.0)
-        .update(claim.output.as_bytes())
-        .update(claim.checkpoint_root.as_bytes())
-        .update(&claim.steps.to_be_bytes());
+        .update(&codec::encode(claim));
     h.finish()
 }
 

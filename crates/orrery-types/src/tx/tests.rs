@@ -1,5 +1,6 @@
 use super::*;
 use crate::resources::GpuSpec;
+use crate::workload::{FailedAt, JobFailure};
 use proptest::prelude::*;
 
 fn chain() -> ChainId {
@@ -69,11 +70,20 @@ pub(crate) fn sample_bodies() -> Vec<TxBody> {
         },
         TxBody::RevealResult {
             lease: 7,
-            claim: ResultClaim {
-                output: Hash::of(b"out"),
-                checkpoint_root: Hash::of(b"root"),
-                steps: 1 << 20,
-            },
+            claim: ResultClaim::succeeded(Hash::of(b"out"), Hash::of(b"root"), 1 << 20),
+            note: FailureNote::default(),
+        },
+        TxBody::RevealResult {
+            lease: 8,
+            claim: ResultClaim::failed(
+                JobFailure {
+                    at: FailedAt::Step(3),
+                    reason: crate::workload::FailureReason::OutOfFuel,
+                },
+                Hash::of(b"root"),
+                9,
+            ),
+            note: failure_note(&"step 3 ran out of fuel after 200000000 units. ".repeat(20)),
         },
         TxBody::DisputeMove {
             lease: 7,
@@ -159,11 +169,7 @@ fn only_an_adjudication_may_exceed_the_ordinary_size_limit() {
 
 #[test]
 fn seals_bind_the_party_and_the_lease() {
-    let claim = ResultClaim {
-        output: Hash::of(b"out"),
-        checkpoint_root: Hash::of(b"root"),
-        steps: 10,
-    };
+    let claim = ResultClaim::succeeded(Hash::of(b"out"), Hash::of(b"root"), 10);
     let a = Keypair::from_seed(1).account();
     let b = Keypair::from_seed(2).account();
     let seal = result_seal(5, &a, &claim);
@@ -177,6 +183,79 @@ fn seals_bind_the_party_and_the_lease() {
         seal,
         result_seal(5, &a, &ResultClaim { steps: 11, ..claim })
     );
+    // The failure is sealed too: the same tree claimed as a failure is another seal.
+    let failed = ResultClaim::failed(
+        JobFailure {
+            at: FailedAt::Output,
+            reason: crate::workload::FailureReason::Trap,
+        },
+        claim.checkpoint_root,
+        10,
+    );
+    assert_ne!(seal, result_seal(5, &a, &failed));
+    let other_reason = ResultClaim::failed(
+        JobFailure {
+            at: FailedAt::Output,
+            reason: crate::workload::FailureReason::OutOfFuel,
+        },
+        claim.checkpoint_root,
+        10,
+    );
+    assert_ne!(
+        result_seal(5, &a, &failed),
+        result_seal(5, &a, &other_reason)
+    );
+}
+
+#[test]
+fn a_failure_claim_names_no_output_and_a_step_within_the_job() {
+    let fuel = |at| JobFailure {
+        at,
+        reason: crate::workload::FailureReason::OutOfFuel,
+    };
+    let root = Hash::of(b"root");
+    assert_eq!(
+        ResultClaim::failed(fuel(FailedAt::Step(4)), root, 5).malformed(),
+        None
+    );
+    assert_eq!(
+        ResultClaim::failed(fuel(FailedAt::Init), root, 0).malformed(),
+        None
+    );
+    assert_eq!(
+        ResultClaim::failed(fuel(FailedAt::Output), root, 0).malformed(),
+        None
+    );
+    let beyond = ResultClaim::failed(fuel(FailedAt::Step(5)), root, 5)
+        .malformed()
+        .unwrap();
+    assert!(
+        beyond.contains("step 5") && beyond.contains("0..5"),
+        "{beyond}"
+    );
+    let with_output = ResultClaim {
+        output: Hash::of(b"out"),
+        ..ResultClaim::failed(fuel(FailedAt::Init), root, 5)
+    };
+    assert!(with_output.malformed().unwrap().contains("no output"));
+    assert_eq!(
+        ResultClaim::succeeded(Hash::of(b"o"), root, 5).malformed(),
+        None
+    );
+    // An output dispute can never confuse a claimed output with a failure, even one that
+    // names the failure's own marker as its output hash.
+    let failed = ResultClaim::failed(fuel(FailedAt::Output), root, 5);
+    let posing = ResultClaim::succeeded(failed.ending(), root, 5);
+    assert_ne!(posing.ending(), failed.ending());
+}
+
+#[test]
+fn a_failure_note_is_cut_to_its_limit_on_a_character_boundary() {
+    let long = "é".repeat(MAX_FAILURE_NOTE_BYTES);
+    let note = failure_note(&long);
+    assert!(note.as_str().len() <= MAX_FAILURE_NOTE_BYTES);
+    assert!(note.as_str().len() >= MAX_FAILURE_NOTE_BYTES - 1);
+    assert_eq!(failure_note("short").as_str(), "short");
 }
 
 #[test]
@@ -200,7 +279,7 @@ proptest! {
 
     #[test]
     fn decoder_never_panics_on_mutated_transactions(
-        which in 0usize..9,
+        which in 0usize..sample_bodies().len(),
         flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
         cut in any::<prop::sample::Index>(),
     ) {

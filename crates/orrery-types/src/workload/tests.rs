@@ -105,3 +105,119 @@ fn cancelling_stops_the_run() {
     .unwrap();
     assert!(r.is_none());
 }
+
+/// Fails at step `fail_at` after spending `burn` on it.
+struct FailsAt {
+    fail_at: u64,
+    burn: u64,
+    failed: u64,
+}
+
+impl Workload for FailsAt {
+    type Error = BadState;
+    fn step_count(&self) -> u64 {
+        10
+    }
+    fn init(&mut self) -> Result<StepResult, BadState> {
+        Ok(StepResult {
+            state: vec![0],
+            cost: 5,
+        })
+    }
+    fn step(&mut self, k: u64, _state: &[u8]) -> Result<StepResult, BadState> {
+        if k == self.fail_at {
+            self.failed = self.burn;
+            return Err(BadState);
+        }
+        Ok(StepResult {
+            state: vec![k as u8 + 1],
+            cost: 3,
+        })
+    }
+    fn output(&mut self, state: &[u8]) -> Result<OutputResult, BadState> {
+        Ok(OutputResult {
+            output: state.to_vec(),
+            cost: 0,
+        })
+    }
+    fn failed_call_cost(&self) -> u64 {
+        self.failed
+    }
+}
+
+#[test]
+fn a_failed_call_reports_where_and_what_the_run_spent() {
+    let mut recorded = Vec::new();
+    let err = run(
+        &mut FailsAt {
+            fail_at: 4,
+            burn: 100,
+            failed: 0,
+        },
+        Start::Fresh,
+        |_, s, _| {
+            recorded.push(checkpoint(s));
+            true
+        },
+    )
+    .unwrap_err();
+    let RunError::Workload { at, cost, .. } = err else {
+        panic!("{err}")
+    };
+    assert_eq!(at, FailedAt::Step(4));
+    // init 5, steps 0..4 at 3 each, then the 100 the failed step burned.
+    assert_eq!(cost, 5 + 4 * 3 + 100);
+    assert_eq!(recorded.len(), 5, "states 0..=4 were reached");
+    // The failed run's leaves: the five checkpoints, then the marker to leaf 10.
+    let failure = JobFailure {
+        at,
+        reason: FailureReason::Trap,
+    };
+    let leaves = failure.leaves(recorded.clone(), 10).unwrap();
+    assert_eq!(leaves.len(), 11);
+    assert_eq!(&leaves[..5], &recorded[..]);
+    assert!(leaves[5..].iter().all(|l| *l == failure.marker()));
+    // Lengths that do not fit the failure are refused.
+    assert!(failure.leaves(recorded[..4].to_vec(), 10).is_none());
+    assert!(failure.leaves(recorded.clone(), 3).is_none());
+}
+
+#[test]
+fn failure_markers_are_apart_from_checkpoints_and_from_each_other() {
+    let f = |at, reason| JobFailure { at, reason };
+    let a = f(FailedAt::Step(0), FailureReason::OutOfFuel);
+    let encoded = crate::codec::encode(&a);
+    // The same bytes as a state give a different leaf: a marker is never a checkpoint.
+    assert_ne!(a.marker(), checkpoint(&encoded));
+    assert_ne!(
+        a.marker(),
+        f(FailedAt::Step(1), FailureReason::OutOfFuel).marker()
+    );
+    assert_ne!(
+        a.marker(),
+        f(FailedAt::Step(0), FailureReason::Trap).marker()
+    );
+    assert_ne!(a.marker(), output_ending(&a.marker()));
+    // Init fails before any state: every leaf is the marker. Output: none is.
+    let init = f(FailedAt::Init, FailureReason::InvalidJob);
+    assert_eq!(init.leaves(Vec::new(), 3).unwrap(), vec![init.marker(); 4]);
+    let out = f(FailedAt::Output, FailureReason::OutputTooLarge);
+    let cps: Vec<Hash> = (0..4u8).map(|i| checkpoint(&[i])).collect();
+    assert_eq!(out.leaves(cps.clone(), 3).unwrap(), cps);
+    // A step failure at or past the step count is no failure of this job.
+    assert!(
+        f(FailedAt::Step(3), FailureReason::Trap)
+            .leaves(vec![Hash::ZERO; 4], 3)
+            .is_none()
+    );
+    // The encoding round-trips and refuses unknown codes.
+    for reason in FailureReason::ALL {
+        let x = f(FailedAt::Step(7), reason);
+        let back: JobFailure = crate::codec::decode("failure", &crate::codec::encode(&x)).unwrap();
+        assert_eq!(back, x);
+    }
+    assert!(
+        crate::codec::decode::<JobFailure>("failure", &[1, 0, 0, 0, 0, 0, 0, 0, 7, 99]).is_err()
+    );
+    assert!(crate::codec::decode::<JobFailure>("failure", &[3, 1]).is_err());
+}
