@@ -32,6 +32,7 @@ pub mod explorer;
 pub mod index;
 pub mod limits;
 pub mod metrics;
+pub mod params;
 pub mod server;
 
 pub use backend::{Backend, BackendError, Finalized, RejectKind, SubmitRejection};
