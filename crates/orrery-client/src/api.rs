@@ -18,6 +18,14 @@ use orrery_types::tx::{LeaseTerms, ProviderOffer, Verification};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+/// Largest page any list endpoint returns: bounds the work and the answer of one request. The
+/// node refuses a `?limit=` outside `1..=MAX_PAGE_LIMIT` with 400 `bad_query`; this SDK caps
+/// the page sizes it is given to that range, and a page's `next_cursor` leads to the rest.
+pub const MAX_PAGE_LIMIT: u32 = 500;
+
+/// Page size when `?limit=` is absent.
+pub const DEFAULT_PAGE_LIMIT: u32 = 50;
+
 /// Every error the node answers with: a stable machine-readable `code` and a message for humans.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
