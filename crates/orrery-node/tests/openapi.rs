@@ -95,6 +95,9 @@ fn page_sizes_and_samples_declare_their_bounds() {
     assert_eq!(schemas["PageLimit"]["maximum"], 500);
     assert_eq!(schemas["SeriesPoints"]["minimum"], 1);
     assert_eq!(schemas["SeriesPoints"]["maximum"], 500);
+    // Heights and ids go up to u64::MAX, past what OpenAPI's signed `int64` format allows.
+    assert_eq!(schemas["WholeNumber"]["maximum"], u64::MAX);
+    assert!(schemas["WholeNumber"].get("format").is_none());
     let mut limits = 0;
     for (path, method, op) in operations(&doc) {
         for p in op["parameters"].as_array().into_iter().flatten() {

@@ -226,10 +226,11 @@ fn string_schema(pattern: &str, description: &str) -> ObjectBuilder {
         .description(Some(description))
 }
 
+/// An integer schema from `min` to `max`. No `format`: OpenAPI's `int64` is signed, and a
+/// whole number here goes up to `u64::MAX`.
 fn whole_number(min: u64, max: u64, description: &str) -> RefOr<Schema> {
     ObjectBuilder::new()
         .schema_type(Type::Integer)
-        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
         .minimum(Some(min))
         .maximum(Some(max))
         .description(Some(description))
