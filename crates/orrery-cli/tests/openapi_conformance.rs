@@ -7,8 +7,8 @@
 //! the configuration names, each with its reason). A drift between the node and its document
 //! fails this test.
 //!
-//! Needs `schemathesis` at the pinned version, on `PATH` or named by `$SCHEMATHESIS`
-//! (`.ci/run` installs it into a venv). Without it the test says "skipped" loudly and passes,
+//! Needs `schemathesis` at the pinned version: named by `$SCHEMATHESIS`, in
+//! `target/schemathesis-venv` (where `.ci/run` installs it), or on `PATH`. Without it the test says "skipped" loudly and passes,
 //! unless `ORRERY_E2E=1` (as `.ci/run` sets), where it fails naming what to install.
 
 use orrery_client::Client;
@@ -35,16 +35,23 @@ fn pinned_version() -> &'static str {
         .expect("requirements.txt pins schemathesis==<version>")
 }
 
-/// The schemathesis to run, or what is missing.
+/// Where `.ci/run` installs schemathesis.
+fn ci_venv_schemathesis() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/schemathesis-venv/bin/schemathesis")
+}
+
+/// The schemathesis to run — `$SCHEMATHESIS`, else `.ci/run`'s venv, else `PATH` — or what
+/// is missing.
 fn schemathesis() -> Result<PathBuf, String> {
     let bin = std::env::var_os("SCHEMATHESIS")
         .map(PathBuf::from)
+        .or_else(|| Some(ci_venv_schemathesis()).filter(|p| p.exists()))
         .unwrap_or_else(|| PathBuf::from("schemathesis"));
     let version = pinned_version();
-    let install = "install it with `python3 -m venv target/schemathesis-venv && \
+    let install = "install it as .ci/run does: `python3 -m venv target/schemathesis-venv && \
                    target/schemathesis-venv/bin/pip install -r \
-                   crates/orrery-cli/tests/openapi/requirements.txt` and set \
-                   SCHEMATHESIS=target/schemathesis-venv/bin/schemathesis (as .ci/run does)";
+                   crates/orrery-cli/tests/openapi/requirements.txt` (or put it on PATH, or \
+                   name it with SCHEMATHESIS=<absolute path>)";
     let out = Command::new(&bin)
         .arg("--version")
         .output()
