@@ -99,6 +99,17 @@ fn the_devnet_settles_real_jobs_slashes_the_cheater_and_serves_requesters() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("is settled"), "{text}");
+    // Piped, not a terminal: each state change is still a plain line (`  1.2 s  running`),
+    // from the first state seen to `settled`.
+    let states: Vec<&str> = text
+        .lines()
+        .filter_map(|l| {
+            let (seconds, state) = l.trim_start().split_once(" s  ")?;
+            seconds.parse::<f64>().ok().map(|_| state)
+        })
+        .collect();
+    assert!(states.len() >= 2, "no state lines while watching: {text}");
+    assert_eq!(states.last(), Some(&"settled"), "{text}");
     let lease = text
         .split_whitespace()
         .nth(1)

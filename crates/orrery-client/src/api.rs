@@ -3,7 +3,8 @@
 //!
 //! Conventions:
 //! - hashes are 64 lower-case hex characters, account ids `orr` + 40 hex, amounts decimal
-//!   strings (the `orrery-types` serde forms);
+//!   strings in ORR with the ticker (`"12.5 ORR"`): the `orrery-types` serde forms, whose JSON
+//!   Schemas (feature `openapi`, `orrery_types::openapi`) the node's OpenAPI document uses;
 //! - ledger records whose shape belongs to the ledger (a transaction body, a lease state, an
 //!   event, a refusal reason) are carried as JSON values exactly as the ledger serializes them,
 //!   so new transaction kinds and events pass through without a change here;
@@ -16,6 +17,14 @@ use orrery_types::hash::Hash;
 use orrery_types::tx::{LeaseTerms, ProviderOffer, Verification};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+/// Largest page any list endpoint returns: bounds the work and the answer of one request. The
+/// node refuses a `?limit=` outside `1..=MAX_PAGE_LIMIT` with 400 `bad_query`; this SDK caps
+/// the page sizes it is given to that range, and a page's `next_cursor` leads to the rest.
+pub const MAX_PAGE_LIMIT: u32 = 500;
+
+/// Page size when `?limit=` is absent.
+pub const DEFAULT_PAGE_LIMIT: u32 = 50;
 
 /// Every error the node answers with: a stable machine-readable `code` and a message for humans.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -30,7 +39,6 @@ pub struct ErrorBody {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SubmitResponse {
     /// The transaction's hash; poll `GET /api/v1/txs/{hash}` for its receipt.
-    #[schema(value_type = String)]
     pub hash: Hash,
 }
 
@@ -42,10 +50,8 @@ pub struct ChainStatus {
     /// Height of the last finalized block.
     pub height: u64,
     /// State root after that block.
-    #[schema(value_type = String)]
     pub state_root: Hash,
     /// Its hash.
-    #[schema(value_type = String)]
     pub last_block_hash: Hash,
     /// Its time (milliseconds since the Unix epoch).
     pub last_block_time_ms: u64,
@@ -76,25 +82,18 @@ pub struct StatusResponse {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SupplyView {
     /// Created at genesis.
-    #[schema(value_type = String)]
     pub genesis: Amount,
     /// Minted by emissions since genesis.
-    #[schema(value_type = String)]
     pub minted: Amount,
     /// Burned (fees, penalties, slashes) since genesis.
-    #[schema(value_type = String)]
     pub burned: Amount,
     /// Spendable balances.
-    #[schema(value_type = String)]
     pub balances: Amount,
     /// Provider stakes.
-    #[schema(value_type = String)]
     pub stakes: Amount,
     /// Stake being unbonded.
-    #[schema(value_type = String)]
     pub unbonding: Amount,
     /// Locked in lease escrow.
-    #[schema(value_type = String)]
     pub escrow: Amount,
     /// Whether balances + stakes + unbonding + escrow = genesis + minted − burned.
     pub invariant_holds: bool,
@@ -104,10 +103,8 @@ pub struct SupplyView {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AccountView {
     /// Its id.
-    #[schema(value_type = String)]
     pub id: AccountId,
     /// Spendable balance.
-    #[schema(value_type = String)]
     pub balance: Amount,
     /// Nonce the next transaction from this account must carry.
     pub nonce: u64,
@@ -132,13 +129,10 @@ pub struct ReputationView {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ProviderView {
     /// Its account.
-    #[schema(value_type = String)]
     pub id: AccountId,
     /// Hardware, region, endpoint and prices.
-    #[schema(value_type = Object)]
     pub offer: ProviderOffer,
     /// Bonded stake.
-    #[schema(value_type = String)]
     pub stake: Amount,
     /// Leases not yet settled or timed out.
     pub active_leases: u32,
@@ -147,7 +141,6 @@ pub struct ProviderView {
     /// Track record.
     pub reputation: ReputationView,
     /// Paid to it over its life, after fees.
-    #[schema(value_type = String)]
     pub earned: Amount,
     /// What the node's index saw of it (liveness, slashes, delivery rate); absent from nodes
     /// older than the explorer.
@@ -166,7 +159,6 @@ pub struct ProviderActivity {
     /// Times it was slashed.
     pub slashes: u64,
     /// Stake taken from it by slashes and missed deadlines.
-    #[schema(value_type = String)]
     pub slashed: Amount,
     /// Share of its finished leases it started and finished in time, in basis points
     /// (`None` before any lease finished). The chain has no heartbeats; this is its measure
@@ -185,22 +177,16 @@ pub struct LeaseView {
     /// Its number.
     pub id: u64,
     /// Who pays.
-    #[schema(value_type = String)]
     pub requester: AccountId,
     /// Who works.
-    #[schema(value_type = String)]
     pub provider: AccountId,
     /// Content hash of the job bundle (a blob).
-    #[schema(value_type = String)]
     pub job: Hash,
     /// Resources, agreed prices and limits.
-    #[schema(value_type = Object)]
     pub terms: LeaseTerms,
-    /// How the result is checked.
-    #[schema(value_type = Object)]
+    /// How the result is checked: `"none"`, `"sampled"` or `{"redundant": {"k": n}}`.
     pub verification: Verification,
     /// Tokens locked.
-    #[schema(value_type = String)]
     pub escrow: Amount,
     /// Height of opening.
     pub opened_at: u64,
@@ -231,10 +217,8 @@ pub struct Page<T> {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TxView {
     /// Its id.
-    #[schema(value_type = String)]
     pub hash: Hash,
     /// The signer's account.
-    #[schema(value_type = String)]
     pub sender: AccountId,
     /// The signer's nonce.
     pub nonce: u64,
@@ -249,10 +233,8 @@ pub struct TxView {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ReceiptView {
     /// The transaction's id.
-    #[schema(value_type = String)]
     pub tx: Hash,
     /// The sender.
-    #[schema(value_type = String)]
     pub sender: AccountId,
     /// Kind of transaction (`transfer`, `open_lease`, ...).
     pub kind: String,
@@ -279,7 +261,6 @@ pub struct TxRecord {
     /// Position in the block.
     pub index: u32,
     /// The block's hash.
-    #[schema(value_type = String)]
     pub block_hash: Hash,
     /// The transaction.
     pub tx: TxView,
@@ -295,10 +276,8 @@ pub struct BlockSummary {
     /// Height.
     pub height: u64,
     /// Its id.
-    #[schema(value_type = String)]
     pub hash: Hash,
     /// The previous block's id.
-    #[schema(value_type = String)]
     pub parent: Hash,
     /// Block time, milliseconds since the Unix epoch.
     pub time_ms: u64,
@@ -313,7 +292,6 @@ pub struct BlockView {
     #[serde(flatten)]
     pub summary: BlockSummary,
     /// The block's randomness.
-    #[schema(value_type = String)]
     pub seed: Hash,
     /// Transactions in order.
     pub txs: Vec<TxView>,
@@ -339,14 +317,12 @@ pub struct BlockEvent {
     /// Height.
     pub height: u64,
     /// The block's id.
-    #[schema(value_type = String)]
     pub hash: Hash,
     /// Block time.
     pub time_ms: u64,
     /// Number of transactions.
     pub tx_count: u32,
     /// State root after the block.
-    #[schema(value_type = String)]
     pub state_root: Hash,
     /// Events of the applied transactions, in order, then the end-of-block events.
     #[schema(value_type = Vec<Object>)]
@@ -357,7 +333,6 @@ pub struct BlockEvent {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BlobStored {
     /// The blob's hash (the address it was stored under).
-    #[schema(value_type = String)]
     pub hash: Hash,
     /// Its size.
     pub size: u64,
@@ -438,7 +413,6 @@ pub struct PriceComparison {
     /// `GPU-hour` or `core-hour`.
     pub unit: String,
     /// Median listed price among online providers, ORR.
-    #[schema(value_type = String)]
     pub median: Amount,
     /// Offers the median is over.
     pub offers: u64,
@@ -483,7 +457,6 @@ pub struct VerificationCounts {
     /// Slashes.
     pub slashes: u64,
     /// Stake slashed in total.
-    #[schema(value_type = String)]
     pub slashed: Amount,
 }
 
@@ -522,10 +495,8 @@ pub struct TimelineEntry {
     pub time_ms: Option<u64>,
     /// The transaction, or `None` for what the chain did at the end of the block (draws,
     /// deadlines, settlements).
-    #[schema(value_type = Option<String>)]
     pub tx: Option<Hash>,
     /// Who signed it.
-    #[schema(value_type = Option<String>)]
     pub sender: Option<AccountId>,
     /// Transaction kind (`open_lease`, `dispute_move`, ...) or event name (`check_drawn`).
     pub kind: String,
@@ -558,20 +529,16 @@ pub struct BisectionRound {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct BisectionMove {
     /// Who.
-    #[schema(value_type = String)]
     pub party: AccountId,
     /// `provider` or `challenger`.
     pub role: String,
     /// Left child hash.
-    #[schema(value_type = String)]
     pub left: Hash,
     /// Right child hash.
-    #[schema(value_type = String)]
     pub right: Hash,
     /// Height.
     pub height: u64,
     /// The transaction.
-    #[schema(value_type = String)]
     pub tx: Hash,
 }
 
@@ -586,12 +553,10 @@ pub struct TransferView {
     /// Account, or `escrow`, `burn`, `verifiers`, `validators`.
     pub to: String,
     /// How much.
-    #[schema(value_type = String)]
     pub amount: Amount,
     /// Height.
     pub height: u64,
     /// The transaction that caused it, if not the end of the block.
-    #[schema(value_type = Option<String>)]
     pub tx: Option<Hash>,
 }
 
@@ -610,7 +575,6 @@ pub struct LeaseEvidence {
     /// Token movements.
     pub transfers: Vec<TransferView>,
     /// Verifiers drawn to check it.
-    #[schema(value_type = Vec<String>)]
     pub verifiers: Vec<AccountId>,
     /// False if some of its blocks were indexed without their outcome, or the timeline was
     /// cut at the entry limit.

@@ -129,7 +129,7 @@ pub struct LeaseQuery {
     /// Only leases in this state (`awaiting_start`, `running`, `committed`, `settled`,
     /// `timed_out`, or `active` for any state holding escrow).
     pub state: Option<String>,
-    /// Page size (the node caps it).
+    /// Page size, capped to `1..=`[`api::MAX_PAGE_LIMIT`] (the node refuses others).
     pub limit: Option<u32>,
     /// Cursor from the previous page.
     pub cursor: Option<String>,
@@ -321,7 +321,7 @@ impl Client {
             params.push(format!("state={}", encode_query_value(s)));
         }
         if let Some(l) = query.limit {
-            params.push(format!("limit={l}"));
+            params.push(format!("limit={}", page_limit(l)));
         }
         if let Some(c) = &query.cursor {
             params.push(format!("cursor={}", encode_query_value(c)));
@@ -561,7 +561,14 @@ impl Iterator for EventStream {
     }
 }
 
+/// A page size the node accepts: `1..=MAX_PAGE_LIMIT`. Asking for more gets a full page and a
+/// `next_cursor`, as it did when the node clamped.
+fn page_limit(limit: u32) -> u32 {
+    limit.clamp(1, api::MAX_PAGE_LIMIT)
+}
+
 fn page_query(limit: Option<u32>, cursor: Option<&str>) -> String {
+    let limit = limit.map(page_limit);
     match (limit, cursor) {
         (None, None) => String::new(),
         (Some(l), None) => format!("?limit={l}"),

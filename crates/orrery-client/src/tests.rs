@@ -9,6 +9,13 @@ fn query_values_are_percent_encoded() {
 }
 
 #[test]
+fn page_sizes_are_capped_to_what_the_node_accepts() {
+    assert_eq!(page_query(Some(1_000), None), "?limit=500");
+    assert_eq!(page_query(Some(0), None), "?limit=1");
+    assert_eq!(page_query(Some(500), None), "?limit=500");
+}
+
+#[test]
 fn unreachable_node_is_a_transport_error() {
     // Port 1 on loopback: nothing listens there.
     let c = Client::with_timeout("http://127.0.0.1:1/", Duration::from_secs(2));

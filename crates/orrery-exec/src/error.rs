@@ -89,8 +89,8 @@ pub enum ExecError {
     /// Linear memory (or a table) would have grown past the job's limit.
     #[error(
         "{phase} tried to grow memory to {requested} bytes, past the job's limit of {limit} \
-         bytes. Raise limits.memory_bytes (at most {max}) or use less memory",
-        max = crate::limits::MAX_MEMORY_BYTES
+         bytes. {}",
+        memory_advice(*.limit)
     )]
     MemoryLimit {
         /// Where.
@@ -185,6 +185,20 @@ pub enum ExecError {
     /// fault and not deterministic.
     #[error("the wasm engine failed on this host: {0}")]
     Engine(String),
+}
+
+/// What to do about a job that outgrew its memory limit: raise the limit, unless it already is
+/// the runtime's cap, which no manifest can go past.
+fn memory_advice(limit: u64) -> String {
+    use crate::limits::MAX_MEMORY_BYTES;
+    if limit >= MAX_MEMORY_BYTES {
+        format!(
+            "That limit is already the cap of {MAX_MEMORY_BYTES} bytes (4 GiB, all that wasm32 \
+             can address), so it cannot be raised: make the program use less memory"
+        )
+    } else {
+        format!("Raise limits.memory_bytes (at most {MAX_MEMORY_BYTES}) or use less memory")
+    }
 }
 
 fn stderr_suffix(stderr: &str) -> String {

@@ -1,4 +1,4 @@
-//! Unit tests: the bundle encoding, manifest checks and limits.
+//! Unit tests: the bundle encoding, manifest checks, limits and what their errors advise.
 
 use std::collections::BTreeMap;
 
@@ -252,4 +252,32 @@ proptest::proptest! {
         with_magic.extend_from_slice(&bytes);
         let _ = Bundle::decode(&with_magic);
     }
+}
+
+#[test]
+fn a_memory_error_suggests_raising_the_limit_only_below_the_cap() {
+    use crate::error::{ExecError, Phase};
+    use crate::limits::{DEFAULT_MEMORY_BYTES, MAX_MEMORY_BYTES};
+    let below = ExecError::MemoryLimit {
+        phase: Phase::Step(3),
+        requested: DEFAULT_MEMORY_BYTES + 65_536,
+        limit: DEFAULT_MEMORY_BYTES,
+    }
+    .to_string();
+    assert!(
+        below.contains("Raise limits.memory_bytes (at most 4294967296)"),
+        "{below}"
+    );
+    let at_cap = ExecError::MemoryLimit {
+        phase: Phase::Step(3),
+        requested: MAX_MEMORY_BYTES + 65_536,
+        limit: MAX_MEMORY_BYTES,
+    }
+    .to_string();
+    assert!(!at_cap.contains("Raise"), "{at_cap}");
+    assert!(
+        at_cap.contains("already the cap of 4294967296 bytes")
+            && at_cap.contains("use less memory"),
+        "{at_cap}"
+    );
 }

@@ -12,13 +12,18 @@
 
 use crate::backend::{self, Backend, RejectKind};
 use crate::blobs::{BlobError, BlobStore};
-use crate::config::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, NodeConfig};
-use crate::error::ApiError;
-use crate::events::EventHub;
+use crate::config::NodeConfig;
+use crate::error::{ApiError, CommonRefusals};
+use crate::events::{BLOCK_EVENT_NAME, BlockStreamEvent, EventHub};
 use crate::index::{Index, IndexError, TxList, tx_view};
 use crate::limits::{RateLimiter, rate_limited};
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
 use crate::peers::{FetchError, PEER_HEADER, Peers};
+use crate::params::{
+    AccountParam, BinaryBody, HashParam, LeaseStateFilter, Order, PageLimit, PositionCursor,
+    TxHexBody, WholeNumber, lease_state_filter, order, page_limit, parse_account, parse_hash,
+    parse_position, parse_u64, tx_from_hex,
+};
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
@@ -118,13 +123,52 @@ pub type AppState = Arc<Shared>;
         head_blob,
         events
     ),
-    components(schemas(ErrorBody, TxView, ReceiptView, ReputationView, BlockEvent))
+    components(schemas(
+        ErrorBody,
+        TxView,
+        ReceiptView,
+        ReputationView,
+        BlockEvent,
+        BlockStreamEvent,
+        // Parameter and body schemas (crate::params), referenced by name.
+        AccountParam,
+        HashParam,
+        WholeNumber,
+        PageLimit,
+        PositionCursor,
+        LeaseStateFilter,
+        Order,
+        BinaryBody,
+        TxHexBody,
+        crate::params::SeriesPoints,
+        crate::params::SearchQuery,
+        crate::params::ProviderSort,
+        crate::params::ProviderCursor,
+    )),
+    modifiers(&CommonRefusals)
 )]
 struct ApiDoc;
 
-/// The OpenAPI document.
+/// The OpenAPI document, as utoipa builds it. What `/openapi.json` serves is
+/// [`openapi_document`].
 pub fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
+}
+
+/// The OpenAPI document as `/openapi.json` serves it: [`openapi`] plus what utoipa cannot write
+/// — the `contentSchema` that says each event of `GET /events` carries a `BlockEvent` as its
+/// JSON data.
+pub fn openapi_document() -> Result<serde_json::Value, serde_json::Error> {
+    let mut doc = serde_json::to_value(openapi())?;
+    if let Some(data) = doc.pointer_mut("/components/schemas/BlockStreamEvent/properties/data")
+        && let Some(data) = data.as_object_mut()
+    {
+        data.insert(
+            "contentSchema".to_string(),
+            serde_json::json!({"$ref": "#/components/schemas/BlockEvent"}),
+        );
+    }
+    Ok(doc)
 }
 
 /// The whole router.
@@ -261,8 +305,8 @@ async fn method_not_allowed() -> ApiError {
 }
 
 async fn openapi_json() -> Response {
-    match openapi().to_json() {
-        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+    match openapi_document() {
+        Ok(doc) => Json(doc).into_response(),
         Err(e) => ApiError::internal(format!("OpenAPI document: {e}")).into_response(),
     }
 }
@@ -279,25 +323,6 @@ async fn metrics(State(s): State<AppState>) -> Response {
 }
 
 // ---- helpers ----
-
-pub(crate) fn parse_hash(s: &str) -> Result<Hash, ApiError> {
-    s.parse()
-        .map_err(|e| ApiError::bad_request("bad_hash", format!("{e}")))
-}
-
-pub(crate) fn parse_account(s: &str) -> Result<AccountId, ApiError> {
-    s.parse()
-        .map_err(|e| ApiError::bad_request("bad_account", format!("{e}")))
-}
-
-pub(crate) fn parse_u64(what: &str, s: &str) -> Result<u64, ApiError> {
-    s.parse().map_err(|_| {
-        ApiError::bad_request(
-            "bad_number",
-            format!("{what} must be a whole number, got {s:?}"),
-        )
-    })
-}
 
 pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(t)| t)
@@ -334,21 +359,22 @@ pub(crate) async fn with_index<R: Send + 'static>(
         .map_err(index_error)
 }
 
-/// `?limit=&cursor=`.
+/// `?limit=&cursor=` for lists keyed by a number (a height or a lease id).
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct PageParams {
-    /// Page size (default 50, at most 500).
-    pub(crate) limit: Option<u32>,
+    /// Page size: 1 to 500 (default 50).
+    #[param(value_type = Option<PageLimit>)]
+    pub(crate) limit: Option<String>,
     /// The previous page's `next_cursor`.
+    #[param(value_type = Option<WholeNumber>)]
     pub(crate) cursor: Option<String>,
 }
 
 impl PageParams {
-    pub(crate) fn limit(&self) -> usize {
-        self.limit
-            .unwrap_or(DEFAULT_PAGE_LIMIT)
-            .clamp(1, MAX_PAGE_LIMIT) as usize
+    /// The page size, or 400 if out of range.
+    pub(crate) fn limit(&self) -> Result<usize, ApiError> {
+        page_limit(self.limit.as_deref())
     }
 
     /// The cursor of a list keyed by a number (a height or a lease id), if given.
@@ -366,15 +392,20 @@ impl PageParams {
 ///
 /// Body: the canonical binary encoding (`application/octet-stream`), or the same in hex with
 /// `Content-Type: text/plain`.
-#[utoipa::path(post, path = "/api/v1/txs", request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+#[utoipa::path(post, path = "/api/v1/txs",
+    request_body(
+        description = "A signed transaction: its canonical binary encoding, or the same in hex as text (a 0x prefix and surrounding whitespace allowed).",
+        content(
+            (BinaryBody = "application/octet-stream"),
+            (TxHexBody = "text/plain"),
+        )
+    ),
     responses(
         (status = 200, body = SubmitResponse, description = "accepted into the mempool"),
-        (status = 400, body = ErrorBody, description = "malformed_tx: cannot be decoded"),
-        (status = 409, body = ErrorBody, description = "stale_nonce or duplicate_tx"),
-        (status = 413, body = ErrorBody, description = "tx_too_large"),
+        (status = 400, body = ErrorBody, description = "malformed_tx (not hex, or not a canonically encoded signed transaction) or bad_body (the body could not be read)"),
+        (status = 409, body = ErrorBody, description = "stale_nonce (the nonce was already used) or duplicate_tx (already waiting)"),
+        (status = 413, body = ErrorBody, description = "tx_too_large: over 4096 bytes (2 MiB + 4 KiB for an adjudication)"),
         (status = 422, body = ErrorBody, description = "bad_signature, wrong_chain or invalid_tx"),
-        (status = 429, body = ErrorBody, description = "rate_limited"),
-        (status = 503, body = ErrorBody, description = "overloaded or unavailable"),
     ))]
 async fn submit_tx(
     State(s): State<AppState>,
@@ -446,13 +477,7 @@ fn check_and_submit(s: &Shared, headers: &HeaderMap, body: Bytes) -> Result<Hash
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("text/plain"));
     let bytes = if is_hex {
-        let text = std::str::from_utf8(&body)
-            .map_err(|_| ApiError::bad_request("malformed_tx", "hex body is not text"))?
-            .trim();
-        let text = text.strip_prefix("0x").unwrap_or(text);
-        hex::decode(text).map_err(|e| {
-            ApiError::bad_request("malformed_tx", format!("body is not valid hex: {e}"))
-        })?
+        tx_from_hex(&body)?
     } else {
         body.to_vec()
     };
@@ -521,8 +546,12 @@ fn check_and_submit(s: &Shared, headers: &HeaderMap, body: Bytes) -> Result<Hash
 }
 
 /// A transaction in a finalized block, with its receipt.
-#[utoipa::path(get, path = "/api/v1/txs/{hash}", params(("hash" = String, Path, description = "transaction hash, 64 hex")),
-    responses((status = 200, body = TxRecord), (status = 404, body = ErrorBody, description = "not (yet) in a finalized block")))]
+#[utoipa::path(get, path = "/api/v1/txs/{hash}", params(("hash" = HashParam, Path, description = "The transaction's hash.")),
+    responses(
+        (status = 200, body = TxRecord),
+        (status = 400, body = ErrorBody, description = "bad_hash: not 64 hex characters"),
+        (status = 404, body = ErrorBody, description = "tx_not_found: not (yet) in a finalized block this node has indexed"),
+    ))]
 async fn get_tx(
     State(s): State<AppState>,
     Path(hash): Path<String>,
@@ -570,8 +599,11 @@ pub(crate) fn supply_view(st: &LedgerState) -> SupplyView {
 }
 
 /// An account's balance and next nonce (zero for an account never seen).
-#[utoipa::path(get, path = "/api/v1/accounts/{id}", params(("id" = String, Path, description = "account id, orr + 40 hex")),
-    responses((status = 200, body = AccountView), (status = 400, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/accounts/{id}", params(("id" = AccountParam, Path, description = "The account id.")),
+    responses(
+        (status = 200, body = AccountView),
+        (status = 400, body = ErrorBody, description = "bad_account: not orr + 40 hex"),
+    ))]
 async fn account(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -585,24 +617,15 @@ async fn account(
     }))
 }
 
-fn parse_position(cursor: &str) -> Result<(u64, u32), ApiError> {
-    let bad = || {
-        ApiError::bad_request(
-            "bad_cursor",
-            format!("cursor {cursor:?} is not height:index"),
-        )
-    };
-    let (h, i) = cursor.split_once(':').ok_or_else(bad)?;
-    Ok((h.parse().map_err(|_| bad())?, i.parse().map_err(|_| bad())?))
-}
-
 /// `?limit=&cursor=&brief=` for transaction lists.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct TxPageParams {
-    /// Page size (default 50, at most 500).
-    limit: Option<u32>,
-    /// The previous page's `next_cursor`.
+    /// Page size: 1 to 500 (default 50).
+    #[param(value_type = Option<PageLimit>)]
+    limit: Option<String>,
+    /// The previous page's `next_cursor` (`height:index`).
+    #[param(value_type = Option<PositionCursor>)]
     cursor: Option<String>,
     /// `true`: long byte fields of bodies (an adjudication's bundle and state) are replaced
     /// by `"<N bytes>"`, so a page stays small. `GET /txs/{hash}` has the whole body.
@@ -615,11 +638,7 @@ async fn tx_list(
     p: TxPageParams,
 ) -> Result<Json<Page<TxRecord>>, ApiError> {
     let before = p.cursor.as_deref().map(parse_position).transpose()?;
-    let limit = PageParams {
-        limit: p.limit,
-        cursor: None,
-    }
-    .limit();
+    let limit = page_limit(p.limit.as_deref())?;
     let (mut items, next) = with_index(s, move |i| i.txs(list, before, limit)).await?;
     if p.brief == Some(true) {
         for r in &mut items {
@@ -633,8 +652,11 @@ async fn tx_list(
 }
 
 /// Transactions sent by or naming an account, newest first.
-#[utoipa::path(get, path = "/api/v1/accounts/{id}/txs", params(("id" = String, Path), TxPageParams),
-    responses((status = 200, body = Page<TxRecord>)))]
+#[utoipa::path(get, path = "/api/v1/accounts/{id}/txs", params(("id" = AccountParam, Path, description = "The account id."), TxPageParams),
+    responses(
+        (status = 200, body = Page<TxRecord>),
+        (status = 400, body = ErrorBody, description = "bad_account, bad_cursor (not height:index) or bad_query (limit out of range, brief not true or false)"),
+    ))]
 async fn account_txs(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -692,25 +714,35 @@ pub fn lease_view(l: &Lease) -> LeaseView {
 #[into_params(parameter_in = Query)]
 struct LeaseParams {
     /// Only this provider's leases.
+    #[param(value_type = Option<AccountParam>)]
     provider: Option<String>,
     /// Only this requester's leases.
+    #[param(value_type = Option<AccountParam>)]
     requester: Option<String>,
     /// Only leases in which this account has a part: their provider, or a party to their
     /// check or dispute (a drawn verifier or a tie-breaker). What a provider agent polls.
+    #[param(value_type = Option<AccountParam>)]
     party: Option<String>,
-    /// Only leases in this state (`awaiting_start`, `running`, `committed`, `settled`,
-    /// `timed_out`), or `active`.
+    /// Only leases in this state, or `active` (every state that still holds escrow).
+    #[param(value_type = Option<LeaseStateFilter>)]
     state: Option<String>,
     /// `asc` (default: oldest first) or `desc` (newest first).
+    #[param(value_type = Option<Order>)]
     order: Option<String>,
-    /// Page size (default 50, at most 500).
-    limit: Option<u32>,
-    /// The previous page's `next_cursor`.
+    /// Page size: 1 to 500 (default 50).
+    #[param(value_type = Option<PageLimit>)]
+    limit: Option<String>,
+    /// The previous page's `next_cursor` (a lease id).
+    #[param(value_type = Option<WholeNumber>)]
     cursor: Option<String>,
 }
 
 /// Leases in id order (or newest first with `order=desc`), filtered.
-#[utoipa::path(get, path = "/api/v1/leases", params(LeaseParams), responses((status = 200, body = Page<LeaseView>)))]
+#[utoipa::path(get, path = "/api/v1/leases", params(LeaseParams),
+    responses(
+        (status = 200, body = Page<LeaseView>),
+        (status = 400, body = ErrorBody, description = "bad_account (a filter is not an account id), bad_number (cursor) or bad_query (state, order or limit out of range)"),
+    ))]
 async fn leases(
     State(s): State<AppState>,
     q: Result<Query<LeaseParams>, QueryRejection>,
@@ -724,22 +756,9 @@ async fn leases(
         .as_deref()
         .map(|c| parse_u64("cursor", c))
         .transpose()?;
-    let state = p.state.clone();
-    let limit = PageParams {
-        limit: p.limit,
-        cursor: None,
-    }
-    .limit();
-    let desc = match p.order.as_deref() {
-        None | Some("asc") => false,
-        Some("desc") => true,
-        Some(o) => {
-            return Err(ApiError::bad_request(
-                "bad_query",
-                format!("order must be asc or desc, got {o:?}"),
-            ));
-        }
-    };
+    let state = lease_state_filter(p.state.as_deref())?;
+    let limit = page_limit(p.limit.as_deref())?;
+    let desc = order(p.order.as_deref())?.unwrap_or(false);
     let (items, next) = read(&s, move |st| {
         let range: Box<dyn Iterator<Item = (&u64, &Lease)>> = if desc {
             Box::new(st.leases().range(..after.unwrap_or(u64::MAX)).rev())
@@ -783,8 +802,12 @@ async fn leases(
 }
 
 /// One lease.
-#[utoipa::path(get, path = "/api/v1/leases/{id}", params(("id" = u64, Path)),
-    responses((status = 200, body = LeaseView), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/leases/{id}", params(("id" = WholeNumber, Path, description = "The lease id.")),
+    responses(
+        (status = 200, body = LeaseView),
+        (status = 400, body = ErrorBody, description = "bad_number: the id is not a whole number"),
+        (status = 404, body = ErrorBody, description = "lease_not_found"),
+    ))]
 async fn lease(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -797,8 +820,11 @@ async fn lease(
 }
 
 /// Transactions that acted on a lease, newest first.
-#[utoipa::path(get, path = "/api/v1/leases/{id}/txs", params(("id" = u64, Path), TxPageParams),
-    responses((status = 200, body = Page<TxRecord>)))]
+#[utoipa::path(get, path = "/api/v1/leases/{id}/txs", params(("id" = WholeNumber, Path, description = "The lease id."), TxPageParams),
+    responses(
+        (status = 200, body = Page<TxRecord>, description = "the lease's transactions (an empty page for a lease that never existed)"),
+        (status = 400, body = ErrorBody, description = "bad_number (id), bad_cursor (not height:index) or bad_query (limit out of range, brief not true or false)"),
+    ))]
 async fn lease_txs(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -811,14 +837,18 @@ async fn lease_txs(
 // ---- blocks ----
 
 /// Block summaries, newest first.
-#[utoipa::path(get, path = "/api/v1/blocks", params(PageParams), responses((status = 200, body = Page<BlockSummary>)))]
+#[utoipa::path(get, path = "/api/v1/blocks", params(PageParams),
+    responses(
+        (status = 200, body = Page<BlockSummary>),
+        (status = 400, body = ErrorBody, description = "bad_number (cursor) or bad_query (limit out of range)"),
+    ))]
 async fn blocks(
     State(s): State<AppState>,
     q: Result<Query<PageParams>, QueryRejection>,
 ) -> Result<Json<Page<BlockSummary>>, ApiError> {
     let p = query(q)?;
     let before = p.numeric_cursor()?;
-    let limit = p.limit();
+    let limit = p.limit()?;
     let (items, next) = with_index(&s, move |i| i.blocks(before, limit)).await?;
     Ok(Json(Page {
         items,
@@ -854,15 +884,23 @@ async fn block_at(s: &Shared, height: u64) -> Result<Json<BlockView>, ApiError> 
 }
 
 /// The last finalized block.
-#[utoipa::path(get, path = "/api/v1/blocks/latest", responses((status = 200, body = BlockView), (status = 404, body = ErrorBody, description = "no block yet")))]
+#[utoipa::path(get, path = "/api/v1/blocks/latest",
+    responses(
+        (status = 200, body = BlockView),
+        (status = 404, body = ErrorBody, description = "block_not_found: no block yet"),
+    ))]
 async fn latest_block(State(s): State<AppState>) -> Result<Json<BlockView>, ApiError> {
     let height = s.backend.status().height;
     block_at(&s, height).await
 }
 
 /// A finalized block with its transactions.
-#[utoipa::path(get, path = "/api/v1/blocks/{height}", params(("height" = u64, Path)),
-    responses((status = 200, body = BlockView), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/blocks/{height}", params(("height" = WholeNumber, Path, description = "The block's height.")),
+    responses(
+        (status = 200, body = BlockView),
+        (status = 400, body = ErrorBody, description = "bad_number: the height is not a whole number"),
+        (status = 404, body = ErrorBody, description = "block_not_found: no finalized block at that height"),
+    ))]
 async fn block(
     State(s): State<AppState>,
     Path(height): Path<String>,
@@ -872,8 +910,12 @@ async fn block(
 }
 
 /// The receipts and end-of-block events of a block.
-#[utoipa::path(get, path = "/api/v1/blocks/{height}/receipts", params(("height" = u64, Path)),
-    responses((status = 200, body = BlockReceipts), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/blocks/{height}/receipts", params(("height" = WholeNumber, Path, description = "The block's height.")),
+    responses(
+        (status = 200, body = BlockReceipts),
+        (status = 400, body = ErrorBody, description = "bad_number: the height is not a whole number"),
+        (status = 404, body = ErrorBody, description = "block_not_indexed: not finalized or not indexed yet"),
+    ))]
 async fn block_receipts(
     State(s): State<AppState>,
     Path(height): Path<String>,
@@ -894,11 +936,12 @@ async fn block_receipts(
 
 /// Store a blob under its SHA-256 hash; the hash is checked. A client's upload is then pushed
 /// to the blob's home peers (`replicas` counts those holding it); a peer's push is not.
-#[utoipa::path(put, path = "/api/v1/blobs/{hash}", params(("hash" = String, Path)),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+#[utoipa::path(put, path = "/api/v1/blobs/{hash}", params(("hash" = HashParam, Path, description = "The SHA-256 of the body.")),
+    request_body(content = BinaryBody, content_type = "application/octet-stream", description = "The blob's bytes."),
     responses(
         (status = 200, body = BlobStored),
-        (status = 413, body = ErrorBody, description = "blob_too_large"),
+        (status = 400, body = ErrorBody, description = "bad_hash (the path is not a hash) or bad_body (the body could not be read)"),
+        (status = 413, body = ErrorBody, description = "blob_too_large: over the node's max_blob_bytes"),
         (status = 422, body = ErrorBody, description = "hash_mismatch: the body hashes to something else"),
     ))]
 async fn put_blob(
@@ -1013,10 +1056,15 @@ async fn ensure_blob(s: &AppState, hash: Hash, headers: &HeaderMap) -> Result<()
 }
 
 /// Fetch a blob: from this node's store, or else from its peers (then stored here too).
-#[utoipa::path(get, path = "/api/v1/blobs/{hash}", params(("hash" = String, Path)),
-    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>),
+#[utoipa::path(get, path = "/api/v1/blobs/{hash}", params(("hash" = HashParam, Path, description = "The blob's SHA-256.")),
+    responses(
+        (status = 200, content_type = "application/octet-stream", body = BinaryBody, description = "the blob's bytes",
+            headers(("Content-Length" = u64, description = "The blob's size."), ("ETag" = String, description = "The blob's hash, quoted."))),
+        (status = 400, body = ErrorBody, description = "bad_hash: not 64 hex characters"),
         (status = 404, body = ErrorBody, description = "blob_not_found: neither this node nor the peers it asked have it"),
-        (status = 503, body = ErrorBody, description = "overloaded: too many fetches from peers under way")))]
+        (status = 503, body = ErrorBody, description = "overloaded: too many fetches from peers under way",
+            headers(("Retry-After" = u64, description = "Seconds to wait."))),
+    ))]
 async fn get_blob(
     State(s): State<AppState>,
     Path(hash): Path<String>,
@@ -1044,8 +1092,14 @@ async fn get_blob(
 
 /// Whether the node has a blob, and its size; like `GET`, a blob the node lacks is fetched
 /// from its peers first.
-#[utoipa::path(head, path = "/api/v1/blobs/{hash}", params(("hash" = String, Path)),
-    responses((status = 200, description = "present (here or fetched from a peer); Content-Length is its size"), (status = 404, description = "absent here and on the peers asked")))]
+#[utoipa::path(head, path = "/api/v1/blobs/{hash}", params(("hash" = HashParam, Path, description = "The blob's SHA-256.")),
+    responses(
+        (status = 200, description = "present (here or fetched from a peer); Content-Length is its size", headers(("Content-Length" = u64, description = "The blob's size."))),
+        (status = 400, description = "bad_hash: not 64 hex characters (no body: a HEAD answer has none)"),
+        (status = 404, description = "blob_not_found: absent here and on the peers asked (no body: a HEAD answer has none)"),
+        (status = 503, description = "overloaded: too many fetches from peers under way (no body: a HEAD answer has none)",
+            headers(("Retry-After" = u64, description = "Seconds to wait."))),
+    ))]
 async fn head_blob(
     State(s): State<AppState>,
     Path(hash): Path<String>,
@@ -1075,7 +1129,9 @@ async fn head_blob(
 
 /// Finalized blocks as server-sent events (`event: block`, data: a `BlockEvent` JSON).
 #[utoipa::path(get, path = "/api/v1/events",
-    responses((status = 200, content_type = "text/event-stream", body = BlockEvent), (status = 503, body = ErrorBody, description = "too many stream clients")))]
+    responses(
+        (status = 200, content_type = "text/event-stream", body = BlockStreamEvent, description = "one `event: block` per finalized block, its data a BlockEvent as JSON"),
+    ))]
 async fn events(State(s): State<AppState>) -> Result<Response, ApiError> {
     let rx = s.hub.subscribe().ok_or_else(|| {
         ApiError::new(
@@ -1089,7 +1145,7 @@ async fn events(State(s): State<AppState>) -> Result<Response, ApiError> {
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         let msg = rx.recv().await?;
         Some((
-            Ok::<_, std::convert::Infallible>(Event::default().event("block").data(&*msg)),
+            Ok::<_, std::convert::Infallible>(Event::default().event(BLOCK_EVENT_NAME).data(&*msg)),
             rx,
         ))
     });

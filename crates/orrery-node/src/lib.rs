@@ -37,6 +37,7 @@ pub mod index;
 pub mod limits;
 pub mod metrics;
 pub mod peers;
+pub mod params;
 pub mod server;
 
 pub use backend::{Backend, BackendError, Finalized, RejectKind, SubmitRejection};

@@ -330,7 +330,7 @@ fn providers_and_leases_are_listed_filtered_and_paged() {
     );
 
     // Bad parameters are 400s with codes, not crashes.
-    let bad = |path: &str| {
+    let answer = |path: &str| {
         let mut resp = ureq::get(format!("{}{path}", node.base))
             .config()
             .http_status_as_error(false)
@@ -338,8 +338,40 @@ fn providers_and_leases_are_listed_filtered_and_paged() {
             .call()
             .expect("answer");
         let body: orrery_client::api::ErrorBody = resp.body_mut().read_json().expect("JSON error");
-        (resp.status().as_u16(), body.code)
+        (resp.status().as_u16(), body.code, body.error)
     };
+    let bad = |path: &str| {
+        let (status, code, _) = answer(path);
+        (status, code)
+    };
+    // Page sizes and sample counts out of range are refused naming the bounds, on every list
+    // alike; none is clamped.
+    for (path, what, bounds) in [
+        ("/api/v1/leases?limit=0", "limit", "1 to 500"),
+        ("/api/v1/blocks?limit=501", "limit", "1 to 500"),
+        ("/api/v1/blocks?limit=2147483648", "limit", "1 to 500"),
+        ("/api/v1/providers?limit=0", "limit", "1 to 500"),
+        ("/api/v1/leases/0/txs?limit=0", "limit", "1 to 500"),
+        ("/api/v1/series?points=0", "points", "1 to 500"),
+        ("/api/v1/series?points=2147483648", "points", "1 to 500"),
+    ] {
+        let (status, code, message) = answer(path);
+        assert_eq!(
+            (status, code.as_str()),
+            (400, "bad_query"),
+            "{path}: {message}"
+        );
+        assert!(
+            message.starts_with(what) && message.contains(bounds),
+            "{path}: {message}"
+        );
+    }
+    assert_eq!(
+        bad("/api/v1/leases?state=setled"),
+        (400, "bad_query".into())
+    );
+    assert_eq!(bad("/api/v1/blocks?cursor="), (400, "bad_number".into()));
+    assert_eq!(bad("/api/v1/leases?cursor=+1"), (400, "bad_number".into()));
     assert_eq!(
         bad("/api/v1/leases?provider=nobody"),
         (400, "bad_account".into())

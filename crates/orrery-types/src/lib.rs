@@ -14,6 +14,8 @@ pub mod codec;
 pub mod crypto;
 pub mod hash;
 pub mod merkle;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod resources;
 pub mod tx;
 pub mod workload;

@@ -26,9 +26,11 @@ pub type Region = Text<MAX_REGION_LEN>;
 pub type Endpoint = Text<MAX_ENDPOINT_LEN>;
 
 /// The GPUs in a machine (all of one model).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GpuSpec {
     /// Marketing name as the driver reports it.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, max_length = 64))]
     pub model: GpuModel,
     /// Memory per GPU in MiB.
     pub vram_mib: u32,
@@ -42,6 +44,7 @@ codec_struct!(GpuSpec {
 });
 
 /// What a machine has.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Hardware {
     /// GPUs, if any.
@@ -68,6 +71,7 @@ impl Hardware {
 }
 
 /// The resources a lease reserves.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct ResourceRequest {
     /// GPUs.
@@ -84,6 +88,7 @@ codec_struct!(ResourceRequest {
 });
 
 /// Prices a provider lists (or a lease agrees on).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct PriceList {
     /// Per GPU per hour.

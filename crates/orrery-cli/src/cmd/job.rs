@@ -302,9 +302,53 @@ pub(crate) fn opened_lease(record: &orrery_client::api::TxRecord) -> anyhow::Res
         .context("the node's receipt names no lease")
 }
 
+/// How `watch` shows a lease's progress: on a terminal, a spinner with a line per state
+/// change; otherwise (a pipe, a file, CI) the same lines, plainly — a hidden spinner would
+/// print none of them.
+enum Progress {
+    Spinner(indicatif::ProgressBar),
+    Plain,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        use std::io::IsTerminal as _;
+        if std::io::stdout().is_terminal() {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(120));
+            Progress::Spinner(bar)
+        } else {
+            Progress::Plain
+        }
+    }
+
+    fn line(&self, text: String) {
+        match self {
+            Progress::Spinner(bar) => bar.println(text),
+            Progress::Plain => println!("{text}"),
+        }
+    }
+
+    fn status(&self, text: String) {
+        if let Progress::Spinner(bar) = self {
+            bar.set_message(text);
+        }
+    }
+
+    fn finish(&self) {
+        if let Progress::Spinner(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// The line `watch` prints when a lease enters `state`, `elapsed` after it began watching.
+fn state_line(elapsed: Duration, state: &str) -> String {
+    format!("{:>6.1} s  {state}", elapsed.as_secs_f64())
+}
+
 fn watch(client: &Client, lease: u64, timeout: Duration) -> anyhow::Result<()> {
-    let bar = indicatif::ProgressBar::new_spinner();
-    bar.enable_steady_tick(Duration::from_millis(120));
+    let progress = Progress::new();
     let start = Instant::now();
     let mut last = String::new();
     loop {
@@ -312,16 +356,12 @@ fn watch(client: &Client, lease: u64, timeout: Duration) -> anyhow::Result<()> {
             .lease(lease)?
             .with_context(|| format!("no lease {lease} on this chain"))?;
         if l.state != last {
-            bar.println(format!(
-                "{:>6.1} s  {}",
-                start.elapsed().as_secs_f64(),
-                l.state
-            ));
+            progress.line(state_line(start.elapsed(), &l.state));
             last = l.state.clone();
         }
-        bar.set_message(format!("lease {lease}: {}", l.state));
+        progress.status(format!("lease {lease}: {}", l.state));
         if !l.active {
-            bar.finish_and_clear();
+            progress.finish();
             println!("lease {lease} is {}", l.state);
             if let Some(failure) = job_failure(&l.state_detail) {
                 println!("{}", failure_line(&failure));
@@ -329,7 +369,7 @@ fn watch(client: &Client, lease: u64, timeout: Duration) -> anyhow::Result<()> {
             return Ok(());
         }
         if start.elapsed() > timeout {
-            bar.finish_and_clear();
+            progress.finish();
             bail!("lease {lease} is still {} after {timeout:?}", l.state);
         }
         std::thread::sleep(Duration::from_millis(200));

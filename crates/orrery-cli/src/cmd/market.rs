@@ -169,7 +169,7 @@ pub(crate) fn offer_index(client: &Client) -> anyhow::Result<OfferIndex> {
     let mut cursor: Option<String> = None;
     loop {
         let page = client
-            .providers(Some(1000), cursor.as_deref())
+            .providers(Some(orrery_client::api::MAX_PAGE_LIMIT), cursor.as_deref())
             .context("cannot list providers")?;
         views.extend(page.items);
         match page.next_cursor {

@@ -15,12 +15,8 @@ pub const MAX_BLOB_BYTES: u64 = 1024 * 1024 * 1024;
 /// that a handful of concurrent uploads cannot fill a small disk.
 pub const DEFAULT_MAX_BLOB_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Largest page any list endpoint returns, whatever `?limit=` asks: bounds the work and the
-/// answer of one request.
-pub const MAX_PAGE_LIMIT: u32 = 500;
-
-/// Page size when `?limit=` is absent.
-pub const DEFAULT_PAGE_LIMIT: u32 = 50;
+/// Page sizes: part of the API's contract, so defined with its types in `orrery-client`.
+pub use orrery_client::api::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
 
 /// Why a configuration cannot be used.
 #[derive(Debug, thiserror::Error)]

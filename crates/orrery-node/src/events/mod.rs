@@ -13,6 +13,45 @@ use orrery_client::api::BlockEvent;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
+/// The name of every event the stream sends.
+pub const BLOCK_EVENT_NAME: &str = "block";
+
+/// The OpenAPI schema of one server-sent event of the stream, as OpenAPI 3.1 describes an
+/// event stream (one schema per event): `event: block`, and `data` a JSON [`BlockEvent`].
+/// The `contentSchema` that names `BlockEvent` is added by [`crate::api::openapi_document`]
+/// (utoipa cannot write it).
+pub struct BlockStreamEvent;
+
+impl utoipa::PartialSchema for BlockStreamEvent {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let mut data = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("A BlockEvent, as JSON."))
+            .build();
+        data.content_media_type = "application/json".to_string();
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some("One server-sent event: a finalized block."))
+            .property(
+                "event",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some([BLOCK_EVENT_NAME])),
+            )
+            .property("data", data)
+            .required("event")
+            .required("data")
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for BlockStreamEvent {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("BlockStreamEvent")
+    }
+}
+
 /// The fan-out hub.
 #[derive(Debug)]
 pub struct EventHub {

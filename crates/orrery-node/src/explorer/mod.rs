@@ -4,7 +4,8 @@
 //!
 //! - `GET /api/v1/params` — the ledger's parameters;
 //! - `GET /api/v1/overview` — the network at a glance;
-//! - `GET /api/v1/series` — cumulative counters over time, at most [`MAX_SERIES_POINTS`];
+//! - `GET /api/v1/series` — cumulative counters over time, at most
+//!   [`crate::index::MAX_SERIES_POINTS`];
 //! - `GET /api/v1/providers?sort=&order=&q=` — providers sorted, searched and paged;
 //! - `GET /api/v1/providers/{id}/leases` — a provider's leases, newest first;
 //! - `GET /api/v1/leases/{id}/evidence` — a lease's timeline, dispute rounds, verdict and
@@ -28,11 +29,15 @@ pub mod assets;
 pub mod catalog;
 
 use crate::api::{
-    AppState, PageParams, lease_view, parse_account, parse_u64, provider_view, query, read,
-    supply_view, with_index,
+    AppState, PageParams, lease_view, provider_view, query, read, supply_view, with_index,
 };
 use crate::error::ApiError;
-use crate::index::{Activity, MAX_SERIES_POINTS, TxList, stats::orr_f64};
+use crate::index::{Activity, TxList, stats::orr_f64};
+use crate::params::{
+    AccountParam, MAX_SEARCH_LEN, Order, PROVIDER_SORTS, PageLimit, ProviderCursor, ProviderSort,
+    SearchQuery, SeriesPoints, WholeNumber, order, page_limit, parse_account, parse_hash,
+    parse_u64, series_points, trim_search,
+};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::{Json, Router, routing::get};
@@ -92,7 +97,7 @@ pub fn api_routes() -> Router<AppState> {
 }
 
 /// The ledger's parameters (fees, deadlines, stakes, sampling rates).
-#[utoipa::path(get, path = "/api/v1/params", responses((status = 200, body = Object, description = "the ledger's Params as JSON")))]
+#[utoipa::path(get, path = "/api/v1/params", responses((status = 200, body = Object, description = "the ledger's Params as JSON (see orrery_ledger::Params)")))]
 pub(crate) async fn params(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     let p = read(&s, |st| st.params().clone()).await?;
     serde_json::to_value(&p)
@@ -278,20 +283,22 @@ pub(crate) async fn overview(State(s): State<AppState>) -> Result<Json<OverviewV
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct SeriesParams {
-    /// Heights to sample (default 200, at most 500).
-    points: Option<u32>,
+    /// Heights to sample: 1 to 500 (default 200).
+    #[param(value_type = Option<SeriesPoints>)]
+    points: Option<String>,
 }
 
 /// Cumulative counters over time, sampled at evenly spaced heights.
-#[utoipa::path(get, path = "/api/v1/series", params(SeriesParams), responses((status = 200, body = SeriesView)))]
+#[utoipa::path(get, path = "/api/v1/series", params(SeriesParams),
+    responses(
+        (status = 200, body = SeriesView),
+        (status = 400, body = ErrorBody, description = "bad_query: points out of range"),
+    ))]
 pub(crate) async fn series(
     State(s): State<AppState>,
     q: Result<Query<SeriesParams>, QueryRejection>,
 ) -> Result<Json<SeriesView>, ApiError> {
-    let points = query(q)?
-        .points
-        .unwrap_or(200)
-        .clamp(1, MAX_SERIES_POINTS as u32) as usize;
+    let points = series_points(query(q)?.points.as_deref())?;
     let genesis = read(&s, |st| st.globals().genesis_supply).await?;
     let samples = with_index(&s, move |i| i.series(points)).await?;
     let mut v = SeriesView::default();
@@ -322,14 +329,19 @@ pub(crate) async fn series(
 pub(crate) struct ProviderParams {
     /// `id` (default), `price` (GPU-hour, then core-hour), `stake`, `reputation`, `uptime`,
     /// `score` (same as `reputation`: no benchmark is published on chain).
+    #[param(value_type = Option<ProviderSort>)]
     sort: Option<String>,
     /// `asc` (default for `id` and `price`) or `desc` (default for the others).
+    #[param(value_type = Option<Order>)]
     order: Option<String>,
-    /// Case-insensitive: an id prefix, a region, or part of a GPU model.
+    /// Case-insensitive: an id prefix, a region, part of a GPU model, or `cpu`.
     q: Option<String>,
-    /// Page size (default 50, at most 500).
-    limit: Option<u32>,
-    /// The previous page's `next_cursor`.
+    /// Page size: 1 to 500 (default 50).
+    #[param(value_type = Option<PageLimit>)]
+    limit: Option<String>,
+    /// The previous page's `next_cursor`: in plain id order the last provider's id, sorted or
+    /// searched an offset.
+    #[param(value_type = Option<ProviderCursor>)]
     cursor: Option<String>,
 }
 
@@ -377,36 +389,26 @@ fn matches_query(id: &AccountId, p: &Provider, q: &str) -> bool {
 
 /// Registered providers: in id order by default (cursor: the last id), or sorted and searched
 /// (cursor: an offset), each with its activity.
-#[utoipa::path(get, path = "/api/v1/providers", params(ProviderParams), responses((status = 200, body = Page<ProviderView>), (status = 400, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/providers", params(ProviderParams),
+    responses(
+        (status = 200, body = Page<ProviderView>),
+        (status = 400, body = ErrorBody, description = "bad_query (sort, order or limit), bad_account or bad_number (a cursor of the other kind than the order pages by)"),
+    ))]
 pub(crate) async fn providers(
     State(s): State<AppState>,
     q: Result<Query<ProviderParams>, QueryRejection>,
 ) -> Result<Json<Page<ProviderView>>, ApiError> {
     let p = query(q)?;
-    let limit = PageParams {
-        limit: p.limit,
-        cursor: None,
-    }
-    .limit();
+    let limit = page_limit(p.limit.as_deref())?;
     let sort = p.sort.as_deref().unwrap_or("id").to_string();
-    let desc = match p.order.as_deref() {
-        None => !matches!(sort.as_str(), "id" | "price"),
-        Some("asc") => false,
-        Some("desc") => true,
-        Some(o) => {
-            return Err(ApiError::bad_request(
-                "bad_query",
-                format!("order must be asc or desc, got {o:?}"),
-            ));
-        }
-    };
-    if !matches!(
-        sort.as_str(),
-        "id" | "price" | "stake" | "reputation" | "score" | "uptime"
-    ) {
+    let desc = order(p.order.as_deref())?.unwrap_or(!matches!(sort.as_str(), "id" | "price"));
+    if !PROVIDER_SORTS.contains(&sort.as_str()) {
         return Err(ApiError::bad_request(
             "bad_query",
-            format!("sort must be id, price, stake, reputation, score or uptime, got {sort:?}"),
+            format!(
+                "sort must be one of {}, got {sort:?}",
+                PROVIDER_SORTS.join(", ")
+            ),
         ));
     }
     let needle =
@@ -490,8 +492,12 @@ pub(crate) async fn providers(
 }
 
 /// One provider, with its activity.
-#[utoipa::path(get, path = "/api/v1/providers/{id}", params(("id" = String, Path)),
-    responses((status = 200, body = ProviderView), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/providers/{id}", params(("id" = AccountParam, Path, description = "The provider's account id.")),
+    responses(
+        (status = 200, body = ProviderView),
+        (status = 400, body = ErrorBody, description = "bad_account: not orr + 40 hex"),
+        (status = 404, body = ErrorBody, description = "provider_not_found: not a registered provider"),
+    ))]
 pub(crate) async fn provider(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -526,8 +532,11 @@ fn found(kind: &str, id: impl std::fmt::Display) -> SearchMatch {
 }
 
 /// A provider's leases, newest first.
-#[utoipa::path(get, path = "/api/v1/providers/{id}/leases", params(("id" = String, Path), PageParams),
-    responses((status = 200, body = Page<LeaseView>), (status = 400, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/providers/{id}/leases", params(("id" = AccountParam, Path, description = "The provider's account id."), PageParams),
+    responses(
+        (status = 200, body = Page<LeaseView>, description = "the account's leases as provider (an empty page for an account that never was one)"),
+        (status = 400, body = ErrorBody, description = "bad_account, bad_number (cursor) or bad_query (limit out of range)"),
+    ))]
 pub(crate) async fn provider_leases(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -536,7 +545,7 @@ pub(crate) async fn provider_leases(
     let id = parse_account(&id)?;
     let p = query(q)?;
     let before = p.numeric_cursor()?;
-    let limit = p.limit();
+    let limit = p.limit()?;
     let (ids, next) = with_index(&s, move |i| i.provider_leases(&id, before, limit)).await?;
     let items = read(&s, move |st| {
         ids.iter()
@@ -692,8 +701,12 @@ fn transfers_of(
 
 /// A lease's whole story: every transaction that acted on it and every end-of-block event
 /// about it, in order, with the dispute's rounds, the verdict and the token movements.
-#[utoipa::path(get, path = "/api/v1/leases/{id}/evidence", params(("id" = u64, Path)),
-    responses((status = 200, body = LeaseEvidence), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/leases/{id}/evidence", params(("id" = WholeNumber, Path, description = "The lease id.")),
+    responses(
+        (status = 200, body = LeaseEvidence),
+        (status = 400, body = ErrorBody, description = "bad_number: the id is not a whole number"),
+        (status = 404, body = ErrorBody, description = "lease_not_found"),
+    ))]
 pub(crate) async fn evidence(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -894,38 +907,40 @@ fn build_evidence(
 #[into_params(parameter_in = Query)]
 pub(crate) struct SearchParams {
     /// A block height, block hash, transaction hash, lease id or account id.
+    #[param(value_type = SearchQuery, required = true)]
     q: Option<String>,
 }
-
-/// Longest query looked at (an account id is 43 characters, a hash 64, with a `0x`).
-const MAX_SEARCH_LEN: usize = 128;
 
 /// What an id or hash names: a number is a block height and/or a lease id; 64 hex characters
 /// a transaction or block hash; `orr` + 40 hex an account (a provider if registered).
 #[utoipa::path(get, path = "/api/v1/search", params(SearchParams),
-    responses((status = 200, body = SearchResult), (status = 400, body = ErrorBody, description = "bad_query: not an id or hash of any kind"), (status = 404, body = ErrorBody, description = "not_found: well formed, names nothing")))]
+    responses(
+        (status = 200, body = SearchResult),
+        (status = 400, body = ErrorBody, description = "bad_query (missing, too long, or not an id of any kind) or bad_hash (hex of the wrong length)"),
+        (status = 404, body = ErrorBody, description = "not_found: well formed, names nothing"),
+    ))]
 pub(crate) async fn search(
     State(s): State<AppState>,
     q: Result<Query<SearchParams>, QueryRejection>,
 ) -> Result<Json<SearchResult>, ApiError> {
     let raw = query(q)?.q.unwrap_or_default();
-    let q = raw.trim().trim_start_matches('#').trim().to_string();
+    if raw.chars().count() > MAX_SEARCH_LEN {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            format!("a query is at most {MAX_SEARCH_LEN} characters"),
+        ));
+    }
+    let q = trim_search(&raw).to_string();
     if q.is_empty() {
         return Err(ApiError::bad_request(
             "bad_query",
             "type a block height, a block or transaction hash, a lease id or an account id",
         ));
     }
-    if q.len() > MAX_SEARCH_LEN {
-        return Err(ApiError::bad_request(
-            "bad_query",
-            format!("a query is at most {MAX_SEARCH_LEN} characters"),
-        ));
-    }
     let mut matches = Vec::new();
     let lower = q.to_ascii_lowercase();
     let hexpart = lower.strip_prefix("0x").unwrap_or(&lower);
-    if let Ok(n) = q.parse::<u64>() {
+    if let Ok(n) = parse_u64("a block height or lease id", &q) {
         let top = with_index(&s, |i| i.indexed_height()).await?;
         if n >= 1 && n <= top {
             matches.push(found("block", n));
@@ -958,7 +973,7 @@ pub(crate) async fn search(
                 ),
             ));
         }
-        let hash: Hash = crate::api::parse_hash(hexpart)?;
+        let hash: Hash = parse_hash(hexpart)?;
         let (tx, block) = with_index(&s, move |i| {
             Ok((i.tx(&hash)?.is_some(), i.block_height_by_hash(&hash)?))
         })

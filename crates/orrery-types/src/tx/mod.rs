@@ -50,6 +50,7 @@ pub type ChainId = Text<MAX_CHAIN_ID_LEN>;
 pub type LeaseId = u64;
 
 /// How a lease's result is checked. See `docs/protocol.md`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verification {
@@ -59,7 +60,8 @@ pub enum Verification {
     Sampled,
     /// Run by `k` independent providers; the majority wins.
     Redundant {
-        /// Number of providers.
+        /// Number of providers (the ledger accepts `2..=MAX_REDUNDANCY`).
+        #[cfg_attr(feature = "openapi", schema(minimum = 2, maximum = 5))]
         k: u8,
     },
 }
@@ -97,13 +99,16 @@ impl Read for Verification {
 }
 
 /// What a provider offers the market.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProviderOffer {
     /// The machine.
     pub hardware: Hardware,
     /// Where it is.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, max_length = 32))]
     pub region: Region,
     /// Where requesters and verifiers reach the provider's agent.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, max_length = 256))]
     pub endpoint: Endpoint,
     /// Listed prices; a lease may agree on these or less.
     pub prices: PriceList,
@@ -116,6 +121,7 @@ codec_struct!(ProviderOffer {
 });
 
 /// What a lease reserves and at what price.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LeaseTerms {
     /// Resources held for the job.
