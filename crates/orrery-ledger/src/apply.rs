@@ -12,8 +12,9 @@
 //!    three but is refused by its action (a lease in another state, too little balance, …)
 //!    consumes its nonce and changes nothing else, so the sender's later transactions, already
 //!    signed with the following nonces, still apply: a refusal never leaves a gap that would
-//!    strand them (an agent that sent the same step twice, under load, must not lose every
-//!    transaction behind the duplicate). The exception is a sender the state does not hold
+//!    strand them (honest parties are refused in normal play: both sides of a dispute may send
+//!    `Adjudicate`, and the second is refused; before this rule, that gap made an honest
+//!    provider miss a reveal deadline and be slashed). The exception is a sender the state does not hold
 //!    (never funded, never sent): its refusal changes nothing, so refused transactions cannot
 //!    create accounts for free. Every receipt says why. Every handler checks everything first
 //!    and only then writes, so an action applies completely or not at all.
