@@ -18,12 +18,12 @@ use crate::events::{BLOCK_EVENT_NAME, BlockStreamEvent, EventHub};
 use crate::index::{Index, IndexError, TxList, tx_view};
 use crate::limits::{RateLimiter, rate_limited};
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
-use crate::peers::{FetchError, PEER_HEADER, Peers};
 use crate::params::{
     AccountParam, BinaryBody, HashParam, LeaseStateFilter, Order, PageLimit, PositionCursor,
     TxHexBody, WholeNumber, lease_state_filter, order, page_limit, parse_account, parse_hash,
     parse_position, parse_u64, tx_from_hex,
 };
+use crate::peers::{FetchError, PEER_HEADER, Peers};
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Path, Query, Request, State};

@@ -36,8 +36,8 @@ pub mod explorer;
 pub mod index;
 pub mod limits;
 pub mod metrics;
-pub mod peers;
 pub mod params;
+pub mod peers;
 pub mod server;
 
 pub use backend::{Backend, BackendError, Finalized, RejectKind, SubmitRejection};

@@ -328,16 +328,7 @@ impl Devnet {
             }
             let clients = self.clients()?;
             if let Some(record) = clients.iter().find_map(|c| c.tx(&hash).ok().flatten()) {
-                if let Some(r) = &record.receipt
-                    && !r.ok
-                {
-                    let why = r
-                        .message
-                        .clone()
-                        .unwrap_or_else(|| format!("{:?}", r.error));
-                    bail!("transaction {hash} was refused by the ledger: {why}");
-                }
-                return Ok(record);
+                return crate::cmd::wallet::applied(record);
             }
             if start.elapsed() > TX_WAIT {
                 bail!("transaction {hash} was not finalized within {TX_WAIT:?}");

@@ -179,6 +179,13 @@ pub fn submit_and_wait(
     let record = client
         .wait_for_tx(&hash, wait)
         .with_context(|| format!("transaction {hash} was not finalized in time"))?;
+    applied(record)
+}
+
+/// A finalized transaction's record if it applied; the ledger's reason as the error if not.
+pub fn applied(
+    record: orrery_client::api::TxRecord,
+) -> anyhow::Result<orrery_client::api::TxRecord> {
     if let Some(receipt) = &record.receipt
         && !receipt.ok
     {
@@ -186,7 +193,10 @@ pub fn submit_and_wait(
             .message
             .clone()
             .unwrap_or_else(|| format!("{:?}", receipt.error));
-        bail!("transaction {hash} was refused by the ledger: {why}");
+        bail!(
+            "transaction {} was refused by the ledger: {why}",
+            record.tx.hash
+        );
     }
     Ok(record)
 }
