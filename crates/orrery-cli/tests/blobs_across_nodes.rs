@@ -71,7 +71,7 @@ impl Net {
     fn start() -> Net {
         let dir = tempfile::tempdir().unwrap();
         // Ports apart from the other network tests' (which run alone anyway).
-        let base = 30_000 + (std::process::id() % 900) as u16 * 20;
+        let base = 12_000 + (std::process::id() % 500) as u16 * 20;
         run_ok(
             orrery()
                 .args(["node", "init", "--dir"])

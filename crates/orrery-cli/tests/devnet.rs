@@ -34,7 +34,8 @@ impl Drop for Devnet {
 fn the_devnet_settles_real_jobs_slashes_the_cheater_and_serves_requesters() {
     let dir = tempfile::tempdir().unwrap();
     let net_dir = dir.path().join("net");
-    let base = 30_000 + (std::process::id() % 3_000) as u16 * 10;
+    // Below the kernel's ephemeral range (32768 and up), where outgoing connections take ports.
+    let base = 28_000 + (std::process::id() % 400) as u16 * 10;
     let api = format!("http://127.0.0.1:{}", base + 5);
     let mut child = orrery()
         .args(["devnet", "--json", "--dir"])
@@ -42,11 +43,20 @@ fn the_devnet_settles_real_jobs_slashes_the_cheater_and_serves_requesters() {
         .args(["--p2p-port", &base.to_string()])
         .args(["--api-port", &(base + 5).to_string()])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("devnet.stderr")).unwrap())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let devnet = Devnet(child);
+    // What the devnet said, for a failure message: its stderr and its own log.
+    let said = || {
+        let read = |p: std::path::PathBuf| std::fs::read_to_string(p).unwrap_or_default();
+        format!(
+            "stderr:\n{}\nlogs/devnet.log:\n{}",
+            read(dir.path().join("devnet.stderr")),
+            read(net_dir.join("logs/devnet.log"))
+        )
+    };
     let mut json = String::new();
     for line in BufReader::new(stdout).lines() {
         let line = line.unwrap();
@@ -56,8 +66,8 @@ fn the_devnet_settles_real_jobs_slashes_the_cheater_and_serves_requesters() {
         json.push_str(&line);
         json.push('\n');
     }
-    let s: serde_json::Value =
-        serde_json::from_str(&json).unwrap_or_else(|e| panic!("summary is not JSON ({e}): {json}"));
+    let s: serde_json::Value = serde_json::from_str(&json)
+        .unwrap_or_else(|e| panic!("summary is not JSON ({e}): {json}\n{}", said()));
     let n = |k: &str| {
         s[k].as_u64()
             .unwrap_or_else(|| panic!("{k} missing in {s}"))

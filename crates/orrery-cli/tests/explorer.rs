@@ -203,8 +203,9 @@ fn the_explorer_shows_the_devnet_in_a_browser() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let net_dir = dir.path().join("net");
-    // Away from the devnet test's ports (30000 + …), so both can run on one machine.
-    let base = 40_000 + (std::process::id() % 2_000) as u16 * 10;
+    // Away from the devnet test's ports (28000 + …), so both can run on one machine, and below
+    // the kernel's ephemeral range (32768 and up), where outgoing connections take ports.
+    let base = 24_000 + (std::process::id() % 400) as u16 * 10;
     let api = format!("http://127.0.0.1:{}", base + 5);
     let log = std::fs::File::create(dir.path().join("devnet.log")).expect("log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_orrery"))

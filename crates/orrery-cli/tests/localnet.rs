@@ -79,7 +79,7 @@ fn transfer(client: &Client, key: &Keypair, to: AccountId, amount: Amount) {
 fn four_processes_survive_a_sigkill_and_converge() {
     let dir = tempfile::tempdir().unwrap();
     // Ports unlikely to collide with other tests or a running localnet.
-    let base = 20_000 + (std::process::id() % 4_000) as u16 * 10;
+    let base = 20_000 + (std::process::id() % 1_200) as u16 * 10;
     let init = orrery()
         .args(["node", "init", "--dir"])
         .arg(dir.path())

@@ -18,7 +18,7 @@ const VALIDATORS: u16 = 4;
 
 /// A run of free consecutive loopback ports (devnet validator i listens on first + i).
 fn free_ports() -> u16 {
-    let base = 20_000 + (std::process::id() % 2_000) as u16 * 8;
+    let base = 20_000 + (std::process::id() % 1_500) as u16 * 8;
     (0..500u16)
         .map(|k| base.wrapping_add(k * 8))
         .find(|&first| {
