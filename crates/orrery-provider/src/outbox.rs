@@ -47,8 +47,10 @@ pub const STUCK_AFTER_BLOCKS: u64 = 15;
 /// Blocks the agent keeps asking for an included transaction's receipt before it gives up (a
 /// node that indexed the block from storage keeps no receipt).
 pub const RECEIPT_WAIT_BLOCKS: u64 = 10;
-/// Most transactions pending at once: the node's per-sender mempool queue holds no more, and
-/// a duty loop that wants more is waiting on something else.
+/// Most transactions pending at once: well within a node's per-sender mempool queue (256 by
+/// default), and more than an agent with a few dozen leases has in flight; one that wants more
+/// is waiting on something else (a node that drops everything), and sending more would not
+/// help.
 pub const MAX_PENDING: usize = 64;
 
 /// What a transaction is for: its lease (or [`ACCOUNT_KEY`]), its kind and a stage (a dispute
