@@ -9,15 +9,17 @@
 //! is not docked; the requester pays exactly that price × usage; and the output the provider
 //! uploaded to node 2 is read back through node 0.
 
+mod support;
+
 use orrery_client::Client;
 use orrery_ledger::Params;
 use orrery_types::amount::Amount;
 use orrery_types::crypto::{AccountId, Keypair};
 use orrery_types::hash::Hash;
-use orrery_types::tx::{ChainId, Tx, TxBody};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::process::Child;
+use std::time::Duration;
+use support::{client, kill_all, orrery, run_ok, start_validators, transfer, wait_until};
 
 /// The provider's devnet key.
 const PROVIDER_SEED: u64 = 4_343;
@@ -26,29 +28,6 @@ const STAKE: &str = "200";
 /// The node the requester talks to, and the node the provider talks to.
 const REQUESTER_NODE: usize = 0;
 const PROVIDER_NODE: usize = 2;
-
-fn orrery() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_orrery"))
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// Four validators and a provider, killed when dropped.
 struct Net {
@@ -60,10 +39,7 @@ struct Net {
 
 impl Drop for Net {
     fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill_all(&mut self.children);
     }
 }
 
@@ -72,55 +48,17 @@ impl Net {
         let dir = tempfile::tempdir().unwrap();
         // Ports apart from the other network tests' (which run alone anyway).
         let base = 12_000 + (std::process::id() % 500) as u16 * 20;
-        run_ok(
-            orrery()
-                .args(["node", "init", "--dir"])
-                .arg(dir.path())
-                .args(["--p2p-port", &base.to_string()])
-                .args(["--api-port", &(base + 5).to_string()]),
-        );
-        let mut children = Vec::new();
-        for i in 0..4 {
-            let v = dir.path().join(format!("validator-{i}"));
-            let log = std::fs::File::create(dir.path().join(format!("validator-{i}.log"))).unwrap();
-            children.push(
-                orrery()
-                    .args(["node", "run", "--validator"])
-                    .arg(v.join("validator.toml"))
-                    .arg("--node")
-                    .arg(v.join("node.toml"))
-                    .stdout(log.try_clone().unwrap())
-                    .stderr(log)
-                    .spawn()
-                    .unwrap(),
-            );
-        }
-        let text = std::fs::read_to_string(dir.path().join("faucet.key")).unwrap();
-        let bytes: [u8; 32] = hex::decode(text.trim()).unwrap().try_into().unwrap();
-        let net = Net {
-            apis: (0..4)
-                .map(|i| format!("http://127.0.0.1:{}", base + 5 + i))
-                .collect(),
+        let (children, apis, faucet) = start_validators(dir.path(), base, |_| {});
+        Net {
             dir,
+            apis,
             children,
-            faucet: Keypair::from_secret_bytes(&bytes).unwrap(),
-        };
-        wait_until("the chain at height 2", Duration::from_secs(120), || {
-            net.apis.iter().all(|a| {
-                Net::client_of(a)
-                    .status()
-                    .is_ok_and(|s| s.chain.height >= 2)
-            })
-        });
-        net
-    }
-
-    fn client_of(api: &str) -> Client {
-        Client::with_timeout(api, Duration::from_secs(5))
+            faucet,
+        }
     }
 
     fn client(&self, node: usize) -> Client {
-        Net::client_of(&self.apis[node])
+        client(&self.apis[node])
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -128,16 +66,7 @@ impl Net {
     }
 
     fn transfer(&self, to: AccountId, amount: Amount) {
-        let client = self.client(REQUESTER_NODE);
-        let tx = Tx {
-            chain_id: ChainId::new(&client.status().unwrap().chain.chain_id).unwrap(),
-            nonce: client.account(&self.faucet.account()).unwrap().nonce,
-            body: TxBody::Transfer { to, amount },
-        }
-        .sign(&self.faucet);
-        let hash = client.submit(&tx).unwrap();
-        let record = client.wait_for_tx(&hash, Duration::from_secs(60)).unwrap();
-        assert!(record.receipt.is_none_or(|r| r.ok));
+        transfer(&self.client(REQUESTER_NODE), &self.faucet, to, amount);
     }
 
     /// `orrery provider run` against node `node`, registered and bonded.

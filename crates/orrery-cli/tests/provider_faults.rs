@@ -12,13 +12,15 @@
 //!   claim and settled: the provider is paid for the fuel it burned and not docked, the
 //!   requester gets the rest of its escrow back.
 
+mod support;
+
 use orrery_client::Client;
 use orrery_types::amount::Amount;
 use orrery_types::crypto::{AccountId, Keypair};
-use orrery_types::tx::{ChainId, Tx, TxBody};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::process::Child;
+use std::time::Duration;
+use support::{client, kill_all, orrery, run_ok, start_validators, transfer, wait_until};
 
 /// The provider's devnet key.
 const PROVIDER_SEED: u64 = 4_242;
@@ -28,29 +30,6 @@ const SAVE_EVERY: u64 = 50;
 const LOOP_FUEL: u64 = 200_000_000;
 /// The node 0's blob limit in these tests: small, so that an oversized bundle is cheap to make.
 const BLOB_LIMIT: u64 = 256 * 1024;
-
-fn orrery() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_orrery"))
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// Four validators on loopback, a provider process, and their folders. Every process is
 /// killed when it is dropped.
@@ -64,10 +43,7 @@ struct Net {
 
 impl Drop for Net {
     fn drop(&mut self) {
-        for c in self.validators.iter_mut().chain(self.provider.as_mut()) {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill_all(self.validators.iter_mut().chain(self.provider.as_mut()));
     }
 }
 
@@ -78,63 +54,33 @@ impl Net {
         let dir = tempfile::tempdir().unwrap();
         // Ports unlikely to collide with the other network tests (which run alone anyway).
         let base = 10_000 + (std::process::id() % 900) as u16 * 20 + slot * 10;
-        run_ok(
-            orrery()
-                .args(["node", "init", "--dir"])
-                .arg(dir.path())
-                .args(["--p2p-port", &base.to_string()])
-                .args(["--api-port", &(base + 5).to_string()]),
-        );
-        let node0 = dir.path().join("validator-0/node.toml");
-        let mut config: toml::Table = std::fs::read_to_string(&node0).unwrap().parse().unwrap();
-        config
-            .entry("blobs")
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-            .as_table_mut()
-            .unwrap()
-            .insert(
-                "max_blob_bytes".into(),
-                toml::Value::Integer(BLOB_LIMIT as i64),
-            );
-        std::fs::write(&node0, toml::to_string(&config).unwrap()).unwrap();
-        let validators = (0..4)
-            .map(|i| {
-                let v = dir.path().join(format!("validator-{i}"));
-                let log =
-                    std::fs::File::create(dir.path().join(format!("validator-{i}.log"))).unwrap();
-                orrery()
-                    .args(["node", "run", "--validator"])
-                    .arg(v.join("validator.toml"))
-                    .arg("--node")
-                    .arg(v.join("node.toml"))
-                    .stdout(log.try_clone().unwrap())
-                    .stderr(log)
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        let text = std::fs::read_to_string(dir.path().join("faucet.key")).unwrap();
-        let bytes: [u8; 32] = hex::decode(text.trim()).unwrap().try_into().unwrap();
+        let (validators, apis, faucet) = start_validators(dir.path(), base, |dir| {
+            let node0 = dir.join("validator-0/node.toml");
+            let mut config: toml::Table = std::fs::read_to_string(&node0).unwrap().parse().unwrap();
+            config
+                .entry("blobs")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .unwrap()
+                .insert(
+                    "max_blob_bytes".into(),
+                    toml::Value::Integer(BLOB_LIMIT as i64),
+                );
+            std::fs::write(&node0, toml::to_string(&config).unwrap()).unwrap();
+        });
         let net = Net {
-            api: format!("http://127.0.0.1:{}", base + 5),
+            api: apis[0].clone(),
             dir,
             validators,
             provider: None,
-            faucet: Keypair::from_secret_bytes(&bytes).unwrap(),
+            faucet,
         };
-        wait_until("the chain at height 2", Duration::from_secs(120), || {
-            net.height().is_some_and(|h| h >= 2)
-        });
         net.transfer(provider_account(), Amount::orr(1_000));
         net
     }
 
     fn client(&self) -> Client {
-        Client::with_timeout(&self.api, Duration::from_secs(5))
-    }
-
-    fn height(&self) -> Option<u64> {
-        self.client().status().ok().map(|s| s.chain.height)
+        client(&self.api)
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -142,16 +88,7 @@ impl Net {
     }
 
     fn transfer(&self, to: AccountId, amount: Amount) {
-        let client = self.client();
-        let tx = Tx {
-            chain_id: ChainId::new(&client.status().unwrap().chain.chain_id).unwrap(),
-            nonce: client.account(&self.faucet.account()).unwrap().nonce,
-            body: TxBody::Transfer { to, amount },
-        }
-        .sign(&self.faucet);
-        let hash = client.submit(&tx).unwrap();
-        let record = client.wait_for_tx(&hash, Duration::from_secs(60)).unwrap();
-        assert!(record.receipt.is_none_or(|r| r.ok));
+        transfer(&self.client(), &self.faucet, to, amount);
     }
 
     fn balance(&self, who: &AccountId) -> Amount {
