@@ -19,12 +19,13 @@ use orrery_types::hash::Hash;
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::Duration;
-use support::{client, kill_all, orrery, run_ok, start_validators, transfer, wait_until};
+use support::{
+    PROVIDER_STAKE, client, kill_all, orrery, run_ok, start_provider, start_validators, transfer,
+    wait_until,
+};
 
 /// The provider's devnet key.
 const PROVIDER_SEED: u64 = 4_343;
-/// The provider's stake.
-const STAKE: &str = "200";
 /// The node the requester talks to, and the node the provider talks to.
 const REQUESTER_NODE: usize = 0;
 const PROVIDER_NODE: usize = 2;
@@ -71,53 +72,8 @@ impl Net {
 
     /// `orrery provider run` against node `node`, registered and bonded.
     fn start_provider(&mut self, node: usize) {
-        let config = self.path("provider.toml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"node = "{api}"
-key_seed = {PROVIDER_SEED}
-data_dir = "{data}"
-region = "eu-west"
-stake = "{STAKE}"
-poll_interval_ms = 100
-[prices]
-gpu_hour = "0"
-cpu_core_hour = "0.05"
-ram_gib_hour = "0"
-mega_unit = "0.001"
-[hardware]
-cpu_cores = 2
-ram_gib = 4
-"#,
-                api = self.apis[node],
-                data = self.path("provider-data").display(),
-            ),
-        )
-        .unwrap();
-        let log = std::fs::File::create(self.path("provider.log")).unwrap();
-        self.children.push(
-            orrery()
-                .args(["provider", "run", "--config"])
-                .arg(&config)
-                .env("ORRERY_LOG", "orrery_provider=info")
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .unwrap(),
-        );
-        let client = self.client(node);
-        wait_until(
-            "the provider registered and bonded",
-            Duration::from_secs(60),
-            || {
-                client
-                    .provider(&provider_account())
-                    .ok()
-                    .flatten()
-                    .is_some_and(|p| !p.stake.is_zero())
-            },
-        );
+        let child = start_provider(self.dir.path(), &self.apis[node], PROVIDER_SEED, "");
+        self.children.push(child);
     }
 
     /// Whether node `node` holds `hash` itself (a peer's HEAD is answered locally only).
@@ -301,7 +257,11 @@ fn a_bundle_uploaded_to_node_0_runs_on_a_provider_of_node_2_and_the_lease_settle
     );
     let record = client.provider(&provider).unwrap().unwrap();
     assert_eq!(record.earned, paid);
-    assert_eq!(record.stake, STAKE.parse::<Amount>().unwrap(), "not docked");
+    assert_eq!(
+        record.stake,
+        PROVIDER_STAKE.parse::<Amount>().unwrap(),
+        "not docked"
+    );
     assert_eq!(record.reputation.timed_out, 0);
     assert_eq!(record.reputation.settled, 1);
     let (provider_after, h1) = net.balance_between_epochs(&provider, epoch);

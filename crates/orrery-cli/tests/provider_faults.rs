@@ -20,7 +20,9 @@ use orrery_types::crypto::{AccountId, Keypair};
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::Duration;
-use support::{client, kill_all, orrery, run_ok, start_validators, transfer, wait_until};
+use support::{
+    client, kill_all, orrery, run_ok, start_provider, start_validators, transfer, wait_until,
+};
 
 /// The provider's devnet key.
 const PROVIDER_SEED: u64 = 4_242;
@@ -98,58 +100,13 @@ impl Net {
     /// Start `orrery provider run` (its log appended to `provider.log`) and wait until it is
     /// registered and bonded.
     fn start_provider(&mut self) {
-        let config = self.path("provider.toml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"node = "{api}"
-key_seed = {PROVIDER_SEED}
-data_dir = "{data}"
-region = "eu-west"
-stake = "200"
-poll_interval_ms = 100
-save_every_steps = {SAVE_EVERY}
-[prices]
-gpu_hour = "0"
-cpu_core_hour = "0.05"
-ram_gib_hour = "0"
-mega_unit = "0.001"
-[hardware]
-cpu_cores = 2
-ram_gib = 4
-"#,
-                api = self.api,
-                data = self.path("provider-data").display(),
-            ),
-        )
-        .unwrap();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.path("provider.log"))
-            .unwrap();
-        self.provider = Some(
-            orrery()
-                .args(["provider", "run", "--config"])
-                .arg(&config)
-                .env("ORRERY_LOG", "orrery_provider=info")
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .unwrap(),
-        );
-        let client = self.client();
-        wait_until(
-            "the provider registered and bonded",
-            Duration::from_secs(60),
-            || {
-                client
-                    .provider(&provider_account())
-                    .ok()
-                    .flatten()
-                    .is_some_and(|p| !p.stake.is_zero())
-            },
-        );
+        let extra = format!("save_every_steps = {SAVE_EVERY}");
+        self.provider = Some(start_provider(
+            self.dir.path(),
+            &self.api,
+            PROVIDER_SEED,
+            &extra,
+        ));
     }
 
     /// SIGKILL the provider process: no snapshot on the way out, no goodbye to the chain.

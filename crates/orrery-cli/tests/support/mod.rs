@@ -107,3 +107,63 @@ pub fn kill_all<'a>(children: impl IntoIterator<Item = &'a mut Child>) {
         let _ = c.wait();
     }
 }
+
+/// The stake the process tests' provider bonds (ORR): above the minimum for 2 cores.
+pub const PROVIDER_STAKE: &str = "200";
+
+/// Write `dir/provider.toml` for a 2-core provider with devnet key `seed` attached to `api`
+/// (`extra` lines appended to its top table), start `orrery provider run` on it (log appended
+/// to `dir/provider.log`), and wait until it is registered and bonded.
+pub fn start_provider(dir: &Path, api: &str, seed: u64, extra: &str) -> Child {
+    let config = dir.join("provider.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"node = "{api}"
+key_seed = {seed}
+data_dir = "{data}"
+region = "eu-west"
+stake = "{PROVIDER_STAKE}"
+poll_interval_ms = 100
+{extra}
+[prices]
+gpu_hour = "0"
+cpu_core_hour = "0.05"
+ram_gib_hour = "0"
+mega_unit = "0.001"
+[hardware]
+cpu_cores = 2
+ram_gib = 4
+"#,
+            data = dir.join("provider-data").display(),
+        ),
+    )
+    .unwrap();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("provider.log"))
+        .unwrap();
+    let child = orrery()
+        .args(["provider", "run", "--config"])
+        .arg(&config)
+        .env("ORRERY_LOG", "orrery_provider=info")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let account = Keypair::from_seed(seed).account();
+    let client = client(api);
+    wait_until(
+        "the provider registered and bonded",
+        Duration::from_secs(60),
+        || {
+            client
+                .provider(&account)
+                .ok()
+                .flatten()
+                .is_some_and(|p| !p.stake.is_zero())
+        },
+    );
+    child
+}
