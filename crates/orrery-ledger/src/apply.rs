@@ -250,6 +250,16 @@ fn apply_body(state: &mut State, tx: &SignedTx, sender: AccountId) -> Result<Vec
             agreed.as_slice(),
             proof,
         )?,
+        TxBody::OfferModels { .. }
+        | TxBody::CreateInferenceKey { .. }
+        | TxBody::FundInferenceKey { .. }
+        | TxBody::RevokeInferenceKey { .. }
+        | TxBody::SettleInference { .. }
+        | TxBody::SealInferenceCheck { .. }
+        | TxBody::RevealInferenceCheck { .. }
+        | TxBody::OpenInferenceResponse { .. } => {
+            return Err(TxError::NotEnabled(tx.tx.body.kind()));
+        }
     };
     Ok(events)
 }

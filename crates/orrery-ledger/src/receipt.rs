@@ -250,6 +250,9 @@ pub enum Event {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize)]
 #[serde(tag = "error", rename_all = "snake_case")]
 pub enum TxError {
+    /// A kind of transaction this ledger does not apply yet.
+    #[error("{0} transactions are not enabled on this chain yet")]
+    NotEnabled(&'static str),
     /// The signature does not match the transaction and signer.
     #[error("bad signature: the transaction was not signed by the key it names")]
     BadSignature,

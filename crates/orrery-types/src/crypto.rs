@@ -158,3 +158,47 @@ impl fmt::Debug for Keypair {
 pub fn verify(key: &PublicKey, namespace: &[u8], msg: &[u8], signature: &Signature) -> bool {
     key.verify(namespace, msg, signature)
 }
+
+/// Serde for a [`PublicKey`] as hex of its 32 bytes (for JSON views of vouchers).
+pub mod public_key_hex {
+    use super::PublicKey;
+    use commonware_codec::{Read as _, Write as _};
+    use serde::Deserialize as _;
+
+    /// Write the key as hex.
+    pub fn serialize<S: serde::Serializer>(key: &PublicKey, s: S) -> Result<S::Ok, S::Error> {
+        let mut bytes = Vec::new();
+        key.write(&mut bytes);
+        s.serialize_str(&hex::encode(bytes))
+    }
+
+    /// Read a key from hex.
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<PublicKey, D::Error> {
+        let text = String::deserialize(d)?;
+        let bytes = hex::decode(&text).map_err(serde::de::Error::custom)?;
+        PublicKey::read_cfg(&mut commonware_codec::Copying(bytes.as_slice()), &())
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Serde for a [`Signature`] as hex of its 64 bytes.
+pub mod signature_hex {
+    use super::Signature;
+    use commonware_codec::{Read as _, Write as _};
+    use serde::Deserialize as _;
+
+    /// Write the signature as hex.
+    pub fn serialize<S: serde::Serializer>(sig: &Signature, s: S) -> Result<S::Ok, S::Error> {
+        let mut bytes = Vec::new();
+        sig.write(&mut bytes);
+        s.serialize_str(&hex::encode(bytes))
+    }
+
+    /// Read a signature from hex.
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Signature, D::Error> {
+        let text = String::deserialize(d)?;
+        let bytes = hex::decode(&text).map_err(serde::de::Error::custom)?;
+        Signature::read_cfg(&mut commonware_codec::Copying(bytes.as_slice()), &())
+            .map_err(serde::de::Error::custom)
+    }
+}

@@ -13,6 +13,7 @@ pub mod block;
 pub mod codec;
 pub mod crypto;
 pub mod hash;
+pub mod inference;
 pub mod merkle;
 #[cfg(feature = "openapi")]
 pub mod openapi;

@@ -14,10 +14,11 @@
 //! [`MAX_TX_BYTES`].
 
 use crate::amount::Amount;
-use crate::codec::{self, Blob, DecodeError, Text};
+use crate::codec::{self, Blob, BoundedVec, DecodeError, Text};
 use crate::codec_struct;
 use crate::crypto::{self, AccountId, Keypair, NAMESPACE_TX, PublicKey, Signature};
 use crate::hash::{Hash, HashWriter};
+use crate::inference::{MAX_MODELS_PER_PROVIDER, ModelOffer, ResponseCommitment, SignedVoucher};
 use crate::merkle::MerkleProof;
 use crate::resources::{Endpoint, Hardware, PriceList, Region, ResourceRequest, Usage};
 use crate::workload::{FailedAt, JobFailure, output_ending};
@@ -48,6 +49,12 @@ pub type ChainId = Text<MAX_CHAIN_ID_LEN>;
 
 /// A lease's number, assigned by the ledger in order of opening.
 pub type LeaseId = u64;
+
+/// An inference batch's number, assigned by the ledger in order of settlement.
+pub type BatchId = u64;
+
+/// The models one provider offers.
+pub type ModelOffers = BoundedVec<ModelOffer, MAX_MODELS_PER_PROVIDER>;
 
 /// How a lease's result is checked. See `docs/protocol.md`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -250,6 +257,79 @@ pub enum TxBody {
         /// Which lease.
         lease: LeaseId,
     },
+    /// Replace the models the signer (a registered provider) serves. An empty list stops
+    /// serving.
+    OfferModels {
+        /// The models, each by its weights hash, with prices and sampling rate.
+        models: ModelOffers,
+    },
+    /// Create an API key owned by the signer: `deposit` moves from the signer's balance to the
+    /// key, which may pay providers at most `limit` over its life.
+    CreateInferenceKey {
+        /// The key's id: the account id of its public key.
+        key: AccountId,
+        /// Most the key may ever pay.
+        limit: Amount,
+        /// Tokens locked for it now.
+        deposit: Amount,
+    },
+    /// Add to a key's deposit (its owner only).
+    FundInferenceKey {
+        /// Which key.
+        key: AccountId,
+        /// How much.
+        amount: Amount,
+    },
+    /// Revoke a key (its owner only): vouchers it signed may still settle for
+    /// `voucher_grace_blocks`, then what is left of its deposit returns to the owner.
+    RevokeInferenceKey {
+        /// Which key.
+        key: AccountId,
+    },
+    /// A provider settles a channel's latest voucher for one batch of responses from one
+    /// model: the ledger holds the difference since the channel's last settlement until the
+    /// batch's checks end.
+    SettleInference {
+        /// The key's cumulative voucher for this channel.
+        voucher: SignedVoucher,
+        /// The weights hash of the model that answered every response of the batch.
+        model: Hash,
+        /// Merkle root over the batch's response commitment leaves, in order.
+        root: Hash,
+        /// Content hash of the published batch file (requests and leaves).
+        batch: Hash,
+    },
+    /// A drawn checker seals its re-execution of one response of a batch.
+    SealInferenceCheck {
+        /// Which batch.
+        batch: BatchId,
+        /// Which response (its leaf index).
+        index: u64,
+        /// `check_seal(batch, index, checker, request, output)`.
+        seal: Hash,
+    },
+    /// A checker reveals what it sealed.
+    RevealInferenceCheck {
+        /// Which batch.
+        batch: BatchId,
+        /// Which response.
+        index: u64,
+        /// `request_hash` of the request it ran; zero if the batch file was unavailable.
+        request: Hash,
+        /// `output_digest` of its answer; zero if the batch file was unavailable.
+        output: Hash,
+    },
+    /// The provider opens its commitment to a drawn response, with its Merkle proof.
+    OpenInferenceResponse {
+        /// Which batch.
+        batch: BatchId,
+        /// Which response.
+        index: u64,
+        /// The commitment whose leaf is at `index`.
+        commitment: ResponseCommitment,
+        /// Proof of the leaf under the batch's root.
+        proof: MerkleProof,
+    },
 }
 
 impl TxBody {
@@ -269,6 +349,14 @@ impl TxBody {
             TxBody::RevealResult { .. } => "reveal_result",
             TxBody::DisputeMove { .. } => "dispute_move",
             TxBody::Adjudicate { .. } => "adjudicate",
+            TxBody::OfferModels { .. } => "offer_models",
+            TxBody::CreateInferenceKey { .. } => "create_inference_key",
+            TxBody::FundInferenceKey { .. } => "fund_inference_key",
+            TxBody::RevokeInferenceKey { .. } => "revoke_inference_key",
+            TxBody::SettleInference { .. } => "settle_inference",
+            TxBody::SealInferenceCheck { .. } => "seal_inference_check",
+            TxBody::RevealInferenceCheck { .. } => "reveal_inference_check",
+            TxBody::OpenInferenceResponse { .. } => "open_inference_response",
         }
     }
 }
@@ -354,6 +442,71 @@ impl Write for TxBody {
                 state.write(buf);
                 proof.write(buf);
             }
+            TxBody::OfferModels { models } => {
+                13u8.write(buf);
+                models.write(buf);
+            }
+            TxBody::CreateInferenceKey {
+                key,
+                limit,
+                deposit,
+            } => {
+                14u8.write(buf);
+                key.write(buf);
+                limit.write(buf);
+                deposit.write(buf);
+            }
+            TxBody::FundInferenceKey { key, amount } => {
+                15u8.write(buf);
+                key.write(buf);
+                amount.write(buf);
+            }
+            TxBody::RevokeInferenceKey { key } => {
+                16u8.write(buf);
+                key.write(buf);
+            }
+            TxBody::SettleInference {
+                voucher,
+                model,
+                root,
+                batch,
+            } => {
+                17u8.write(buf);
+                voucher.write(buf);
+                model.write(buf);
+                root.write(buf);
+                batch.write(buf);
+            }
+            TxBody::SealInferenceCheck { batch, index, seal } => {
+                18u8.write(buf);
+                batch.write(buf);
+                index.write(buf);
+                seal.write(buf);
+            }
+            TxBody::RevealInferenceCheck {
+                batch,
+                index,
+                request,
+                output,
+            } => {
+                19u8.write(buf);
+                batch.write(buf);
+                index.write(buf);
+                request.write(buf);
+                output.write(buf);
+            }
+            TxBody::OpenInferenceResponse {
+                batch,
+                index,
+                commitment,
+                proof,
+            } => {
+                20u8.write(buf);
+                batch.write(buf);
+                index.write(buf);
+                commitment.write(buf);
+                proof.write(buf);
+            }
         }
     }
 }
@@ -397,6 +550,50 @@ impl EncodeSize for TxBody {
                 lease.encode_size()
                     + bundle.encode_size()
                     + state.encode_size()
+                    + proof.encode_size()
+            }
+            TxBody::OfferModels { models } => models.encode_size(),
+            TxBody::CreateInferenceKey {
+                key,
+                limit,
+                deposit,
+            } => key.encode_size() + limit.encode_size() + deposit.encode_size(),
+            TxBody::FundInferenceKey { key, amount } => key.encode_size() + amount.encode_size(),
+            TxBody::RevokeInferenceKey { key } => key.encode_size(),
+            TxBody::SettleInference {
+                voucher,
+                model,
+                root,
+                batch,
+            } => {
+                voucher.encode_size()
+                    + model.encode_size()
+                    + root.encode_size()
+                    + batch.encode_size()
+            }
+            TxBody::SealInferenceCheck { batch, index, seal } => {
+                batch.encode_size() + index.encode_size() + seal.encode_size()
+            }
+            TxBody::RevealInferenceCheck {
+                batch,
+                index,
+                request,
+                output,
+            } => {
+                batch.encode_size()
+                    + index.encode_size()
+                    + request.encode_size()
+                    + output.encode_size()
+            }
+            TxBody::OpenInferenceResponse {
+                batch,
+                index,
+                commitment,
+                proof,
+            } => {
+                batch.encode_size()
+                    + index.encode_size()
+                    + commitment.encode_size()
                     + proof.encode_size()
             }
         }
@@ -455,6 +652,44 @@ impl Read for TxBody {
                 lease: u64::read(buf)?,
                 bundle: Blob::read(buf)?,
                 state: Blob::read(buf)?,
+                proof: MerkleProof::read(buf)?,
+            },
+            13 => TxBody::OfferModels {
+                models: ModelOffers::read(buf)?,
+            },
+            14 => TxBody::CreateInferenceKey {
+                key: AccountId::read(buf)?,
+                limit: Amount::read(buf)?,
+                deposit: Amount::read(buf)?,
+            },
+            15 => TxBody::FundInferenceKey {
+                key: AccountId::read(buf)?,
+                amount: Amount::read(buf)?,
+            },
+            16 => TxBody::RevokeInferenceKey {
+                key: AccountId::read(buf)?,
+            },
+            17 => TxBody::SettleInference {
+                voucher: SignedVoucher::read(buf)?,
+                model: Hash::read(buf)?,
+                root: Hash::read(buf)?,
+                batch: Hash::read(buf)?,
+            },
+            18 => TxBody::SealInferenceCheck {
+                batch: u64::read(buf)?,
+                index: u64::read(buf)?,
+                seal: Hash::read(buf)?,
+            },
+            19 => TxBody::RevealInferenceCheck {
+                batch: u64::read(buf)?,
+                index: u64::read(buf)?,
+                request: Hash::read(buf)?,
+                output: Hash::read(buf)?,
+            },
+            20 => TxBody::OpenInferenceResponse {
+                batch: u64::read(buf)?,
+                index: u64::read(buf)?,
+                commitment: ResponseCommitment::read(buf)?,
                 proof: MerkleProof::read(buf)?,
             },
             t => return Err(CodecError::InvalidEnum(t)),
