@@ -313,6 +313,197 @@ pub struct BatchFile {
     pub entries: Vec<BatchEntry>,
 }
 
+/// Longest canonical request a provider accepts or a batch file holds (bytes of JSON).
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+/// Most inputs one embeddings request may carry.
+pub const MAX_EMBEDDING_INPUTS: usize = 64;
+/// Most stop strings a generation may name.
+pub const MAX_STOP_STRINGS: usize = 4;
+
+/// A request as the gateway forwards it to a provider. Its canonical bytes are
+/// `serde_json::to_vec(&request)`; [`request_hash`] of them is what the commitment names and
+/// what a checker recomputes from the batch file.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InferenceRequest {
+    /// The weights hash of the model asked for.
+    pub model: Hash,
+    /// The paying key.
+    pub key: AccountId,
+    /// The gateway's channel that will pay.
+    pub channel: u64,
+    /// A number the gateway makes unique per request, so equal prompts get distinct receipts.
+    pub nonce: u64,
+    /// What to compute.
+    pub task: InferenceTask,
+}
+
+impl InferenceRequest {
+    /// The canonical bytes.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        // Serializing plain data with string keys cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// [`request_hash`] of the canonical bytes.
+    pub fn hash(&self) -> Hash {
+        request_hash(&self.canonical_bytes())
+    }
+
+    /// The sampling seed the commitment names.
+    pub fn seed(&self) -> u64 {
+        match &self.task {
+            InferenceTask::Embeddings { .. } => 0,
+            InferenceTask::Completion { sampling, .. } | InferenceTask::Chat { sampling, .. } => {
+                sampling.seed
+            }
+        }
+    }
+}
+
+/// How a generation samples. Equal parameters on equal weights give equal tokens, bit for bit.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sampling {
+    /// Most tokens to generate (at least 1).
+    pub max_tokens: u32,
+    /// 0 decodes greedily; above 0 samples with `seed`.
+    pub temperature: f32,
+    /// Nucleus sampling mass in (0, 1].
+    pub top_p: f32,
+    /// The sampling seed (the gateway draws one when the client gives none).
+    pub seed: u64,
+    /// Strings that end the generation (not included in the output).
+    pub stop: Vec<String>,
+}
+
+/// One chat message.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatMessage {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    /// The text.
+    pub content: String,
+}
+
+/// What an inference request computes.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum InferenceTask {
+    /// One embedding per input.
+    Embeddings {
+        /// The texts.
+        inputs: Vec<String>,
+    },
+    /// Continue a prompt.
+    Completion {
+        /// The prompt.
+        prompt: String,
+        /// Sampling.
+        sampling: Sampling,
+    },
+    /// Answer a conversation (the provider applies the model's chat template).
+    Chat {
+        /// The conversation.
+        messages: Vec<ChatMessage>,
+        /// Sampling.
+        sampling: Sampling,
+    },
+}
+
+/// What the provider computed, as it streams back to the gateway.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum InferenceOutput {
+    /// One vector per input, in order.
+    Embeddings {
+        /// The vectors.
+        vectors: Vec<Vec<f32>>,
+    },
+    /// Generated text.
+    Text {
+        /// The text.
+        text: String,
+        /// `stop` (a stop string or end of text) or `length` (`max_tokens` reached).
+        finish_reason: String,
+    },
+}
+
+impl InferenceOutput {
+    /// The bytes [`output_digest`] covers: the text's UTF-8 bytes, or every vector's f32
+    /// values little-endian, in order.
+    pub fn digest_bytes(&self) -> Vec<u8> {
+        match self {
+            InferenceOutput::Text { text, .. } => text.as_bytes().to_vec(),
+            InferenceOutput::Embeddings { vectors } => vectors
+                .iter()
+                .flat_map(|v| v.iter().flat_map(|x| x.to_le_bytes()))
+                .collect(),
+        }
+    }
+}
+
+/// A provider's finished answer with its signed commitment: the last message of every
+/// response, streamed or not.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SignedResponse {
+    /// The answer.
+    pub output: InferenceOutput,
+    /// What the provider commits to.
+    pub commitment: ResponseCommitment,
+    /// The provider's account.
+    pub provider: AccountId,
+    /// The provider's public key (its account id derives from it).
+    #[serde(with = "crate::crypto::public_key_hex")]
+    pub provider_key: PublicKey,
+    /// The provider's signature over the commitment under [`NAMESPACE_RESPONSE`].
+    #[serde(with = "crate::crypto::signature_hex")]
+    pub signature: Signature,
+}
+
+impl SignedResponse {
+    /// Whether the response is internally consistent: signed by the provider it names, and
+    /// its commitment's output digest is the output's.
+    pub fn verify(&self) -> bool {
+        AccountId::from_public_key(&self.provider_key) == self.provider
+            && self.commitment.verify(&self.provider_key, &self.signature)
+            && self.commitment.output
+                == output_digest(
+                    self.commitment.tokens_in,
+                    self.commitment.tokens_out,
+                    &self.output.digest_bytes(),
+                )
+    }
+}
+
+/// One server-sent event of a streamed generation from a provider (`data: <json>`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StreamEvent {
+    /// New text (one or more tokens' worth).
+    Delta {
+        /// The text since the previous event.
+        text: String,
+    },
+    /// The end: the whole answer and its commitment.
+    Done(Box<SignedResponse>),
+    /// The provider failed; nothing is owed.
+    Error {
+        /// Why.
+        message: String,
+    },
+}
+
+/// What a gateway sends a provider after a response finished: the voucher that pays it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VoucherDelivery {
+    /// The voucher, whose `responses` is one more than the channel's previous voucher's.
+    pub voucher: SignedVoucher,
+    /// The leaf of the response it pays for.
+    pub leaf: Hash,
+}
+
 /// An API key: a key pair whose secret travels as `sk-orr-<64 hex>`.
 #[derive(Clone)]
 pub struct ApiKey(Keypair);

@@ -201,3 +201,77 @@ fn every_inference_transaction_round_trips_its_encoding() {
         assert!(back.verify_signature());
     }
 }
+
+#[test]
+fn a_request_has_one_canonical_form_and_a_response_verifies_against_its_output() {
+    let request = InferenceRequest {
+        model: Hash::of(b"m"),
+        key: Keypair::from_seed(2).account(),
+        channel: 1,
+        nonce: 2,
+        task: InferenceTask::Chat {
+            messages: vec![ChatMessage {
+                role: "user".into(),
+                content: "hi ☃".into(),
+            }],
+            sampling: Sampling {
+                max_tokens: 8,
+                temperature: 0.7,
+                top_p: 0.9,
+                seed: 42,
+                stop: vec!["\n".into()],
+            },
+        },
+    };
+    let bytes = request.canonical_bytes();
+    let back: InferenceRequest = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(back, request);
+    assert_eq!(
+        back.canonical_bytes(),
+        bytes,
+        "re-serializing changes nothing"
+    );
+    assert_eq!(request.seed(), 42);
+    assert!(serde_json::from_str::<InferenceRequest>(r#"{"model":"00"}"#).is_err());
+
+    let provider = Keypair::from_seed(1);
+    let output = InferenceOutput::Text {
+        text: "hello".into(),
+        finish_reason: "stop".into(),
+    };
+    let commitment = ResponseCommitment {
+        model: request.model,
+        key: request.key,
+        request: request.hash(),
+        seed: 42,
+        output: output_digest(3, 1, &output.digest_bytes()),
+        tokens_in: 3,
+        tokens_out: 1,
+        charged: Amount(1),
+    };
+    let response = SignedResponse {
+        signature: commitment.sign(&provider),
+        output: output.clone(),
+        commitment,
+        provider: provider.account(),
+        provider_key: provider.public_key().clone(),
+    };
+    assert!(response.verify());
+    let json = serde_json::to_string(&StreamEvent::Done(Box::new(response.clone()))).unwrap();
+    assert!(matches!(serde_json::from_str(&json).unwrap(), StreamEvent::Done(r) if *r == response));
+    let truncated = SignedResponse {
+        output: InferenceOutput::Text {
+            text: "hell".into(),
+            finish_reason: "stop".into(),
+        },
+        ..response.clone()
+    };
+    assert!(
+        !truncated.verify(),
+        "an output that is not the committed one"
+    );
+    let vectors = InferenceOutput::Embeddings {
+        vectors: vec![vec![1.0, -0.5]],
+    };
+    assert_eq!(vectors.digest_bytes().len(), 8);
+}
