@@ -75,6 +75,16 @@ fn build(rng: &mut Rng) -> ModelRouter {
     router
 }
 
+fn q(name: &str) -> ModelQuery<'_> {
+    ModelQuery {
+        name,
+        tokens_in: 500,
+        tokens_out: 256,
+        min_context: 756,
+        limit: 3,
+    }
+}
+
 fn stats(mut v: Vec<Duration>) -> (Duration, Duration) {
     v.sort();
     (v[v.len() / 2], v[(v.len() * 99 / 100).min(v.len() - 1)])
@@ -119,13 +129,6 @@ fn main() {
             .max()
             .unwrap_or(0)
     );
-    let q = |name: &str| ModelQuery {
-        name,
-        tokens_in: 500,
-        tokens_out: 256,
-        min_context: 756,
-        limit: 3,
-    };
     let picks: Vec<String> = (0..queries)
         .map(|_| format!("model-{}", name_index(&mut rng)))
         .collect();
