@@ -448,7 +448,7 @@ fn pay(
     signed: &SignedResponse,
     price: Amount,
 ) -> Result<Served, GatewayError> {
-    let chain_id = ChainId::new(&gw.chain.chain_id())
+    let chain_id = ChainId::new(gw.chain.chain_id())
         .map_err(|e| GatewayError::internal(format!("chain id: {e}")))?;
     let voucher = gw
         .store
