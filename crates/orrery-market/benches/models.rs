@@ -114,7 +114,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3_000);
-    let mut rng = Rng(0x5eed_0f_1e7_0ff3);
+    let mut rng = Rng(0x5eed_f1e7_0ff3_0001);
     let t = Instant::now();
     let router = build(&mut rng);
     let names: Vec<String> = router.names().map(str::to_owned).collect();
