@@ -189,6 +189,33 @@ pub fn gelu_backward(x: &[f32], dy: &[f32]) -> Vec<f32> {
         .collect()
 }
 
+/// GELU, exact (erf) form as BERT uses it: `0.5 x (1 + erf(x / √2))`.
+///
+/// Operation order, per element: `t = x · (1/√2)` (one rounding, with the f32 constant
+/// [`std::f32::consts::FRAC_1_SQRT_2`]), `e = libm::erff(t)`, `y = (0.5 · x) · (1 + e)`.
+pub fn gelu_erf(x: &[f32]) -> Vec<f32> {
+    x.iter()
+        .map(|&v| {
+            let e = libm::erff(v * std::f32::consts::FRAC_1_SQRT_2);
+            (0.5 * v) * (1.0 + e)
+        })
+        .collect()
+}
+
+/// Gradient of [`gelu_erf`] given its input `x`:
+/// `dy · (0.5 (1 + erf(x/√2)) + x · φ(x))`, `φ(x) = exp(−x²/2) / √(2π)`.
+pub fn gelu_erf_backward(x: &[f32], dy: &[f32]) -> Vec<f32> {
+    const INV_SQRT_2PI: f32 = 0.398_942_3;
+    x.iter()
+        .zip(dy)
+        .map(|(&v, &d)| {
+            let e = libm::erff(v * std::f32::consts::FRAC_1_SQRT_2);
+            let pdf = INV_SQRT_2PI * libm::expf(-0.5 * v * v);
+            d * (0.5 * (1.0 + e) + v * pdf)
+        })
+        .collect()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Softmax, layer norm, embedding, cross-entropy.
 

@@ -153,6 +153,24 @@ fn activation_gradients() {
     check_grad("gelu", &x, &gelu_backward(&x, &r), |x| {
         weighted_sum(&gelu(x), &r)
     });
+    check_grad("gelu_erf", &x, &gelu_erf_backward(&x, &r), |x| {
+        weighted_sum(&gelu_erf(x), &r)
+    });
+}
+
+#[test]
+fn gelu_erf_matches_its_definition_in_f64() {
+    for &v in &[-6.0f32, -1.5, -0.3, 0.0, 0.2, 1.0, 3.7] {
+        let y = gelu_erf(&[v])[0] as f64;
+        let x = v as f64;
+        let want = 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2));
+        assert!(
+            (y - want).abs() <= 1e-6 * (1.0 + want.abs()),
+            "gelu_erf({v}) = {y}, want {want}"
+        );
+    }
+    // The tanh form differs from the exact one by up to ~1e-3 around |x| ≈ 2.
+    assert_ne!(gelu_erf(&[2.0])[0], gelu(&[2.0])[0]);
 }
 
 #[test]
