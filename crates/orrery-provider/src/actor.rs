@@ -60,7 +60,7 @@ use crate::chain::{Chain, ChainError, TxOutcome};
 use crate::config::ProviderConfig;
 use crate::decide::{Action, Head, LeaseInfo, Role, decide, role};
 use crate::ingress::Message;
-use crate::outbox::{ACCOUNT_KEY, Outbox, SendKey};
+use crate::outbox::{Outbox, SendKey, Subject};
 use crate::runner::{JobBundle, RunEnd, RunJobError, RunSettings};
 use crate::runs::{Done, Lane, LaneLimits, REFEREE_REPLAYS, Report, Runs};
 use crate::store::{LeaseDir, Store};
@@ -380,25 +380,29 @@ impl<C: Chain> Worker<C> {
         let (_, chain_nonce) = self.chain.account(&self.me)?;
         self.outbox.observe(chain_nonce, head.height);
         for included in self.outbox.awaiting_receipts().to_vec() {
-            let (lease, kind, _) = included.key;
+            let (subject, kind, _) = included.key;
             match self.chain.tx_outcome(&included.hash) {
                 Ok(TxOutcome::Applied) => self.outbox.receipt_read(&included.hash),
                 Ok(TxOutcome::Refused(reason)) => {
                     self.outbox.receipt_read(&included.hash);
-                    let lease = (lease != ACCOUNT_KEY).then_some(lease);
                     tracing::warn!(
-                        lease,
+                        lease = subject.lease(),
+                        %subject,
                         kind,
                         nonce = included.nonce,
                         %reason,
                         "the chain refused our transaction"
                     );
                     self.snapshot.txs_refused += 1;
-                    self.snapshot.last_refusal = Some(format!(
-                        "{kind} (lease {}, nonce {}): {reason}",
-                        lease.map_or("-".into(), |l| l.to_string()),
-                        included.nonce
-                    ));
+                    self.snapshot.last_refusal = Some(match subject {
+                        Subject::Lease(l) => {
+                            format!("{kind} (lease {l}, nonce {}): {reason}", included.nonce)
+                        }
+                        Subject::Account => {
+                            format!("{kind} (lease -, nonce {}): {reason}", included.nonce)
+                        }
+                        other => format!("{kind} ({other}, nonce {}): {reason}", included.nonce),
+                    });
                 }
                 // Not indexed yet: asked again next tick, for a bounded time.
                 Ok(TxOutcome::Unknown) | Err(_) => {}
@@ -426,7 +430,7 @@ impl<C: Chain> Worker<C> {
             tracing::warn!(
                 nonce = stuck.tx.tx.nonce,
                 kind = stuck.key.1,
-                lease = stuck.key.0,
+                subject = %stuck.key.0,
                 since = stuck.first_sent,
                 chain_nonce,
                 "a transaction is still out of every block; resubmitting it, and every later one waits for it"
@@ -441,9 +445,21 @@ impl<C: Chain> Worker<C> {
     }
 
     fn send(&mut self, body: TxBody, key: (LeaseId, u64), head: Head) -> Result<(), AgentError> {
-        let key = (key.0, body.kind(), key.1);
+        self.send_for(body, (Subject::Lease(key.0), key.1), head)
+            .map(|_| ())
+    }
+
+    /// Sign and submit `body` for `subject` at `stage` unless the outbox holds it back
+    /// ([`crate::outbox`]'s rules). `true` when a new transaction was sent.
+    pub(crate) fn send_for(
+        &mut self,
+        body: TxBody,
+        (subject, stage): (Subject, u64),
+        head: Head,
+    ) -> Result<bool, AgentError> {
+        let key = (subject, body.kind(), stage);
         if self.recently_sent(key, head) {
-            return Ok(());
+            return Ok(false);
         }
         let chain_id = self
             .chain_id
@@ -459,11 +475,11 @@ impl<C: Chain> Worker<C> {
             .sign(&self.key);
             match self.chain.submit(&tx) {
                 Ok(_) => {
-                    tracing::info!(kind = body.kind(), lease = key.0, nonce, "sent");
+                    tracing::info!(kind = body.kind(), subject = %subject, nonce, "sent");
                     self.outbox.sent(key, tx, head.height);
                     self.snapshot.txs_sent += 1;
                     self.snapshot.txs_pending = self.outbox.pending_len();
-                    return Ok(());
+                    return Ok(true);
                 }
                 Err(ChainError::StaleNonce(_)) if attempt == 0 => {
                     // Our view of the nonce is behind the node's: catch up and sign again.
@@ -480,18 +496,18 @@ impl<C: Chain> Worker<C> {
         let record = self.chain.provider(&self.me)?;
         let bonded = match &record {
             None => {
-                self.send(
+                self.send_for(
                     TxBody::RegisterProvider(self.offer.clone()),
-                    (ACCOUNT_KEY, 0),
+                    (Subject::Account, 0),
                     head,
                 )?;
                 Amount::ZERO
             }
             Some(p) => {
                 if p.offer != self.offer {
-                    self.send(
+                    self.send_for(
                         TxBody::UpdateProvider(self.offer.clone()),
-                        (ACCOUNT_KEY, 0),
+                        (Subject::Account, 0),
                         head,
                     )?;
                 }
@@ -504,7 +520,7 @@ impl<C: Chain> Worker<C> {
             if balance < amount {
                 tracing::warn!(%balance, needed = %amount, "balance too low to bond the configured stake: fund the account");
             } else {
-                self.send(TxBody::Bond { amount }, (ACCOUNT_KEY, 0), head)?;
+                self.send_for(TxBody::Bond { amount }, (Subject::Account, 0), head)?;
             }
         }
         Ok(())
@@ -617,7 +633,7 @@ impl<C: Chain> Worker<C> {
                 self.send(body, (lease.id, stage), head)
             }
             Action::Adjudicate(input) => {
-                let key = (lease.id, "adjudicate", stage);
+                let key = (Subject::Lease(lease.id), "adjudicate", stage);
                 if self.recently_sent(key, head) {
                     return Ok(());
                 }

@@ -47,6 +47,7 @@ pub mod job;
 pub mod outbox;
 pub mod runner;
 pub mod runs;
+pub mod serve;
 pub mod status;
 pub mod store;
 
