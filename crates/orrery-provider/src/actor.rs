@@ -78,6 +78,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
+mod infer;
+
+pub use infer::InferenceSnapshot;
+
 /// Why the agent could not act.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -106,6 +110,12 @@ pub enum AgentError {
         /// What went wrong.
         reason: String,
     },
+    /// Inference serving could not start.
+    #[error(transparent)]
+    Serve(#[from] crate::serve::ServeError),
+    /// An inference duty could not be done.
+    #[error("inference: {0}")]
+    Inference(String),
     /// The bundle for a lease is missing or is not the lease's job.
     #[error("lease {lease}: {reason}")]
     Bundle {
@@ -141,6 +151,8 @@ pub struct AgentSnapshot {
     pub benchmark_score: Option<f64>,
     /// The last error, if the last tick failed.
     pub last_error: Option<String>,
+    /// Inference serving, settlements and checks (`None` when not serving).
+    pub inference: Option<InferenceSnapshot>,
 }
 
 /// The duty loop's state between ticks, and its worker threads. Public so tests and
@@ -164,6 +176,11 @@ pub struct Worker<C: Chain> {
     /// Leases whose output this agent has published.
     uploaded: BTreeSet<LeaseId>,
     snapshot: AgentSnapshot,
+    /// The serving lane's shared state, when serving inference.
+    serving: Option<Arc<crate::serve::Serving>>,
+    /// The serving lane's HTTP server (stops when the worker is dropped).
+    server: Option<crate::serve::ServerHandle>,
+    infer: infer::InferDuties,
 }
 
 impl<C: Chain> Worker<C> {
@@ -205,6 +222,9 @@ impl<C: Chain> Worker<C> {
             chain_id: None,
             outbox: Outbox::new(),
             uploaded: BTreeSet::new(),
+            serving: None,
+            server: None,
+            infer: infer::InferDuties::new(config.max_verify_runs.max(1), config.threads.max(1)),
             snapshot: AgentSnapshot {
                 account: me.to_string(),
                 ..AgentSnapshot::default()
@@ -223,8 +243,10 @@ impl<C: Chain> Worker<C> {
     }
 
     /// What the worker has done so far.
-    pub fn snapshot(&self) -> &AgentSnapshot {
-        &self.snapshot
+    pub fn snapshot(&self) -> AgentSnapshot {
+        let mut s = self.snapshot.clone();
+        s.inference = self.inference_snapshot();
+        s
     }
 
     /// Record the benchmark score for the snapshot.
@@ -239,7 +261,9 @@ impl<C: Chain> Worker<C> {
     /// Call `wake` whenever a worker thread ends a task (the agent's loop uses it to tick at
     /// once instead of at its next poll).
     pub fn set_waker(&mut self, wake: impl Fn() + Send + Sync + 'static) {
-        self.runs.set_waker(Arc::new(wake));
+        let wake: crate::runs::Waker = Arc::new(wake);
+        self.runs.set_waker(wake.clone());
+        self.infer.set_waker(wake);
     }
 
     /// Leases a worker thread is working for, with the lane.
@@ -270,6 +294,9 @@ impl<C: Chain> Worker<C> {
             }
         }
         self.snapshot.running.clear();
+        self.infer.join();
+        // The serving lane stops with the agent.
+        self.server = None;
     }
 
     /// Take in one worker report; a failure is returned (the run is started again later).
@@ -316,7 +343,10 @@ impl<C: Chain> Worker<C> {
         self.chain_id = Some(head.chain_id.clone());
         let head = head.head;
         self.sync_outbox(head)?;
-        self.ensure_provider(head)?;
+        let registered = self.ensure_provider(head)?;
+        if let Err(e) = self.inference_duties(head, registered) {
+            first_error.get_or_insert(e);
+        }
         let leases = self.chain.active_leases(&self.me)?;
         let mut seen = BTreeSet::new();
         let mut mine = BTreeMap::new();
@@ -492,7 +522,9 @@ impl<C: Chain> Worker<C> {
         Err(ChainError::StaleNonce("nonce still stale after re-reading it".into()).into())
     }
 
-    fn ensure_provider(&mut self, head: Head) -> Result<(), AgentError> {
+    /// Register, update and bond as configured; `true` when the chain has the provider
+    /// registered.
+    fn ensure_provider(&mut self, head: Head) -> Result<bool, AgentError> {
         let record = self.chain.provider(&self.me)?;
         let bonded = match &record {
             None => {
@@ -523,7 +555,7 @@ impl<C: Chain> Worker<C> {
                 self.send_for(TxBody::Bond { amount }, (Subject::Account, 0), head)?;
             }
         }
-        Ok(())
+        Ok(record.is_some())
     }
 
     fn bundle(&self, lease: &LeaseInfo, dir: &LeaseDir) -> Result<JobBundle, AgentError> {
@@ -708,7 +740,7 @@ impl<C: Chain> Worker<C> {
                 Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => break,
                 Ok(Message::Snapshot(reply)) => {
                     self.snapshot.running = self.runs.in_flight();
-                    let _ = reply.try_send(self.snapshot.clone());
+                    let _ = reply.try_send(self.snapshot());
                 }
                 Ok(Message::Wake) | Err(RecvTimeoutError::Timeout) => {}
             }

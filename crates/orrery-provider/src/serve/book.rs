@@ -116,6 +116,9 @@ pub struct PaidResponse {
     pub request: String,
     /// The commitment.
     pub commitment: ResponseCommitment,
+    /// The voucher that paid it (`None` while unpaid).
+    #[serde(default)]
+    pub voucher: Option<SignedVoucher>,
 }
 
 /// One (key, channel): its latest voucher and the responses paid since the last settlement.
@@ -336,6 +339,7 @@ impl Book {
                 paid: PaidResponse {
                     request,
                     commitment,
+                    voucher: None,
                 },
                 at_ms: now_ms,
                 seq,
@@ -428,7 +432,8 @@ impl Book {
             });
         }
         let charged = commitment.charged;
-        let paid = unpaid.paid.clone();
+        let mut paid = unpaid.paid.clone();
+        paid.voucher = Some(voucher.clone());
         let mut channel = self.channels.get(&id).cloned().unwrap_or(Channel {
             key: id.0,
             channel: id.1,
@@ -460,24 +465,39 @@ impl Book {
         self.channels.get(&(*key, channel))
     }
 
-    /// Cut the channel's pending responses into a batch (saved before the channel is
-    /// cleared). Returns the batch file's hash, or `None` when nothing is pending.
-    pub fn cut(&mut self, key: &AccountId, channel: u64) -> std::io::Result<Option<Hash>> {
+    /// Cut up to `max` of the channel's pending responses into a batch (saved before the
+    /// channel is cleared). The batch is paid by the voucher of its last response, so a
+    /// settlement pays exactly the responses its batch holds. Returns the batch file's hash,
+    /// or `None` when nothing is pending.
+    pub fn cut(
+        &mut self,
+        key: &AccountId,
+        channel: u64,
+        max: usize,
+    ) -> std::io::Result<Option<Hash>> {
         let Some(c) = self.channels.get(&(*key, channel)) else {
             return Ok(None);
         };
-        let (Some(voucher), false) = (c.latest.clone(), c.pending.is_empty()) else {
+        let Some(first) = c.pending.first() else {
             return Ok(None);
         };
-        let model = c.pending[0].commitment.model;
+        let model = first.commitment.model;
         // One batch per model: the settlement names one. Responses of another model on the
         // same channel wait for the next cut (a gateway opens one channel per model).
         let take: Vec<PaidResponse> = c
             .pending
             .iter()
+            .take(max.max(1))
             .take_while(|p| p.commitment.model == model)
             .cloned()
             .collect();
+        let Some(voucher) = take
+            .last()
+            .and_then(|p| p.voucher.clone())
+            .or_else(|| c.latest.clone())
+        else {
+            return Ok(None);
+        };
         let batch = Batch {
             file: BatchFile {
                 model,
