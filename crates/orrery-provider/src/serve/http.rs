@@ -11,15 +11,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use orrery_types::hash::Hash;
 use orrery_types::inference::{
-    InferenceRequest, MAX_REQUEST_BYTES, ResponseCommitment, SignedResponse, StreamEvent,
-    VoucherDelivery,
+    InferenceOutput, InferenceRequest, MAX_REQUEST_BYTES, ResponseCommitment, SignedResponse,
+    StreamEvent, VoucherDelivery,
 };
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 /// Largest `/voucher` body: a delivery is a few hundred bytes of JSON.
 pub const MAX_VOUCHER_BYTES: usize = 16 * 1024;
@@ -79,7 +79,6 @@ impl Drop for ServerHandle {
 
 struct App {
     serving: Arc<Serving>,
-    permits: Arc<Semaphore>,
     started: Instant,
 }
 
@@ -100,7 +99,6 @@ pub fn start(serving: Arc<Serving>, listen: &str) -> Result<ServerHandle, ServeE
         .enable_time()
         .build()?;
     let app = Arc::new(App {
-        permits: Arc::new(Semaphore::new(serving.max_concurrent())),
         serving,
         started: Instant::now(),
     });
@@ -269,7 +267,7 @@ async fn infer(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> 
         Ok(c) => c,
         Err(r) => return app.refused(r),
     };
-    let Ok(permit) = app.permits.clone().try_acquire_owned() else {
+    let Ok(permit) = app.serving.permits().clone().try_acquire_owned() else {
         app.serving.stats_mut().overloaded += 1;
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -329,7 +327,9 @@ async fn infer_stream(app: Arc<App>, c: Checked, permit: OwnedSemaphorePermit) -
         if ready_tx.send(Ok(())).is_err() {
             return;
         }
+        let mut streamed = String::new();
         let mut delta = |text: &str| {
+            streamed.push_str(text);
             tx.blocking_send(StreamEvent::Delta { text: text.into() })
                 .is_ok()
         };
@@ -337,6 +337,16 @@ async fn infer_stream(app: Arc<App>, c: Checked, permit: OwnedSemaphorePermit) -
         if tx.is_closed() {
             // The gateway is gone: nobody will pay for this answer; nothing to remember.
             return;
+        }
+        // Text the decoder held back until the end (an incomplete character) goes out last.
+        if let Ok(Computed {
+            output: InferenceOutput::Text { text, .. },
+            ..
+        }) = &computed
+            && let Some(rest) = text.strip_prefix(streamed.as_str())
+            && !rest.is_empty()
+        {
+            let _ = tx.blocking_send(StreamEvent::Delta { text: rest.into() });
         }
         let event = match computed.and_then(|computed| app2.finish(&c, computed)) {
             Ok(r) => StreamEvent::Done(Box::new(r)),
@@ -447,7 +457,7 @@ async fn health(State(app): State<Arc<App>>) -> Response {
         "status": "ok",
         "provider": app.serving.account(),
         "models": models,
-        "in_flight": max - app.permits.available_permits().min(max),
+        "in_flight": max - app.serving.permits().available_permits().min(max),
         "max_concurrent": max,
     }))
     .into_response()

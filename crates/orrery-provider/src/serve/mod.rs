@@ -89,6 +89,7 @@ pub struct Serving {
     book: Mutex<Book>,
     chain_id: Mutex<Option<ChainId>>,
     stats: Mutex<ServeStats>,
+    permits: Arc<tokio::sync::Semaphore>,
 }
 
 /// Lock a mutex, taking the data even if a thread panicked while holding it: every update
@@ -133,6 +134,7 @@ impl Serving {
             book: Mutex::new(book),
             chain_id: Mutex::new(None),
             stats: Mutex::new(ServeStats::default()),
+            permits: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent.max(1))),
         }
     }
 
@@ -199,10 +201,15 @@ impl Serving {
         lock(&self.stats).clone()
     }
 
+    /// The compute places: one permit per request computed at once.
+    pub fn permits(&self) -> &Arc<tokio::sync::Semaphore> {
+        &self.permits
+    }
+
     pub(crate) fn stats_mut(&self) -> MutexGuard<'_, ServeStats> {
         lock(&self.stats)
     }
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
