@@ -13,6 +13,7 @@
 //! bytes.
 
 pub mod api;
+pub mod inference;
 
 use api::{
     AccountView, BlobStored, BlockEvent, BlockReceipts, BlockSummary, BlockView, ErrorBody,

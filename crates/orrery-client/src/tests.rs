@@ -25,3 +25,26 @@ fn unreachable_node_is_a_transport_error() {
         other => panic!("expected a transport error, got {other:?}"),
     }
 }
+
+#[test]
+fn inference_checks_round_trip_their_json_with_snake_case_roles() {
+    let view = inference::InferenceCheckView {
+        batch: 3,
+        index: 7,
+        round: 0,
+        role: inference::CheckRole::Checker,
+        phase: "seal".into(),
+        seal_deadline: 10,
+        reveal_deadline: 20,
+        file: Hash::of(b"file"),
+        model: Hash::of(b"model"),
+        provider: orrery_types::crypto::Keypair::from_seed(1).account(),
+        sealed: false,
+        revealed: false,
+        opened: false,
+    };
+    let json = serde_json::to_value(&view).unwrap();
+    assert_eq!(json["role"], "checker");
+    let back: inference::InferenceCheckView = serde_json::from_value(json).unwrap();
+    assert_eq!(back, view);
+}

@@ -14,6 +14,7 @@
 //! - [`select_cluster`] picks `N` distinct providers for one job: one region if possible, else
 //!   the nearest regions, else the cheapest mix.
 //! - [`format_table`] renders ranked offers for a terminal.
+//! - [`ModelRouter`] ranks the providers of an inference model name (see [`models`]).
 //!
 //! The filters and the score (an *effective cost*: the job's price times one plus weighted
 //! penalties, see [`RouterWeights`]) are specified in [`router`]; the search, and why it returns
@@ -28,12 +29,17 @@
 
 pub mod cluster;
 pub mod index;
+pub mod models;
 pub mod offer;
 pub mod router;
 pub mod table;
 
 pub use cluster::{Cluster, RegionLatency, select_cluster};
 pub use index::{IndexFull, OfferIndex, Routing};
+pub use models::{
+    ModelCandidate, ModelQuery, ModelRouteError, ModelRouter, ModelWeights, ProviderLoad,
+    RankedModel,
+};
 pub use offer::{Offer, StaticPenalties};
 pub use router::{
     Breakdown, Ranked, RegionPreference, Requirement, Requirements, RouteError, RouterWeights,
