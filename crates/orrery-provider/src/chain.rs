@@ -265,6 +265,33 @@ pub fn lease_info(view: orrery_client::api::LeaseView) -> Result<LeaseInfo, Chai
     })
 }
 
+/// A check as the node serves it; `None` once it is decided (nothing left to do).
+pub fn inference_check(v: orrery_client::inference::InferenceCheckView) -> Option<InferenceCheck> {
+    use orrery_client::inference::CheckRole as View;
+    let phase = match v.phase.as_str() {
+        "seal" => CheckPhase::Seal,
+        "reveal" => CheckPhase::Reveal,
+        _ => return None,
+    };
+    Some(InferenceCheck {
+        batch: v.batch,
+        index: v.index,
+        round: v.round,
+        role: match v.role {
+            View::Checker => CheckRole::Checker,
+            View::Provider => CheckRole::Provider,
+        },
+        phase,
+        seal_deadline: v.seal_deadline,
+        reveal_deadline: v.reveal_deadline,
+        batch_file: v.file,
+        model: v.model,
+        sealed: v.sealed,
+        revealed: v.revealed,
+        opened: v.opened,
+    })
+}
+
 impl Chain for NodeChain {
     fn head(&self) -> Result<ChainHead, ChainError> {
         let s = self.call(|c| c.status()).map_err(map_err)?;
@@ -348,6 +375,11 @@ impl Chain for NodeChain {
             }
             other => other.map_err(map_err),
         }
+    }
+
+    fn inference_checks(&self, party: &AccountId) -> Result<Vec<InferenceCheck>, ChainError> {
+        let views = self.call(|c| c.inference_checks(party)).map_err(map_err)?;
+        Ok(views.into_iter().filter_map(inference_check).collect())
     }
 
     fn tx_outcome(&self, hash: &Hash) -> Result<TxOutcome, ChainError> {

@@ -285,10 +285,7 @@ impl Book {
 
     fn channel_path(&self, key: &AccountId, channel: u64) -> Option<PathBuf> {
         let dir = self.dir.as_ref()?;
-        Some(
-            dir.join("channels")
-                .join(format!("{}-{channel}.json", key.to_string())),
-        )
+        Some(dir.join("channels").join(format!("{key}-{channel}.json")))
     }
 
     fn batch_path(&self, hash: &Hash) -> Option<PathBuf> {

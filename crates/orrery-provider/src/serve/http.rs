@@ -160,6 +160,9 @@ fn compute_error(e: &ComputeError) -> Response {
     error(status, e.code, e.message.clone())
 }
 
+/// Why a request was turned away before any model time: status, code, message.
+struct Refusal(StatusCode, &'static str, String);
+
 /// A request that passed the checks that need no model time.
 struct Checked {
     request: InferenceRequest,
@@ -178,32 +181,33 @@ impl App {
         response
     }
 
-    fn check(&self, body: &[u8]) -> Result<Checked, Response> {
+    fn check(&self, body: &[u8]) -> Result<Checked, Refusal> {
         if body.len() > MAX_REQUEST_BYTES {
-            return Err(error(
+            return Err(Refusal(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "request_too_large",
                 format!("a request is at most {MAX_REQUEST_BYTES} bytes"),
             ));
         }
         let request: InferenceRequest = serde_json::from_slice(body).map_err(|e| {
-            error(
+            Refusal(
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",
                 format!("not an inference request: {e}"),
             )
         })?;
         if request.canonical_bytes() != body {
-            return Err(error(
+            return Err(Refusal(
                 StatusCode::BAD_REQUEST,
                 "non_canonical_request",
                 "the body is not the request's canonical JSON (serde_json of InferenceRequest, \
                  fields in order, no extra whitespace): send the canonical bytes so both sides \
-                 hash the same request",
+                 hash the same request"
+                    .into(),
             ));
         }
         let model = self.serving.model(&request.model).ok_or_else(|| {
-            error(
+            Refusal(
                 StatusCode::NOT_FOUND,
                 "model_not_found",
                 format!(
@@ -265,7 +269,9 @@ impl App {
 async fn infer(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
     let checked = match app.check(&body) {
         Ok(c) => c,
-        Err(r) => return app.refused(r),
+        Err(Refusal(status, code, message)) => {
+            return app.refused(error(status, code, message));
+        }
     };
     let Ok(permit) = app.serving.permits().clone().try_acquire_owned() else {
         app.serving.stats_mut().overloaded += 1;
