@@ -168,7 +168,8 @@ impl<C: Chain> Worker<C> {
                 if let Some(hash) = serving.book().cut(&id.0, id.1, max)? {
                     tracing::info!(batch_file = %hash, key = %id.0, channel = id.1, "batch cut");
                 }
-                self.infer.first_pending.remove(&id);
+                // What the cut left waits from now (dropped next tick if nothing is left).
+                self.infer.first_pending.insert(id, head.height);
             }
         }
         let unsent: Vec<(Hash, crate::serve::book::Batch)> = serving
@@ -330,3 +331,6 @@ impl<C: Chain> Worker<C> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
