@@ -60,7 +60,7 @@ use crate::chain::{Chain, ChainError, TxOutcome};
 use crate::config::ProviderConfig;
 use crate::decide::{Action, Head, LeaseInfo, Role, decide, role};
 use crate::ingress::Message;
-use crate::outbox::{ACCOUNT_KEY, Outbox, SendKey};
+use crate::outbox::{Outbox, SendKey, Subject};
 use crate::runner::{JobBundle, RunEnd, RunJobError, RunSettings};
 use crate::runs::{Done, Lane, LaneLimits, REFEREE_REPLAYS, Report, Runs};
 use crate::store::{LeaseDir, Store};
@@ -77,6 +77,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
+
+mod infer;
+
+pub use infer::InferenceSnapshot;
 
 /// Why the agent could not act.
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +110,12 @@ pub enum AgentError {
         /// What went wrong.
         reason: String,
     },
+    /// Inference serving could not start.
+    #[error(transparent)]
+    Serve(#[from] crate::serve::ServeError),
+    /// An inference duty could not be done.
+    #[error("inference: {0}")]
+    Inference(String),
     /// The bundle for a lease is missing or is not the lease's job.
     #[error("lease {lease}: {reason}")]
     Bundle {
@@ -141,6 +151,8 @@ pub struct AgentSnapshot {
     pub benchmark_score: Option<f64>,
     /// The last error, if the last tick failed.
     pub last_error: Option<String>,
+    /// Inference serving, settlements and checks (`None` when not serving).
+    pub inference: Option<InferenceSnapshot>,
 }
 
 /// The duty loop's state between ticks, and its worker threads. Public so tests and
@@ -164,6 +176,11 @@ pub struct Worker<C: Chain> {
     /// Leases whose output this agent has published.
     uploaded: BTreeSet<LeaseId>,
     snapshot: AgentSnapshot,
+    /// The serving lane's shared state, when serving inference.
+    serving: Option<Arc<crate::serve::Serving>>,
+    /// The serving lane's HTTP server (stops when the worker is dropped).
+    server: Option<crate::serve::ServerHandle>,
+    infer: infer::InferDuties,
 }
 
 impl<C: Chain> Worker<C> {
@@ -205,6 +222,9 @@ impl<C: Chain> Worker<C> {
             chain_id: None,
             outbox: Outbox::new(),
             uploaded: BTreeSet::new(),
+            serving: None,
+            server: None,
+            infer: infer::InferDuties::new(config.max_verify_runs.max(1), config.threads.max(1)),
             snapshot: AgentSnapshot {
                 account: me.to_string(),
                 ..AgentSnapshot::default()
@@ -223,8 +243,10 @@ impl<C: Chain> Worker<C> {
     }
 
     /// What the worker has done so far.
-    pub fn snapshot(&self) -> &AgentSnapshot {
-        &self.snapshot
+    pub fn snapshot(&self) -> AgentSnapshot {
+        let mut s = self.snapshot.clone();
+        s.inference = self.inference_snapshot();
+        s
     }
 
     /// Record the benchmark score for the snapshot.
@@ -239,7 +261,9 @@ impl<C: Chain> Worker<C> {
     /// Call `wake` whenever a worker thread ends a task (the agent's loop uses it to tick at
     /// once instead of at its next poll).
     pub fn set_waker(&mut self, wake: impl Fn() + Send + Sync + 'static) {
-        self.runs.set_waker(Arc::new(wake));
+        let wake: crate::runs::Waker = Arc::new(wake);
+        self.runs.set_waker(wake.clone());
+        self.infer.set_waker(wake);
     }
 
     /// Leases a worker thread is working for, with the lane.
@@ -270,6 +294,9 @@ impl<C: Chain> Worker<C> {
             }
         }
         self.snapshot.running.clear();
+        self.infer.join();
+        // The serving lane stops with the agent.
+        self.server = None;
     }
 
     /// Take in one worker report; a failure is returned (the run is started again later).
@@ -316,7 +343,10 @@ impl<C: Chain> Worker<C> {
         self.chain_id = Some(head.chain_id.clone());
         let head = head.head;
         self.sync_outbox(head)?;
-        self.ensure_provider(head)?;
+        let registered = self.ensure_provider(head)?;
+        if let Err(e) = self.inference_duties(head, registered) {
+            first_error.get_or_insert(e);
+        }
         let leases = self.chain.active_leases(&self.me)?;
         let mut seen = BTreeSet::new();
         let mut mine = BTreeMap::new();
@@ -380,25 +410,29 @@ impl<C: Chain> Worker<C> {
         let (_, chain_nonce) = self.chain.account(&self.me)?;
         self.outbox.observe(chain_nonce, head.height);
         for included in self.outbox.awaiting_receipts().to_vec() {
-            let (lease, kind, _) = included.key;
+            let (subject, kind, _) = included.key;
             match self.chain.tx_outcome(&included.hash) {
                 Ok(TxOutcome::Applied) => self.outbox.receipt_read(&included.hash),
                 Ok(TxOutcome::Refused(reason)) => {
                     self.outbox.receipt_read(&included.hash);
-                    let lease = (lease != ACCOUNT_KEY).then_some(lease);
                     tracing::warn!(
-                        lease,
+                        lease = subject.lease(),
+                        %subject,
                         kind,
                         nonce = included.nonce,
                         %reason,
                         "the chain refused our transaction"
                     );
                     self.snapshot.txs_refused += 1;
-                    self.snapshot.last_refusal = Some(format!(
-                        "{kind} (lease {}, nonce {}): {reason}",
-                        lease.map_or("-".into(), |l| l.to_string()),
-                        included.nonce
-                    ));
+                    self.snapshot.last_refusal = Some(match subject {
+                        Subject::Lease(l) => {
+                            format!("{kind} (lease {l}, nonce {}): {reason}", included.nonce)
+                        }
+                        Subject::Account => {
+                            format!("{kind} (lease -, nonce {}): {reason}", included.nonce)
+                        }
+                        other => format!("{kind} ({other}, nonce {}): {reason}", included.nonce),
+                    });
                 }
                 // Not indexed yet: asked again next tick, for a bounded time.
                 Ok(TxOutcome::Unknown) | Err(_) => {}
@@ -426,7 +460,7 @@ impl<C: Chain> Worker<C> {
             tracing::warn!(
                 nonce = stuck.tx.tx.nonce,
                 kind = stuck.key.1,
-                lease = stuck.key.0,
+                subject = %stuck.key.0,
                 since = stuck.first_sent,
                 chain_nonce,
                 "a transaction is still out of every block; resubmitting it, and every later one waits for it"
@@ -441,9 +475,21 @@ impl<C: Chain> Worker<C> {
     }
 
     fn send(&mut self, body: TxBody, key: (LeaseId, u64), head: Head) -> Result<(), AgentError> {
-        let key = (key.0, body.kind(), key.1);
+        self.send_for(body, (Subject::Lease(key.0), key.1), head)
+            .map(|_| ())
+    }
+
+    /// Sign and submit `body` for `subject` at `stage` unless the outbox holds it back
+    /// ([`crate::outbox`]'s rules). `true` when a new transaction was sent.
+    pub(crate) fn send_for(
+        &mut self,
+        body: TxBody,
+        (subject, stage): (Subject, u64),
+        head: Head,
+    ) -> Result<bool, AgentError> {
+        let key = (subject, body.kind(), stage);
         if self.recently_sent(key, head) {
-            return Ok(());
+            return Ok(false);
         }
         let chain_id = self
             .chain_id
@@ -459,11 +505,11 @@ impl<C: Chain> Worker<C> {
             .sign(&self.key);
             match self.chain.submit(&tx) {
                 Ok(_) => {
-                    tracing::info!(kind = body.kind(), lease = key.0, nonce, "sent");
+                    tracing::info!(kind = body.kind(), subject = %subject, nonce, "sent");
                     self.outbox.sent(key, tx, head.height);
                     self.snapshot.txs_sent += 1;
                     self.snapshot.txs_pending = self.outbox.pending_len();
-                    return Ok(());
+                    return Ok(true);
                 }
                 Err(ChainError::StaleNonce(_)) if attempt == 0 => {
                     // Our view of the nonce is behind the node's: catch up and sign again.
@@ -476,22 +522,24 @@ impl<C: Chain> Worker<C> {
         Err(ChainError::StaleNonce("nonce still stale after re-reading it".into()).into())
     }
 
-    fn ensure_provider(&mut self, head: Head) -> Result<(), AgentError> {
+    /// Register, update and bond as configured; `true` when the chain has the provider
+    /// registered.
+    fn ensure_provider(&mut self, head: Head) -> Result<bool, AgentError> {
         let record = self.chain.provider(&self.me)?;
         let bonded = match &record {
             None => {
-                self.send(
+                self.send_for(
                     TxBody::RegisterProvider(self.offer.clone()),
-                    (ACCOUNT_KEY, 0),
+                    (Subject::Account, 0),
                     head,
                 )?;
                 Amount::ZERO
             }
             Some(p) => {
                 if p.offer != self.offer {
-                    self.send(
+                    self.send_for(
                         TxBody::UpdateProvider(self.offer.clone()),
-                        (ACCOUNT_KEY, 0),
+                        (Subject::Account, 0),
                         head,
                     )?;
                 }
@@ -504,10 +552,10 @@ impl<C: Chain> Worker<C> {
             if balance < amount {
                 tracing::warn!(%balance, needed = %amount, "balance too low to bond the configured stake: fund the account");
             } else {
-                self.send(TxBody::Bond { amount }, (ACCOUNT_KEY, 0), head)?;
+                self.send_for(TxBody::Bond { amount }, (Subject::Account, 0), head)?;
             }
         }
-        Ok(())
+        Ok(record.is_some())
     }
 
     fn bundle(&self, lease: &LeaseInfo, dir: &LeaseDir) -> Result<JobBundle, AgentError> {
@@ -617,7 +665,7 @@ impl<C: Chain> Worker<C> {
                 self.send(body, (lease.id, stage), head)
             }
             Action::Adjudicate(input) => {
-                let key = (lease.id, "adjudicate", stage);
+                let key = (Subject::Lease(lease.id), "adjudicate", stage);
                 if self.recently_sent(key, head) {
                     return Ok(());
                 }
@@ -692,7 +740,7 @@ impl<C: Chain> Worker<C> {
                 Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => break,
                 Ok(Message::Snapshot(reply)) => {
                     self.snapshot.running = self.runs.in_flight();
-                    let _ = reply.try_send(self.snapshot.clone());
+                    let _ = reply.try_send(self.snapshot());
                 }
                 Ok(Message::Wake) | Err(RecvTimeoutError::Timeout) => {}
             }

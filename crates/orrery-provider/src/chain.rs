@@ -9,7 +9,8 @@ use orrery_ledger::entries::{LeaseState, Reputation};
 use orrery_types::amount::Amount;
 use orrery_types::crypto::AccountId;
 use orrery_types::hash::Hash;
-use orrery_types::tx::{ChainId, LeaseId, ProviderOffer, SignedTx};
+use orrery_types::inference::ModelOffer;
+use orrery_types::tx::{BatchId, ChainId, LeaseId, ProviderOffer, SignedTx};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -82,12 +83,74 @@ pub trait Chain {
     /// holds is not an error; another transaction holding the same nonce is
     /// ([`ChainError::NonceTaken`]).
     fn submit(&self, tx: &SignedTx) -> Result<Hash, ChainError>;
+    /// The models `id` offers, as the chain holds them; `None` when the node cannot say (the
+    /// agent then offers its models once per run).
+    fn model_offers(&self, id: &AccountId) -> Result<Option<Vec<ModelOffer>>, ChainError> {
+        let _ = id;
+        Ok(None)
+    }
+    /// Open inference checks in which `party` is the drawn checker or the batch's provider.
+    /// Chains without inference answer none.
+    fn inference_checks(&self, party: &AccountId) -> Result<Vec<InferenceCheck>, ChainError> {
+        let _ = party;
+        Ok(Vec::new())
+    }
     /// What the chain made of an included transaction: its receipt, if the node has it.
     /// Chains that keep no receipts answer [`TxOutcome::Unknown`].
     fn tx_outcome(&self, hash: &Hash) -> Result<TxOutcome, ChainError> {
         let _ = hash;
         Ok(TxOutcome::Unknown)
     }
+}
+
+/// This account's part in a check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckRole {
+    /// Drawn to re-execute the response.
+    Checker,
+    /// The batch's provider, who opens its commitment.
+    Provider,
+}
+
+/// Where a check stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckPhase {
+    /// Checkers seal (until `seal_deadline`).
+    Seal,
+    /// The seal phase closed: checkers reveal and the provider opens (until
+    /// `reveal_deadline`).
+    Reveal,
+}
+
+/// One open check of one response of a settled inference batch, as the agent reads it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InferenceCheck {
+    /// The batch.
+    pub batch: BatchId,
+    /// The response's leaf index.
+    pub index: u64,
+    /// The round (0 for the first draw, then tie-break rounds).
+    pub round: u32,
+    /// This account's part.
+    pub role: CheckRole,
+    /// The phase.
+    pub phase: CheckPhase,
+    /// Last height to seal.
+    pub seal_deadline: u64,
+    /// Last height to reveal or open.
+    pub reveal_deadline: u64,
+    /// Content hash of the batch file (a blob on the nodes).
+    pub batch_file: Hash,
+    /// The weights hash of the model that answered.
+    pub model: Hash,
+    /// Whether this account (as checker) has sealed.
+    pub sealed: bool,
+    /// Whether this account (as checker) has revealed.
+    pub revealed: bool,
+    /// Whether the provider has opened its commitment.
+    pub opened: bool,
 }
 
 /// What became of a transaction in a finalized block.
@@ -202,6 +265,33 @@ pub fn lease_info(view: orrery_client::api::LeaseView) -> Result<LeaseInfo, Chai
     })
 }
 
+/// A check as the node serves it; `None` once it is decided (nothing left to do).
+pub fn inference_check(v: orrery_client::inference::InferenceCheckView) -> Option<InferenceCheck> {
+    use orrery_client::inference::CheckRole as View;
+    let phase = match v.phase.as_str() {
+        "seal" => CheckPhase::Seal,
+        "reveal" => CheckPhase::Reveal,
+        _ => return None,
+    };
+    Some(InferenceCheck {
+        batch: v.batch,
+        index: v.index,
+        round: v.round,
+        role: match v.role {
+            View::Checker => CheckRole::Checker,
+            View::Provider => CheckRole::Provider,
+        },
+        phase,
+        seal_deadline: v.seal_deadline,
+        reveal_deadline: v.reveal_deadline,
+        batch_file: v.file,
+        model: v.model,
+        sealed: v.sealed,
+        revealed: v.revealed,
+        opened: v.opened,
+    })
+}
+
 impl Chain for NodeChain {
     fn head(&self) -> Result<ChainHead, ChainError> {
         let s = self.call(|c| c.status()).map_err(map_err)?;
@@ -285,6 +375,11 @@ impl Chain for NodeChain {
             }
             other => other.map_err(map_err),
         }
+    }
+
+    fn inference_checks(&self, party: &AccountId) -> Result<Vec<InferenceCheck>, ChainError> {
+        let views = self.call(|c| c.inference_checks(party)).map_err(map_err)?;
+        Ok(views.into_iter().filter_map(inference_check).collect())
     }
 
     fn tx_outcome(&self, hash: &Hash) -> Result<TxOutcome, ChainError> {

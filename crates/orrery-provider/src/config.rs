@@ -27,6 +27,20 @@
 //! cpu_cores = 16
 //! ram_gib = 64
 //! # gpu = { model = "NVIDIA RTX 4090", vram_mib = 24564, count = 1 }
+//!
+//! [serve]                            # optional: serve inference (see `crate::serve`)
+//! listen = "0.0.0.0:7100"            # the serving HTTP server; `endpoint` must reach it
+//! threads = 2                        # compute threads of each request (speed only)
+//! max_concurrent = 2                 # requests computed at once; more get 503 `overloaded`
+//! settle_every_blocks = 50           # settle a channel's paid responses this often …
+//! max_batch = 256                    # … or as soon as this many wait (≤ 4096)
+//!
+//! [[serve.models]]
+//! name = "genesis-gpt2"
+//! dir = "models/genesis-gpt2"        # model.safetensors, config.json, tokenizer.json
+//! price_in = "0.1"                   # ORR per million input tokens
+//! price_out = "0.4"                  # ORR per million output tokens
+//! sample_bps = 100                   # share of responses re-executed by checkers (1 %)
 //! ```
 //!
 //! Unknown fields are refused (a typo must not silently fall back to a default). A missing
@@ -38,6 +52,7 @@ use orrery_ledger::Params;
 use orrery_types::amount::Amount;
 use orrery_types::codec::Text;
 use orrery_types::crypto::Keypair;
+use orrery_types::inference::{MAX_BATCH_RESPONSES, MAX_MODEL_NAME_LEN, MAX_MODELS_PER_PROVIDER};
 use orrery_types::resources::{Hardware, PriceList};
 use orrery_types::tx::ProviderOffer;
 use serde::{Deserialize, Serialize};
@@ -60,6 +75,9 @@ pub enum Cheat {
     WrongOutput,
     /// Skips the middle step (keeps the state unchanged there) and bills one step less.
     SkipStep,
+    /// Serves inference with perturbed weights (one tensor scaled) while claiming the real
+    /// files' weights hash: a provider answering with a cheaper model than it claims.
+    WrongModel,
 }
 
 /// The provider agent's configuration (see the module docs for the file format).
@@ -117,6 +135,138 @@ pub struct ProviderConfig {
     /// [`MAX_RUNS_PER_LANE`]).
     #[serde(default = "one")]
     pub max_verify_runs: usize,
+    /// Inference serving: the HTTP server, its limits and the models (none: no serving).
+    #[serde(default)]
+    pub serve: Option<ServeConfig>,
+}
+
+/// Most requests computed at once that a config may ask for: each holds a model's activations
+/// (and a KV cache) in memory and `threads` threads.
+pub const MAX_CONCURRENT_LIMIT: usize = 64;
+
+/// The `[serve]` table: the inference serving lane (see [`crate::serve`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Address the serving HTTP server listens on. The offer's `endpoint` must reach it:
+    /// gateways call `{endpoint}/infer` and `{endpoint}/voucher`.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Compute threads of each request (changes speed, never results).
+    #[serde(default = "default_threads")]
+    pub threads: usize,
+    /// Requests computed at once (1 to [`MAX_CONCURRENT_LIMIT`]); one more is answered 503
+    /// `overloaded` at once, so the gateway fails over instead of queueing.
+    #[serde(default = "one")]
+    pub max_concurrent: usize,
+    /// Settle a channel's paid responses at least this often, in blocks (at least 1).
+    #[serde(default = "default_settle_every")]
+    pub settle_every_blocks: u64,
+    /// Settle a channel as soon as this many paid responses wait (1 to
+    /// [`MAX_BATCH_RESPONSES`]).
+    #[serde(default = "default_max_batch")]
+    pub max_batch: u64,
+    /// The models served (1 to [`MAX_MODELS_PER_PROVIDER`]).
+    pub models: Vec<ServedModelConfig>,
+}
+
+/// One `[[serve.models]]` entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServedModelConfig {
+    /// The name clients ask for (at most [`MAX_MODEL_NAME_LEN`] bytes).
+    pub name: String,
+    /// A folder with `model.safetensors`, `config.json` and `tokenizer.json`.
+    pub dir: PathBuf,
+    /// ORR per million input tokens.
+    pub price_in: Amount,
+    /// ORR per million output tokens.
+    pub price_out: Amount,
+    /// Share of responses, in basis points, that checkers re-execute (1 to 10000; the chain
+    /// refuses a rate below its floor).
+    pub sample_bps: u16,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:7100".into()
+}
+fn default_settle_every() -> u64 {
+    50
+}
+fn default_max_batch() -> u64 {
+    256
+}
+
+impl ServeConfig {
+    /// Check ranges and that every model's files exist (they are loaded at start).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(format!("[serve] {m}")));
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return bad(format!(
+                "listen = {:?} is not an address such as \"0.0.0.0:7100\"",
+                self.listen
+            ));
+        }
+        if self.threads == 0 {
+            return bad("threads must be at least 1".into());
+        }
+        if !(1..=MAX_CONCURRENT_LIMIT).contains(&self.max_concurrent) {
+            return bad(format!(
+                "max_concurrent must be 1 to {MAX_CONCURRENT_LIMIT}"
+            ));
+        }
+        if self.settle_every_blocks == 0 {
+            return bad("settle_every_blocks must be at least 1".into());
+        }
+        if !(1..=MAX_BATCH_RESPONSES).contains(&self.max_batch) {
+            return bad(format!("max_batch must be 1 to {MAX_BATCH_RESPONSES}"));
+        }
+        if self.models.is_empty() || self.models.len() > MAX_MODELS_PER_PROVIDER {
+            return bad(format!(
+                "serve 1 to {MAX_MODELS_PER_PROVIDER} models ([[serve.models]] entries)"
+            ));
+        }
+        for (i, m) in self.models.iter().enumerate() {
+            m.validate()?;
+            if self.models[..i].iter().any(|o| o.name == m.name) {
+                return bad(format!("model name {:?} is listed twice", m.name));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ServedModelConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(format!("[[serve.models]] {m}")));
+        if self.name.is_empty() || self.name.len() > MAX_MODEL_NAME_LEN {
+            return bad(format!("name must be 1 to {MAX_MODEL_NAME_LEN} bytes"));
+        }
+        if !(1..=10_000).contains(&self.sample_bps) {
+            return bad(format!(
+                "{}: sample_bps must be 1 to 10000 (basis points: 100 = 1 %)",
+                self.name
+            ));
+        }
+        if self.price_in.is_zero() && self.price_out.is_zero() {
+            return bad(format!(
+                "{}: price_in and price_out are both 0: set at least one price (ORR per million tokens)",
+                self.name
+            ));
+        }
+        use orrery_ml::infer::files::{CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
+        for file in [WEIGHTS_FILE, CONFIG_FILE, TOKENIZER_FILE] {
+            let path = self.dir.join(file);
+            if !path.is_file() {
+                return bad(format!(
+                    "{}: {} is missing (a model folder holds model.safetensors, config.json and tokenizer.json)",
+                    self.name,
+                    path.display()
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn default_endpoint() -> String {
@@ -246,6 +396,9 @@ impl ProviderConfig {
             return Err(ConfigError::Invalid(
                 "the offered hardware needs at least 1 CPU core and 1 GiB".into(),
             ));
+        }
+        if let Some(serve) = &self.serve {
+            serve.validate()?;
         }
         self.offer(hardware.clone())?;
         let minimum = params

@@ -42,15 +42,17 @@ pub mod chain;
 pub mod config;
 pub mod decide;
 pub mod hardware;
+pub mod inference;
 pub mod ingress;
 pub mod job;
 pub mod outbox;
 pub mod runner;
 pub mod runs;
+pub mod serve;
 pub mod status;
 pub mod store;
 
-pub use actor::{AgentError, AgentSnapshot, Worker};
+pub use actor::{AgentError, AgentSnapshot, InferenceSnapshot, Worker};
 pub use chain::{Chain, ChainError, NodeChain};
 pub use config::{Cheat, ConfigError, ProviderConfig};
 pub use ingress::AgentHandle;
@@ -107,6 +109,16 @@ impl Agent {
         let offer = config.offer(hardware)?;
         let (mailbox, receiver, stop) = ingress::mailbox();
         let mut worker = Worker::new(&config, offer, chain, stop)?;
+        if let Some(serve) = &config.serve {
+            let serving = std::sync::Arc::new(serve::Serving::load(
+                serve,
+                config.keypair()?,
+                config.cheat,
+                &config.data_dir,
+            )?);
+            let server = serve::http::start(serving.clone(), &serve.listen)?;
+            worker.serve(serving, Some(server));
+        }
         let waker = mailbox.clone();
         worker.set_waker(move || waker.wake());
         let account = worker.account();

@@ -34,7 +34,7 @@
 //! are unit-tested on their own.
 
 use orrery_types::hash::Hash;
-use orrery_types::tx::{LeaseId, SignedTx};
+use orrery_types::tx::{BatchId, LeaseId, SignedTx};
 use std::collections::BTreeMap;
 
 /// Blocks after which a pending transaction is submitted again, and after which a step whose
@@ -53,12 +53,44 @@ pub const RECEIPT_WAIT_BLOCKS: u64 = 10;
 /// help.
 pub const MAX_PENDING: usize = 64;
 
-/// What a transaction is for: its lease (or [`ACCOUNT_KEY`]), its kind and a stage (a dispute
-/// round, 0 elsewhere).
-pub type SendKey = (LeaseId, &'static str, u64);
+/// What a transaction is for: its [`Subject`], its kind and a stage (a dispute round, a
+/// response's index; 0 elsewhere).
+pub type SendKey = (Subject, &'static str, u64);
 
-/// Key of account-level transactions (register, update, bond).
-pub const ACCOUNT_KEY: LeaseId = LeaseId::MAX;
+/// The thing a transaction acts on. Lease duties, account duties and inference duties have
+/// their own subjects, so a batch number never collides with a lease number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Subject {
+    /// Account-level transactions (register, update, bond, model offers).
+    Account,
+    /// A lease's duties.
+    Lease(LeaseId),
+    /// An inference settlement, by the content hash of its batch file.
+    Settlement(Hash),
+    /// A settled inference batch's checks and openings (the stage is the response's index).
+    InferenceBatch(BatchId),
+}
+
+impl Subject {
+    /// The lease, for lease duties.
+    pub fn lease(self) -> Option<LeaseId> {
+        match self {
+            Subject::Lease(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Subject::Account => write!(f, "account"),
+            Subject::Lease(id) => write!(f, "lease {id}"),
+            Subject::Settlement(h) => write!(f, "settlement {}", h.short()),
+            Subject::InferenceBatch(b) => write!(f, "inference batch {b}"),
+        }
+    }
+}
 
 /// A transaction the node accepted and the chain has not yet included.
 #[derive(Clone, Debug)]
@@ -217,7 +249,12 @@ impl Outbox {
     /// Forget every key of `lease` (it is final). Pending transactions stay: their nonces
     /// must still be spent.
     pub fn forget_lease(&mut self, lease: LeaseId) {
-        self.last_sent.retain(|(l, _, _), _| *l != lease);
+        self.forget(Subject::Lease(lease));
+    }
+
+    /// Forget every key of `subject` (it is final). Pending transactions stay.
+    pub fn forget(&mut self, subject: Subject) {
+        self.last_sent.retain(|(s, _, _), _| *s != subject);
     }
 
     /// Transactions pending.

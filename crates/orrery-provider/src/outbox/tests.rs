@@ -12,7 +12,7 @@ fn tx(nonce: u64, lease: LeaseId) -> SignedTx {
 }
 
 fn key(lease: LeaseId) -> SendKey {
-    (lease, "start_lease", 0)
+    (Subject::Lease(lease), "start_lease", 0)
 }
 
 #[test]

@@ -135,6 +135,7 @@ fn config(seed: u64, data: &std::path::Path, cheat: Cheat) -> ProviderConfig {
         threads: 1,
         max_job_runs: 1,
         max_verify_runs: 1,
+        serve: None,
     }
 }
 
