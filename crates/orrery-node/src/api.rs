@@ -111,6 +111,7 @@ pub type AppState = Arc<Shared>;
         crate::explorer::series,
         crate::explorer::evidence,
         crate::explorer::search,
+        crate::explorer::inference::overview,
         leases,
         lease,
         lease_txs,
