@@ -526,6 +526,11 @@ fn broken_checkpoints_and_configs_are_rejected() {
         load(&files.weights, heads.as_bytes()),
         InferError::BadConfig(_)
     ));
+    // Older configs name the context `n_ctx` only.
+    let old_name = cfg_str.replace("\"n_positions\": 24,", "");
+    assert!(!old_name.contains("n_positions"));
+    let g = Generator::load(&files.weights, old_name.as_bytes(), &files.tokenizer).unwrap();
+    assert_eq!(g.context(), 24);
     let act = cfg_str.replace("gelu_new", "relu");
     assert!(matches!(
         load(&files.weights, act.as_bytes()),
