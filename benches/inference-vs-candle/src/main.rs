@@ -34,7 +34,7 @@ fn main() -> Res<()> {
     if args.iter().any(|a| a == "--kernel") {
         return kernel_bench(threads);
     }
-    println!("orrery-ml vs candle {}, {threads} threads", "0.11.1");
+    println!("orrery-ml vs candle 0.11.1, {threads} threads");
     println!(
         "{:<44} {:>12} {:>12} {:>8}",
         "workload", "orrery", "candle", "ratio"
