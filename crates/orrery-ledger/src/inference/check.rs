@@ -211,7 +211,7 @@ fn draw_tiebreakers(state: &mut State, id: BatchId, seed: &Hash) -> Result<Vec<E
     let mut events = Vec::new();
     for ci in 0..batch.checks.len() {
         let check = &batch.checks[ci];
-        if check.outcome.is_some() || !check.draw_at.is_some_and(|at| at <= height) {
+        if check.outcome.is_some() || check.draw_at.is_none_or(|at| at > height) {
             continue;
         }
         let mut exclude = never_checkers(state, &batch);
@@ -344,7 +344,8 @@ fn round_one(
     let all_in = check
         .round_checkers()
         .all(|c| c.missed || c.revealed.is_some());
-    if !all_missed && !deadline_passed && !(all_in && check.opened.is_some()) {
+    let complete = all_in && check.opened.is_some();
+    if !(all_missed || deadline_passed || complete) {
         return Ok(Vec::new());
     }
     let opened = check.opened.clone();
