@@ -397,12 +397,7 @@ fn round_two(
     };
     let provider_claim = (o.request, o.output);
     let checkers = revealed(check);
-    let mut all: Vec<ResponseClaim> = vec![provider_claim];
-    all.extend(checkers.iter().map(|(_, c)| *c));
-    let majority = all
-        .iter()
-        .find(|c| all.iter().filter(|x| x == c).count() * 2 > all.len())
-        .copied();
+    let majority = strict_majority(provider_claim, &checkers);
     let holding = |w: ResponseClaim| -> Vec<AccountId> {
         checkers
             .iter()
@@ -447,6 +442,18 @@ fn round_two(
     };
     events.extend(finish(state, id, batch, ci, outcome, &[])?);
     Ok(events)
+}
+
+/// The claim held by more than half of the provider's and every revealed checker's claims.
+fn strict_majority(
+    provider: ResponseClaim,
+    checkers: &[(AccountId, ResponseClaim)],
+) -> Option<ResponseClaim> {
+    let mut all: Vec<ResponseClaim> = vec![provider];
+    all.extend(checkers.iter().map(|(_, c)| *c));
+    all.iter()
+        .find(|c| all.iter().filter(|x| x == c).count() * 2 > all.len())
+        .copied()
 }
 
 /// Slash `party` over response `index` of batch `id`, rewarding `winners`.

@@ -722,14 +722,9 @@ fn refused(w: &mut World, sender: usize, body: TxBody, expect: impl Fn(&TxError)
 }
 
 #[test]
-fn bad_settlements_are_refused_and_change_nothing() {
-    let mut w = World::new(Params::default(), 9, 100);
-    w.create_key(Amount::orr(100), Amount::orr(50));
-    let voucher = w.serve(2, honest_output);
+fn replayed_and_older_vouchers_are_refused_and_change_nothing() {
+    let (mut w, voucher) = settled_once(9);
     let signed_first = w.settle_body(voucher.clone());
-    let id = w.settle(voucher.clone());
-    // Let the batch finish, so that later blocks change nothing by themselves.
-    w.play(id);
 
     // Replayed, and older than the channel.
     refused(&mut w, PROVIDER, signed_first, |e| {
@@ -750,7 +745,22 @@ fn bad_settlements_are_refused_and_change_nothing() {
     refused(&mut w, PROVIDER, body, |e| {
         matches!(e, TxError::StaleVoucher { .. })
     });
+}
 
+/// A world whose provider settled one batch of two responses, played to its release (so that
+/// later blocks change nothing by themselves); and that batch's voucher.
+fn settled_once(seed: u64) -> (World, Voucher) {
+    let mut w = World::new(Params::default(), seed, 100);
+    w.create_key(Amount::orr(100), Amount::orr(50));
+    let voucher = w.serve(2, honest_output);
+    let id = w.settle(voucher.clone());
+    w.play(id);
+    (w, voucher)
+}
+
+#[test]
+fn bad_vouchers_are_refused_and_change_nothing() {
+    let (mut w, voucher) = settled_once(19);
     let next = w.serve(1, honest_output);
     let mut other_chain = next.clone();
     other_chain.chain_id = ChainId::new("another-chain").unwrap();
@@ -821,7 +831,7 @@ fn bad_settlements_are_refused_and_change_nothing() {
 }
 
 #[test]
-fn bad_offers_keys_and_check_moves_are_refused_and_change_nothing() {
+fn bad_offers_and_keys_are_refused_and_change_nothing() {
     let mut w = World::new(params_one_check(), 10, 10_000);
     let floor = Params::default().min_inference_sample_bps;
     let invalid = |e: &TxError| matches!(e, TxError::InvalidModelOffer { .. });
@@ -891,6 +901,16 @@ fn bad_offers_keys_and_check_moves_are_refused_and_change_nothing() {
     );
     assert!(r.is_ok());
 
+    assert_eq!(
+        w.state.inference_key(&key).unwrap().deposit,
+        Amount::orr(10)
+    );
+}
+
+#[test]
+fn check_moves_out_of_turn_or_by_strangers_are_refused_and_change_nothing() {
+    let mut w = World::new(params_one_check(), 10, 10_000);
+    w.create_key(Amount::orr(100), Amount::orr(10));
     let voucher = w.serve(2, honest_output);
     let id = w.settle(voucher);
     w.apply(vec![]);
