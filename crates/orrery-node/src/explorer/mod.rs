@@ -109,7 +109,7 @@ pub(crate) async fn params(State(s): State<AppState>) -> Result<Json<Value>, Api
         .map_err(|e| ApiError::internal(format!("params: {e}")))
 }
 
-fn median(mut v: Vec<Amount>) -> Option<Amount> {
+pub(crate) fn median(mut v: Vec<Amount>) -> Option<Amount> {
     if v.is_empty() {
         return None;
     }
