@@ -133,6 +133,9 @@ impl<C: Chain> Worker<C> {
                 first.get_or_insert(e);
             }
         }
+        if let Some(report) = self.inference_snapshot() {
+            serving.publish(report);
+        }
         first.map_or(Ok(()), Err)
     }
 
