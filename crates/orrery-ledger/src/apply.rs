@@ -20,12 +20,15 @@
 //!    and only then writes, so an action applies completely or not at all.
 //! 3. End of block: matured unbonding returns to balances; lease timers fire (unstarted or
 //!    unfinished leases time out, committed leases whose challenge window closed settle);
-//!    at an epoch boundary the emission is minted to providers pro rata to settled work.
+//!    inference checks whose deadlines passed are closed and revoked keys whose grace ended
+//!    return their deposit (see [`crate::inference`]); at an epoch boundary the emission is
+//!    minted to providers pro rata to settled work.
 //! 4. The supply invariant is checked (and, in debug builds, a full audit); a violation is a
 //!    ledger bug and the block is reported as refused — the caller must then discard this
 //!    in-memory state and reload the last stored one.
 
 use crate::entries::{Lease, LeaseState, Provider, Reputation};
+use crate::inference;
 use crate::receipt::{BlockError, BlockOutcome, Event, Receipt, TxError};
 use crate::state::{State, StateKey};
 use crate::verify;
@@ -250,21 +253,42 @@ fn apply_body(state: &mut State, tx: &SignedTx, sender: AccountId) -> Result<Vec
             agreed.as_slice(),
             proof,
         )?,
-        TxBody::OfferModels { .. }
-        | TxBody::CreateInferenceKey { .. }
-        | TxBody::FundInferenceKey { .. }
-        | TxBody::RevokeInferenceKey { .. }
-        | TxBody::SettleInference { .. }
-        | TxBody::SealInferenceCheck { .. }
-        | TxBody::RevealInferenceCheck { .. }
-        | TxBody::OpenInferenceResponse { .. } => {
-            return Err(TxError::NotEnabled(tx.tx.body.kind()));
+        TxBody::OfferModels { models } => inference::offer_models(state, sender, models)?,
+        TxBody::CreateInferenceKey {
+            key,
+            limit,
+            deposit,
+        } => inference::create_key(state, sender, *key, *limit, *deposit)?,
+        TxBody::FundInferenceKey { key, amount } => {
+            inference::fund_key(state, sender, *key, *amount)?
         }
+        TxBody::RevokeInferenceKey { key } => inference::revoke_key(state, sender, *key)?,
+        TxBody::SettleInference {
+            voucher,
+            model,
+            root,
+            batch,
+        } => inference::settle(state, sender, voucher, *model, *root, *batch)?,
+        TxBody::SealInferenceCheck { batch, index, seal } => {
+            inference::seal_check(state, sender, *batch, *index, *seal)?
+        }
+        TxBody::RevealInferenceCheck {
+            batch,
+            index,
+            request,
+            output,
+        } => inference::reveal_check(state, sender, *batch, *index, *request, *output)?,
+        TxBody::OpenInferenceResponse {
+            batch,
+            index,
+            commitment,
+            proof,
+        } => inference::open_response(state, sender, *batch, *index, commitment, proof)?,
     };
     Ok(events)
 }
 
-fn need_balance(state: &State, who: AccountId, need: Amount) -> Result<(), TxError> {
+pub(crate) fn need_balance(state: &State, who: AccountId, need: Amount) -> Result<(), TxError> {
     let have = state.account(&who).balance;
     if have < need {
         return Err(TxError::InsufficientFunds { need, have });
@@ -272,7 +296,7 @@ fn need_balance(state: &State, who: AccountId, need: Amount) -> Result<(), TxErr
     Ok(())
 }
 
-fn nonzero(amount: Amount) -> Result<(), TxError> {
+pub(crate) fn nonzero(amount: Amount) -> Result<(), TxError> {
     if amount.is_zero() {
         Err(TxError::ZeroAmount)
     } else {
@@ -280,7 +304,7 @@ fn nonzero(amount: Amount) -> Result<(), TxError> {
     }
 }
 
-fn provider_of(state: &State, who: AccountId) -> Result<&Provider, TxError> {
+pub(crate) fn provider_of(state: &State, who: AccountId) -> Result<&Provider, TxError> {
     state.provider(&who).ok_or(TxError::NotAProvider(who))
 }
 
@@ -570,16 +594,6 @@ pub(crate) fn settle_with(
         .min(Amount(lease.escrow.units() / payees));
     let fee_each = overflow(cost.bps(params.fee_bps))?;
     let fee = overflow(fee_each.checked_mul(payees))?;
-    let mut burned = overflow(fee.bps(params.fee_burn_bps))?;
-    let to_validators = overflow(fee.checked_sub(burned))?;
-    let validators = state.validators().to_vec();
-    let per_validator = if validators.is_empty() {
-        Amount::ZERO
-    } else {
-        Amount(to_validators.units() / validators.len() as u128)
-    };
-    let paid_validators = overflow(per_validator.checked_mul(validators.len() as u128))?;
-    burned = overflow(burned.checked_add(overflow(to_validators.checked_sub(paid_validators))?))?;
     let provider_paid = overflow(cost.checked_sub(fee_each))?;
     let verifiers_paid = overflow(provider_paid.checked_mul(verifiers.len() as u128))?;
     let charged = overflow(cost.checked_mul(payees))?;
@@ -598,13 +612,8 @@ pub(crate) fn settle_with(
         *work = work.checked_add(cost).unwrap_or(*work);
         state.touch(StateKey::EpochWork(*v));
     }
-    if !per_validator.is_zero() {
-        for v in validators {
-            overflow(state.credit(v, per_validator))?;
-        }
-    }
+    let burned = collect_fee(state, fee)?;
     overflow(state.credit(lease.requester, refunded))?;
-    overflow(state.burn(burned))?;
     if let Some(p) = state.providers.get_mut(&lease.provider) {
         p.active_leases = p.active_leases.saturating_sub(1);
         p.reputation.settled += 1;
@@ -633,6 +642,28 @@ pub(crate) fn settle_with(
         burned,
         refunded,
     })
+}
+
+/// Collect a protocol fee: `fee_burn_bps` of it is burned, the rest is split equally among
+/// the validators (an indivisible remainder is burned too). Returns what was burned.
+pub(crate) fn collect_fee(state: &mut State, fee: Amount) -> Result<Amount, TxError> {
+    let mut burned = overflow(fee.bps(state.params().fee_burn_bps))?;
+    let to_validators = overflow(fee.checked_sub(burned))?;
+    let validators = state.validators().to_vec();
+    let per_validator = if validators.is_empty() {
+        Amount::ZERO
+    } else {
+        Amount(to_validators.units() / validators.len() as u128)
+    };
+    let paid_validators = overflow(per_validator.checked_mul(validators.len() as u128))?;
+    burned = overflow(burned.checked_add(overflow(to_validators.checked_sub(paid_validators))?))?;
+    if !per_validator.is_zero() {
+        for v in validators {
+            overflow(state.credit(v, per_validator))?;
+        }
+    }
+    overflow(state.burn(burned))?;
+    Ok(burned)
 }
 
 /// Refund the requester and dock the provider for a lease not started or finished in time.
@@ -687,9 +718,6 @@ pub(crate) fn share(a: u128, b: u128, c: u128) -> u128 {
     }
 }
 
-/// End-of-block processing. Infallible by construction: every step moves tokens it has just
-/// read from the state, so no amount can overflow; a step that somehow fails is skipped and the
-/// invariant check after it reports the bug.
 /// Start of a block, before its transactions: results sealed in the previous block are drawn
 /// for checks with this block's seed. Eligibility is the state the previous block left, which
 /// was fixed before anyone could know the seed: a proposer cannot bond, register or unbond in
@@ -712,9 +740,15 @@ fn begin_block(state: &mut State, seed: &Hash) -> Vec<Event> {
             events.extend(e);
         }
     }
+    // Inference batches settled in the previous block, and tie-breakers for checks whose
+    // first round disagreed there, are drawn the same way.
+    events.extend(inference::begin_block(state, seed));
     events
 }
 
+/// End-of-block processing. Infallible by construction: every step moves tokens it has just
+/// read from the state, so no amount can overflow; a step that somehow fails is skipped and the
+/// invariant check after it reports the bug.
 fn end_block(state: &mut State) -> Vec<Event> {
     let height = state.height();
     let mut events = Vec::new();
@@ -764,7 +798,10 @@ fn end_block(state: &mut State) -> Vec<Event> {
         }
     }
 
-    // 3. Epoch emission, pro rata to settled work.
+    // 3. Inference checks whose deadlines passed; deposits of keys whose grace ended.
+    events.extend(inference::end_block(state));
+
+    // 4. Epoch emission, pro rata to settled work.
     let epoch_blocks = state.params().epoch_blocks;
     if height.is_multiple_of(epoch_blocks) {
         let epoch = height / epoch_blocks - 1;

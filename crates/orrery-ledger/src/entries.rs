@@ -9,8 +9,11 @@ use orrery_types::codec::BoundedVec;
 use orrery_types::codec_struct;
 use orrery_types::crypto::AccountId;
 use orrery_types::hash::Hash;
+use orrery_types::inference::ResponseCommitment;
 use orrery_types::resources::Usage;
-use orrery_types::tx::{ChainId, LeaseId, LeaseTerms, ProviderOffer, ResultClaim, Verification};
+use orrery_types::tx::{
+    BatchId, ChainId, LeaseId, LeaseTerms, ProviderOffer, ResultClaim, Verification,
+};
 use orrery_types::workload::JobFailure;
 use serde::Serialize;
 
@@ -612,6 +615,359 @@ codec_struct!(Dispute {
     awaiting_referee: bool,
 });
 
+/// Most checks one inference batch can hold (the ceiling of
+/// `Params::max_inference_checks_per_batch`): bounds a batch record and its decoding.
+pub const MAX_INFERENCE_CHECKS: usize = 256;
+/// Most checkers of one response: the round-1 checker and the tie-breakers
+/// (`Params::tiebreak_verifiers` is bounded well below this by `MAX_CLAIMS`).
+pub const MAX_RESPONSE_CHECKERS: usize = MAX_CLAIMS;
+
+/// An API key on chain: who owns it, what it may spend, and the tokens locked to pay with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct InferenceKey {
+    /// The account that created it; only it may fund or revoke it, and it gets the rest back.
+    pub owner: AccountId,
+    /// Most the key may ever pay providers (net of refunds).
+    pub limit: Amount,
+    /// What it has paid so far (settlements less refunds); never above `limit`.
+    pub spent: Amount,
+    /// Tokens locked to pay vouchers.
+    pub deposit: Amount,
+    /// Height of `RevokeInferenceKey`, once revoked: vouchers settle until
+    /// `revoked_at + voucher_grace_blocks`, then the deposit returns to the owner.
+    pub revoked_at: Option<u64>,
+}
+codec_struct!(InferenceKey {
+    owner: AccountId,
+    limit: Amount,
+    spent: Amount,
+    deposit: Amount,
+    revoked_at: Option<u64>,
+});
+
+impl InferenceKey {
+    /// The height at which the ledger returns the deposit, while there is one to return.
+    pub fn timer(&self, grace: u64) -> Option<u64> {
+        match self.revoked_at {
+            Some(at) if !self.deposit.is_zero() => Some(at.saturating_add(grace)),
+            _ => None,
+        }
+    }
+}
+
+/// What one channel (key, provider, gateway channel number) has settled so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct InferenceChannel {
+    /// The cumulative voucher total last settled.
+    pub paid_total: Amount,
+    /// The cumulative response count last settled.
+    pub paid_responses: u64,
+}
+codec_struct!(InferenceChannel {
+    paid_total: Amount,
+    paid_responses: u64,
+});
+
+/// Where a settled batch is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchPhase {
+    /// Settled in this block; the next block's seed draws which responses are checked.
+    Drawing,
+    /// Some drawn responses are being checked.
+    Checking,
+    /// Every check ended; the hold was paid out. Final.
+    Released,
+}
+codec_unit_enum!(BatchPhase {
+    Drawing = 0,
+    Checking = 1,
+    Released = 2
+});
+
+/// How the check of one response ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckOutcome {
+    /// Every checker that revealed agreed with the provider's opened commitment.
+    Agreed,
+    /// The provider lost (outvoted, never opened, or opened a commitment for another model or
+    /// key): slashed, and the response (or the whole batch) refunded to the key.
+    ProviderCaught,
+    /// The provider's claim held against a majority; the dissenting checkers were slashed.
+    CheckerWrong,
+    /// No claim held a strict majority: the response is refunded, nobody is slashed.
+    NoMajority,
+    /// Nobody could check it: no eligible checker, every checker missed its deadlines, or the
+    /// batch ended before this check did (the provider lost another of its checks).
+    Unchecked,
+}
+codec_unit_enum!(CheckOutcome {
+    Agreed = 0,
+    ProviderCaught = 1,
+    CheckerWrong = 2,
+    NoMajority = 3,
+    Unchecked = 4
+});
+
+/// One checker of one response.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CheckerEntry {
+    /// The drawn provider.
+    pub checker: AccountId,
+    /// The round it was drawn for (1, or 2 for a tie-breaker).
+    pub round: u8,
+    /// `check_seal(batch, index, checker, request, output)`, once sealed.
+    pub seal: Option<Hash>,
+    /// `(request, output)` once revealed; `(0, 0)` says the batch file was unavailable.
+    pub revealed: Option<(Hash, Hash)>,
+    /// Missed its seal or reveal deadline (docked); out of the check.
+    pub missed: bool,
+}
+
+impl Write for CheckerEntry {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.checker.write(buf);
+        self.round.write(buf);
+        self.seal.write(buf);
+        self.revealed.write(buf);
+        self.missed.write(buf);
+    }
+}
+impl EncodeSize for CheckerEntry {
+    fn encode_size(&self) -> usize {
+        self.checker.encode_size() + 1 + self.seal.encode_size() + self.revealed.encode_size() + 1
+    }
+}
+impl Read for CheckerEntry {
+    type Cfg = ();
+    fn read_cfg(buf: &mut impl commonware_codec::Buf, _: &()) -> Result<Self, CodecError> {
+        Ok(CheckerEntry {
+            checker: AccountId::read(buf)?,
+            round: u8::read(buf)?,
+            seal: Option::<Hash>::read(buf)?,
+            revealed: Option::<(Hash, Hash)>::read_cfg(buf, &((), ()))?,
+            missed: bool::read(buf)?,
+        })
+    }
+}
+
+/// The check of one drawn response of a batch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ResponseCheck {
+    /// The response's leaf index in the batch.
+    pub index: u64,
+    /// 1, or 2 once round 1 disagreed and tie-breakers are (to be) drawn.
+    pub round: u8,
+    /// Checkers of every round, in the order drawn.
+    pub checkers: Vec<CheckerEntry>,
+    /// Last height at which the current round's checkers may seal.
+    pub seal_deadline: u64,
+    /// Last height at which the current round's checkers may reveal (and the provider open);
+    /// at its end the check resolves.
+    pub reveal_deadline: u64,
+    /// The provider's commitment for this response, once opened.
+    pub opened: Option<ResponseCommitment>,
+    /// How it ended, once it did.
+    pub outcome: Option<CheckOutcome>,
+    /// Height at whose start round 2's tie-breakers are drawn, while that draw is pending.
+    pub draw_at: Option<u64>,
+}
+
+impl ResponseCheck {
+    /// The current round's checkers.
+    pub fn round_checkers(&self) -> impl Iterator<Item = &CheckerEntry> {
+        self.checkers.iter().filter(move |c| c.round == self.round)
+    }
+
+    /// Whether the current round's sealing has closed: every checker of the round sealed or
+    /// missed (a missed seal is marked at the end of `seal_deadline`). Only then may anyone
+    /// reveal or open, so no checker sees another claim before sealing its own.
+    pub fn sealing_closed(&self) -> bool {
+        self.draw_at.is_none() && self.round_checkers().all(|c| c.seal.is_some() || c.missed)
+    }
+
+    /// The height at which the ledger acts on this check by itself, if it is still open.
+    pub fn timer(&self) -> Option<u64> {
+        if self.outcome.is_some() {
+            return None;
+        }
+        Some(match self.draw_at {
+            Some(at) => at,
+            None if !self.sealing_closed() => self.seal_deadline,
+            None => self.reveal_deadline,
+        })
+    }
+}
+
+/// One settlement of a channel: the responses a voucher paid for, the tokens held for them
+/// and the checks of the drawn ones.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct InferenceBatch {
+    /// The provider paid.
+    pub provider: AccountId,
+    /// The paying key.
+    pub key: AccountId,
+    /// The gateway's channel number.
+    pub channel: u64,
+    /// Weights hash of the model that answered every response.
+    pub model: Hash,
+    /// Merkle root over the responses' commitment leaves.
+    pub root: Hash,
+    /// Content hash of the published batch file.
+    pub file: Hash,
+    /// Responses in the batch (leaves under `root`).
+    pub responses: u64,
+    /// Tokens still held for the batch (zero once released).
+    pub held: Amount,
+    /// Height of the settlement.
+    pub settled_at: u64,
+    /// Sampling rate from the provider's offer at settlement, in basis points.
+    pub sample_bps: u16,
+    /// Where it is.
+    pub phase: BatchPhase,
+    /// The drawn responses' checks, in index order.
+    pub checks: Vec<ResponseCheck>,
+    /// Returned to the key so far.
+    pub refunded: Amount,
+    /// Paid to the provider at release (after the fee).
+    pub paid: Amount,
+    /// What the settlement moved from the key's deposit into the hold.
+    pub amount: Amount,
+    /// Paid to checkers that agreed with the provider.
+    pub checker_fees: Amount,
+    /// Protocol fee taken at release.
+    pub fee: Amount,
+}
+
+impl InferenceBatch {
+    /// The height at which the ledger acts on this batch by itself, if any.
+    pub fn timer(&self) -> Option<u64> {
+        match self.phase {
+            BatchPhase::Drawing => Some(self.settled_at.saturating_add(1)),
+            BatchPhase::Checking => self.checks.iter().filter_map(ResponseCheck::timer).min(),
+            BatchPhase::Released => None,
+        }
+    }
+}
+
+/// Write a list as a `u32` count and its items.
+fn write_list<T: Write>(items: &[T], buf: &mut impl BufMut) {
+    (items.len() as u32).write(buf);
+    for item in items {
+        item.write(buf);
+    }
+}
+
+fn list_size<T: EncodeSize>(items: &[T]) -> usize {
+    4 + items.iter().map(EncodeSize::encode_size).sum::<usize>()
+}
+
+/// Read a list written by [`write_list`], refusing more than `max` items before allocating.
+fn read_list<T: Read<Cfg = ()>>(
+    buf: &mut impl commonware_codec::Buf,
+    max: usize,
+) -> Result<Vec<T>, CodecError> {
+    let len = u32::read(buf)? as usize;
+    if len > max || len > buf.remaining() {
+        return Err(CodecError::InvalidLength(len));
+    }
+    let mut items = Vec::with_capacity(len);
+    for _ in 0..len {
+        items.push(T::read(buf)?);
+    }
+    Ok(items)
+}
+
+impl Write for ResponseCheck {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.index.write(buf);
+        self.round.write(buf);
+        write_list(&self.checkers, buf);
+        self.seal_deadline.write(buf);
+        self.reveal_deadline.write(buf);
+        self.opened.write(buf);
+        self.outcome.write(buf);
+        self.draw_at.write(buf);
+    }
+}
+impl EncodeSize for ResponseCheck {
+    fn encode_size(&self) -> usize {
+        8 + 1
+            + list_size(&self.checkers)
+            + 16
+            + self.opened.encode_size()
+            + self.outcome.encode_size()
+            + self.draw_at.encode_size()
+    }
+}
+impl Read for ResponseCheck {
+    type Cfg = ();
+    fn read_cfg(buf: &mut impl commonware_codec::Buf, _: &()) -> Result<Self, CodecError> {
+        Ok(ResponseCheck {
+            index: u64::read(buf)?,
+            round: u8::read(buf)?,
+            checkers: read_list(buf, MAX_RESPONSE_CHECKERS)?,
+            seal_deadline: u64::read(buf)?,
+            reveal_deadline: u64::read(buf)?,
+            opened: Option::<ResponseCommitment>::read(buf)?,
+            outcome: Option::<CheckOutcome>::read(buf)?,
+            draw_at: Option::<u64>::read(buf)?,
+        })
+    }
+}
+
+impl Write for InferenceBatch {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.provider.write(buf);
+        self.key.write(buf);
+        self.channel.write(buf);
+        self.model.write(buf);
+        self.root.write(buf);
+        self.file.write(buf);
+        self.responses.write(buf);
+        self.held.write(buf);
+        self.settled_at.write(buf);
+        self.sample_bps.write(buf);
+        self.phase.write(buf);
+        write_list(&self.checks, buf);
+        self.refunded.write(buf);
+        self.paid.write(buf);
+        self.amount.write(buf);
+        self.checker_fees.write(buf);
+        self.fee.write(buf);
+    }
+}
+impl EncodeSize for InferenceBatch {
+    fn encode_size(&self) -> usize {
+        20 + 20 + 8 + 32 * 3 + 8 + 16 + 8 + 2 + 1 + list_size(&self.checks) + 16 * 5
+    }
+}
+impl Read for InferenceBatch {
+    type Cfg = ();
+    fn read_cfg(buf: &mut impl commonware_codec::Buf, _: &()) -> Result<Self, CodecError> {
+        Ok(InferenceBatch {
+            provider: AccountId::read(buf)?,
+            key: AccountId::read(buf)?,
+            channel: u64::read(buf)?,
+            model: Hash::read(buf)?,
+            root: Hash::read(buf)?,
+            file: Hash::read(buf)?,
+            responses: u64::read(buf)?,
+            held: Amount::read(buf)?,
+            settled_at: u64::read(buf)?,
+            sample_bps: u16::read(buf)?,
+            phase: BatchPhase::read(buf)?,
+            checks: read_list(buf, MAX_INFERENCE_CHECKS)?,
+            refunded: Amount::read(buf)?,
+            paid: Amount::read(buf)?,
+            amount: Amount::read(buf)?,
+            checker_fees: Amount::read(buf)?,
+            fee: Amount::read(buf)?,
+        })
+    }
+}
+
 /// Chain-wide counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Globals {
@@ -629,6 +985,8 @@ pub struct Globals {
     pub minted: Amount,
     /// Tokens burned since genesis.
     pub burned: Amount,
+    /// Id the next inference batch gets.
+    pub next_batch_id: BatchId,
 }
 codec_struct!(Globals {
     height: u64,
@@ -638,6 +996,7 @@ codec_struct!(Globals {
     genesis_supply: Amount,
     minted: Amount,
     burned: Amount,
+    next_batch_id: BatchId,
 });
 
 impl Globals {
@@ -673,6 +1032,11 @@ codec_struct!(Params {
     slash_reward_bps: u16,
     referee_fuel: u64,
     tiebreak_verifiers: u8,
+    min_inference_sample_bps: u16,
+    max_inference_checks_per_batch: u16,
+    inference_seal_blocks: u64,
+    inference_reveal_blocks: u64,
+    voucher_grace_blocks: u64,
 });
 
 /// What never changes after genesis; committed to by the state root all the same.

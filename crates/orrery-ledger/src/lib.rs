@@ -8,11 +8,13 @@
 //! Where to start reading: [`apply`] (the rules of each transaction and of the end of a block),
 //! then [`verify`] (sealed results, random checks, bisection disputes and slashing) and
 //! [`referee`] (the one-step re-execution that ends a dispute), then [`state`] (the state root
-//! and the supply invariant), then [`entries`] (the records).
+//! and the supply invariant), then [`entries`] (the records). [`inference`] specifies model
+//! offers, API keys, voucher settlement and the sampled checks of inference responses.
 //! The protocol is specified in `docs/protocol.md`; the parameters in `docs/economics.md`.
 
 pub mod apply;
 pub mod entries;
+pub mod inference;
 pub mod params;
 pub mod receipt;
 pub mod referee;

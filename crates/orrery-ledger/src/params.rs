@@ -69,6 +69,25 @@ pub struct Params {
     /// Extra verifiers drawn when the referee cannot execute a disputed step (over its fuel
     /// bound, or a runtime it does not host); the dispute is then settled by majority.
     pub tiebreak_verifiers: u8,
+    /// Least share of a provider's inference responses, in basis points, that the network
+    /// re-executes (`ModelOffer::sample_bps` may not be lower). 1% catches a provider that
+    /// cheats on every response of a 300-response batch with probability 1 − 0.99^300 ≈ 95%,
+    /// at a checking cost of about 1% of the volume.
+    pub min_inference_sample_bps: u16,
+    /// Most responses of one batch the draw checks. Bounds the work a settlement adds to later
+    /// blocks (each check is a few transactions and a slot in the batch record) whatever the
+    /// provider's sampling rate; 16 checks of a batch are plenty to catch systematic cheating.
+    pub max_inference_checks_per_batch: u16,
+    /// Blocks a drawn checker has to fetch the batch file, re-execute one request and seal its
+    /// answer (20 blocks = 4 s at 200 ms blocks: one generation of a small model, with margin).
+    pub inference_seal_blocks: u64,
+    /// Blocks after the sealing deadline in which checkers reveal and the provider opens its
+    /// commitment; revealing needs no work, so it is short.
+    pub inference_reveal_blocks: u64,
+    /// Blocks after `RevokeInferenceKey` during which vouchers the key signed may still settle
+    /// (a provider settles in batches, so it may hold a few minutes of unsettled vouchers);
+    /// then what is left of the deposit returns to the owner.
+    pub voucher_grace_blocks: u64,
 }
 
 impl Default for Params {
@@ -97,6 +116,11 @@ impl Default for Params {
             slash_reward_bps: 5_000,
             referee_fuel: 200_000_000,
             tiebreak_verifiers: 2,
+            min_inference_sample_bps: 100,
+            max_inference_checks_per_batch: 16,
+            inference_seal_blocks: 20,
+            inference_reveal_blocks: 10,
+            voucher_grace_blocks: 100,
         }
     }
 }
@@ -171,6 +195,10 @@ impl Params {
                 self.slash_reward_bps,
                 "slash_reward_bps must be at most 10000",
             ),
+            (
+                self.min_inference_sample_bps,
+                "min_inference_sample_bps must be at most 10000",
+            ),
         ] {
             if bps > 10_000 {
                 return bad(name);
@@ -198,6 +226,20 @@ impl Params {
             > crate::entries::MAX_CLAIMS
         {
             return bad("tiebreak_verifiers is too large for the claims a check can hold");
+        }
+        if self.max_inference_checks_per_batch == 0
+            || usize::from(self.max_inference_checks_per_batch)
+                > crate::entries::MAX_INFERENCE_CHECKS
+        {
+            return bad("max_inference_checks_per_batch must be between 1 and 256");
+        }
+        if self.inference_seal_blocks == 0
+            || self.inference_reveal_blocks == 0
+            || self.voucher_grace_blocks == 0
+        {
+            return bad(
+                "inference_seal_blocks, inference_reveal_blocks and voucher_grace_blocks must be at least 1",
+            );
         }
         Ok(())
     }

@@ -3,7 +3,7 @@
 use orrery_types::amount::Amount;
 use orrery_types::crypto::AccountId;
 use orrery_types::hash::Hash;
-use orrery_types::tx::LeaseId;
+use orrery_types::tx::{BatchId, LeaseId};
 use orrery_types::workload::JobFailure;
 use serde::Serialize;
 
@@ -242,6 +242,185 @@ pub enum Event {
         /// Which epoch.
         epoch: u64,
     },
+
+    /// A provider replaced the list of models it serves (empty: it stopped serving).
+    ModelsOffered {
+        /// The provider.
+        provider: AccountId,
+        /// Weights hashes of the models now offered, in the order listed.
+        models: Vec<Hash>,
+    },
+    /// An API key was created and funded.
+    InferenceKeyCreated {
+        /// The key's id.
+        key: AccountId,
+        /// Its owner.
+        owner: AccountId,
+        /// Most it may pay.
+        limit: Amount,
+        /// Locked from the owner's balance.
+        deposit: Amount,
+    },
+    /// An API key's deposit grew.
+    InferenceKeyFunded {
+        /// The key.
+        key: AccountId,
+        /// Added.
+        amount: Amount,
+        /// The deposit now.
+        deposit: Amount,
+    },
+    /// An API key was revoked: its vouchers settle until `closes_at`.
+    InferenceKeyRevoked {
+        /// The key.
+        key: AccountId,
+        /// Height at whose end the rest of the deposit returns to the owner.
+        closes_at: u64,
+    },
+    /// A revoked key's grace ended: the rest of its deposit returned to its owner.
+    InferenceKeyClosed {
+        /// The key.
+        key: AccountId,
+        /// The owner.
+        owner: AccountId,
+        /// Returned.
+        returned: Amount,
+    },
+    /// A provider settled a channel's voucher: a new batch holds what the key paid.
+    InferenceSettled {
+        /// The new batch.
+        batch: BatchId,
+        /// The provider.
+        provider: AccountId,
+        /// The key.
+        key: AccountId,
+        /// The channel.
+        channel: u64,
+        /// Weights hash of the model.
+        model: Hash,
+        /// Responses the batch covers.
+        responses: u64,
+        /// Moved from the key's deposit into the batch's hold.
+        held: Amount,
+        /// Owed by the voucher but not paid: the deposit or the limit ran out (the provider
+        /// accepted an unfunded voucher; the channel still advanced past it).
+        shortfall: Amount,
+    },
+    /// The draw picked responses of a batch for checks (none: the batch is released).
+    InferenceDrawn {
+        /// The batch.
+        batch: BatchId,
+        /// The sampling rate used, in basis points.
+        sample_bps: u16,
+        /// The picked responses' indexes, in order.
+        indexes: Vec<u64>,
+    },
+    /// A checker was drawn for a response.
+    InferenceCheckDrawn {
+        /// The batch.
+        batch: BatchId,
+        /// The response.
+        index: u64,
+        /// The checker.
+        checker: AccountId,
+        /// 1, or 2 for a tie-breaker.
+        round: u8,
+        /// Last height to seal.
+        seal_deadline: u64,
+        /// Last height to reveal.
+        reveal_deadline: u64,
+    },
+    /// A checker sealed its re-execution.
+    InferenceCheckSealed {
+        /// The batch.
+        batch: BatchId,
+        /// The response.
+        index: u64,
+        /// The checker.
+        checker: AccountId,
+    },
+    /// A checker revealed what it sealed.
+    InferenceCheckRevealed {
+        /// The batch.
+        batch: BatchId,
+        /// The response.
+        index: u64,
+        /// The checker.
+        checker: AccountId,
+        /// Request hash it ran (zero: batch file unavailable).
+        request: Hash,
+        /// Output digest it got (zero: batch file unavailable).
+        output: Hash,
+    },
+    /// The provider opened its commitment for a drawn response.
+    InferenceResponseOpened {
+        /// The batch.
+        batch: BatchId,
+        /// The response.
+        index: u64,
+        /// The commitment's request hash.
+        request: Hash,
+        /// The commitment's output digest.
+        output: Hash,
+        /// What the response cost the key.
+        charged: Amount,
+    },
+    /// A checker missed its seal or reveal deadline and was docked (burned).
+    InferenceCheckMissed {
+        /// The batch.
+        batch: BatchId,
+        /// The response.
+        index: u64,
+        /// The checker.
+        checker: AccountId,
+        /// Docked from its stake.
+        docked: Amount,
+    },
+    /// The check of a response ended.
+    InferenceCheckResolved {
+        /// The batch.
+        batch: BatchId,
+        /// The response.
+        index: u64,
+        /// How.
+        outcome: crate::entries::CheckOutcome,
+        /// Returned to the key's deposit (or its owner once closed).
+        refunded: Amount,
+        /// Paid from the hold to the checkers who agreed with the provider, together.
+        checkers_paid: Amount,
+    },
+    /// A party to an inference check was slashed.
+    InferenceSlashed {
+        /// The batch.
+        batch: BatchId,
+        /// The response.
+        index: u64,
+        /// Who.
+        party: AccountId,
+        /// Taken from its stake (and unbonding stake).
+        amount: Amount,
+        /// Paid to the winners.
+        rewarded: Amount,
+        /// Burned.
+        burned: Amount,
+    },
+    /// Every check of a batch ended: the rest of the hold was paid out.
+    InferenceReleased {
+        /// The batch.
+        batch: BatchId,
+        /// The provider.
+        provider: AccountId,
+        /// Paid to the provider (after the fee).
+        provider_paid: Amount,
+        /// Protocol fee.
+        fee: Amount,
+        /// Part of the fee burned (the rest went to validators).
+        burned: Amount,
+        /// Returned to the key over the batch's life.
+        refunded: Amount,
+        /// Paid to agreeing checkers over the batch's life.
+        checker_fees: Amount,
+    },
 }
 
 /// Why a transaction was refused. A transaction refused for its signature, chain id or nonce
@@ -250,9 +429,6 @@ pub enum Event {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize)]
 #[serde(tag = "error", rename_all = "snake_case")]
 pub enum TxError {
-    /// A kind of transaction this ledger does not apply yet.
-    #[error("{0} transactions are not enabled on this chain yet")]
-    NotEnabled(&'static str),
     /// The signature does not match the transaction and signer.
     #[error("bad signature: the transaction was not signed by the key it names")]
     BadSignature,
@@ -482,6 +658,147 @@ pub enum TxError {
     Expired {
         /// The deadline.
         due: u64,
+    },
+    /// A model offer the ledger cannot list.
+    #[error("invalid model offer {name:?}: {why}")]
+    InvalidModelOffer {
+        /// The offer's name.
+        name: String,
+        /// What to fix.
+        why: &'static str,
+    },
+    /// The API key id is taken.
+    #[error("inference key {0} already exists (generate a new key)")]
+    InferenceKeyExists(AccountId),
+    /// No such API key.
+    #[error("unknown inference key {0} (create it with CreateInferenceKey)")]
+    UnknownInferenceKey(AccountId),
+    /// A key limit of zero could never pay.
+    #[error("an inference key's limit must be greater than zero")]
+    ZeroLimit,
+    /// Only the key's owner may do this.
+    #[error("only the owner {owner} of inference key {key} may do this")]
+    NotKeyOwner {
+        /// The key.
+        key: AccountId,
+        /// Its owner.
+        owner: AccountId,
+    },
+    /// The key was revoked.
+    #[error("inference key {key} was revoked at height {at}")]
+    KeyRevoked {
+        /// The key.
+        key: AccountId,
+        /// Height of the revocation.
+        at: u64,
+    },
+    /// The key's grace after revocation is over.
+    #[error("inference key {key} was revoked and its vouchers could settle until height {until}")]
+    VoucherExpired {
+        /// The key.
+        key: AccountId,
+        /// Last height a voucher could settle.
+        until: u64,
+    },
+    /// The voucher's signature is not its key's.
+    #[error("the voucher's signature does not verify under the key it names")]
+    BadVoucherSignature,
+    /// The voucher was signed for another chain.
+    #[error("the voucher is for chain {got:?}, this chain is {expected:?}")]
+    VoucherWrongChain {
+        /// This chain.
+        expected: String,
+        /// The voucher's.
+        got: String,
+    },
+    /// The voucher pays someone else.
+    #[error("the voucher pays provider {provider}; only it may settle the voucher")]
+    VoucherNotYours {
+        /// The provider the voucher pays.
+        provider: AccountId,
+    },
+    /// A voucher at or behind what its channel already settled.
+    #[error(
+        "stale voucher: channel {channel} already settled {paid_responses} responses for {paid_total}; this voucher says {responses} for {total} (settle a later voucher)"
+    )]
+    StaleVoucher {
+        /// The channel.
+        channel: u64,
+        /// Responses already settled.
+        paid_responses: u64,
+        /// Total already settled.
+        paid_total: Amount,
+        /// The voucher's responses.
+        responses: u64,
+        /// The voucher's total.
+        total: Amount,
+    },
+    /// More responses in one settlement than a batch may hold.
+    #[error(
+        "a batch may cover at most {max} responses, this settlement covers {responses} (settle more often)"
+    )]
+    BatchTooLarge {
+        /// Responses in the settlement.
+        responses: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The model is not among the sender's offers.
+    #[error("model {model} is not among your offered models (send OfferModels first)")]
+    ModelNotOffered {
+        /// The weights hash.
+        model: Hash,
+    },
+    /// No such batch.
+    #[error("unknown inference batch {0}")]
+    UnknownBatch(BatchId),
+    /// The response is not being checked.
+    #[error("response {index} of batch {batch} has no open check")]
+    NoOpenCheck {
+        /// The batch.
+        batch: BatchId,
+        /// The response.
+        index: u64,
+    },
+    /// The signer has no part in this check.
+    #[error("{who} is not a {role} of response {index} of batch {batch}")]
+    NotInCheck {
+        /// The batch.
+        batch: BatchId,
+        /// The response.
+        index: u64,
+        /// The signer.
+        who: AccountId,
+        /// The role needed.
+        role: &'static str,
+    },
+    /// A step of a check out of order or repeated.
+    #[error("response {index} of batch {batch}: {what}")]
+    CheckStep {
+        /// The batch.
+        batch: BatchId,
+        /// The response.
+        index: u64,
+        /// What is wrong and what to do instead.
+        what: &'static str,
+    },
+    /// The reveal does not hash to the checker's seal.
+    #[error(
+        "the revealed request and output do not match your seal {seal} (check_seal binds batch, index, checker, request and output)"
+    )]
+    CheckSealMismatch {
+        /// The seal on record.
+        seal: Hash,
+    },
+    /// The Merkle proof does not put the commitment at the index under the batch root.
+    #[error(
+        "the proof does not show this commitment as response {index} of the batch's {responses} under its root"
+    )]
+    BadResponseProof {
+        /// The response.
+        index: u64,
+        /// Responses in the batch.
+        responses: u64,
     },
     /// Unbonding would leave active leases under-collateralized.
     #[error(

@@ -13,19 +13,24 @@
 //! # Conservation
 //!
 //! Every token unit sits in exactly one place: an account balance, a provider stake, an
-//! unbonding entry, or a lease's escrow. The state keeps running totals of each, updated by the
-//! only functions that move tokens, and checks after every block that
-//! `balances + stakes + unbonding + escrow == genesis + minted − burned`. [`State::audit`]
+//! unbonding entry, a lease's escrow, an inference key's deposit or an inference batch's hold.
+//! The state keeps running totals of each, updated by the only functions that move tokens, and
+//! checks after every block that
+//! `balances + stakes + unbonding + escrow + deposits + holds == genesis + minted − burned`. [`State::audit`]
 //! recounts everything from scratch to check the running totals themselves.
 
-use crate::entries::{Account, ChainConfig, Globals, Lease, Provider};
+use crate::entries::{
+    Account, BatchPhase, ChainConfig, Globals, InferenceBatch, InferenceChannel, InferenceKey,
+    Lease, Provider,
+};
 use crate::params::{Genesis, Params};
 use orrery_types::amount::Amount;
 use orrery_types::codec::{self, BoundedVec, DecodeError};
 use orrery_types::crypto::AccountId;
 use orrery_types::hash::{Hash, HashWriter};
+use orrery_types::inference::ModelOffer;
 use orrery_types::merkle::{MerkleProof, MerkleTree, leaf_hash, merkle_root, node_hash};
-use orrery_types::tx::LeaseId;
+use orrery_types::tx::{BatchId, LeaseId, ModelOffers};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Number of buckets the state root spreads entries over. A power of two (the tree over the
@@ -51,6 +56,14 @@ pub enum StateKey {
     Unbonding(u64, AccountId),
     /// Settled work of a provider in the current epoch.
     EpochWork(AccountId),
+    /// The models a provider offers.
+    ModelOffers(AccountId),
+    /// An inference API key.
+    InferenceKey(AccountId),
+    /// A payment channel: (key, provider, channel number).
+    InferenceChannel(AccountId, AccountId, u64),
+    /// A settled inference batch.
+    InferenceBatch(BatchId),
 }
 
 impl StateKey {
@@ -81,6 +94,24 @@ impl StateKey {
                 out.push(0x14);
                 out.extend_from_slice(&a.0);
             }
+            StateKey::ModelOffers(a) => {
+                out.push(0x15);
+                out.extend_from_slice(&a.0);
+            }
+            StateKey::InferenceKey(a) => {
+                out.push(0x16);
+                out.extend_from_slice(&a.0);
+            }
+            StateKey::InferenceChannel(key, provider, channel) => {
+                out.push(0x17);
+                out.extend_from_slice(&key.0);
+                out.extend_from_slice(&provider.0);
+                out.extend_from_slice(&channel.to_be_bytes());
+            }
+            StateKey::InferenceBatch(id) => {
+                out.push(0x18);
+                out.extend_from_slice(&id.to_be_bytes());
+            }
         }
         out
     }
@@ -101,6 +132,14 @@ impl StateKey {
                 account(&rest[8..])?,
             )),
             0x14 => Some(StateKey::EpochWork(account(rest)?)),
+            0x15 => Some(StateKey::ModelOffers(account(rest)?)),
+            0x16 => Some(StateKey::InferenceKey(account(rest)?)),
+            0x17 if rest.len() == 48 => Some(StateKey::InferenceChannel(
+                account(&rest[..20])?,
+                account(&rest[20..40])?,
+                u64_at(&rest[40..])?,
+            )),
+            0x18 => Some(StateKey::InferenceBatch(u64_at(rest)?)),
             _ => None,
         }
     }
@@ -126,15 +165,21 @@ pub struct Totals {
     pub unbonding: Amount,
     /// Sum of lease escrows.
     pub escrow: Amount,
+    /// Sum of inference key deposits.
+    pub deposits: Amount,
+    /// Sum of inference batch holds.
+    pub holds: Amount,
 }
 
 impl Totals {
-    /// Sum of all four, or `None` on overflow.
+    /// Sum of all six, or `None` on overflow.
     pub fn sum(&self) -> Option<Amount> {
         self.balances
             .checked_add(self.stakes)?
             .checked_add(self.unbonding)?
-            .checked_add(self.escrow)
+            .checked_add(self.escrow)?
+            .checked_add(self.deposits)?
+            .checked_add(self.holds)
     }
 }
 
@@ -144,10 +189,10 @@ impl Totals {
 pub enum InvariantError {
     /// Tokens appeared or vanished.
     #[error(
-        "supply invariant broken: balances + stakes + unbonding + escrow = {held:?}, genesis + minted - burned = {supply:?}"
+        "supply invariant broken: balances + stakes + unbonding + escrow + key deposits + batch holds = {held:?}, genesis + minted - burned = {supply:?}"
     )]
     Supply {
-        /// What the four places hold.
+        /// What the six places hold.
         held: Option<Amount>,
         /// What the supply should be.
         supply: Option<Amount>,
@@ -169,6 +214,10 @@ pub enum InvariantError {
     /// A timer is missing or stale.
     #[error("lease timers do not match lease states")]
     Timers,
+    /// An inference record breaks its own rules (a key over its limit, a released batch
+    /// still holding tokens, a stale timer or model index).
+    #[error("inference records inconsistent: {0}")]
+    Inference(&'static str),
 }
 
 /// The leaf committed for one entry.
@@ -303,8 +352,18 @@ pub struct State {
     pub(crate) leases: BTreeMap<LeaseId, Lease>,
     pub(crate) unbonding: BTreeMap<(u64, AccountId), Amount>,
     pub(crate) epoch_work: BTreeMap<AccountId, Amount>,
+    pub(crate) model_offers: BTreeMap<AccountId, ModelOffers>,
+    pub(crate) inference_keys: BTreeMap<AccountId, InferenceKey>,
+    pub(crate) inference_channels: BTreeMap<(AccountId, AccountId, u64), InferenceChannel>,
+    pub(crate) inference_batches: BTreeMap<BatchId, InferenceBatch>,
     /// Derived: `(fire_at, lease)` for every lease with a timer.
     pub(crate) timers: BTreeSet<(u64, LeaseId)>,
+    /// Derived: weights hash → providers offering them (the checker draw reads it).
+    model_index: BTreeMap<Hash, BTreeSet<AccountId>>,
+    /// Derived: `(fire_at, batch)` for every batch with a timer.
+    pub(crate) batch_timers: BTreeSet<(u64, BatchId)>,
+    /// Derived: `(fire_at, key)` for every revoked key with a deposit to return.
+    pub(crate) key_timers: BTreeSet<(u64, AccountId)>,
     /// Derived: running totals.
     pub(crate) totals: Totals,
     touched: BTreeSet<StateKey>,
@@ -381,7 +440,14 @@ impl State {
             leases: BTreeMap::new(),
             unbonding: BTreeMap::new(),
             epoch_work: BTreeMap::new(),
+            model_offers: BTreeMap::new(),
+            inference_keys: BTreeMap::new(),
+            inference_channels: BTreeMap::new(),
+            inference_batches: BTreeMap::new(),
             timers: BTreeSet::new(),
+            model_index: BTreeMap::new(),
+            batch_timers: BTreeSet::new(),
+            key_timers: BTreeSet::new(),
             totals: Totals::default(),
             touched: BTreeSet::new(),
             commitment: Commitment::new(),
@@ -447,6 +513,47 @@ impl State {
     pub fn epoch_work(&self) -> &BTreeMap<AccountId, Amount> {
         &self.epoch_work
     }
+    /// An inference API key.
+    pub fn inference_key(&self, key: &AccountId) -> Option<&InferenceKey> {
+        self.inference_keys.get(key)
+    }
+    /// All inference API keys, by id.
+    pub fn inference_keys(&self) -> impl Iterator<Item = (&AccountId, &InferenceKey)> {
+        self.inference_keys.iter()
+    }
+    /// The models `provider` offers (empty if none).
+    pub fn model_offers(&self, provider: &AccountId) -> &[ModelOffer] {
+        self.model_offers
+            .get(provider)
+            .map_or(&[][..], ModelOffers::as_slice)
+    }
+    /// Every model offer, with its provider, in provider order.
+    pub fn all_model_offers(&self) -> impl Iterator<Item = (&AccountId, &ModelOffer)> {
+        self.model_offers
+            .iter()
+            .flat_map(|(p, offers)| offers.as_slice().iter().map(move |o| (p, o)))
+    }
+    /// The providers offering the model with these weights, in account order.
+    pub fn model_servers(&self, weights: &Hash) -> impl Iterator<Item = &AccountId> {
+        self.model_index.get(weights).into_iter().flatten()
+    }
+    /// What a channel has settled so far.
+    pub fn inference_channel(
+        &self,
+        key: &AccountId,
+        provider: &AccountId,
+        channel: u64,
+    ) -> Option<&InferenceChannel> {
+        self.inference_channels.get(&(*key, *provider, channel))
+    }
+    /// A settled inference batch.
+    pub fn inference_batch(&self, id: BatchId) -> Option<&InferenceBatch> {
+        self.inference_batches.get(&id)
+    }
+    /// All inference batches, by id.
+    pub fn inference_batches(&self) -> impl Iterator<Item = (&BatchId, &InferenceBatch)> {
+        self.inference_batches.iter()
+    }
     /// The state root as of the last applied block.
     pub fn root(&self) -> Hash {
         self.commitment.root
@@ -481,6 +588,13 @@ impl State {
             StateKey::Lease(id) => self.leases.get(id).map(codec::encode),
             StateKey::Unbonding(h, a) => self.unbonding.get(&(*h, *a)).map(codec::encode),
             StateKey::EpochWork(a) => self.epoch_work.get(a).map(codec::encode),
+            StateKey::ModelOffers(a) => self.model_offers.get(a).map(codec::encode),
+            StateKey::InferenceKey(a) => self.inference_keys.get(a).map(codec::encode),
+            StateKey::InferenceChannel(k, p, c) => self
+                .inference_channels
+                .get(&(*k, *p, *c))
+                .map(codec::encode),
+            StateKey::InferenceBatch(id) => self.inference_batches.get(id).map(codec::encode),
         }
     }
 
@@ -524,7 +638,23 @@ impl State {
                     .keys()
                     .map(|(h, a)| StateKey::Unbonding(*h, *a)),
             )
-            .chain(self.epoch_work.keys().map(|a| StateKey::EpochWork(*a)));
+            .chain(self.epoch_work.keys().map(|a| StateKey::EpochWork(*a)))
+            .chain(self.model_offers.keys().map(|a| StateKey::ModelOffers(*a)))
+            .chain(
+                self.inference_keys
+                    .keys()
+                    .map(|a| StateKey::InferenceKey(*a)),
+            )
+            .chain(
+                self.inference_channels
+                    .keys()
+                    .map(|(k, p, c)| StateKey::InferenceChannel(*k, *p, *c)),
+            )
+            .chain(
+                self.inference_batches
+                    .keys()
+                    .map(|id| StateKey::InferenceBatch(*id)),
+            );
         keys.filter_map(|k| Some((k.to_bytes(), self.encode_entry(&k)?)))
     }
 
@@ -535,42 +665,25 @@ impl State {
     ) -> Result<State, LoadError> {
         let mut config = None;
         let mut globals = None;
-        let mut accounts = BTreeMap::new();
-        let mut providers = BTreeMap::new();
-        let mut leases = BTreeMap::new();
-        let mut unbonding = BTreeMap::new();
-        let mut epoch_work = BTreeMap::new();
+        let mut rest = Vec::new();
         for (k, v) in entries {
             let key = StateKey::from_bytes(&k).ok_or_else(|| LoadError::UnknownKey(hex(&k)))?;
             match key {
                 StateKey::Config => config = Some(codec::decode::<ChainConfig>("config", &v)?),
                 StateKey::Globals => globals = Some(codec::decode::<Globals>("globals", &v)?),
-                StateKey::Account(a) => {
-                    accounts.insert(a, codec::decode::<Account>("account", &v)?);
-                }
-                StateKey::Provider(a) => {
-                    providers.insert(a, codec::decode::<Provider>("provider", &v)?);
-                }
-                StateKey::Lease(id) => {
-                    leases.insert(id, codec::decode::<Lease>("lease", &v)?);
-                }
-                StateKey::Unbonding(h, a) => {
-                    unbonding.insert((h, a), codec::decode::<Amount>("unbonding", &v)?);
-                }
-                StateKey::EpochWork(a) => {
-                    epoch_work.insert(a, codec::decode::<Amount>("epoch work", &v)?);
-                }
+                other => rest.push((other, v)),
             }
         }
         let mut state = State::empty(config.ok_or(LoadError::Missing("config"))?);
         state.globals = globals.ok_or(LoadError::Missing("globals"))?;
-        state.accounts = accounts;
-        state.providers = providers;
-        state.leases = leases;
-        state.unbonding = unbonding;
-        state.epoch_work = epoch_work;
+        for (key, v) in rest {
+            state.load_entry(key, &v)?;
+        }
         state.totals = state.recount().ok_or(LoadError::Overflow)?;
         state.timers = state.derive_timers();
+        state.model_index = state.derive_model_index();
+        state.batch_timers = state.derive_batch_timers();
+        state.key_timers = state.derive_key_timers();
         let all: Vec<StateKey> = state
             .entries()
             .filter_map(|(k, _)| StateKey::from_bytes(&k))
@@ -583,10 +696,73 @@ impl State {
         Ok(state)
     }
 
+    /// Decode one stored entry (not config or globals) into its map.
+    fn load_entry(&mut self, key: StateKey, v: &[u8]) -> Result<(), LoadError> {
+        match key {
+            StateKey::Config | StateKey::Globals => {}
+            StateKey::Account(a) => {
+                self.accounts.insert(a, codec::decode("account", v)?);
+            }
+            StateKey::Provider(a) => {
+                self.providers.insert(a, codec::decode("provider", v)?);
+            }
+            StateKey::Lease(id) => {
+                self.leases.insert(id, codec::decode("lease", v)?);
+            }
+            StateKey::Unbonding(h, a) => {
+                self.unbonding
+                    .insert((h, a), codec::decode("unbonding", v)?);
+            }
+            StateKey::EpochWork(a) => {
+                self.epoch_work.insert(a, codec::decode("epoch work", v)?);
+            }
+            StateKey::ModelOffers(a) => {
+                self.model_offers
+                    .insert(a, codec::decode("model offers", v)?);
+            }
+            StateKey::InferenceKey(a) => {
+                self.inference_keys
+                    .insert(a, codec::decode("inference key", v)?);
+            }
+            StateKey::InferenceChannel(k, p, c) => {
+                self.inference_channels
+                    .insert((k, p, c), codec::decode("inference channel", v)?);
+            }
+            StateKey::InferenceBatch(id) => {
+                self.inference_batches
+                    .insert(id, codec::decode("inference batch", v)?);
+            }
+        }
+        Ok(())
+    }
+
     fn derive_timers(&self) -> BTreeSet<(u64, LeaseId)> {
         self.leases
             .values()
             .filter_map(|l| l.timer().map(|t| (t, l.id)))
+            .collect()
+    }
+
+    fn derive_model_index(&self) -> BTreeMap<Hash, BTreeSet<AccountId>> {
+        let mut index: BTreeMap<Hash, BTreeSet<AccountId>> = BTreeMap::new();
+        for (provider, offer) in self.all_model_offers() {
+            index.entry(offer.weights).or_default().insert(*provider);
+        }
+        index
+    }
+
+    fn derive_batch_timers(&self) -> BTreeSet<(u64, BatchId)> {
+        self.inference_batches
+            .iter()
+            .filter_map(|(id, b)| b.timer().map(|t| (t, *id)))
+            .collect()
+    }
+
+    fn derive_key_timers(&self) -> BTreeSet<(u64, AccountId)> {
+        let grace = self.params().voucher_grace_blocks;
+        self.inference_keys
+            .iter()
+            .filter_map(|(id, k)| k.timer(grace).map(|t| (t, *id)))
             .collect()
     }
 
@@ -597,6 +773,8 @@ impl State {
             stakes: checked_sum(self.providers.values().map(|p| p.stake))?,
             unbonding: checked_sum(self.unbonding.values().copied())?,
             escrow: checked_sum(self.leases.values().map(|l| l.escrow))?,
+            deposits: checked_sum(self.inference_keys.values().map(|k| k.deposit))?,
+            holds: checked_sum(self.inference_batches.values().map(|b| b.held))?,
         })
     }
 
@@ -638,6 +816,32 @@ impl State {
         }
         if self.derive_timers() != self.timers {
             return Err(InvariantError::Timers);
+        }
+        self.audit_inference()
+    }
+
+    /// The inference records' own rules: a key never spends past its limit, a released batch
+    /// holds nothing, and the derived indexes match the records.
+    fn audit_inference(&self) -> Result<(), InvariantError> {
+        let bad = |what| Err(InvariantError::Inference(what));
+        if self.inference_keys.values().any(|k| k.spent > k.limit) {
+            return bad("a key spent past its limit");
+        }
+        for b in self.inference_batches.values() {
+            if b.phase == BatchPhase::Released && !b.held.is_zero() {
+                return bad("a released batch still holds tokens");
+            }
+            if b.held > b.amount {
+                return bad("a batch holds more than its settlement moved");
+            }
+        }
+        if self.derive_batch_timers() != self.batch_timers
+            || self.derive_key_timers() != self.key_timers
+        {
+            return bad("inference timers do not match the records");
+        }
+        if self.derive_model_index() != self.model_index {
+            return bad("the model index does not match the offers");
         }
         Ok(())
     }
@@ -711,6 +915,97 @@ impl State {
         self.globals.minted = self.globals.minted.checked_add(amount)?;
         self.touch(StateKey::Globals);
         Some(())
+    }
+
+    /// Write an inference key, keeping the deposit total and its timer in step: the only way
+    /// a key's deposit changes.
+    pub(crate) fn put_key(&mut self, id: AccountId, key: InferenceKey) -> Option<()> {
+        let grace = self.params().voucher_grace_blocks;
+        let old = self.inference_keys.get(&id).copied();
+        let old_deposit = old.map_or(Amount::ZERO, |k| k.deposit);
+        let deposits = self
+            .totals
+            .deposits
+            .checked_sub(old_deposit)?
+            .checked_add(key.deposit)?;
+        assert!(
+            key.spent <= key.limit,
+            "key {id} would spend past its limit"
+        );
+        if let Some(t) = old.and_then(|k| k.timer(grace)) {
+            self.key_timers.remove(&(t, id));
+        }
+        if let Some(t) = key.timer(grace) {
+            self.key_timers.insert((t, id));
+        }
+        self.totals.deposits = deposits;
+        self.inference_keys.insert(id, key);
+        self.touch(StateKey::InferenceKey(id));
+        Some(())
+    }
+
+    /// Write an inference batch, keeping the hold total and its timer in step: the only way a
+    /// batch's hold changes.
+    pub(crate) fn put_batch(&mut self, id: BatchId, batch: InferenceBatch) -> Option<()> {
+        let old = self.inference_batches.get(&id);
+        let old_held = old.map_or(Amount::ZERO, |b| b.held);
+        let old_timer = old.and_then(InferenceBatch::timer);
+        let holds = self
+            .totals
+            .holds
+            .checked_sub(old_held)?
+            .checked_add(batch.held)?;
+        assert!(
+            batch.phase != BatchPhase::Released || batch.held.is_zero(),
+            "batch {id} released while holding tokens"
+        );
+        if let Some(t) = old_timer {
+            self.batch_timers.remove(&(t, id));
+        }
+        if let Some(t) = batch.timer() {
+            self.batch_timers.insert((t, id));
+        }
+        self.totals.holds = holds;
+        self.inference_batches.insert(id, batch);
+        self.touch(StateKey::InferenceBatch(id));
+        Some(())
+    }
+
+    /// Write a channel's settled position.
+    pub(crate) fn put_channel(
+        &mut self,
+        key: AccountId,
+        provider: AccountId,
+        channel: u64,
+        position: InferenceChannel,
+    ) {
+        self.inference_channels
+            .insert((key, provider, channel), position);
+        self.touch(StateKey::InferenceChannel(key, provider, channel));
+    }
+
+    /// Replace a provider's model offers (empty removes them), keeping the index in step.
+    pub(crate) fn set_model_offers(&mut self, provider: AccountId, offers: ModelOffers) {
+        for old in self.model_offers(&provider).to_vec() {
+            if let Some(set) = self.model_index.get_mut(&old.weights) {
+                set.remove(&provider);
+                if set.is_empty() {
+                    self.model_index.remove(&old.weights);
+                }
+            }
+        }
+        for o in offers.as_slice() {
+            self.model_index
+                .entry(o.weights)
+                .or_default()
+                .insert(provider);
+        }
+        if offers.is_empty() {
+            self.model_offers.remove(&provider);
+        } else {
+            self.model_offers.insert(provider, offers);
+        }
+        self.touch(StateKey::ModelOffers(provider));
     }
 
     /// Replace a lease's state, keeping its timer in step.

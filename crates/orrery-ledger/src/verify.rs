@@ -117,8 +117,9 @@ pub fn reserved_verifiers(verification: Verification) -> u8 {
     }
 }
 
-/// A number drawn from the block seed for one purpose and lease.
-fn draw_u64(seed: &Hash, tag: &[u8], lease: LeaseId, extra: &[u8]) -> u64 {
+/// A number drawn from the block seed for one purpose and record (a lease, or an inference
+/// batch).
+pub(crate) fn draw_u64(seed: &Hash, tag: &[u8], lease: LeaseId, extra: &[u8]) -> u64 {
     let mut h = HashWriter::new();
     h.update(tag)
         .update(seed.as_bytes())
@@ -1132,6 +1133,37 @@ fn slash(
     party: AccountId,
     winners: &[AccountId],
 ) -> Result<(Event, Amount), TxError> {
+    let s = take_slash(state, party, winners)?;
+    Ok((
+        Event::Slashed {
+            lease: id,
+            party,
+            amount: s.amount,
+            rewarded: s.rewarded,
+            burned: s.burned,
+        },
+        s.amount,
+    ))
+}
+
+/// What one slash took and where it went.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Slash {
+    /// Taken from the stake and unbonding stake.
+    pub amount: Amount,
+    /// Paid to the winners together.
+    pub rewarded: Amount,
+    /// Burned.
+    pub burned: Amount,
+}
+
+/// The slash itself, shared by leases and inference checks: `slash_bps` of `party`'s stake
+/// plus unbonding stake, `slash_reward_bps` of it to `winners` in equal parts, the rest burned.
+pub(crate) fn take_slash(
+    state: &mut State,
+    party: AccountId,
+    winners: &[AccountId],
+) -> Result<Slash, TxError> {
     let params = state.params().clone();
     let stake = state.provider(&party).map_or(Amount::ZERO, |p| p.stake);
     let unbonding: Vec<(u64, Amount)> = state
@@ -1181,16 +1213,11 @@ fn slash(
         p.reputation.slashed += 1;
     }
     state.touch(StateKey::Provider(party));
-    Ok((
-        Event::Slashed {
-            lease: id,
-            party,
-            amount,
-            rewarded,
-            burned,
-        },
+    Ok(Slash {
         amount,
-    ))
+        rewarded,
+        burned,
+    })
 }
 
 /// The provider's result is wrong, hidden, or cannot be confirmed: the requester gets its

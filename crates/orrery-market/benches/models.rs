@@ -75,6 +75,16 @@ fn build(rng: &mut Rng) -> ModelRouter {
     router
 }
 
+fn q(name: &str) -> ModelQuery<'_> {
+    ModelQuery {
+        name,
+        tokens_in: 500,
+        tokens_out: 256,
+        min_context: 756,
+        limit: 3,
+    }
+}
+
 fn stats(mut v: Vec<Duration>) -> (Duration, Duration) {
     v.sort();
     (v[v.len() / 2], v[(v.len() * 99 / 100).min(v.len() - 1)])
@@ -104,7 +114,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3_000);
-    let mut rng = Rng(0x5eed_0f_1e7_0ff3);
+    let mut rng = Rng(0x5eed_f1e7_0ff3_0001);
     let t = Instant::now();
     let router = build(&mut rng);
     let names: Vec<String> = router.names().map(str::to_owned).collect();
@@ -119,13 +129,6 @@ fn main() {
             .max()
             .unwrap_or(0)
     );
-    let q = |name: &str| ModelQuery {
-        name,
-        tokens_in: 500,
-        tokens_out: 256,
-        min_context: 756,
-        limit: 3,
-    };
     let picks: Vec<String> = (0..queries)
         .map(|_| format!("model-{}", name_index(&mut rng)))
         .collect();

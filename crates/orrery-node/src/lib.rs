@@ -33,6 +33,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod explorer;
+pub mod gateway;
 pub mod index;
 pub mod limits;
 pub mod metrics;
@@ -43,5 +44,5 @@ pub mod server;
 pub use backend::{Backend, BackendError, Finalized, RejectKind, SubmitRejection};
 #[cfg(feature = "chain")]
 pub use chain::{run_node, start_node};
-pub use config::{BlobConfig, Limits, NodeConfig, PeerConfig};
+pub use config::{BlobConfig, GatewayConfig, Limits, NodeConfig, PeerConfig};
 pub use server::{NodeError, RunningNode, serve};

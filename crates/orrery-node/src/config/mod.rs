@@ -43,6 +43,8 @@ pub struct NodeConfig {
     pub blobs: BlobConfig,
     /// Other nodes' APIs, for blobs this node does not have (see [`crate::peers`]).
     pub peers: PeerConfig,
+    /// The OpenAI-compatible inference gateway under `/v1` (see [`crate::gateway`]).
+    pub gateway: GatewayConfig,
 }
 
 impl Default for NodeConfig {
@@ -53,7 +55,78 @@ impl Default for NodeConfig {
             limits: Limits::default(),
             blobs: BlobConfig::default(),
             peers: PeerConfig::default(),
+            gateway: GatewayConfig::default(),
         }
+    }
+}
+
+/// Most providers one inference request is tried on: a client waits at most this many
+/// connect/first-token timeouts before it hears that nobody answered.
+pub const MAX_GATEWAY_ATTEMPTS: u32 = 3;
+
+/// The inference gateway's limits and timeouts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Serve `/v1/…`. Off, those routes answer 404 like any unknown path.
+    pub enabled: bool,
+    /// Milliseconds to open a connection to a provider before trying the next one.
+    pub connect_timeout_ms: u64,
+    /// Seconds a provider has to send its first byte (a whole answer, or the first streamed
+    /// token) before the next one is tried: covers queueing and the prompt's forward pass.
+    pub first_token_timeout_secs: u64,
+    /// Seconds a whole answer may take, and the longest pause between two streamed events.
+    pub response_timeout_secs: u64,
+    /// Providers tried per request, at most [`MAX_GATEWAY_ATTEMPTS`].
+    pub max_attempts: u32,
+    /// Largest request body (bytes); larger ones are refused with 413 before parsing.
+    pub max_body_bytes: usize,
+    /// Inference requests in flight at once; more are answered 503 at once.
+    pub max_concurrent_requests: usize,
+    /// Tries to deliver a voucher to a provider that did not take it (backing off from
+    /// 200 ms); after that the provider can still settle the channel's next voucher.
+    pub voucher_delivery_attempts: u32,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            enabled: true,
+            connect_timeout_ms: 2_000,
+            first_token_timeout_secs: 30,
+            response_timeout_secs: 300,
+            max_attempts: MAX_GATEWAY_ATTEMPTS,
+            max_body_bytes: 1024 * 1024,
+            max_concurrent_requests: 256,
+            voucher_delivery_attempts: 5,
+        }
+    }
+}
+
+impl GatewayConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.connect_timeout_ms == 0
+            || self.first_token_timeout_secs == 0
+            || self.response_timeout_secs == 0
+        {
+            return Err(ConfigError::Invalid(
+                "gateway.connect_timeout_ms, first_token_timeout_secs and response_timeout_secs \
+                 must be at least 1"
+                    .into(),
+            ));
+        }
+        if self.max_attempts == 0 || self.max_attempts > MAX_GATEWAY_ATTEMPTS {
+            return Err(ConfigError::Invalid(format!(
+                "gateway.max_attempts must be between 1 and {MAX_GATEWAY_ATTEMPTS}"
+            )));
+        }
+        if self.max_body_bytes == 0 || self.max_concurrent_requests == 0 {
+            return Err(ConfigError::Invalid(
+                "gateway.max_body_bytes and gateway.max_concurrent_requests must be at least 1"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -279,6 +352,7 @@ impl NodeConfig {
         if self.blobs.gc_interval_secs == 0 {
             return bad("blobs.gc_interval_secs must be at least 1");
         }
+        self.gateway.validate()?;
         self.peers.validate(l.request_timeout_secs)
     }
 }

@@ -145,6 +145,22 @@ fn event_lease(e: &Event) -> Option<u64> {
         | UnbondStarted { .. }
         | UnbondReleased { .. }
         | Minted { .. } => None,
+        // Inference events name batches and keys, not leases.
+        ModelsOffered { .. }
+        | InferenceKeyCreated { .. }
+        | InferenceKeyFunded { .. }
+        | InferenceKeyRevoked { .. }
+        | InferenceKeyClosed { .. }
+        | InferenceSettled { .. }
+        | InferenceDrawn { .. }
+        | InferenceCheckDrawn { .. }
+        | InferenceCheckSealed { .. }
+        | InferenceCheckRevealed { .. }
+        | InferenceResponseOpened { .. }
+        | InferenceCheckMissed { .. }
+        | InferenceCheckResolved { .. }
+        | InferenceSlashed { .. }
+        | InferenceReleased { .. } => None,
     }
 }
 
