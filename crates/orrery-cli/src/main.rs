@@ -36,6 +36,9 @@ enum Command {
     Provider(cmd::market::ProviderArgs),
     /// Submit a job from a request file and follow it to its checked result.
     Job(cmd::job::JobArgs),
+    /// Inference: create and fund API keys (sk-orr-…), list models and prices, see usage and a
+    /// provider's inference earnings.
+    Inference(cmd::inference::InferenceArgs),
     /// Search the market: ranked offers for a job's requirements, with reasons.
     Market(cmd::market::MarketArgs),
     /// Create and inspect signing keys.
@@ -64,6 +67,7 @@ fn main() -> anyhow::Result<()> {
         Command::Localnet(args) => cmd::node::localnet(args),
         Command::Provider(args) => cmd::market::run_provider(args),
         Command::Job(args) => cmd::job::run(args),
+        Command::Inference(args) => cmd::inference::run(args),
         Command::Market(args) => cmd::market::run_market(args),
         Command::Key(args) => cmd::wallet::run_key(args),
         Command::Wallet(args) => cmd::wallet::run_wallet(args),

@@ -39,6 +39,10 @@ enum ProviderCmd {
         key: PathBuf,
         #[command(flatten)]
         node: NodeArg,
+        /// The running agent's serving address (its `[serve] listen`): also show its
+        /// inference counters (served, tokens, vouchers, settlements, checks).
+        #[arg(long)]
+        agent: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -66,8 +70,13 @@ pub fn run_provider(args: ProviderArgs) -> anyhow::Result<()> {
             account,
             key,
             node,
+            agent,
             json,
         } => {
+            let report = agent
+                .as_deref()
+                .map(|a| crate::cmd::inference::agent_get(a, "/status"))
+                .transpose()?;
             let id = match account {
                 Some(a) => a,
                 None => load_key(&key)?.account(),
@@ -75,7 +84,11 @@ pub fn run_provider(args: ProviderArgs) -> anyhow::Result<()> {
             let s = orrery_provider::status(&Client::new(&node.node), &id)
                 .context("cannot read the provider's status")?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&s)?);
+                let mut v = serde_json::to_value(&s)?;
+                if let Some(r) = report {
+                    v["inference"] = r;
+                }
+                println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 println!("provider   {}", s.account);
                 if !s.registered {
@@ -91,6 +104,9 @@ pub fn run_provider(args: ProviderArgs) -> anyhow::Result<()> {
                 );
                 for (state, n) in &s.leases_by_state {
                     println!("leases     {n} {state}");
+                }
+                if let Some(r) = &report {
+                    crate::cmd::inference::print_agent_report(r);
                 }
             }
         }

@@ -2,6 +2,7 @@
 
 pub mod demo;
 pub mod devnet;
+pub mod inference;
 pub mod job;
 pub mod market;
 pub mod ml;

@@ -92,6 +92,19 @@ impl<C: Chain> Worker<C> {
         self.server = server;
     }
 
+    /// Wait until no re-execution runs (or `timeout` passed), keeping their results for the
+    /// next tick. For tests and simulations that want each block to see every check computed.
+    pub fn wait_for_checks(&mut self, timeout: std::time::Duration) -> bool {
+        let until = std::time::Instant::now() + timeout;
+        while !self.infer.checks.is_empty() && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            for (key, result) in self.infer.checks.collect() {
+                self.infer.results.insert(key, result);
+            }
+        }
+        self.infer.checks.is_empty()
+    }
+
     /// The inference counters, if serving.
     pub(super) fn inference_snapshot(&self) -> Option<InferenceSnapshot> {
         let serving = self.serving.as_ref()?;
@@ -132,6 +145,9 @@ impl<C: Chain> Worker<C> {
                 tracing::warn!(error = %e, "inference duty failed");
                 first.get_or_insert(e);
             }
+        }
+        if let Some(report) = self.inference_snapshot() {
+            serving.publish(report);
         }
         first.map_or(Ok(()), Err)
     }

@@ -142,6 +142,7 @@ fn router(app: Arc<App>) -> Router {
             post(voucher).layer(DefaultBodyLimit::max(MAX_VOUCHER_BYTES)),
         )
         .route("/health", get(health))
+        .route("/status", get(status))
         .with_state(app)
 }
 
@@ -463,8 +464,13 @@ async fn health(State(app): State<Arc<App>>) -> Response {
         "status": "ok",
         "provider": app.serving.account(),
         "models": models,
+        "offers": app.serving.offers(),
         "in_flight": max - app.serving.permits().available_permits().min(max),
         "max_concurrent": max,
     }))
     .into_response()
+}
+
+async fn status(State(app): State<Arc<App>>) -> Response {
+    axum::Json(app.serving.report()).into_response()
 }

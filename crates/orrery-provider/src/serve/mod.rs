@@ -7,7 +7,8 @@
 //! |---|---|
 //! | `POST /infer` | an [`InferenceRequest`] as JSON → a [`SignedResponse`] (JSON), or with `Accept: text/event-stream` `data: <StreamEvent>` lines: `delta`s while generating, then `done` with the signed response, or `error` |
 //! | `POST /voucher` | a [`VoucherDelivery`]: the voucher paying a response just served ([`book`]'s rules) |
-//! | `GET /health` | `{"status":"ok", provider, models, in_flight, max_concurrent}` |
+//! | `GET /health` | `{"status":"ok", provider, models, offers, in_flight, max_concurrent}` |
+//! | `GET /status` | the agent's inference counters ([`crate::actor::InferenceSnapshot`]): served, tokens, vouchers, settlements, checks |
 //!
 //! # `/infer`
 //!
@@ -90,6 +91,8 @@ pub struct Serving {
     chain_id: Mutex<Option<ChainId>>,
     stats: Mutex<ServeStats>,
     permits: Arc<tokio::sync::Semaphore>,
+    /// The duty loop's latest inference counters, for `GET /status`.
+    report: Mutex<Option<crate::actor::InferenceSnapshot>>,
 }
 
 /// Lock a mutex, taking the data even if a thread panicked while holding it: every update
@@ -135,6 +138,7 @@ impl Serving {
             chain_id: Mutex::new(None),
             stats: Mutex::new(ServeStats::default()),
             permits: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent.max(1))),
+            report: Mutex::new(None),
         }
     }
 
@@ -204,6 +208,19 @@ impl Serving {
     /// The compute places: one permit per request computed at once.
     pub fn permits(&self) -> &Arc<tokio::sync::Semaphore> {
         &self.permits
+    }
+
+    /// Publish the duty loop's counters (served at `GET /status`).
+    pub fn publish(&self, report: crate::actor::InferenceSnapshot) {
+        *lock(&self.report) = Some(report);
+    }
+
+    /// The last counters the duty loop published, with the lane's own counters as they are
+    /// now.
+    pub fn report(&self) -> crate::actor::InferenceSnapshot {
+        let mut r = lock(&self.report).clone().unwrap_or_default();
+        r.serve = self.stats();
+        r
     }
 
     pub(crate) fn stats_mut(&self) -> MutexGuard<'_, ServeStats> {

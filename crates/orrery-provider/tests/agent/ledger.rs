@@ -5,12 +5,15 @@ use orrery_exec::Bundle;
 use orrery_ledger::{
     BlockOutcome, Event, Genesis, GenesisAccount, Params, Signatures, State, apply_block,
 };
-use orrery_provider::chain::{Chain, ChainError, ChainHead, ProviderRecord, TxOutcome};
+use orrery_provider::chain::{
+    Chain, ChainError, ChainHead, CheckPhase, CheckRole, InferenceCheck, ProviderRecord, TxOutcome,
+};
 use orrery_provider::decide::{Head, LeaseInfo};
 use orrery_types::amount::Amount;
 use orrery_types::block::{Block, BlockTxs};
 use orrery_types::crypto::{AccountId, Keypair};
 use orrery_types::hash::Hash;
+use orrery_types::inference::ModelOffer;
 use orrery_types::tx::{ChainId, LeaseId, SignedTx, Tx, TxBody};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -232,6 +235,59 @@ impl Chain for LedgerChain {
             net.mempool.push(tx.clone());
             Ok(tx.hash())
         })
+    }
+
+    fn model_offers(&self, id: &AccountId) -> Result<Option<Vec<ModelOffer>>, ChainError> {
+        Ok(Some(self.with(|net| net.state.model_offers(id).to_vec())))
+    }
+
+    /// As a node serves them: open checks of the current round where `party` is a drawn
+    /// checker (not out for a missed deadline) or the batch's provider. A transaction sent at
+    /// height `h` lands at `h + 1`, so the seal phase is over once `h` reaches its deadline.
+    fn inference_checks(&self, party: &AccountId) -> Result<Vec<InferenceCheck>, ChainError> {
+        Ok(self.with(|net| {
+            let height = net.state.height();
+            let mut out = Vec::new();
+            for (id, b) in net.state.inference_batches() {
+                for c in b.checks.iter().filter(|c| c.outcome.is_none()) {
+                    let phase = if height < c.seal_deadline {
+                        CheckPhase::Seal
+                    } else if height < c.reveal_deadline {
+                        CheckPhase::Reveal
+                    } else {
+                        continue;
+                    };
+                    let view = |role, sealed, revealed| InferenceCheck {
+                        batch: *id,
+                        index: c.index,
+                        round: u32::from(c.round),
+                        role,
+                        phase,
+                        seal_deadline: c.seal_deadline,
+                        reveal_deadline: c.reveal_deadline,
+                        batch_file: b.file,
+                        model: b.model,
+                        sealed,
+                        revealed,
+                        opened: c.opened.is_some(),
+                    };
+                    if b.provider == *party {
+                        out.push(view(CheckRole::Provider, false, false));
+                    }
+                    for e in c
+                        .round_checkers()
+                        .filter(|e| e.checker == *party && !e.missed)
+                    {
+                        out.push(view(
+                            CheckRole::Checker,
+                            e.seal.is_some(),
+                            e.revealed.is_some(),
+                        ));
+                    }
+                }
+            }
+            out
+        }))
     }
 
     fn tx_outcome(&self, hash: &Hash) -> Result<TxOutcome, ChainError> {

@@ -3,6 +3,7 @@
 //! resume from saved snapshots with the same checkpoint root; the agent stops gracefully.
 
 mod failures;
+mod inference;
 mod ledger;
 
 use ledger::LedgerChain;
