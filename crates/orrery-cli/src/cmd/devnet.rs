@@ -646,8 +646,14 @@ impl Devnet {
     }
 
     /// Make the requester an API key, wait until every provider serves its models, and send
-    /// the inference traffic through a node's `/v1` (see [`inference`]).
-    fn serve_inference(&mut self, rounds: usize) -> anyhow::Result<inference::Traffic> {
+    /// the inference traffic through a node's `/v1` (see [`inference`]) in two halves: the
+    /// first goes mostly to the cheapest offer (the cheater's), the second after the first
+    /// half's checks ended, when the router has learnt who was caught.
+    fn serve_inference(
+        &mut self,
+        rounds: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<inference::Traffic> {
         let key = ApiKey::from_secret(&API_KEY_SECRET)?;
         self.submit(TxBody::CreateInferenceKey {
             key: key.id(),
@@ -668,13 +674,23 @@ impl Devnet {
         self.say.line(format!(
             "inference: {rounds} rounds of embeddings, completions and streamed chats through {api}/v1"
         ));
-        let traffic = inference::run(&inference::Gateway::new(&api, &key.to_text()), rounds);
+        let gateway = inference::Gateway::new(&api, &key.to_text());
+        let mut traffic = inference::Traffic::default();
+        let half = rounds.div_ceil(2);
+        inference::run(&gateway, 0, half, &mut traffic);
+        self.wait_inference_final(&traffic, timeout);
+        inference::run(&gateway, half, rounds, &mut traffic);
         self.say.line(format!(
-            "inference: {}/{} answered, {} tokens in, {} out; time to first token p50 {:.0} ms",
+            "inference: {}/{} answered, {} tokens in, {} out, by provider {:?}; time to first token p50 {:.0} ms",
             traffic.answered,
             traffic.requests,
             traffic.tokens_in,
             traffic.tokens_out,
+            traffic
+                .by_provider
+                .iter()
+                .map(|(p, n)| (p.parse().map_or_else(|_| p.clone(), |a| self.name(&a)), *n))
+                .collect::<Vec<_>>(),
             traffic.ttft_p50_ms().unwrap_or(f64::NAN)
         ));
         for e in &traffic.errors {
@@ -816,12 +832,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 impl Devnet {
-    /// Submit the jobs, serve inference while they run, wait for both, time one more job,
-    /// run to the epoch's end, and report.
+    /// Submit the jobs and wait for them, serve inference, time one more job, run to the
+    /// epoch's end, and report.
     fn play(&mut self, args: &Args) -> anyhow::Result<Summary> {
         let (mut jobs, bundles) = self.submit_jobs(args.extra_jobs)?;
-        let traffic = self.serve_inference(args.inference_rounds)?;
         let (seconds, all_final) = self.wait_final(&jobs, Duration::from_secs(args.timeout));
+        let traffic =
+            self.serve_inference(args.inference_rounds, Duration::from_secs(args.timeout))?;
         self.wait_inference_final(&traffic, Duration::from_secs(args.timeout));
         self.inference = Some(traffic);
         let mut timed = 0.0;

@@ -515,6 +515,16 @@ fn finish(
         checkers_paid = overflow(checkers_paid.checked_add(fee))?;
     }
     batch.checker_fees = overflow(batch.checker_fees.checked_add(checkers_paid))?;
+    // The router reads reputation: a response checked and found right counts like a checked
+    // lease result, one found wrong like a failed lease (the slash is counted by take_slash).
+    if let Some(p) = state.providers.get_mut(&batch.provider) {
+        match outcome {
+            CheckOutcome::Agreed | CheckOutcome::CheckerWrong => p.reputation.checked += 1,
+            CheckOutcome::ProviderCaught => p.reputation.failed += 1,
+            CheckOutcome::NoMajority | CheckOutcome::Unchecked => {}
+        }
+        state.touch(StateKey::Provider(batch.provider));
+    }
     let check = &mut batch.checks[ci];
     check.outcome = Some(outcome);
     Ok(vec![resolved(id, check, refunded, checkers_paid)])

@@ -163,11 +163,10 @@ impl Gateway {
     }
 }
 
-/// Send `rounds` rounds of traffic (an embeddings request, a greedy completion and a sampled,
-/// streamed chat each) and say what came back.
-pub fn run(gateway: &Gateway, rounds: usize) -> Traffic {
-    let mut t = Traffic::default();
-    for round in 0..rounds {
+/// Send rounds `from..to` of traffic (an embeddings request, a greedy completion and a
+/// sampled, streamed chat each) and add what came back to `t`.
+pub fn run(gateway: &Gateway, from: usize, to: usize, t: &mut Traffic) {
+    for round in from..to {
         let prompt = PROMPTS[round % PROMPTS.len()];
         let embed = json!({
             "model": EMBED_MODEL,
@@ -209,7 +208,6 @@ pub fn run(gateway: &Gateway, rounds: usize) -> Traffic {
             Err(e) => t.errors.push(format!("streamed chat: {e:#}")),
         }
     }
-    t
 }
 
 /// The chat model's files, built into the binary (686 kB) so the devnet needs nothing else.
@@ -279,12 +277,14 @@ pub fn prepare_models(dir: &Path) -> anyhow::Result<(Models, Option<String>)> {
     Ok((Models { gpt2, minilm: None }, Some(note)))
 }
 
-/// Provider `i`'s `[serve]` tables: both models, at prices a little apart (the inference
-/// cheater is the cheapest, so the router sends it traffic), half of all responses checked.
+/// Provider `i`'s `[serve]` tables: both models, at prices a little apart, half of all
+/// responses checked. The inference cheater is 5% below the cheapest honest provider, so the
+/// router sends it the first traffic; once it is caught, its reputation costs it more than
+/// that (see `orrery-market`'s model router) and the traffic moves to honest providers.
 pub fn serve_config(models: &Models, port: u16, i: usize, cheap: bool) -> String {
     // ORR per million tokens: the chat model at 0.02 in / 0.06 out (io.net lists
     // Llama-3.3-70B at $0.13 / $0.38), embeddings at 0.005.
-    let scale = if cheap { 0.8 } else { 1.0 + 0.05 * i as f64 };
+    let scale = if cheap { 0.95 } else { 1.0 + 0.05 * i as f64 };
     let price = |p: f64| format!("{:.6}", p * scale);
     let mut s = format!(
         "\n[serve]\nlisten = \"127.0.0.1:{port}\"\nthreads = 1\nmax_concurrent = 2\n\
