@@ -455,6 +455,7 @@ fn pay(
         .sign_next(&a.key, &chain_id, p.request.channel, price)
         .map_err(|e| GatewayError::internal(e.to_string()))?;
     let leaf = signed.commitment.leaf();
+    let voucher_responses = voucher.voucher.responses;
     let delivery = VoucherDelivery { voucher, leaf };
     tokio::spawn(forward::deliver(
         gw.http.clone(),
@@ -470,6 +471,7 @@ fn pay(
         model_name: a.parsed.model.clone(),
         key: a.key.id(),
         channel: p.request.channel,
+        voucher_responses,
         time_ms: now_ms(),
         batch: None,
     };
