@@ -108,7 +108,7 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let names = gw.model_names().len();
+    let names = gw.model_names().await.len();
     println!(
         "{} model offers over {names} names loaded in {:.1?}",
         OFFERS + 1,
