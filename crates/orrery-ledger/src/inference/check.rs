@@ -207,11 +207,16 @@ fn draw_batch(state: &mut State, id: BatchId, seed: &Hash) -> Result<Vec<Event>,
 fn draw_tiebreakers(state: &mut State, id: BatchId, seed: &Hash) -> Result<Vec<Event>, TxError> {
     let mut batch = batch_of(state, id)?;
     let height = state.height();
+    let due = |c: &ResponseCheck| c.outcome.is_none() && c.draw_at.is_some_and(|at| at <= height);
+    // The batch may be due for a deadline only (handled at the end of the block).
+    if !batch.checks.iter().any(due) {
+        return Ok(Vec::new());
+    }
     let n = usize::from(state.params().tiebreak_verifiers);
     let mut events = Vec::new();
     for ci in 0..batch.checks.len() {
         let check = &batch.checks[ci];
-        if check.outcome.is_some() || !check.draw_at.is_some_and(|at| at <= height) {
+        if !due(check) {
             continue;
         }
         let mut exclude = never_checkers(state, &batch);
@@ -344,7 +349,8 @@ fn round_one(
     let all_in = check
         .round_checkers()
         .all(|c| c.missed || c.revealed.is_some());
-    if !all_missed && !deadline_passed && !(all_in && check.opened.is_some()) {
+    let complete = all_in && check.opened.is_some();
+    if !(all_missed || deadline_passed || complete) {
         return Ok(Vec::new());
     }
     let opened = check.opened.clone();
@@ -396,12 +402,7 @@ fn round_two(
     };
     let provider_claim = (o.request, o.output);
     let checkers = revealed(check);
-    let mut all: Vec<ResponseClaim> = vec![provider_claim];
-    all.extend(checkers.iter().map(|(_, c)| *c));
-    let majority = all
-        .iter()
-        .find(|c| all.iter().filter(|x| x == c).count() * 2 > all.len())
-        .copied();
+    let majority = strict_majority(provider_claim, &checkers);
     let holding = |w: ResponseClaim| -> Vec<AccountId> {
         checkers
             .iter()
@@ -446,6 +447,18 @@ fn round_two(
     };
     events.extend(finish(state, id, batch, ci, outcome, &[])?);
     Ok(events)
+}
+
+/// The claim held by more than half of the provider's and every revealed checker's claims.
+fn strict_majority(
+    provider: ResponseClaim,
+    checkers: &[(AccountId, ResponseClaim)],
+) -> Option<ResponseClaim> {
+    let mut all: Vec<ResponseClaim> = vec![provider];
+    all.extend(checkers.iter().map(|(_, c)| *c));
+    all.iter()
+        .find(|c| all.iter().filter(|x| x == c).count() * 2 > all.len())
+        .copied()
 }
 
 /// Slash `party` over response `index` of batch `id`, rewarding `winners`.
