@@ -32,7 +32,7 @@ fn synthetic(i: usize) -> ModelCandidate {
     let mut o = offer(NAME, ModelKind::Generation, 9_000_000, 9_000_000);
     // Every 10,000th offer serves the benched name (dearer, never tried); the rest spread
     // over 10,000 other names.
-    if i % 10_000 != 0 {
+    if !i.is_multiple_of(10_000) {
         o.name = ModelName::new(format!("model-{}", i % 10_000)).unwrap();
         o.weights = orrery_types::hash::Hash::of(o.name.as_str().as_bytes());
     }
@@ -74,12 +74,9 @@ async fn post(http: &reqwest::Client, url: &str, key: Option<&str>, body: &str) 
     status
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let n: usize = std::env::var("ORRERY_BENCH_REQUESTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2_000);
+/// The provider, its endpoint, the paying key, the gateway's base URL (over 1M offers) and
+/// its data directory.
+async fn start() -> (Arc<Provider>, String, ApiKey, String, tempfile::TempDir) {
     let provider = Provider::new(
         1,
         offer(NAME, ModelKind::Generation, 1_000_000, 1_000_000),
@@ -108,13 +105,23 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let names = gw.model_names().len();
+    let names = gw.model_names().await.len();
     println!(
         "{} model offers over {names} names loaded in {:.1?}",
         OFFERS + 1,
         t.elapsed()
     );
 
+    (provider, endpoint, key, base, dir)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let n: usize = std::env::var("ORRERY_BENCH_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000);
+    let (provider, endpoint, key, base, _dir) = start().await;
     let http = reqwest::Client::new();
     let direct_body = |nonce: u64| {
         serde_json::to_string(&InferenceRequest {
