@@ -445,7 +445,7 @@ impl Served {
             "tokens_out": self.tokens_out,
             "price": self.price,
             "receipt": self.receipt,
-            "receipt_url": format!("/explorer/#/receipts/{}", self.receipt),
+            "receipt_url": format!("/#/receipts/{}", self.receipt),
         })
     }
 

@@ -217,7 +217,7 @@ async fn embeddings_answer_floats_or_base64_and_pay_one_voucher_each() {
     assert_eq!(headers["x-orrery-receipt"].to_str().unwrap(), receipt);
     assert_eq!(
         v["orrery"]["receipt_url"],
-        format!("/explorer/#/receipts/{receipt}")
+        format!("/#/receipts/{receipt}")
     );
 
     let (status, v, _) = s
