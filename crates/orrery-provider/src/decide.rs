@@ -114,6 +114,10 @@ pub struct RefereeInput {
 
 /// The one thing to do about a lease now.
 #[derive(Clone, Debug, PartialEq, Eq)]
+// `Send` carries a whole transaction body, which grew with the inference transactions; an
+// action is made once per lease per tick and moved straight into a transaction, so boxing it
+// would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Action {
     /// Nothing until the chain moves.
     Wait,
