@@ -35,13 +35,15 @@ fn the_devnet_settles_real_jobs_slashes_the_cheater_and_serves_requesters() {
     let dir = tempfile::tempdir().unwrap();
     let net_dir = dir.path().join("net");
     // Below the kernel's ephemeral range (32768 and up), where outgoing connections take ports.
-    let base = 28_000 + (std::process::id() % 400) as u16 * 10;
+    // p2p base…+3, API base+5…+8, inference serving base+10…+13.
+    let base = 28_000 + (std::process::id() % 200) as u16 * 20;
     let api = format!("http://127.0.0.1:{}", base + 5);
     let mut child = orrery()
         .args(["devnet", "--json", "--dir"])
         .arg(&net_dir)
         .args(["--p2p-port", &base.to_string()])
         .args(["--api-port", &(base + 5).to_string()])
+        .args(["--serve-port", &(base + 10).to_string()])
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(dir.path().join("devnet.stderr")).unwrap())
         .spawn()
@@ -168,7 +170,103 @@ fn the_devnet_settles_real_jobs_slashes_the_cheater_and_serves_requesters() {
     bad("colour = \"red\"\n", "unknown field");
     bad("[requirements]\ngpus = 8\n", "8 GPUs");
     bad("[requirements]\nmax_cost = \"0.000001\"\n", "cheapest");
+
+    the_official_openai_client_is_served(&api, &key, dir.path());
     drop(devnet);
+}
+
+/// The `openai` Python client to run (`$ORRERY_OPENAI_PYTHON`, else `.ci/run`'s venv), or
+/// `None` when it is missing and `ORRERY_E2E` is not set (then the check says "skipped").
+fn openai_python() -> Option<std::path::PathBuf> {
+    let venv = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../target/openai-venv/bin/python"
+    );
+    let python = std::env::var_os("ORRERY_OPENAI_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| venv.into());
+    let has_openai = Command::new(&python)
+        .args(["-c", "import openai"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if has_openai {
+        return Some(python);
+    }
+    assert!(
+        std::env::var("ORRERY_E2E").as_deref() != Ok("1"),
+        "ORRERY_E2E=1 but {} cannot import openai: install it (.ci/run makes the venv from \
+         crates/orrery-cli/tests/openai/requirements.txt) or name it with ORRERY_OPENAI_PYTHON",
+        python.display()
+    );
+    eprintln!("skipped: the openai Python client check (no openai package; see .ci/run)");
+    None
+}
+
+/// A key made with `orrery inference key create`, then the official `openai` client, pointed
+/// at the node's `/v1`, gets a chat completion, a streamed completion and embeddings, and
+/// OpenAI-shaped errors (tests/openai/client_test.py).
+fn the_official_openai_client_is_served(
+    api: &str,
+    wallet: &std::path::Path,
+    dir: &std::path::Path,
+) {
+    let Some(python) = openai_python() else {
+        return;
+    };
+    let out = orrery()
+        .args([
+            "inference",
+            "key",
+            "create",
+            "--limit",
+            "50",
+            "--deposit",
+            "50",
+            "--key",
+        ])
+        .arg(wallet)
+        .args(["--node", api])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = text
+        .lines()
+        .find(|l| l.starts_with("sk-"))
+        .unwrap_or_else(|| panic!("no key on a line of its own: {text}"))
+        .trim()
+        .to_string();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openai/client_test.py");
+    let out = Command::new(python)
+        .arg(script)
+        .env("ORRERY_BASE_URL", format!("{api}/v1"))
+        .env("ORRERY_API_KEY", &key)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "the openai client failed:\n{said}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for check in [
+        "chat",
+        "stream",
+        "embeddings",
+        "unknown_model",
+        "unknown_key",
+        "done",
+    ] {
+        assert!(
+            said.contains(&format!("\"check\": \"{check}\"")),
+            "{check} missing from: {said}"
+        );
+    }
 }
 
 /// Bad input that needs no network is refused before any is used (the node address is

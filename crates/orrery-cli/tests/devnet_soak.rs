@@ -35,12 +35,14 @@ impl Drop for Devnet {
 }
 
 fn start_devnet(dir: &Path, slot: u16) -> Devnet {
-    let base = 20_000 + (std::process::id() % 400) as u16 * 20 + slot * 10;
+    // p2p base…+3, API base+5…+8, inference serving base+10…+13.
+    let base = 20_000 + (std::process::id() % 300) as u16 * 40 + slot * 20;
     let child = Command::new(env!("CARGO_BIN_EXE_orrery"))
         .args(["devnet", "--exit-when-done", "--json", "--dir"])
         .arg(dir)
         .args(["--p2p-port", &base.to_string()])
         .args(["--api-port", &(base + 5).to_string()])
+        .args(["--serve-port", &(base + 10).to_string()])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.with_extension("stderr")).expect("a log file"))
         .process_group(0)

@@ -205,7 +205,8 @@ fn the_explorer_shows_the_devnet_in_a_browser() {
     let net_dir = dir.path().join("net");
     // Away from the devnet test's ports (28000 + …), so both can run on one machine, and below
     // the kernel's ephemeral range (32768 and up), where outgoing connections take ports.
-    let base = 24_000 + (std::process::id() % 400) as u16 * 10;
+    // p2p base…+3, API base+5…+8, inference serving base+10…+13.
+    let base = 24_000 + (std::process::id() % 200) as u16 * 20;
     let api = format!("http://127.0.0.1:{}", base + 5);
     let log = std::fs::File::create(dir.path().join("devnet.log")).expect("log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_orrery"))
@@ -213,6 +214,7 @@ fn the_explorer_shows_the_devnet_in_a_browser() {
         .arg(&net_dir)
         .args(["--p2p-port", &base.to_string()])
         .args(["--api-port", &(base + 5).to_string()])
+        .args(["--serve-port", &(base + 10).to_string()])
         .stdout(Stdio::piped())
         .stderr(log)
         .process_group(0)

@@ -272,13 +272,13 @@ struct Settlement {
     sample_bps: u16,
 }
 
-/// Every check of `SettleInference`; nothing is written.
-fn plan_settlement(
+/// The voucher's own checks: it pays the sender, its key signed it for this chain, and the
+/// key exists and may still settle. Returns the key's id and record.
+fn check_voucher(
     state: &State,
     who: AccountId,
     signed: &SignedVoucher,
-    model: Hash,
-) -> Result<Settlement, TxError> {
+) -> Result<(AccountId, InferenceKey), TxError> {
     let v = &signed.voucher;
     provider_of(state, who)?;
     if v.provider != who {
@@ -304,6 +304,18 @@ fn plan_settlement(
     {
         return Err(TxError::VoucherExpired { key: key_id, until });
     }
+    Ok((key_id, key))
+}
+
+/// Every check of `SettleInference`; nothing is written.
+fn plan_settlement(
+    state: &State,
+    who: AccountId,
+    signed: &SignedVoucher,
+    model: Hash,
+) -> Result<Settlement, TxError> {
+    let (key_id, key) = check_voucher(state, who, signed)?;
+    let v = &signed.voucher;
     let pos = state
         .inference_channel(&key_id, &who, v.channel)
         .copied()

@@ -551,7 +551,9 @@ impl State {
         self.inference_batches.get(&id)
     }
     /// All inference batches, by id.
-    pub fn inference_batches(&self) -> impl Iterator<Item = (&BatchId, &InferenceBatch)> {
+    pub fn inference_batches(
+        &self,
+    ) -> impl DoubleEndedIterator<Item = (&BatchId, &InferenceBatch)> {
         self.inference_batches.iter()
     }
     /// The state root as of the last applied block.

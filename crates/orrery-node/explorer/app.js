@@ -21,10 +21,13 @@ const ROUTES = [
   [/^\/txs\/([^/]+)$/, 'tx', pages.tx],
   [/^\/accounts\/([^/]+)$/, 'account', pages.account],
   [/^\/search\/(.+)$/, 'search', pages.search],
+  [/^\/inference\/?$/, 'inference', pages.inference],
+  [/^\/inference\/batches\/([^/]+)$/, 'inference-batch', pages.inferenceBatch],
+  [/^\/receipts\/([^/]+)$/, 'receipt', pages.receipt],
 ];
 
 // Pages that show the head of the chain re-render when a block arrives (at most every few s).
-const LIVE_PAGES = new Set(['overview', 'blocks', 'jobs']);
+const LIVE_PAGES = new Set(['overview', 'blocks', 'jobs', 'inference']);
 const LIVE_MIN_INTERVAL_MS = 3000;
 
 let generation = 0;
@@ -47,7 +50,8 @@ async function render({ quiet = false } = {}) {
   document.querySelectorAll('[data-nav]').forEach((a) => {
     const n = a.getAttribute('data-nav');
     a.classList.toggle('active', n === route.name || (n === 'jobs' && route.name === 'lease')
-      || (n === 'providers' && route.name === 'provider') || (n === 'blocks' && ['block', 'tx'].includes(route.name)));
+      || (n === 'providers' && route.name === 'provider')
+      || (n === 'inference' && ['inference-batch', 'receipt'].includes(route.name)) || (n === 'blocks' && ['block', 'tx'].includes(route.name)));
   });
   main.dataset.page = route.name;
   if (!quiet) main.dataset.state = 'loading';

@@ -553,4 +553,131 @@ export async function search(main, [q]) {
   return undefined;
 }
 
+// ---------- inference ----------
+
+function tokenPrice(amount, usdPerOrr) {
+  const v = Number(String(amount).replace(/ ORR$/, ''));
+  if (!Number.isFinite(v)) return '—';
+  return h('span', {}, `${orr(amount)} / 1M `, h('span', { class: 'muted' }, `($${(v * usdPerOrr).toFixed(3)})`));
+}
+
+function outcomeBadge(o) {
+  const cls = { agreed: 'st-settled', provider_caught: 'st-failed', checker_wrong: 'st-disputed',
+    no_majority: 'st-timed_out', unchecked: 'st-awaiting_start' }[o] || 'st-checking';
+  return h('span', { class: `badge ${cls}` }, (o || 'open').replace(/_/g, ' '));
+}
+
+export async function inference(main) {
+  const d = await api('/inference/overview');
+  destroyCharts();
+  const t = d.totals;
+  const stats = h('div', { class: 'stats' },
+    stat('Models served', num(d.catalog.length), 'stat-models', `${num(d.catalog.reduce((a, m) => a + m.providers, 0))} offers`),
+    stat('Responses settled', num(t.responses), 'stat-responses', `${num(t.batches)} batches on chain`),
+    stat('Paid to providers', orr(t.paid), 'stat-inference-paid', `${orr(t.held)} held until checks end`),
+    stat('Responses checked', num(t.checks), 'stat-inference-checks', `${num(t.agreed)} agreed · ${num(t.unchecked)} no checker`),
+    stat('Caught', num(t.caught), 'stat-inference-caught', `${orr(t.refunded)} refunded to keys`),
+    stat('Checkers wrong', num(t.checker_wrong), 'stat-checker-wrong', `${num(t.no_majority)} without majority`),
+  );
+  const catalog = table([
+    { label: 'Model', cell: (m) => h('span', { class: 'mono' }, m.name) },
+    { label: 'Kind', cell: (m) => m.kind },
+    { label: 'Context', cell: (m) => num(m.context), class: 'num' },
+    { label: 'Providers', cell: (m) => num(m.providers), class: 'num' },
+    { label: 'Input (lowest)', cell: (m) => tokenPrice(m.min_price_in, d.usd_per_orr), class: 'num' },
+    { label: 'Output (lowest)', cell: (m) => tokenPrice(m.min_price_out, d.usd_per_orr), class: 'num' },
+    { label: 'Weights', cell: (m) => h('span', { class: 'mono', title: m.weights }, short(m.weights)) },
+  ], d.catalog, 'model-catalog');
+  const refs = table([
+    { label: 'Public API', cell: (r) => `${r.provider}: ${r.model}` },
+    { label: 'Input', cell: (r) => `$${r.price_in_usd.toFixed(3)} / 1M`, class: 'num' },
+    { label: 'Output', cell: (r) => (r.price_out_usd === null ? '—' : `$${r.price_out_usd.toFixed(3)} / 1M`), class: 'num' },
+  ], d.references, 'token-references');
+  const recent = table([
+    { label: 'Batch', cell: (b) => link(`#/inference/batches/${b.id}`, `#${b.id}`) },
+    { label: 'Provider', cell: (b) => providerLink(b.provider) },
+    { label: 'Model', cell: (b) => b.model_name },
+    { label: 'Responses', cell: (b) => num(b.responses), class: 'num' },
+    { label: 'Settled at', cell: (b) => blockLink(b.settled_at) },
+    { label: 'Checks', cell: (b) => h('span', {}, ...b.outcomes.map(outcomeBadge)) },
+    { label: 'Paid', cell: (b) => orr(b.paid), class: 'num' },
+    { label: 'Phase', cell: (b) => stateBadge(b.phase) },
+  ], d.recent, 'inference-batches');
+  const chartsCard = card('Over time');
+  const grid = h('div', { class: 'chart-grid' });
+  chartsCard.appendChild(grid);
+  main.replaceChildren(
+    pageTitle('Inference', 'OpenAI-compatible requests paid per token, a seed-drawn share re-executed bit for bit by another provider'),
+    stats,
+    chartsCard,
+    h('div', { class: 'two-col' },
+      card('Model catalog', catalog),
+      card('Reference per-token prices of public APIs', refs,
+        h('p', { class: 'muted small' }, `Public list prices (2026). The comparison assumes 1 ORR = $${d.usd_per_orr}.`))),
+    card('Latest batches', recent),
+  );
+  const times = d.series.times_ms.map((ms) => ms / 1000);
+  chart(grid, 'Responses settled (cumulative)', [
+    { label: 'responses', stroke: '#6ea8fe', width: 2 },
+    { label: 'checked', stroke: '#4ade80', width: 2 },
+    { label: 'caught', stroke: '#f87171', width: 2 },
+  ], [times, d.series.responses, d.series.checks, d.series.caught], 'chart-inference');
+  chart(grid, 'Paid for inference (ORR, cumulative)', [
+    { label: 'paid', stroke: '#f5b942', width: 2 },
+  ], [times, d.series.paid], 'chart-inference-paid');
+}
+
+export async function inferenceBatch(main, [id]) {
+  const b = await api(`/inference/batches/${encodeURIComponent(id)}`);
+  const checks = table([
+    { label: 'Response', cell: (c) => num(c.index), class: 'num' },
+    { label: 'Round', cell: (c) => num(c.round), class: 'num' },
+    { label: 'Checkers', cell: (c) => h('span', {}, ...c.checkers.map((k) => h('span', { class: 'mono' },
+      `${short(k.checker)}${k.missed ? ' (missed)' : k.revealed ? ' ✓' : k.sealed ? ' (sealed)' : ''} `))) },
+    { label: 'Provider opened', cell: (c) => (c.opened ? 'yes' : 'no') },
+    { label: 'Deadlines', cell: (c) => `seal #${c.seal_deadline} · reveal #${c.reveal_deadline}` },
+    { label: 'Outcome', cell: (c) => outcomeBadge(c.outcome) },
+  ], b.checks, 'batch-checks');
+  main.replaceChildren(
+    pageTitle(`Inference batch #${b.id}`, `${num(b.responses)} responses settled in one transaction`),
+    card('Settlement', kv([
+      ['Provider', providerLink(b.provider)],
+      ['Paying key', h('span', { class: 'mono break' }, b.key)],
+      ['Channel', num(b.channel)],
+      ['Model (weights)', h('span', { class: 'mono break' }, b.model)],
+      ['Commitment root', h('span', { class: 'mono break' }, b.root)],
+      ['Batch file (requests)', h('span', { class: 'mono break' }, b.file)],
+      ['Settled at', blockLink(b.settled_at)],
+      ['Sampling rate', pct(b.sample_bps)],
+      ['Held until checks end', orr(b.held)],
+      ['Paid to provider', orr(b.paid)],
+      ['Refunded to key', orr(b.refunded)],
+      ['Phase', stateBadge(b.phase)],
+    ], 'batch-settlement')),
+    card('Checks drawn by the chain', b.checks.length ? checks
+      : h('p', { class: 'muted', 'data-testid': 'batch-checks' }, 'No response of this batch was drawn.')),
+  );
+}
+
+export async function receipt(main, [leaf]) {
+  const r = await api(`/inference/receipts/${encodeURIComponent(leaf)}`);
+  const c = r.commitment;
+  main.replaceChildren(
+    pageTitle('Inference receipt', h('span', { class: 'mono break' }, r.leaf)),
+    card('What the provider signed', kv([
+      ['Provider', providerLink(r.provider)],
+      ['Model', `${r.model_name} (${short(c.model)})`],
+      ['Tokens', `${num(c.tokens_in)} in · ${num(c.tokens_out)} out`],
+      ['Charged', orr(c.charged)],
+      ['Seed', String(c.seed)],
+      ['Request hash', h('span', { class: 'mono break' }, c.request)],
+      ['Output digest', h('span', { class: 'mono break' }, c.output)],
+      ['Signature', h('span', { class: 'mono break' }, r.signature)],
+      ['Served at', time(r.time_ms)],
+      ['Settled in', r.batch === null || r.batch === undefined ? 'not yet settled'
+        : link(`#/inference/batches/${r.batch}`, `batch #${r.batch}`)],
+    ], 'receipt')),
+  );
+}
+
 export { notice };

@@ -86,6 +86,8 @@ pub struct Shared {
     pub slots: Arc<Semaphore>,
     /// The explorer's per-height cache.
     pub explorer: crate::explorer::Cache,
+    /// The inference gateway (`/v1`), unless disabled in the configuration.
+    pub gateway: Option<Arc<crate::gateway::Gateway>>,
 }
 
 /// Handler state.
@@ -111,6 +113,12 @@ pub type AppState = Arc<Shared>;
         crate::explorer::series,
         crate::explorer::evidence,
         crate::explorer::search,
+        crate::explorer::inference::overview,
+        crate::inference::models,
+        crate::inference::key,
+        crate::inference::batch,
+        crate::inference::checks,
+        crate::inference::receipt,
         leases,
         lease,
         lease_txs,
@@ -197,6 +205,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::disable()),
         )
         .merge(crate::explorer::api_routes())
+        .merge(crate::inference::routes())
         .layer(DefaultBodyLimit::max(limits.max_body_bytes));
     let bounded = Router::new()
         .nest("/api/v1", api)
@@ -212,8 +221,14 @@ pub fn router(state: AppState) -> Router {
     // The event stream is long-lived: exempt from the timeout and the request slots (it has
     // its own client cap).
     let stream = Router::new().route("/api/v1/events", get(events));
+    // The gateway streams answers and bounds itself (its own request slots and timeouts).
+    let gateway = match &state.gateway {
+        Some(gw) => gw.routes(),
+        None => Router::new(),
+    };
     bounded
         .merge(stream)
+        .merge(gateway)
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)

@@ -35,6 +35,7 @@ pub mod events;
 pub mod explorer;
 pub mod gateway;
 pub mod index;
+pub mod inference;
 pub mod limits;
 pub mod metrics;
 pub mod params;

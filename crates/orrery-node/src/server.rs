@@ -9,6 +9,8 @@ use crate::backend::{self, Backend, Finalized};
 use crate::blobs::{BlobError, BlobRef, BlobStore};
 use crate::config::{ConfigError, NodeConfig};
 use crate::events::EventHub;
+use crate::gateway::Gateway;
+use crate::gateway::ledger::LedgerChain;
 use crate::index::{Index, IndexError};
 use crate::limits::RateLimiter;
 use crate::metrics::Metrics;
@@ -57,6 +59,9 @@ pub enum NodeError {
     /// The validator could not start.
     #[error("the validator could not start: {0}")]
     Chain(String),
+    /// The inference gateway could not start.
+    #[error(transparent)]
+    Gateway(#[from] crate::gateway::GatewayOpenError),
     /// The HTTP server stopped with an error.
     #[error("HTTP server failed: {0}")]
     Server(#[source] std::io::Error),
@@ -159,6 +164,7 @@ pub async fn serve<B: Backend>(config: NodeConfig, backend: B) -> Result<Running
         rate: RateLimiter::new(l.rate_per_ip_per_sec, l.burst_per_ip, l.max_tracked_ips),
         slots: Arc::new(Semaphore::new(l.max_concurrent_requests)),
         explorer: crate::explorer::Cache::default(),
+        gateway: open_gateway(&config, &backend)?,
         config: config.clone(),
     });
 
@@ -204,6 +210,18 @@ pub async fn serve<B: Backend>(config: NodeConfig, backend: B) -> Result<Running
         hub,
         metrics,
     })
+}
+
+fn open_gateway(
+    config: &NodeConfig,
+    backend: &Arc<dyn Backend>,
+) -> Result<Option<Arc<Gateway>>, NodeError> {
+    if !config.gateway.enabled {
+        return Ok(None);
+    }
+    let chain = Arc::new(LedgerChain::new(backend.clone()));
+    let gw = Gateway::open(&config.data_dir, chain, config.gateway.clone())?;
+    Ok(Some(Arc::new(gw)))
 }
 
 /// How long the indexer waits before retrying after a storage error.

@@ -57,7 +57,7 @@ fn every_operation_documents_its_refusals() {
     let ops = operations(&doc);
     assert_eq!(
         ops.len(),
-        24,
+        29,
         "{:?}",
         ops.iter().map(|o| (&o.0, &o.1)).collect::<Vec<_>>()
     );
@@ -85,6 +85,34 @@ fn every_operation_documents_its_refusals() {
             "#/components/schemas/ErrorBody"
         );
     }
+}
+
+#[test]
+fn the_inference_read_routes_are_documented_with_their_views() {
+    let doc = doc();
+    for (path, schema) in [
+        ("/api/v1/inference/keys/{id}", "InferenceKeyView"),
+        ("/api/v1/inference/batches/{id}", "InferenceBatchView"),
+        ("/api/v1/inference/receipts/{leaf}", "InferenceReceiptView"),
+    ] {
+        let ok = &doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"];
+        assert_eq!(
+            ok["schema"]["$ref"],
+            format!("#/components/schemas/{schema}"),
+            "{path}"
+        );
+        assert!(
+            doc["paths"][path]["get"]["responses"]["404"].is_object(),
+            "{path}"
+        );
+    }
+    let checks = &doc["paths"]["/api/v1/inference/checks"]["get"];
+    assert_eq!(checks["parameters"][0]["name"], "party");
+    let list = &checks["responses"]["200"]["content"]["application/json"]["schema"];
+    assert_eq!(
+        list["items"]["$ref"],
+        "#/components/schemas/InferenceCheckView"
+    );
 }
 
 #[test]

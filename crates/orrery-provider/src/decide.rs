@@ -113,6 +113,9 @@ pub struct RefereeInput {
 }
 
 /// The one thing to do about a lease now.
+// `Send` carries a whole `TxBody`, which the inference transactions made large; an `Action` is
+// decided and consumed at once, never stored in bulk, so boxing it would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 // `Send` carries a whole transaction body, which grew with the inference transactions; an
 // action is made once per lease per tick and moved straight into a transaction, so boxing it

@@ -28,6 +28,7 @@
 //!
 //! Without `--exit-when-done` the network keeps running for the explorer and the CLI.
 
+mod inference;
 mod report;
 
 use crate::cmd::job::opened_lease;
@@ -41,6 +42,7 @@ use orrery_provider::ProviderConfig;
 use orrery_types::amount::Amount;
 use orrery_types::crypto::{AccountId, Keypair};
 use orrery_types::hash::Hash;
+use orrery_types::inference::ApiKey;
 use orrery_types::resources::{ResourceRequest, Usage};
 use orrery_types::tx::{ChainId, LeaseTerms, SignedTx, Tx, TxBody, Verification};
 use report::{Cast, Job, Summary};
@@ -79,6 +81,17 @@ pub struct Args {
     /// Seconds to wait for every job to settle.
     #[arg(long, default_value_t = 300)]
     timeout: u64,
+    /// First provider's inference serving port (provider i listens on this + i).
+    #[arg(long, default_value_t = 7480)]
+    serve_port: u16,
+    /// Rounds of inference traffic (an embeddings request, a completion and a streamed chat
+    /// each).
+    #[arg(long, default_value_t = 6)]
+    inference_rounds: usize,
+    /// Whether one honest-for-jobs provider serves inference with another model than it
+    /// claims (it is caught by the checks and slashed).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    inference_cheater: bool,
 }
 
 fn provider_key_seed(i: usize) -> u64 {
@@ -122,6 +135,9 @@ fn fresh_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The devnet requester's API key (a devnet secret, like the faucet's: never real funds).
+const API_KEY_SECRET: [u8; 32] = [0x42; 32];
+
 /// What each provider is funded with at genesis.
 const PROVIDER_FUNDS: Amount = Amount::orr(10_000);
 /// What each provider bonds (above the minimum for its 8 cores).
@@ -156,6 +172,13 @@ struct Devnet {
     net: Localnet,
     providers: Vec<Keypair>,
     first_cheater: usize,
+    /// The provider that serves inference with another model than it claims, if any.
+    inference_cheater: Option<usize>,
+    models: inference::Models,
+    models_note: Option<String>,
+    serve_port: u16,
+    /// The requester's inference traffic, once sent.
+    inference: Option<inference::Traffic>,
     requester: Keypair,
     say: Say,
 }
@@ -184,13 +207,22 @@ impl Devnet {
             })
             .collect();
         init(&init_args, &funded)?;
+        let (models, models_note) = inference::prepare_models(&args.dir)?;
         let net = Localnet::start(&args.dir, 4)?;
         let log = std::fs::File::create(net.procs.log_path("devnet"))?;
+        let first_cheater = args.providers - args.cheaters;
         let mut devnet = Devnet {
             dir: args.dir.clone(),
             net,
             providers,
-            first_cheater: args.providers - args.cheaters,
+            first_cheater,
+            // The last provider that is honest with jobs, when enough others can check it.
+            inference_cheater: (args.inference_cheater && first_cheater >= 2)
+                .then(|| first_cheater - 1),
+            models,
+            models_note,
+            serve_port: args.serve_port,
+            inference: None,
             requester: faucet_key(init_args.seed),
             say: Say {
                 console: !args.json,
@@ -224,6 +256,7 @@ impl Devnet {
     fn start_agents(&mut self) -> anyhow::Result<()> {
         for i in 0..self.providers.len() {
             let cheater = i >= self.first_cheater;
+            let inference_cheater = self.inference_cheater == Some(i);
             let region = ["eu-west", "us-east"][i % 2];
             let apis = &self.net.apis;
             let node = &apis[i % apis.len()];
@@ -233,14 +266,26 @@ impl Devnet {
             let config = format!(
                 "node = \"{node}\"\nfallback_nodes = [{fallbacks}]\nkey_seed = {seed}\n\
                  data_dir = {data:?}\nregion = \"{region}\"\nstake = \"{stake}\"\n\
+                 endpoint = \"http://127.0.0.1:{port}\"\n\
                  cheat = \"{cheat}\"\npoll_interval_ms = 200\n{prices}\
-                 [hardware]\ncpu_cores = 8\nram_gib = 16\n",
+                 [hardware]\ncpu_cores = 8\nram_gib = 16\n{serve}",
                 fallbacks = fallbacks.join(", "),
                 seed = provider_key_seed(i),
                 data = self.dir.join(format!("provider-{i}")).display().to_string(),
                 stake = PROVIDER_STAKE,
-                cheat = if cheater { "wrong_output" } else { "none" },
+                port = self.serve_port + i as u16,
+                cheat = match (cheater, inference_cheater) {
+                    (true, _) => "wrong_output",
+                    (_, true) => "wrong_model",
+                    _ => "none",
+                },
                 prices = devnet_prices(i),
+                serve = inference::serve_config(
+                    &self.models,
+                    self.serve_port + i as u16,
+                    i,
+                    inference_cheater
+                ),
             );
             // Checked here, so a bad config fails the devnet now rather than in a log.
             ProviderConfig::from_toml(&config).context("a provider config")?;
@@ -258,10 +303,10 @@ impl Devnet {
             let line = format!(
                 "provider-{i} {} ({region}, via {node}){}",
                 self.providers[i].account(),
-                if cheater {
-                    " — a cheater: returns wrong outputs"
-                } else {
-                    ""
+                match (cheater, inference_cheater) {
+                    (true, _) => " — a cheater: returns wrong outputs",
+                    (_, true) => " — a cheater: serves inference with another model than it claims",
+                    _ => "",
                 }
             );
             self.say.line(line);
@@ -600,6 +645,73 @@ impl Devnet {
         Ok((job, secs))
     }
 
+    /// Make the requester an API key, wait until every provider serves its models, and send
+    /// the inference traffic through a node's `/v1` (see [`inference`]) in two halves: the
+    /// first goes mostly to the cheapest offer (the cheater's), the second after the first
+    /// half's checks ended, when the router has learnt who was caught.
+    fn serve_inference(
+        &mut self,
+        rounds: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<inference::Traffic> {
+        let key = ApiKey::from_secret(&API_KEY_SECRET)?;
+        self.submit(TxBody::CreateInferenceKey {
+            key: key.id(),
+            limit: Amount::orr(100),
+            deposit: Amount::orr(100),
+        })?;
+        let models = 1 + usize::from(self.models.minilm.is_some());
+        let n = self.providers.len() as u32;
+        self.wait_for(
+            "every provider serving its models",
+            Duration::from_secs(120),
+            |c| {
+                c.inference_models()
+                    .is_ok_and(|m| m.len() >= models && m.iter().all(|v| v.providers >= n))
+            },
+        )?;
+        let api = self.client()?.base_url().to_string();
+        self.say.line(format!(
+            "inference: {rounds} rounds of embeddings, completions and streamed chats through {api}/v1"
+        ));
+        let gateway = inference::Gateway::new(&api, &key.to_text());
+        let mut traffic = inference::Traffic::default();
+        let half = rounds.div_ceil(2);
+        inference::run(&gateway, 0, half, &mut traffic);
+        self.wait_inference_final(&traffic, timeout);
+        inference::run(&gateway, half, rounds, &mut traffic);
+        self.say.line(format!(
+            "inference: {}/{} answered, {} tokens in, {} out, by provider {:?}; time to first token p50 {:.0} ms",
+            traffic.answered,
+            traffic.requests,
+            traffic.tokens_in,
+            traffic.tokens_out,
+            traffic
+                .by_provider
+                .iter()
+                .map(|(p, n)| (p.parse().map_or_else(|_| p.clone(), |a| self.name(&a)), *n))
+                .collect::<Vec<_>>(),
+            traffic.ttft_p50_ms().unwrap_or(f64::NAN)
+        ));
+        for e in &traffic.errors {
+            self.say.line(format!("! inference: {e}"));
+        }
+        Ok(traffic)
+    }
+
+    /// Wait until the providers have settled every answered response and every batch's checks
+    /// are over (or `timeout`).
+    fn wait_inference_final(&mut self, traffic: &inference::Traffic, timeout: Duration) {
+        let answered = traffic.answered;
+        let done = |c: &Client| {
+            inference::summarize(c, inference::Traffic::default(), None, |a| a.to_string())
+                .is_ok_and(|s| s.responses_settled >= answered && s.open_batches == 0)
+        };
+        if let Err(e) = self.wait_for("the inference batches' checks", timeout, done) {
+            self.say.line(format!("! inference: {e:#}"));
+        }
+    }
+
     /// Run to the end of the epoch, so this epoch's emission is minted to the providers.
     fn wait_for_epoch(&mut self) -> anyhow::Result<()> {
         let client = self.client()?;
@@ -625,11 +737,19 @@ impl Devnet {
         let cast = Cast {
             providers: &accounts,
             first_cheater: self.first_cheater,
+            inference_cheater: self.inference_cheater,
             genesis_balance: PROVIDER_FUNDS,
             stake: PROVIDER_STAKE,
         };
         let mut summary =
             report::summarize(&self.clients()?, jobs, &cast, self.net.procs.incidents())?;
+        if let Some(traffic) = self.inference.take() {
+            let names = |a: &AccountId| self.name(a);
+            let inf =
+                inference::summarize(&self.client()?, traffic, self.models_note.clone(), names)?;
+            summary.inference = Some(inf);
+            report::check_inference(&mut summary, &cast);
+        }
         summary.seconds = seconds;
         summary.submit_to_settled_seconds = timed;
         let text = serde_json::to_string_pretty(&summary)?;
@@ -712,10 +832,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 impl Devnet {
-    /// Submit the jobs, wait for them, time one more, run to the epoch's end, and report.
+    /// Submit the jobs and wait for them, serve inference, time one more job, run to the
+    /// epoch's end, and report.
     fn play(&mut self, args: &Args) -> anyhow::Result<Summary> {
         let (mut jobs, bundles) = self.submit_jobs(args.extra_jobs)?;
         let (seconds, all_final) = self.wait_final(&jobs, Duration::from_secs(args.timeout));
+        let traffic =
+            self.serve_inference(args.inference_rounds, Duration::from_secs(args.timeout))?;
+        self.wait_inference_final(&traffic, Duration::from_secs(args.timeout));
+        self.inference = Some(traffic);
         let mut timed = 0.0;
         if all_final {
             let (job, secs) = self.timed_job(&bundles[0])?;

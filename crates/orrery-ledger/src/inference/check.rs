@@ -211,7 +211,7 @@ fn draw_tiebreakers(state: &mut State, id: BatchId, seed: &Hash) -> Result<Vec<E
     let mut events = Vec::new();
     for ci in 0..batch.checks.len() {
         let check = &batch.checks[ci];
-        if check.outcome.is_some() || !check.draw_at.is_some_and(|at| at <= height) {
+        if check.outcome.is_some() || check.draw_at.is_none_or(|at| at > height) {
             continue;
         }
         let mut exclude = never_checkers(state, &batch);
@@ -344,7 +344,8 @@ fn round_one(
     let all_in = check
         .round_checkers()
         .all(|c| c.missed || c.revealed.is_some());
-    if !all_missed && !deadline_passed && !(all_in && check.opened.is_some()) {
+    let complete = all_in && check.opened.is_some();
+    if !(all_missed || deadline_passed || complete) {
         return Ok(Vec::new());
     }
     let opened = check.opened.clone();
@@ -396,12 +397,7 @@ fn round_two(
     };
     let provider_claim = (o.request, o.output);
     let checkers = revealed(check);
-    let mut all: Vec<ResponseClaim> = vec![provider_claim];
-    all.extend(checkers.iter().map(|(_, c)| *c));
-    let majority = all
-        .iter()
-        .find(|c| all.iter().filter(|x| x == c).count() * 2 > all.len())
-        .copied();
+    let majority = strict_majority(provider_claim, &checkers);
     let holding = |w: ResponseClaim| -> Vec<AccountId> {
         checkers
             .iter()
@@ -446,6 +442,18 @@ fn round_two(
     };
     events.extend(finish(state, id, batch, ci, outcome, &[])?);
     Ok(events)
+}
+
+/// The claim held by more than half of the provider's and every revealed checker's claims.
+fn strict_majority(
+    provider: ResponseClaim,
+    checkers: &[(AccountId, ResponseClaim)],
+) -> Option<ResponseClaim> {
+    let mut all: Vec<ResponseClaim> = vec![provider];
+    all.extend(checkers.iter().map(|(_, c)| *c));
+    all.iter()
+        .find(|c| all.iter().filter(|x| x == c).count() * 2 > all.len())
+        .copied()
 }
 
 /// Slash `party` over response `index` of batch `id`, rewarding `winners`.
@@ -507,6 +515,16 @@ fn finish(
         checkers_paid = overflow(checkers_paid.checked_add(fee))?;
     }
     batch.checker_fees = overflow(batch.checker_fees.checked_add(checkers_paid))?;
+    // The router reads reputation: a response checked and found right counts like a checked
+    // lease result, one found wrong like a failed lease (the slash is counted by take_slash).
+    if let Some(p) = state.providers.get_mut(&batch.provider) {
+        match outcome {
+            CheckOutcome::Agreed | CheckOutcome::CheckerWrong => p.reputation.checked += 1,
+            CheckOutcome::ProviderCaught => p.reputation.failed += 1,
+            CheckOutcome::NoMajority | CheckOutcome::Unchecked => {}
+        }
+        state.touch(StateKey::Provider(batch.provider));
+    }
     let check = &mut batch.checks[ci];
     check.outcome = Some(outcome);
     Ok(vec![resolved(id, check, refunded, checkers_paid)])

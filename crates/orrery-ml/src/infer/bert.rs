@@ -29,7 +29,7 @@
 //! An input longer than [`Embedder::max_tokens`] is rejected ([`InferError::InputTooLong`]),
 //! never truncated: a truncated text would get an embedding of a different text.
 
-use super::kernels::{self, attend_row, linear_out_in};
+use super::kernels::{self, PackedMatrix, attend_row, linear};
 use super::tensors::TensorFile;
 use super::tokenizer::Tokenizer;
 use super::{InferError, Result, parse_config};
@@ -121,19 +121,19 @@ impl BertConfig {
 }
 
 struct Layer {
-    q_w: Vec<f32>,
+    q_w: PackedMatrix,
     q_b: Vec<f32>,
-    k_w: Vec<f32>,
+    k_w: PackedMatrix,
     k_b: Vec<f32>,
-    v_w: Vec<f32>,
+    v_w: PackedMatrix,
     v_b: Vec<f32>,
-    ao_w: Vec<f32>,
+    ao_w: PackedMatrix,
     ao_b: Vec<f32>,
     ln1_g: Vec<f32>,
     ln1_b: Vec<f32>,
-    i_w: Vec<f32>,
+    i_w: PackedMatrix,
     i_b: Vec<f32>,
-    o_w: Vec<f32>,
+    o_w: PackedMatrix,
     o_b: Vec<f32>,
     ln2_g: Vec<f32>,
     ln2_b: Vec<f32>,
@@ -327,11 +327,11 @@ impl Embedder {
     }
 
     fn layer_forward(&self, l: &Layer, x: &[f32], n: usize, threads: usize) -> Vec<f32> {
-        let (d, ff) = (self.dim(), self.config.intermediate_size);
+        let d = self.dim();
         let eps = self.config.layer_norm_eps;
-        let q = linear_out_in(x, n, &l.q_w, &l.q_b, (d, d), threads);
-        let k = linear_out_in(x, n, &l.k_w, &l.k_b, (d, d), threads);
-        let v = linear_out_in(x, n, &l.v_w, &l.v_b, (d, d), threads);
+        let q = linear(x, n, &l.q_w, &l.q_b, threads);
+        let k = linear(x, n, &l.k_w, &l.k_b, threads);
+        let v = linear(x, n, &l.v_w, &l.v_b, threads);
         let heads = self.config.num_attention_heads;
         let hd = d / heads;
         let scale = 1.0 / libm::sqrtf(hd as f32);
@@ -352,12 +352,12 @@ impl Embedder {
                 );
             }
         }
-        let mut a = linear_out_in(&att, n, &l.ao_w, &l.ao_b, (d, d), threads);
+        let mut a = linear(&att, n, &l.ao_w, &l.ao_b, threads);
         kernels::add_into(&mut a, x);
         let (x1, _) = ops::layer_norm(&a, &l.ln1_g, &l.ln1_b, eps);
-        let inter = linear_out_in(&x1, n, &l.i_w, &l.i_b, (d, ff), threads);
+        let inter = linear(&x1, n, &l.i_w, &l.i_b, threads);
         let g = ops::gelu_erf(&inter);
-        let mut o = linear_out_in(&g, n, &l.o_w, &l.o_b, (ff, d), threads);
+        let mut o = linear(&g, n, &l.o_w, &l.o_b, threads);
         kernels::add_into(&mut o, &x1);
         ops::layer_norm(&o, &l.ln2_g, &l.ln2_b, eps).0
     }
@@ -365,20 +365,24 @@ impl Embedder {
 
 fn load_layer(file: &TensorFile<'_>, i: usize, d: usize, ff: usize) -> Result<Layer> {
     let get = |name: &str, shape: &[usize]| file.get(&format!("encoder.layer.{i}.{name}"), shape);
+    // `nn.Linear` stores `[out, in]`.
+    let matrix = |name: &str, k: usize, n: usize| -> Result<PackedMatrix> {
+        Ok(PackedMatrix::from_out_in(&get(name, &[n, k])?, k, n))
+    };
     Ok(Layer {
-        q_w: get("attention.self.query.weight", &[d, d])?,
+        q_w: matrix("attention.self.query.weight", d, d)?,
         q_b: get("attention.self.query.bias", &[d])?,
-        k_w: get("attention.self.key.weight", &[d, d])?,
+        k_w: matrix("attention.self.key.weight", d, d)?,
         k_b: get("attention.self.key.bias", &[d])?,
-        v_w: get("attention.self.value.weight", &[d, d])?,
+        v_w: matrix("attention.self.value.weight", d, d)?,
         v_b: get("attention.self.value.bias", &[d])?,
-        ao_w: get("attention.output.dense.weight", &[d, d])?,
+        ao_w: matrix("attention.output.dense.weight", d, d)?,
         ao_b: get("attention.output.dense.bias", &[d])?,
         ln1_g: get("attention.output.LayerNorm.weight", &[d])?,
         ln1_b: get("attention.output.LayerNorm.bias", &[d])?,
-        i_w: get("intermediate.dense.weight", &[ff, d])?,
+        i_w: matrix("intermediate.dense.weight", d, ff)?,
         i_b: get("intermediate.dense.bias", &[ff])?,
-        o_w: get("output.dense.weight", &[d, ff])?,
+        o_w: matrix("output.dense.weight", ff, d)?,
         o_b: get("output.dense.bias", &[d])?,
         ln2_g: get("output.LayerNorm.weight", &[d])?,
         ln2_b: get("output.LayerNorm.bias", &[d])?,

@@ -32,7 +32,7 @@
 //! the KV cache appends its keys and values and runs the same per-row operations as the full
 //! pass ([`super::kernels`]), so its logits equal the full pass's bit for bit.
 
-use super::kernels::{self, attend_row, linear_in_out};
+use super::kernels::{self, PackedMatrix, attend_row, linear};
 use super::sample::{self, SampleParams};
 use super::tensors::TensorFile;
 use super::tokenizer::Tokenizer;
@@ -138,15 +138,15 @@ impl Gpt2Config {
 struct Block {
     ln1_g: Vec<f32>,
     ln1_b: Vec<f32>,
-    qkv_w: Vec<f32>,
+    qkv_w: PackedMatrix,
     qkv_b: Vec<f32>,
-    proj_w: Vec<f32>,
+    proj_w: PackedMatrix,
     proj_b: Vec<f32>,
     ln2_g: Vec<f32>,
     ln2_b: Vec<f32>,
-    fc_w: Vec<f32>,
+    fc_w: PackedMatrix,
     fc_b: Vec<f32>,
-    fcp_w: Vec<f32>,
+    fcp_w: PackedMatrix,
     fcp_b: Vec<f32>,
 }
 
@@ -158,9 +158,9 @@ pub struct Generator {
     blocks: Vec<Block>,
     lnf_g: Vec<f32>,
     lnf_b: Vec<f32>,
-    /// The output head transposed to `d × vocab`, so a decoding step is a [`kernels::gemv`]
-    /// (one extra copy of the head in memory, bought for speed).
-    head_t: Vec<f32>,
+    /// The output head (`lm_head.weight`, or `wte` when tied) packed for [`kernels::linear`]
+    /// (a tied head is one extra copy of `wte` in memory, bought for speed).
+    head: PackedMatrix,
     eos: Option<u32>,
     tokenizer: Tokenizer,
 }
@@ -262,7 +262,7 @@ impl Generator {
         } else {
             None
         };
-        let head_t = transpose(head.as_deref().unwrap_or(&wte), v, d);
+        let head = PackedMatrix::from_out_in(head.as_deref().unwrap_or(&wte), d, v);
         let eos = match config.eos_token_id.as_ref().and_then(|e| e.as_u64()) {
             Some(id) => u32::try_from(id).ok(),
             None => tokenizer.token_to_id("<|endoftext|>"),
@@ -275,7 +275,7 @@ impl Generator {
             blocks,
             lnf_g,
             lnf_b,
-            head_t,
+            head,
             eos,
             tokenizer,
         })
@@ -439,7 +439,7 @@ impl Generator {
         threads: usize,
         all_rows: bool,
     ) -> Result<Vec<f32>> {
-        let (d, ff, v) = (self.config.n_embd, self.config.ff(), self.config.vocab_size);
+        let d = self.config.n_embd;
         let (start, rows) = (cache.len, ids.len());
         assert!(start + rows <= cache.capacity, "KV cache overflow");
         let eps = self.config.layer_norm_epsilon;
@@ -449,7 +449,7 @@ impl Generator {
         }
         for (l, b) in self.blocks.iter().enumerate() {
             let (h, _) = ops::layer_norm(&x, &b.ln1_g, &b.ln1_b, eps);
-            let qkv = linear_in_out(&h, rows, &b.qkv_w, &b.qkv_b, (d, 3 * d), threads);
+            let qkv = linear(&h, rows, &b.qkv_w, &b.qkv_b, threads);
             for r in 0..rows {
                 let dst = (start + r) * d;
                 cache.keys[l][dst..dst + d].copy_from_slice(&qkv[r * 3 * d + d..r * 3 * d + 2 * d]);
@@ -458,18 +458,18 @@ impl Generator {
             }
             let att =
                 self.causal_attention(&qkv, &cache.keys[l], &cache.values[l], start, rows, threads);
-            let proj = linear_in_out(&att, rows, &b.proj_w, &b.proj_b, (d, d), threads);
+            let proj = linear(&att, rows, &b.proj_w, &b.proj_b, threads);
             kernels::add_into(&mut x, &proj);
             let (h2, _) = ops::layer_norm(&x, &b.ln2_g, &b.ln2_b, eps);
-            let f = linear_in_out(&h2, rows, &b.fc_w, &b.fc_b, (d, ff), threads);
+            let f = linear(&h2, rows, &b.fc_w, &b.fc_b, threads);
             let g = ops::gelu(&f);
-            let m = linear_in_out(&g, rows, &b.fcp_w, &b.fcp_b, (ff, d), threads);
+            let m = linear(&g, rows, &b.fcp_w, &b.fcp_b, threads);
             kernels::add_into(&mut x, &m);
         }
         cache.len = start + rows;
         let first = if all_rows { 0 } else { rows - 1 };
         let (hf, _) = ops::layer_norm(&x[first * d..], &self.lnf_g, &self.lnf_b, eps);
-        let logits = linear_in_out(&hf, rows - first, &self.head_t, &[], (d, v), threads);
+        let logits = linear(&hf, rows - first, &self.head, &[], threads);
         if logits.iter().any(|x| !x.is_finite()) {
             return Err(InferError::NonFinite("the logits"));
         }
@@ -492,7 +492,11 @@ impl Generator {
         let hd = d / heads;
         let scale = 1.0 / libm::sqrtf(hd as f32);
         let work = rows * (start + rows) * d;
-        let threads = if work < 1 << 16 { 1 } else { threads };
+        let threads = if work < kernels::PARALLEL_MIN_WORK {
+            1
+        } else {
+            threads
+        };
         let per_head = ops::par_map(heads, threads, |h| {
             let mut out = vec![0.0f32; rows * hd];
             let mut scores = vec![0.0f32; start + rows];
@@ -530,18 +534,21 @@ fn find_stop(text: &str, stop: &[String]) -> Option<usize> {
 
 fn load_block(file: &TensorFile<'_>, i: usize, d: usize, ff: usize) -> Result<Block> {
     let get = |name: &str, shape: &[usize]| file.get(&format!("h.{i}.{name}"), shape);
+    let matrix = |name: &str, k: usize, n: usize| -> Result<PackedMatrix> {
+        Ok(PackedMatrix::from_in_out(&get(name, &[k, n])?, k, n))
+    };
     Ok(Block {
         ln1_g: get("ln_1.weight", &[d])?,
         ln1_b: get("ln_1.bias", &[d])?,
-        qkv_w: get("attn.c_attn.weight", &[d, 3 * d])?,
+        qkv_w: matrix("attn.c_attn.weight", d, 3 * d)?,
         qkv_b: get("attn.c_attn.bias", &[3 * d])?,
-        proj_w: get("attn.c_proj.weight", &[d, d])?,
+        proj_w: matrix("attn.c_proj.weight", d, d)?,
         proj_b: get("attn.c_proj.bias", &[d])?,
         ln2_g: get("ln_2.weight", &[d])?,
         ln2_b: get("ln_2.bias", &[d])?,
-        fc_w: get("mlp.c_fc.weight", &[d, ff])?,
+        fc_w: matrix("mlp.c_fc.weight", d, ff)?,
         fc_b: get("mlp.c_fc.bias", &[ff])?,
-        fcp_w: get("mlp.c_proj.weight", &[ff, d])?,
+        fcp_w: matrix("mlp.c_proj.weight", ff, d)?,
         fcp_b: get("mlp.c_proj.bias", &[d])?,
     })
 }

@@ -2,7 +2,7 @@
 //! results do not depend on the thread count, and bad input gets typed errors.
 
 use super::export::{char_tokenizer, transformer_to_gpt2};
-use super::kernels::gemv;
+use super::kernels::{PackedMatrix, linear};
 use super::sample::{argmax, sample};
 use super::tensors::f16_to_f32;
 use super::*;
@@ -85,16 +85,36 @@ fn tensors_of(bytes: &[u8]) -> Vec<(String, Vec<usize>, Vec<f32>)> {
 }
 
 #[test]
-fn gemv_is_bitwise_the_naive_product_on_any_thread_count() {
-    for &(k, n) in &[(1, 1), (3, 5), (16, 127), (64, 300), (700, 500)] {
-        let x = randn(k, 1, 1.0);
+fn packed_linear_is_bitwise_the_naive_product_on_any_thread_count() {
+    // The last two shapes are over PARALLEL_MIN_WORK, so they really run on 2 and 3 threads.
+    const { assert!(1000 * 1024 * 6 >= super::kernels::PARALLEL_MIN_WORK) };
+    for &(rows, k, n) in &[
+        (1, 1, 1),
+        (1, 3, 5),
+        (2, 16, 127),
+        (5, 64, 300),
+        (1, 700, 500),
+        (7, 300, 400),
+        (1, 2048, 2100),
+        (6, 1024, 1000),
+    ] {
+        let x = randn(rows * k, 1, 1.0);
         let w = randn(k * n, 2, 1.0);
-        let mut want = vec![0.0f32; n];
-        matmul_naive(&x, Trans::No, &w, Trans::No, 1, k, n, &mut want);
-        for threads in [1, 2, 3] {
-            let mut y = vec![f32::NAN; n];
-            gemv(&x, &w, k, n, &mut y, threads);
-            assert_eq!(bits(&y), bits(&want), "k={k} n={n} threads={threads}");
+        let mut want = vec![0.0f32; rows * n];
+        matmul_naive(&x, Trans::No, &w, Trans::No, rows, k, n, &mut want);
+        let w_t = crate::infer::gpt2::transpose(&w, k, n);
+        for packed in [
+            PackedMatrix::from_in_out(&w, k, n),
+            PackedMatrix::from_out_in(&w_t, k, n),
+        ] {
+            for threads in [1, 2, 3] {
+                let y = linear(&x, rows, &packed, &[], threads);
+                assert_eq!(
+                    bits(&y),
+                    bits(&want),
+                    "rows={rows} k={k} n={n} threads={threads}"
+                );
+            }
         }
     }
 }
@@ -506,6 +526,11 @@ fn broken_checkpoints_and_configs_are_rejected() {
         load(&files.weights, heads.as_bytes()),
         InferError::BadConfig(_)
     ));
+    // Older configs name the context `n_ctx` only.
+    let old_name = cfg_str.replace("\"n_positions\": 24,", "");
+    assert!(!old_name.contains("n_positions"));
+    let g = Generator::load(&files.weights, old_name.as_bytes(), &files.tokenizer).unwrap();
+    assert_eq!(g.context(), 24);
     let act = cfg_str.replace("gelu_new", "relu");
     assert!(matches!(
         load(&files.weights, act.as_bytes()),

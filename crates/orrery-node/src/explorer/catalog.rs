@@ -78,6 +78,48 @@ pub const CPU_REFERENCE_PRICE: ReferencePrice = ReferencePrice {
     usd_per_hour: 0.048,
 };
 
+/// A public API's list price per million tokens, beside the network's inference prices.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TokenReferencePrice {
+    /// Who sells it.
+    pub provider: &'static str,
+    /// The model.
+    pub model: &'static str,
+    /// What kind of model it is.
+    pub kind: orrery_types::inference::ModelKind,
+    /// USD per million input tokens.
+    pub usd_in: f64,
+    /// USD per million output tokens (`None` for embeddings, which have no output tokens).
+    pub usd_out: Option<f64>,
+}
+
+/// Public per-token list prices (2026), the anchors the design brief names: io.net's
+/// Llama-3.3-70B and Hyperbolic's DeepSeek-V3 for generation, OpenAI's smallest embedding model
+/// for embeddings. A reference for orientation, not a quote.
+pub const TOKEN_REFERENCE_PRICES: &[TokenReferencePrice] = &[
+    TokenReferencePrice {
+        provider: "io.net",
+        model: "Llama-3.3-70B",
+        kind: orrery_types::inference::ModelKind::Generation,
+        usd_in: 0.13,
+        usd_out: Some(0.38),
+    },
+    TokenReferencePrice {
+        provider: "Hyperbolic",
+        model: "DeepSeek-V3",
+        kind: orrery_types::inference::ModelKind::Generation,
+        usd_in: 0.25,
+        usd_out: Some(0.25),
+    },
+    TokenReferencePrice {
+        provider: "OpenAI",
+        model: "text-embedding-3-small",
+        kind: orrery_types::inference::ModelKind::Embedding,
+        usd_in: 0.02,
+        usd_out: None,
+    },
+];
+
 /// USD per ORR the comparison assumes. ORR has no market price on chain, so the explorer
 /// values one ORR at one US dollar and says so beside every comparison.
 pub const REFERENCE_USD_PER_ORR: f64 = 1.0;

@@ -10,7 +10,9 @@
 //! - `GET /api/v1/providers/{id}/leases` — a provider's leases, newest first;
 //! - `GET /api/v1/leases/{id}/evidence` — a lease's timeline, dispute rounds, verdict and
 //!   transfers;
-//! - `GET /api/v1/search?q=` — what an id or hash names.
+//! - `GET /api/v1/search?q=` — what an id or hash names;
+//! - `GET /api/v1/inference/overview` — the model catalog beside public per-token prices,
+//!   inference counters and their series, the latest batches ([`inference`]).
 //!
 //! # Cost per request
 //! Nothing here scans every lease or block. Job, check, dispute, slash and supply counters
@@ -27,6 +29,7 @@
 
 pub mod assets;
 pub mod catalog;
+pub mod inference;
 
 use crate::api::{
     AppState, PageParams, lease_view, provider_view, query, read, supply_view, with_index,
@@ -94,6 +97,7 @@ pub fn api_routes() -> Router<AppState> {
         .route("/providers/{id}/leases", get(provider_leases))
         .route("/leases/{id}/evidence", get(evidence))
         .route("/search", get(search))
+        .route("/inference/overview", get(inference::overview))
 }
 
 /// The ledger's parameters (fees, deadlines, stakes, sampling rates).
@@ -105,7 +109,7 @@ pub(crate) async fn params(State(s): State<AppState>) -> Result<Json<Value>, Api
         .map_err(|e| ApiError::internal(format!("params: {e}")))
 }
 
-fn median(mut v: Vec<Amount>) -> Option<Amount> {
+pub(crate) fn median(mut v: Vec<Amount>) -> Option<Amount> {
     if v.is_empty() {
         return None;
     }

@@ -47,6 +47,7 @@
 pub mod chain;
 pub mod error;
 pub mod forward;
+pub mod ledger;
 pub mod openai;
 mod serve;
 pub mod vouchers;

@@ -593,3 +593,6 @@ pub fn base64_encode(bytes: &[u8]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

@@ -358,3 +358,6 @@ fn decode(id: u64, b: &[u8]) -> Option<Channel> {
         responses,
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -74,6 +74,24 @@ pub struct ChainStats {
     pub burned: Amount,
     /// Blocks indexed without their outcome (counters miss what they did).
     pub blocks_without_outcome: u64,
+    /// Inference settlements (batches).
+    #[serde(default)]
+    pub inference_batches: u64,
+    /// Inference responses settled.
+    #[serde(default)]
+    pub inference_responses: u64,
+    /// Paid to providers for inference (after the fee).
+    #[serde(default)]
+    pub inference_paid: Amount,
+    /// Inference responses whose check ended with a verdict (agreed, caught, checker wrong).
+    #[serde(default)]
+    pub inference_checks: u64,
+    /// Inference responses found wrong (the provider was slashed).
+    #[serde(default)]
+    pub inference_caught: u64,
+    /// Returned to API keys by inference checks.
+    #[serde(default)]
+    pub inference_refunded: Amount,
 }
 
 impl ChainStats {
@@ -294,6 +312,58 @@ pub(super) fn record_block(
                 }
             }
             Event::Minted { amount, .. } => add(&mut stats.minted, *amount),
+            Event::InferenceSettled { responses, .. } => {
+                stats.inference_batches += 1;
+                stats.inference_responses += responses;
+            }
+            Event::InferenceCheckResolved {
+                outcome, refunded, ..
+            } => {
+                use orrery_ledger::entries::CheckOutcome;
+                add(&mut stats.inference_refunded, *refunded);
+                match outcome {
+                    CheckOutcome::ProviderCaught => {
+                        stats.inference_checks += 1;
+                        stats.inference_caught += 1;
+                    }
+                    CheckOutcome::Agreed | CheckOutcome::CheckerWrong => {
+                        stats.inference_checks += 1
+                    }
+                    CheckOutcome::NoMajority | CheckOutcome::Unchecked => {}
+                }
+            }
+            Event::InferenceCheckMissed {
+                checker, docked, ..
+            } => {
+                add(&mut stats.burned, *docked);
+                load(&activity_t, &mut activity, *checker)?;
+                if let Some(a) = activity.get_mut(checker) {
+                    add(&mut a.slashed, *docked);
+                }
+            }
+            Event::InferenceSlashed {
+                party,
+                amount,
+                burned,
+                ..
+            } => {
+                stats.slashes += 1;
+                add(&mut stats.slashed, *amount);
+                add(&mut stats.burned, *burned);
+                load(&activity_t, &mut activity, *party)?;
+                if let Some(a) = activity.get_mut(party) {
+                    a.slashes += 1;
+                    add(&mut a.slashed, *amount);
+                }
+            }
+            Event::InferenceReleased {
+                provider_paid,
+                burned,
+                ..
+            } => {
+                add(&mut stats.inference_paid, *provider_paid);
+                add(&mut stats.burned, *burned);
+            }
             _ => {}
         }
         if end_of_block && let Some(lease) = event_lease(e) {

@@ -14,7 +14,10 @@
 //!   what it started with, less that stake, plus what it earned, was minted and was rewarded
 //!   (rewards are the only income the chain does not record per provider; they must not be
 //!   negative);
-//! - every cheater was caught (each meets a verifier on its `redundant` job);
+//! - every cheater was caught (each meets a verifier on its `redundant` job; the inference
+//!   cheater is caught by the response checks);
+//! - every inference request was answered, every answered response was settled on chain and
+//!   every batch's checks ended, and no honest provider's response was found wrong;
 //! - the supply invariant holds on every validator that answers;
 //! - no process of the network was left down.
 
@@ -29,6 +32,8 @@ use std::collections::BTreeMap;
 /// What happened, read back from the chain.
 #[derive(Debug, Default, Serialize)]
 pub struct Summary {
+    /// Inference through the gateway: traffic, settlements, checks.
+    pub inference: Option<super::inference::InferenceSummary>,
     /// Jobs submitted.
     pub jobs: usize,
     /// Leases paid out.
@@ -127,6 +132,8 @@ pub struct Cast<'a> {
     pub providers: &'a [AccountId],
     /// Providers from this index on are cheaters.
     pub first_cheater: usize,
+    /// The provider that serves inference with another model than it claims.
+    pub inference_cheater: Option<usize>,
     /// What each was funded with at genesis.
     pub genesis_balance: Amount,
     /// What each bonds.
@@ -144,8 +151,58 @@ impl Cast<'_> {
         self.providers
             .iter()
             .position(|p| p == a)
-            .is_some_and(|i| i < self.first_cheater)
+            .is_some_and(|i| self.honest_index(i))
     }
+    fn honest_index(&self, i: usize) -> bool {
+        i < self.first_cheater && self.inference_cheater != Some(i)
+    }
+}
+
+/// Check the inference part of the run into `s`.
+pub fn check_inference(s: &mut Summary, cast: &Cast<'_>) {
+    let Some(inf) = &s.inference else {
+        return;
+    };
+    let mut problems = Vec::new();
+    let t = &inf.traffic;
+    for e in &t.errors {
+        problems.push(format!("an inference request failed: {e}"));
+    }
+    if inf.responses_settled < t.answered {
+        problems.push(format!(
+            "{} responses were answered but only {} settled on chain",
+            t.answered, inf.responses_settled
+        ));
+    }
+    if inf.open_batches > 0 {
+        problems.push(format!(
+            "{} inference batch(es) still had checks open",
+            inf.open_batches
+        ));
+    }
+    for who in &inf.caught {
+        let honest = cast
+            .providers
+            .iter()
+            .position(|p| cast.name(p) == *who)
+            .is_some_and(|i| cast.honest_index(i));
+        if honest {
+            problems.push(format!(
+                "{who} (honest) was found wrong by an inference check"
+            ));
+        }
+    }
+    if let Some(i) = cast.inference_cheater {
+        let name = format!("provider-{i}");
+        if inf.caught.contains(&name) {
+            s.cheaters_slashed += 1;
+        } else {
+            problems.push(format!(
+                "{name} (serves another model than it claims) was never caught"
+            ));
+        }
+    }
+    s.problems.extend(problems);
 }
 
 /// The events of every block, in order, with their heights. A block whose outcome this node
@@ -237,7 +294,8 @@ pub fn summarize(
     let status = client.status()?;
     let mut s = Summary {
         jobs: jobs.len(),
-        cheaters: cast.providers.len() - cast.first_cheater,
+        cheaters: cast.providers.len() - cast.first_cheater
+            + usize::from(cast.inference_cheater.is_some()),
         minted: status.supply.minted,
         burned: status.supply.burned,
         height: status.chain.height,
@@ -371,7 +429,7 @@ fn provider_line(
     Ok(ProviderLine {
         name: format!("provider-{i}"),
         account: account.to_string(),
-        honest: i < cast.first_cheater,
+        honest: cast.honest_index(i),
         stake: view.as_ref().map_or(Amount::ZERO, |v| v.stake),
         balance,
         earned: view.as_ref().map_or(Amount::ZERO, |v| v.earned),
@@ -386,6 +444,13 @@ fn provider_line(
 
 fn check_provider(s: &mut Summary, p: &ProviderLine, cast: &Cast<'_>) {
     let slashed = p.penalties.iter().any(|x| x.contains("slashed"));
+    if cast
+        .inference_cheater
+        .is_some_and(|i| p.name == format!("provider-{i}"))
+    {
+        // Caught (or not) by the inference checks: see `check_inference`.
+        return;
+    }
     if !p.honest {
         if slashed {
             s.cheaters_slashed += 1;
@@ -456,6 +521,26 @@ pub fn print(s: &Summary) -> Vec<String> {
         "  cheaters slashed {}/{}, honest providers slashed {}, docked {}",
         s.cheaters_slashed, s.cheaters, s.honest_slashed, s.honest_docked
     ));
+    if let Some(inf) = &s.inference {
+        let t = &inf.traffic;
+        out.push(format!(
+            "  inference: {}/{} requests answered ({} embeddings, {} completions, {} streamed chats), {} tokens in, {} out",
+            t.answered, t.requests, t.embeddings, t.completions, t.streams, t.tokens_in, t.tokens_out
+        ));
+        out.push(format!(
+            "  inference: {} batches settled {} responses; paid {}, refunded {}; checks {:?}; caught {:?}; time to first token p50 {}",
+            inf.batches,
+            inf.responses_settled,
+            inf.paid,
+            inf.refunded,
+            inf.checks,
+            inf.caught,
+            inf.ttft_p50_ms.map_or("-".into(), |v| format!("{v:.0} ms"))
+        ));
+        if let Some(n) = &inf.note {
+            out.push(format!("  inference: {n}"));
+        }
+    }
     for p in &s.providers {
         out.push(format!(
             "  {:<11} {:<7} stake {}, balance {}, earned {}, minted {}",
