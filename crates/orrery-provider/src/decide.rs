@@ -117,10 +117,6 @@ pub struct RefereeInput {
 // decided and consumed at once, never stored in bulk, so boxing it would buy nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
-// `Send` carries a whole transaction body, which grew with the inference transactions; an
-// action is made once per lease per tick and moved straight into a transaction, so boxing it
-// would only add an allocation.
-#[allow(clippy::large_enum_variant)]
 pub enum Action {
     /// Nothing until the chain moves.
     Wait,
