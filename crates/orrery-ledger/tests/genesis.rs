@@ -56,6 +56,24 @@ fn bad_genesis_files_are_refused_with_a_reason() {
             EXAMPLE.replace("chain_id = \"orrery-devnet-1\"", "chain_id = \"\""),
             "chain_id",
         ),
+        (
+            EXAMPLE.replace(
+                "min_inference_sample_bps = 100",
+                "min_inference_sample_bps = 10001",
+            ),
+            "min_inference_sample_bps",
+        ),
+        (
+            EXAMPLE.replace(
+                "max_inference_checks_per_batch = 16",
+                "max_inference_checks_per_batch = 0",
+            ),
+            "max_inference_checks_per_batch",
+        ),
+        (
+            EXAMPLE.replace("voucher_grace_blocks = 100", "voucher_grace_blocks = 0"),
+            "voucher_grace_blocks",
+        ),
     ];
     for (text, needle) in cases {
         let err = Genesis::from_toml(&text).expect_err(needle);

@@ -207,11 +207,16 @@ fn draw_batch(state: &mut State, id: BatchId, seed: &Hash) -> Result<Vec<Event>,
 fn draw_tiebreakers(state: &mut State, id: BatchId, seed: &Hash) -> Result<Vec<Event>, TxError> {
     let mut batch = batch_of(state, id)?;
     let height = state.height();
+    let due = |c: &ResponseCheck| c.outcome.is_none() && c.draw_at.is_some_and(|at| at <= height);
+    // The batch may be due for a deadline only (handled at the end of the block).
+    if !batch.checks.iter().any(due) {
+        return Ok(Vec::new());
+    }
     let n = usize::from(state.params().tiebreak_verifiers);
     let mut events = Vec::new();
     for ci in 0..batch.checks.len() {
         let check = &batch.checks[ci];
-        if check.outcome.is_some() || check.draw_at.is_none_or(|at| at > height) {
+        if !due(check) {
             continue;
         }
         let mut exclude = never_checkers(state, &batch);

@@ -89,6 +89,8 @@ enum CheckerMode {
     Liar,
     /// Never seals.
     Absent,
+    /// Could not fetch the batch file: reveals zeros.
+    NoFile,
 }
 
 /// A chain with a key owner, the provider under test and `PROVIDERS − 2` other providers that
@@ -302,7 +304,8 @@ impl World {
         let real = self.first + index;
         match mode {
             CheckerMode::Liar => (i, Hash::of(b"a made-up output")),
-            _ => (i, honest_output(real)),
+            CheckerMode::NoFile => (Hash::ZERO, Hash::ZERO),
+            CheckerMode::Honest | CheckerMode::Absent => (i, honest_output(real)),
         }
     }
 
@@ -606,6 +609,57 @@ fn a_checker_that_never_seals_is_docked_and_the_response_goes_unchecked() {
     assert!(w.batch(id).checks[0].checkers[0].missed);
     let gross = Amount::orr(2);
     assert_eq!(w.batch(id).paid, gross.checked_sub(fee_of(gross)).unwrap());
+}
+
+#[test]
+fn a_liar_facing_absent_tie_breakers_ends_without_a_majority_and_the_key_is_refunded() {
+    let mut w = World::new(params_one_check(), 13, 10_000);
+    w.create_key(Amount::orr(100), Amount::orr(50));
+    let voucher = w.serve(2, honest_output);
+    let id = w.settle(voucher);
+    w.apply(vec![]);
+    let liar = w.batch(id).checks[0].checkers[0].checker;
+    for i in 2..PROVIDERS {
+        let who = w.id(i);
+        let mode = if who == liar {
+            CheckerMode::Liar
+        } else {
+            CheckerMode::Absent
+        };
+        w.checkers.insert(who, mode);
+    }
+    w.play(id);
+    let b = w.batch(id).clone();
+    assert_eq!(w.outcomes(id), vec![CheckOutcome::NoMajority]);
+    assert!(
+        w.slashed().is_empty(),
+        "one claim against one: nobody is slashed"
+    );
+    assert_eq!(
+        b.refunded, PRICE,
+        "the disputed response returns to the key"
+    );
+    let missed: Vec<_> = b.checks[0].checkers.iter().filter(|c| c.missed).collect();
+    assert_eq!(missed.len(), 2, "both tie-breakers were docked");
+    assert_eq!(w.stake(PROVIDER), STAKE);
+    let key = w.state.inference_key(&w.key_id()).unwrap();
+    assert_eq!(key.spent, Amount::orr(1));
+}
+
+#[test]
+fn a_batch_file_nobody_can_fetch_is_caught_by_every_checker_saying_so() {
+    let mut w = World::new(params_one_check(), 14, 10_000);
+    w.create_key(Amount::orr(100), Amount::orr(50));
+    for i in 2..PROVIDERS {
+        let who = w.id(i);
+        w.checkers.insert(who, CheckerMode::NoFile);
+    }
+    let voucher = w.serve(2, honest_output);
+    let id = w.settle(voucher);
+    w.play(id);
+    assert_eq!(w.outcomes(id), vec![CheckOutcome::ProviderCaught]);
+    assert_eq!(w.slashed(), vec![w.id(PROVIDER)]);
+    assert_eq!(w.batch(id).refunded, PRICE);
 }
 
 #[test]
