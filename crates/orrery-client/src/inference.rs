@@ -187,6 +187,10 @@ pub struct InferenceReceiptView {
     pub key: AccountId,
     /// The gateway channel that paid.
     pub channel: u64,
+    /// The `responses` count of the voucher that paid it: the batch of the channel whose
+    /// settled range covers this number holds the response.
+    #[serde(default)]
+    pub voucher_responses: u64,
     /// When the gateway served it (milliseconds since the Unix epoch).
     pub time_ms: u64,
     /// The batch that settled it, once this node has seen it settled.

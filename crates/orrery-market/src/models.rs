@@ -159,12 +159,33 @@ fn list(names: &[String]) -> String {
     }
 }
 
+/// What the hot loop of [`ModelRouter::rank`] reads per candidate, laid out flat: prices as
+/// floats, the reputation penalty computed once, and the provider's slot in the load table
+/// (a vector index, not a hash lookup).
+#[derive(Clone, Copy, Debug)]
+struct Scoring {
+    slot: u32,
+    context: u32,
+    price_in: f64,
+    price_out: f64,
+    reputation_penalty: f64,
+}
+
+/// The candidates of one name.
+#[derive(Clone, Debug, Default)]
+struct Group {
+    candidates: Vec<ModelCandidate>,
+    scoring: Vec<Scoring>,
+}
+
 /// The model router.
 #[derive(Clone, Debug, Default)]
 pub struct ModelRouter {
-    by_name: HashMap<String, Vec<ModelCandidate>>,
+    by_name: HashMap<String, Group>,
     names: BTreeSet<String>,
-    load: HashMap<AccountId, ProviderLoad>,
+    /// Provider → its index in `loads`; kept across [`ModelRouter::replace`].
+    slots: HashMap<AccountId, u32>,
+    loads: Vec<ProviderLoad>,
     weights: ModelWeights,
     offers: usize,
 }
@@ -188,16 +209,33 @@ impl ModelRouter {
         }
     }
 
+    fn slot(&mut self, provider: &AccountId) -> u32 {
+        if let Some(s) = self.slots.get(provider) {
+            return *s;
+        }
+        let s = self.loads.len() as u32;
+        self.loads.push(ProviderLoad::default());
+        self.slots.insert(*provider, s);
+        s
+    }
+
     /// Add one candidate.
     pub fn insert(&mut self, candidate: ModelCandidate) {
+        let slot = self.slot(&candidate.provider);
         let name = candidate.offer.name.as_str();
         if !self.by_name.contains_key(name) {
             self.names.insert(name.to_owned());
         }
-        self.by_name
-            .entry(name.to_owned())
-            .or_default()
-            .push(candidate);
+        let scoring = Scoring {
+            slot,
+            context: candidate.offer.context,
+            price_in: candidate.offer.price_in.units() as f64,
+            price_out: candidate.offer.price_out.units() as f64,
+            reputation_penalty: 1.0 - reputation_quality(&candidate.reputation),
+        };
+        let group = self.by_name.entry(name.to_owned()).or_default();
+        group.candidates.push(candidate);
+        group.scoring.push(scoring);
         self.offers += 1;
     }
 
@@ -229,7 +267,9 @@ impl ModelRouter {
 
     /// The candidates under a name, in insertion order (empty if unknown).
     pub fn candidates(&self, name: &str) -> &[ModelCandidate] {
-        self.by_name.get(name).map_or(&[], Vec::as_slice)
+        self.by_name
+            .get(name)
+            .map_or(&[], |g| g.candidates.as_slice())
     }
 
     /// The kind a name serves (of its first offer), if offered.
@@ -239,7 +279,16 @@ impl ModelRouter {
 
     /// What was measured about a provider.
     pub fn load(&self, provider: &AccountId) -> ProviderLoad {
-        self.load.get(provider).copied().unwrap_or_default()
+        self.slots
+            .get(provider)
+            .and_then(|s| self.loads.get(*s as usize))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    fn load_mut(&mut self, provider: &AccountId) -> &mut ProviderLoad {
+        let s = self.slot(provider) as usize;
+        &mut self.loads[s]
     }
 
     /// Fold a time-to-first-byte sample into the provider's moving average.
@@ -247,7 +296,7 @@ impl ModelRouter {
         if !ms.is_finite() || ms < 0.0 {
             return;
         }
-        let l = self.load.entry(*provider).or_default();
+        let l = self.load_mut(provider);
         l.latency_ms = Some(match l.latency_ms {
             None => ms,
             Some(prev) => prev + LATENCY_EWMA_ALPHA * (ms - prev),
@@ -256,37 +305,49 @@ impl ModelRouter {
 
     /// A request was sent to the provider.
     pub fn started(&mut self, provider: &AccountId) {
-        let l = self.load.entry(*provider).or_default();
+        let l = self.load_mut(provider);
         l.in_flight = l.in_flight.saturating_add(1);
     }
 
     /// A request to the provider finished (answered or failed).
     pub fn finished(&mut self, provider: &AccountId) {
-        if let Some(l) = self.load.get_mut(provider) {
-            l.in_flight = l.in_flight.saturating_sub(1);
-        }
+        let l = self.load_mut(provider);
+        l.in_flight = l.in_flight.saturating_sub(1);
     }
 
     /// The best candidates for a query, best first.
     pub fn rank(&self, q: &ModelQuery<'_>) -> Result<Vec<RankedModel>, ModelRouteError> {
-        let Some(all) = self.by_name.get(q.name) else {
+        let Some(group) = self.by_name.get(q.name) else {
             return Err(ModelRouteError::UnknownModel {
                 name: q.name.to_owned(),
                 available: self.names.iter().take(SUGGESTED_NAMES).cloned().collect(),
             });
         };
-        let mut scored: Vec<(f64, Amount, &ModelCandidate)> = Vec::with_capacity(all.len());
-        let mut largest = 0;
-        for c in all {
-            largest = largest.max(c.offer.context);
-            if c.offer.context < q.min_context {
-                continue;
-            }
-            if let Some(cost) = c.offer.cost(q.tokens_in, q.tokens_out) {
-                scored.push((self.effective(c, cost), cost, c));
-            }
+        let (mut scored, largest) = self.score(group, q);
+        let order = |a: &(f64, usize), b: &(f64, usize)| {
+            a.0.total_cmp(&b.0).then_with(|| {
+                group.candidates[a.1]
+                    .provider
+                    .cmp(&group.candidates[b.1].provider)
+            })
+        };
+        let k = q.limit.clamp(1, MAX_MODEL_RESULTS).min(scored.len());
+        if k > 0 && k < scored.len() {
+            scored.select_nth_unstable_by(k - 1, order);
+            scored.truncate(k);
         }
-        if scored.is_empty() {
+        scored.sort_by(order);
+        // Exact prices for the few returned; one that overflows is dropped.
+        let priced: Vec<(f64, Amount, &ModelCandidate)> = scored
+            .into_iter()
+            .filter_map(|(e, i)| {
+                let c = &group.candidates[i];
+                c.offer
+                    .cost(q.tokens_in, q.tokens_out)
+                    .map(|cost| (e, cost, c))
+            })
+            .collect();
+        if priced.is_empty() {
             return Err(if largest < q.min_context {
                 ModelRouteError::ContextTooShort {
                     name: q.name.to_owned(),
@@ -299,18 +360,8 @@ impl ModelRouter {
                 }
             });
         }
-        let k = q.limit.clamp(1, MAX_MODEL_RESULTS).min(scored.len());
-        let order = |a: &(f64, Amount, &ModelCandidate), b: &(f64, Amount, &ModelCandidate)| {
-            a.0.total_cmp(&b.0)
-                .then_with(|| a.2.provider.cmp(&b.2.provider))
-        };
-        if k < scored.len() {
-            scored.select_nth_unstable_by(k - 1, order);
-            scored.truncate(k);
-        }
-        scored.sort_by(order);
-        let cheapest = scored.iter().map(|s| s.1).min();
-        Ok(scored
+        let cheapest = priced.iter().map(|s| s.1).min();
+        Ok(priced
             .into_iter()
             .enumerate()
             .map(|(i, (effective_cost, cost, c))| {
@@ -327,16 +378,32 @@ impl ModelRouter {
             .collect())
     }
 
-    fn effective(&self, c: &ModelCandidate, cost: Amount) -> f64 {
-        let load = self.load(&c.provider);
+    /// Every qualifying candidate's effective cost (index into the group), and the longest
+    /// context offered. Prices are computed in floating point here, exactly only for results.
+    fn score(&self, group: &Group, q: &ModelQuery<'_>) -> (Vec<(f64, usize)>, u32) {
         let w = &self.weights;
-        let multiplier = 1.0
-            + w.reputation * (1.0 - reputation_quality(&c.reputation))
-            + w.latency * latency_penalty(load.latency_ms)
-            + w.load * load_penalty(load.in_flight);
-        (cost.units().saturating_add(1)) as f64 * multiplier
+        let (tin, tout) = (f64::from(q.tokens_in), f64::from(q.tokens_out));
+        let mut largest = 0;
+        let mut scored = Vec::with_capacity(group.scoring.len());
+        for (i, s) in group.scoring.iter().enumerate() {
+            largest = largest.max(s.context);
+            if s.context < q.min_context {
+                continue;
+            }
+            let load = self.loads[s.slot as usize];
+            let cost = ((s.price_in * tin + s.price_out * tout) / TOKENS_PER_PRICE_UNIT).ceil();
+            let multiplier = 1.0
+                + w.reputation * s.reputation_penalty
+                + w.latency * latency_penalty(load.latency_ms)
+                + w.load * load_penalty(load.in_flight);
+            scored.push(((cost + 1.0) * multiplier, i));
+        }
+        (scored, largest)
     }
 }
+
+/// Tokens per priced unit, as a float for scoring.
+const TOKENS_PER_PRICE_UNIT: f64 = orrery_types::inference::TOKENS_PER_PRICE_UNIT as f64;
 
 /// `l / (l + 50 ms)`; 0.5 when unmeasured.
 pub fn latency_penalty(latency_ms: Option<f64>) -> f64 {

@@ -32,7 +32,7 @@ fn synthetic(i: usize) -> ModelCandidate {
     let mut o = offer(NAME, ModelKind::Generation, 9_000_000, 9_000_000);
     // Every 10,000th offer serves the benched name (dearer, never tried); the rest spread
     // over 10,000 other names.
-    if i % 10_000 != 0 {
+    if !i.is_multiple_of(10_000) {
         o.name = ModelName::new(format!("model-{}", i % 10_000)).unwrap();
         o.weights = orrery_types::hash::Hash::of(o.name.as_str().as_bytes());
     }
@@ -108,7 +108,7 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let names = gw.model_names().len();
+    let names = gw.model_names().await.len();
     println!(
         "{} model offers over {names} names loaded in {:.1?}",
         OFFERS + 1,

@@ -98,6 +98,11 @@ fn a_served_response_settles_into_a_batch_whose_check_is_listed_for_both_parties
         (receipt.model_name.as_str(), receipt.key),
         (GPT, api_key.id())
     );
+    assert_eq!(
+        (receipt.voucher_responses, receipt.batch),
+        (1, None),
+        "not settled yet"
+    );
     let mut delivered = provider.vouchers();
     for _ in 0..300 {
         if !delivered.is_empty() {
@@ -140,6 +145,12 @@ fn a_served_response_settles_into_a_batch_whose_check_is_listed_for_both_parties
             .unwrap()
             .outstanding,
         Amount(0)
+    );
+    let receipt = t.client.inference_receipt(&leaf).unwrap().unwrap();
+    assert_eq!(
+        receipt.batch,
+        Some(id),
+        "the settling batch is found for the receipt"
     );
     let duties = t.client.inference_checks(&p2.account()).unwrap();
     assert_eq!(duties.len(), 1, "{duties:?}");

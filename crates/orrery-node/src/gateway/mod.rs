@@ -168,19 +168,34 @@ impl Gateway {
             .with_state(self.clone())
     }
 
-    /// Run `f` over the model router, reloading the offers first if the chain moved.
+    /// Run `f` over the model router (as of the last [`Gateway::refresh`]).
     fn with_router<R>(&self, f: impl FnOnce(&mut ModelRouter) -> R) -> R {
-        let height = self.chain.height();
         let mut m = self.models.lock().unwrap_or_else(|p| p.into_inner());
-        if m.height != Some(height) {
-            m.router.replace(self.chain.candidates());
-            m.height = Some(height);
-        }
         f(&mut m.router)
     }
 
+    /// Reload the model offers if the chain finalized a block since the last load. The read
+    /// runs on the blocking pool: the chain may hold its state while it applies a block.
+    pub async fn refresh(self: &Arc<Self>) {
+        let gw = self.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            let height = gw.chain.height();
+            let current = gw.models.lock().unwrap_or_else(|p| p.into_inner()).height;
+            (current != Some(height)).then(|| (height, gw.chain.candidates()))
+        })
+        .await;
+        if let Ok(Some((height, candidates))) = loaded {
+            let mut m = self.models.lock().unwrap_or_else(|p| p.into_inner());
+            if m.height.is_none_or(|h| h < height) {
+                m.router.replace(candidates);
+                m.height = Some(height);
+            }
+        }
+    }
+
     /// Every offered model name, sorted.
-    pub fn model_names(&self) -> Vec<String> {
+    pub async fn model_names(self: &Arc<Self>) -> Vec<String> {
+        self.refresh().await;
         self.with_router(|r| r.names().map(str::to_owned).collect())
     }
 

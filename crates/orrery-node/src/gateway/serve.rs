@@ -30,7 +30,7 @@ type Gw = State<Arc<Gateway>>;
 const STREAM_BUFFER: usize = 64;
 
 pub(super) async fn models(State(gw): Gw) -> Response {
-    let names = gw.model_names();
+    let names = gw.model_names().await;
     axum::Json(openai::model_list(names.iter().map(String::as_str))).into_response()
 }
 
@@ -132,6 +132,7 @@ async fn admit(
         .map_err(|e| GatewayError::internal(format!("key lookup failed: {e}")))?;
     let state = check_key(&key, state)?;
     let parsed = openai::parse(route, &body)?;
+    gw.refresh().await;
     let (max_tokens, candidates) = route_request(gw, route, &parsed)?;
     let worst = worst_case(&parsed, max_tokens, &candidates)?;
     let reservation = reserve(gw, &key, &state, worst).await?;
@@ -455,6 +456,7 @@ fn pay(
         .sign_next(&a.key, &chain_id, p.request.channel, price)
         .map_err(|e| GatewayError::internal(e.to_string()))?;
     let leaf = signed.commitment.leaf();
+    let voucher_responses = voucher.voucher.responses;
     let delivery = VoucherDelivery { voucher, leaf };
     tokio::spawn(forward::deliver(
         gw.http.clone(),
@@ -470,6 +472,7 @@ fn pay(
         model_name: a.parsed.model.clone(),
         key: a.key.id(),
         channel: p.request.channel,
+        voucher_responses,
         time_ms: now_ms(),
         batch: None,
     };

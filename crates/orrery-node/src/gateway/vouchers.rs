@@ -14,8 +14,8 @@
 //!
 //! # Crashes
 //! A channel's creation is written durably; voucher updates are written without waiting for
-//! the disk (a durable commit every [`DURABLE_EVERY`] vouchers). So a crash may forget the
-//! last few vouchers of a channel — the node would then sign a *second* voucher with the same
+//! the disk (a durable commit at most every [`DURABLE_INTERVAL`], keeping fsync off all but a
+//! few requests). So a crash may forget the last second of vouchers of a channel — the node would then sign a *second* voucher with the same
 //! count and a lower total, which a provider that keeps the highest total ignores, and
 //! undercount the key's outstanding vouchers. To rule that out, every channel found on
 //! opening is *retired*: it is never signed on again (requests after a restart open new
@@ -39,8 +39,10 @@ const CHANNELS: TableDefinition<u64, &[u8]> = TableDefinition::new("channels");
 const RECEIPTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("receipts");
 const RECORD_BYTES: usize = 20 + 20 + 32 + 16 + 8;
 
-/// Vouchers between two durable commits (see the module docs).
-pub const DURABLE_EVERY: u64 = 64;
+/// Longest time between two durable commits of voucher updates (see the module docs): a
+/// crash forgets at most this much of the outstanding amounts, and at a few hundred requests
+/// a second only one in hundreds waits for the disk.
+pub const DURABLE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Why the channel table failed.
 #[derive(Debug, thiserror::Error)]
@@ -99,7 +101,7 @@ struct Table {
     /// key → its channels, active and retired.
     by_key: HashMap<AccountId, Vec<u64>>,
     next: u64,
-    since_durable: u64,
+    last_durable: Option<std::time::Instant>,
 }
 
 /// The channel table and receipt store.
@@ -257,9 +259,14 @@ impl VoucherStore {
             .checked_add(charged)
             .ok_or(VoucherStoreError::Overflow { channel })?;
         c.responses += 1;
-        let durable = t.since_durable + 1 >= DURABLE_EVERY;
+        let now = std::time::Instant::now();
+        let durable = t
+            .last_durable
+            .is_none_or(|at| now.duration_since(at) >= DURABLE_INTERVAL);
         self.write_channel(&c, durable)?;
-        t.since_durable = if durable { 0 } else { t.since_durable + 1 };
+        if durable {
+            t.last_durable = Some(now);
+        }
         t.channels.insert(channel, c);
         Ok(Voucher {
             chain_id: chain_id.clone(),

@@ -293,10 +293,49 @@ pub(crate) async fn receipt(
     let Some(gw) = s.gateway.clone() else {
         return Err(not_found());
     };
-    tokio::task::spawn_blocking(move || gw.receipt(&leaf))
+    let mut r = tokio::task::spawn_blocking(move || gw.receipt(&leaf))
         .await
         .map_err(|e| ApiError::internal(format!("receipt read: {e}")))?
         .map_err(|e| ApiError::internal(e.to_string()))?
-        .map(Json)
-        .ok_or_else(not_found)
+        .ok_or_else(not_found)?;
+    let (key, provider, channel, n) = (r.key, r.provider, r.channel, r.voucher_responses);
+    r.batch = read(&s, move |st| {
+        settling_batch(st, &key, &provider, channel, n)
+    })
+    .await?;
+    Ok(Json(r))
+}
+
+/// The batch of a channel that settled its `n`th response: batches of one channel settle
+/// consecutive ranges of its voucher count, in batch order. Reads at most [`MAX_CHECK_SCAN`]
+/// batches, newest first.
+pub fn settling_batch(
+    st: &LedgerState,
+    key: &AccountId,
+    provider: &AccountId,
+    channel: u64,
+    n: u64,
+) -> Option<u64> {
+    let paid = st.inference_channel(key, provider, channel)?.paid_responses;
+    if n == 0 || n > paid {
+        return None;
+    }
+    // Walk back from the channel's last settlement: each batch covers `responses` counts
+    // ending where the next one began.
+    let newest = st.inference_batches().last().map_or(0, |(id, _)| *id);
+    let mut end = paid;
+    for id in (newest.saturating_sub(MAX_CHECK_SCAN as u64)..=newest).rev() {
+        let Some(b) = st.inference_batch(id) else {
+            continue;
+        };
+        if b.key != *key || b.provider != *provider || b.channel != channel {
+            continue;
+        }
+        let start = end.saturating_sub(b.responses);
+        if n > start {
+            return Some(id);
+        }
+        end = start;
+    }
+    None
 }

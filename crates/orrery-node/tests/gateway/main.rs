@@ -136,7 +136,7 @@ impl JsonBody for reqwest::RequestBuilder {
     }
 }
 
-/// Wait (up to 3 s) for background voucher deliveries.
+/// Wait (up to 3 s) for background voucher deliveries; in voucher order (deliveries race).
 async fn vouchers_of(p: &Provider, n: usize) -> Vec<orrery_types::inference::VoucherDelivery> {
     for _ in 0..300 {
         if p.vouchers().len() >= n {
@@ -144,7 +144,9 @@ async fn vouchers_of(p: &Provider, n: usize) -> Vec<orrery_types::inference::Vou
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    p.vouchers()
+    let mut v = p.vouchers();
+    v.sort_by_key(|d| (d.voucher.voucher.channel, d.voucher.voucher.responses));
+    v
 }
 
 fn gpt(seed: u64, b: Behaviour, price: u128) -> Arc<Provider> {

@@ -86,6 +86,7 @@ fn receipts_round_trip() {
         model_name: "m".into(),
         key: Keypair::from_seed(1).account(),
         channel: 4,
+        voucher_responses: 1,
         time_ms: 5,
         batch: None,
     };
