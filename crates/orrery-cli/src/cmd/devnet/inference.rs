@@ -354,7 +354,7 @@ pub fn summarize(
         s.responses_settled += b.responses;
         s.paid = s.paid.checked_add(b.paid).unwrap_or(s.paid);
         s.refunded = s.refunded.checked_add(b.refunded).unwrap_or(s.refunded);
-        if b.phase.to_ascii_lowercase() != "released" {
+        if !b.phase.eq_ignore_ascii_case("released") {
             s.open_batches += 1;
         }
         for c in &b.checks {
