@@ -1,5 +1,6 @@
 //! `orrery inference`: argument errors say what to do, and a key created on a local network
-//! is printed alone on stdout, saved owner-only, and paid for from the wallet.
+//! is printed alone on stdout, saved owner-only, paid for from the wallet, funded, shown and
+//! revoked.
 
 mod support;
 
@@ -102,7 +103,7 @@ fn bad_arguments_are_clear_errors() {
 }
 
 #[test]
-fn a_key_created_on_a_local_network_is_printed_saved_and_paid_for() {
+fn a_key_created_on_a_local_network_is_printed_saved_paid_for_funded_and_revoked() {
     let dir = tempfile::tempdir().unwrap();
     let base = 14_000 + (std::process::id() % 500) as u16 * 20;
     let (mut children, apis, faucet) = start_validators(dir.path(), base, |_| {});
@@ -131,11 +132,36 @@ fn a_key_created_on_a_local_network_is_printed_saved_and_paid_for() {
         .account(&faucet.account())
         .unwrap()
         .balance;
-    kill_all(&mut children);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let stdout = String::from_utf8(out.stdout).unwrap();
     let line = stdout.strip_suffix('\n').expect("one line");
+    // Fund, show, revoke, show again, through the same node.
+    let faucet_key = dir.path().join("faucet.key");
+    let wallet = |args: &[&str]| {
+        let mut cmd = orrery();
+        cmd.args(["inference", "key"]).args(args);
+        cmd.arg("--key").arg(&faucet_key).args(["--node", &apis[0]]);
+        support::run_ok(&mut cmd)
+    };
+    wallet(&["fund", line, "5"]);
+    let show = |args: &[&str]| {
+        support::run_ok(
+            orrery()
+                .args(["inference", "key", "show"])
+                .args(args)
+                .args(["--node", &apis[0]]),
+        )
+    };
+    let shown = show(&[line]);
+    assert!(shown.contains("limit       50"), "{shown}");
+    assert!(shown.contains("deposit     25"), "{shown}");
+    assert!(shown.contains("revoked     no"), "{shown}");
+    wallet(&["revoke", line]);
+    let id = ApiKey::parse(line).unwrap().id().to_string();
+    let shown = show(&[&id]);
+    assert!(shown.contains("revoked     at height"), "{shown}");
+    kill_all(&mut children);
     assert!(!line.contains('\n'), "the key alone on stdout: {stdout:?}");
     let key = ApiKey::parse(line).expect("an sk-orr- key");
     assert!(stderr.contains(&key.id().to_string()), "{stderr}");
