@@ -62,7 +62,7 @@ pub struct InferenceKeyView {
 pub struct CheckerView {
     /// The checker's account.
     pub checker: AccountId,
-    /// The round that drew it (0 = the first draw; later rounds are tie-breakers).
+    /// The round that drew it: 1, or 2 for a tie-breaker (as the ledger numbers rounds).
     pub round: u32,
     /// Whether it has sealed its re-execution.
     pub sealed: bool,
@@ -77,7 +77,7 @@ pub struct CheckerView {
 pub struct ResponseCheckView {
     /// The response's leaf index in the batch.
     pub index: u64,
-    /// The current round (0 = first draw).
+    /// The current round: 1, or 2 once round 1 disagreed.
     pub round: u32,
     /// The drawn checkers.
     pub checkers: Vec<CheckerView>,

@@ -74,12 +74,9 @@ async fn post(http: &reqwest::Client, url: &str, key: Option<&str>, body: &str) 
     status
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let n: usize = std::env::var("ORRERY_BENCH_REQUESTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2_000);
+/// The provider, its endpoint, the paying key, the gateway's base URL (over 1M offers) and
+/// its data directory.
+async fn start() -> (Arc<Provider>, String, ApiKey, String, tempfile::TempDir) {
     let provider = Provider::new(
         1,
         offer(NAME, ModelKind::Generation, 1_000_000, 1_000_000),
@@ -115,6 +112,16 @@ async fn main() {
         t.elapsed()
     );
 
+    (provider, endpoint, key, base, dir)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let n: usize = std::env::var("ORRERY_BENCH_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000);
+    let (provider, endpoint, key, base, _dir) = start().await;
     let http = reqwest::Client::new();
     let direct_body = |nonce: u64| {
         serde_json::to_string(&InferenceRequest {
