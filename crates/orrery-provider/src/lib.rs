@@ -21,6 +21,11 @@
 //!   sends heartbeats never waits for them ([`actor`], "Threads").
 //! - **It stops gracefully**: every run stops between two job steps, after saving; the worker
 //!   threads are joined before the agent's thread exits.
+//! - **Inference is paid for what was served, and checkable** ([`serve`], [`inference`]): a
+//!   response's commitment names the canonical request's hash, the output digest and the
+//!   price; a voucher is accepted only if it continues its channel exactly and is on disk
+//!   before the gateway hears so; a batch is settled with the voucher of its last response,
+//!   and its file lets any checker re-run every request with the same deterministic engine.
 //!
 //! # Layout
 //!
@@ -35,6 +40,9 @@
 //!   job runs, verifications, referee replays, in bounded lanes), [`ingress`] (the handle and
 //!   mailbox), [`Agent::start`] to run it on its own thread.
 //! - [`status`](mod@status): `orrery provider status`.
+//! - [`serve`]: the inference serving lane (HTTP on its own thread and runtime, the models,
+//!   the books of vouchers and batches); [`inference`]: the check table and re-executions; the
+//!   loop's inference duties are in `actor/infer.rs`.
 
 pub mod actor;
 pub mod benchmark;

@@ -376,19 +376,8 @@ impl Book {
         me: &AccountId,
         chain_id: &ChainId,
     ) -> Result<Amount, VoucherError> {
-        if !voucher.verify() {
-            return Err(VoucherError::BadSignature);
-        }
+        check_signed(voucher, me, chain_id)?;
         let v = &voucher.voucher;
-        if v.provider != *me {
-            return Err(VoucherError::WrongProvider(v.provider));
-        }
-        if v.chain_id != *chain_id {
-            return Err(VoucherError::WrongChain {
-                got: v.chain_id.as_str().to_string(),
-                want: chain_id.as_str().to_string(),
-            });
-        }
         let unpaid = self
             .unpaid
             .get(leaf)
@@ -566,6 +555,28 @@ impl Book {
         }
         old
     }
+}
+
+/// The rules that need no channel: the key's signature, this provider, this chain.
+fn check_signed(
+    voucher: &SignedVoucher,
+    me: &AccountId,
+    chain_id: &ChainId,
+) -> Result<(), VoucherError> {
+    if !voucher.verify() {
+        return Err(VoucherError::BadSignature);
+    }
+    let v = &voucher.voucher;
+    if v.provider != *me {
+        return Err(VoucherError::WrongProvider(v.provider));
+    }
+    if v.chain_id != *chain_id {
+        return Err(VoucherError::WrongChain {
+            got: v.chain_id.as_str().to_string(),
+            want: chain_id.as_str().to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// The `channel` of a canonical request's JSON text.

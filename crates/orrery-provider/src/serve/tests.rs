@@ -611,3 +611,153 @@ fn serving_loads_from_config_and_reports_missing_files() {
     let err = config.validate().unwrap_err().to_string();
     assert!(err.contains("tokenizer.json is missing"), "{err}");
 }
+
+/// all-MiniLM-L6-v2 as `scripts/fetch-models.sh` unpacks it (`$ORRERY_MODELS`, default
+/// `<repo>/target/models`); `None` (with a notice) when absent and
+/// `ORRERY_SKIP_MODEL_TESTS=1`, else the test fails saying how to get it.
+fn minilm_dir() -> Option<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let base = std::env::var_os("ORRERY_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/models"));
+    let dir = base.join("all-minilm-l6-v2");
+    if dir.join("model.safetensors").exists() {
+        return Some(dir);
+    }
+    if std::env::var("ORRERY_SKIP_MODEL_TESTS").as_deref() == Ok("1") {
+        eprintln!(
+            "skipping: {} is missing and ORRERY_SKIP_MODEL_TESTS=1",
+            dir.display()
+        );
+        return None;
+    }
+    panic!(
+        "{} has no model.safetensors: run scripts/fetch-models.sh (or set ORRERY_MODELS, or \
+         ORRERY_SKIP_MODEL_TESTS=1 to skip)",
+        dir.display()
+    );
+}
+
+#[test]
+fn embeddings_are_served_signed_and_reproducible() {
+    let Some(dir) = minilm_dir() else {
+        return;
+    };
+    let mut config = serve_config(&dir, 1);
+    config.models[0].name = "all-minilm-l6-v2".into();
+    let model = ServedModel::load(&config.models[0], Cheat::None).unwrap();
+    let weights = model.weights();
+    let s = Serving::new(&config, provider_key(), vec![model], Book::in_memory());
+    let serving = Arc::new(s);
+    let handle = http::start(serving.clone(), "127.0.0.1:0").unwrap();
+    let url = format!("http://{}/infer", handle.addr());
+    let mut req = completion(weights, 1, "x", 1);
+    req.task = InferenceTask::Embeddings {
+        inputs: vec![
+            "A cat sat on the mat.".into(),
+            "Orrery serves models.".into(),
+        ],
+    };
+    let (status, body) = post(&url, &req.canonical_bytes(), None);
+    assert_eq!(status, 200, "{body}");
+    let r: SignedResponse = serde_json::from_str(&body).unwrap();
+    assert!(r.verify());
+    let InferenceOutput::Embeddings { vectors } = &r.output else {
+        panic!("embeddings expected");
+    };
+    assert_eq!(vectors.len(), 2);
+    for v in vectors {
+        assert_eq!(v.len(), 384);
+        let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "unit length: {norm}");
+    }
+    assert_eq!((r.commitment.tokens_out, r.commitment.seed), (0, 0));
+    let again = ServedModel::load(&config.models[0], Cheat::None).unwrap();
+    assert_eq!(
+        again.compute(&req.task, 2).unwrap().digest(),
+        r.commitment.output
+    );
+    // Too many inputs; an input over the model's 256 tokens; a completion.
+    req.task = InferenceTask::Embeddings {
+        inputs: vec!["x".into(); 65],
+    };
+    let (status, body) = post(&url, &req.canonical_bytes(), None);
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (400, "invalid_request_error")
+    );
+    req.task = InferenceTask::Embeddings {
+        inputs: vec!["word ".repeat(400)],
+    };
+    let (status, body) = post(&url, &req.canonical_bytes(), None);
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (400, "context_length_exceeded")
+    );
+    let generation = completion(weights, 2, "hello", 3);
+    let (status, body) = post(&url, &generation.canonical_bytes(), None);
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (400, "invalid_request_error")
+    );
+}
+
+#[test]
+fn the_serve_table_parses_and_bad_fields_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_model(&dir.path().join("m"));
+    let base = format!(
+        r#"
+node = "http://127.0.0.1:7420"
+key_seed = 3
+data_dir = "/tmp/orrery-serve-test"
+region = "eu-west"
+stake = "300"
+cheat = "wrong_model"
+[prices]
+gpu_hour = "2"
+cpu_core_hour = "0.05"
+ram_gib_hour = "0"
+mega_unit = "0.001"
+[serve]
+listen = "127.0.0.1:7100"
+max_concurrent = 3
+[[serve.models]]
+name = "tiny"
+dir = "{}"
+price_in = "0.1"
+price_out = "0.4"
+sample_bps = 100
+"#,
+        model.display()
+    );
+    let c = crate::config::ProviderConfig::from_toml(&base).unwrap();
+    assert_eq!(c.cheat, Cheat::WrongModel);
+    let serve = c.serve.clone().unwrap();
+    assert_eq!(
+        (serve.max_concurrent, serve.threads, serve.max_batch),
+        (3, 1, 256)
+    );
+    assert_eq!(serve.models[0].price_out, "0.4".parse().unwrap());
+    serve.validate().unwrap();
+    let err = |text: String| match crate::config::ProviderConfig::from_toml(&text) {
+        Err(e) => e.to_string(),
+        Ok(c) => c.serve.unwrap().validate().unwrap_err().to_string(),
+    };
+    let e = err(base.replace("max_concurrent = 3", "max_concurent = 3"));
+    assert!(e.contains("max_concurent"), "{e}");
+    let e = err(base.replace("sample_bps = 100", "sample_bps = 100\nprice = \"1\""));
+    assert!(e.contains("price"), "{e}");
+    let e = err(base.replace("\"0.1\"", "\"-1\""));
+    assert!(e.contains("-1") || e.contains("price_in"), "{e}");
+    let e = err(base.replace("\"0.1\"", "\"0\"").replace("\"0.4\"", "\"0\""));
+    assert!(e.contains("both 0"), "{e}");
+    let e = err(base.replace("sample_bps = 100", "sample_bps = 0"));
+    assert!(e.contains("sample_bps"), "{e}");
+    let e = err(base.replace("max_concurrent = 3", "max_concurrent = 0"));
+    assert!(e.contains("max_concurrent"), "{e}");
+    let e = err(base.replace("127.0.0.1:7100", "not an address"));
+    assert!(e.contains("listen"), "{e}");
+    let e = err(base.replace(&model.display().to_string(), "/nonexistent/model"));
+    assert!(e.contains("model.safetensors is missing"), "{e}");
+}
