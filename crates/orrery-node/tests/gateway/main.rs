@@ -215,10 +215,7 @@ async fn embeddings_answer_floats_or_base64_and_pay_one_voucher_each() {
     assert_eq!(v["orrery"]["price"], json!(Amount(5)));
     let receipt = v["orrery"]["receipt"].as_str().unwrap().to_owned();
     assert_eq!(headers["x-orrery-receipt"].to_str().unwrap(), receipt);
-    assert_eq!(
-        v["orrery"]["receipt_url"],
-        format!("/#/receipts/{receipt}")
-    );
+    assert_eq!(v["orrery"]["receipt_url"], format!("/#/receipts/{receipt}"));
 
     let (status, v, _) = s
         .post(
