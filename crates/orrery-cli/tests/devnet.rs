@@ -245,6 +245,12 @@ fn the_official_openai_client_is_served(
         .arg(script)
         .env("ORRERY_BASE_URL", format!("{api}/v1"))
         .env("ORRERY_API_KEY", &key)
+        .env(
+            "ORRERY_EMBED_MODEL",
+            // The devnet serves embeddings only where the model is on the machine.
+            orrery_ml::infer::files::reference_model_for_tests("all-minilm-l6-v2")
+                .map_or("", |_| "all-minilm-l6-v2"),
+        )
         .current_dir(dir)
         .output()
         .unwrap();

@@ -677,9 +677,10 @@ impl Devnet {
         let gateway = inference::Gateway::new(&api, &key.to_text());
         let mut traffic = inference::Traffic::default();
         let half = rounds.div_ceil(2);
-        inference::run(&gateway, 0, half, &mut traffic);
+        let embeddings = self.models.minilm.is_some();
+        inference::run(&gateway, embeddings, 0, half, &mut traffic);
         self.wait_inference_final(&traffic, timeout);
-        inference::run(&gateway, half, rounds, &mut traffic);
+        inference::run(&gateway, embeddings, half, rounds, &mut traffic);
         self.say.line(format!(
             "inference: {}/{} answered, {} tokens in, {} out, by provider {:?}; time to first token p50 {:.0} ms",
             traffic.answered,

@@ -170,22 +170,7 @@ fn fresh_key() -> anyhow::Result<ApiKey> {
 
 /// Write the key's text to `path`, owner-only, never overwriting.
 fn save_key(path: &Path, key: &ApiKey) -> anyhow::Result<()> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path).with_context(|| {
-        format!(
-            "cannot create {} (it must not exist already)",
-            path.display()
-        )
-    })?;
-    use std::io::Write;
-    writeln!(f, "{}", key.to_text())?;
-    Ok(())
+    crate::cmd::wallet::write_secret(path, &key.to_text(), "API key file")
 }
 
 pub fn run(args: InferenceArgs) -> anyhow::Result<()> {

@@ -108,6 +108,13 @@ pub fn new_key(path: &Path) -> anyhow::Result<Keypair> {
     let mut seed = [0u8; 32];
     getrandom_seed(&mut seed)?;
     let key = Keypair::from_secret_bytes(&seed).context("generating a key")?;
+    write_secret(path, &hex::encode(key.secret_bytes()), "key file")?;
+    Ok(key)
+}
+
+/// Write one secret line (a key) to a new file at `path`, readable by its owner only; never
+/// overwrites. `what` names the file in the error.
+pub fn write_secret(path: &Path, line: &str, what: &str) -> anyhow::Result<()> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -117,13 +124,13 @@ pub fn new_key(path: &Path) -> anyhow::Result<Keypair> {
     }
     let mut f = opts.open(path).with_context(|| {
         format!(
-            "cannot create key file {} (it must not exist already)",
+            "cannot create {what} {} (it must not exist already)",
             path.display()
         )
     })?;
     use std::io::Write;
-    writeln!(f, "{}", hex::encode(key.secret_bytes()))?;
-    Ok(key)
+    writeln!(f, "{line}")?;
+    Ok(())
 }
 
 /// Fill `buf` from the operating system's randomness.

@@ -97,3 +97,36 @@ impl ModelFiles {
         })
     }
 }
+
+/// Where `scripts/fetch-models.sh` unpacks the reference models: `$ORRERY_MODELS`, else this
+/// source tree's `target/models`.
+pub fn models_root() -> std::path::PathBuf {
+    std::env::var_os("ORRERY_MODELS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/models"))
+}
+
+/// A reference model (`all-minilm-l6-v2`) for a test: its directory under [`models_root`],
+/// or `None` — the test then says "skipped" loudly and passes — when it is absent, like the
+/// project's other tests that need something from outside (a browser, schemathesis).
+///
+/// # Panics
+/// When it is absent and `ORRERY_E2E=1` (as `.ci/run` sets after fetching it), saying how to
+/// get it: there a missing model must fail the run, not pass it.
+pub fn reference_model_for_tests(name: &str) -> Option<std::path::PathBuf> {
+    let dir = models_root().join(name);
+    if dir.join("model.safetensors").exists() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var("ORRERY_E2E").as_deref() != Ok("1"),
+        "ORRERY_E2E=1 but {} has no model.safetensors: run scripts/fetch-models.sh (or set \
+         ORRERY_MODELS)",
+        dir.display()
+    );
+    eprintln!(
+        "\n*** skipped: {} is missing (run scripts/fetch-models.sh) ***\n",
+        dir.display()
+    );
+    None
+}

@@ -28,10 +28,10 @@
 //!   [`crate::rng::Rng`] seeded with `seed`. No clock, no OS randomness.
 //! - **Model identity**: [`weights_hash`], the protocol's SHA-256 of the exact
 //!   `model.safetensors` bytes.
-//! - **Output digest** ([`output_digest`]): what a checker compares. It is
-//!   `orrery_types::hash::Hash::tagged(OUTPUT_DIGEST_TAG, tokens_in ‖ tokens_out ‖ output)`,
-//!   i.e. SHA-256 over `u32_be(len(tag)) ‖ tag ‖ u32_le(tokens_in) ‖ u32_le(tokens_out) ‖
-//!   output`, with the tag `orrery/inference/output/v1`. For embeddings, `output` is every
+//! - **Output digest** ([`output_digest`]): what a checker compares — the protocol's one
+//!   definition, `orrery_types::inference::output_digest`: SHA-256 over the tag
+//!   `orrery/inference/output/v1` ‖ `u32_le(tokens_in)` ‖ `u32_le(tokens_out)` ‖ `output`,
+//!   re-exported here. For embeddings, `output` is every
 //!   vector's f32 values in little-endian bytes, the inputs' vectors concatenated in input
 //!   order, `tokens_out = 0`; for text it is the generated text's UTF-8 bytes
 //!   ([`Generation::text`]), `tokens_out` the tokens generated.
@@ -55,8 +55,9 @@ pub use tokenizer::{IncrementalDecoder, Tokenizer};
 
 use orrery_types::hash::Hash;
 
-/// Domain tag of [`output_digest`].
-pub const OUTPUT_DIGEST_TAG: &[u8] = b"orrery/inference/output/v1";
+/// The digest a checker compares for one inference result (see the module specification):
+/// the protocol's definition, re-exported so the engine and the protocol cannot drift apart.
+pub use orrery_types::inference::output_digest;
 
 /// Largest `config.json` read: real ones are a few kilobytes.
 pub const MAX_CONFIG_BYTES: usize = 1 << 20;
@@ -148,17 +149,6 @@ pub type Result<T> = std::result::Result<T, InferError>;
 /// The protocol's identity of a model file: SHA-256 of the exact `model.safetensors` bytes.
 pub fn weights_hash(bytes: &[u8]) -> Hash {
     Hash::of(bytes)
-}
-
-/// The digest a checker compares for one inference result (see the module specification).
-pub fn output_digest(tokens_in: u32, tokens_out: u32, output: &[u8]) -> Hash {
-    Hash::of_parts(&[
-        &(OUTPUT_DIGEST_TAG.len() as u32).to_be_bytes(),
-        OUTPUT_DIGEST_TAG,
-        &tokens_in.to_le_bytes(),
-        &tokens_out.to_le_bytes(),
-        output,
-    ])
 }
 
 /// The `output` bytes of [`output_digest`] for embeddings: every vector's f32 values,

@@ -613,29 +613,10 @@ fn serving_loads_from_config_and_reports_missing_files() {
 }
 
 /// all-MiniLM-L6-v2 as `scripts/fetch-models.sh` unpacks it (`$ORRERY_MODELS`, default
-/// `<repo>/target/models`); `None` (with a notice) when absent and
-/// `ORRERY_SKIP_MODEL_TESTS=1`, else the test fails saying how to get it.
+/// `<repo>/target/models`); `None` (the test says "skipped") when absent,
+/// unless `ORRERY_E2E=1`, where the test fails saying how to get it.
 fn minilm_dir() -> Option<PathBuf> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let base = std::env::var_os("ORRERY_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/models"));
-    let dir = base.join("all-minilm-l6-v2");
-    if dir.join("model.safetensors").exists() {
-        return Some(dir);
-    }
-    if std::env::var("ORRERY_SKIP_MODEL_TESTS").as_deref() == Ok("1") {
-        eprintln!(
-            "skipping: {} is missing and ORRERY_SKIP_MODEL_TESTS=1",
-            dir.display()
-        );
-        return None;
-    }
-    panic!(
-        "{} has no model.safetensors: run scripts/fetch-models.sh (or set ORRERY_MODELS, or \
-         ORRERY_SKIP_MODEL_TESTS=1 to skip)",
-        dir.display()
-    );
+    orrery_ml::infer::files::reference_model_for_tests("all-minilm-l6-v2")
 }
 
 #[test]

@@ -163,23 +163,14 @@ impl Gateway {
     }
 }
 
-/// Send rounds `from..to` of traffic (an embeddings request, a greedy completion and a
-/// sampled, streamed chat each) and add what came back to `t`.
-pub fn run(gateway: &Gateway, from: usize, to: usize, t: &mut Traffic) {
+/// Send rounds `from..to` of traffic (an embeddings request when the embedding model is
+/// served, a greedy completion and a sampled, streamed chat each) and add what came back to
+/// `t`.
+pub fn run(gateway: &Gateway, embeddings: bool, from: usize, to: usize, t: &mut Traffic) {
     for round in from..to {
         let prompt = PROMPTS[round % PROMPTS.len()];
-        let embed = json!({
-            "model": EMBED_MODEL,
-            "input": [prompt, format!("{prompt}, said the requester in round {round}.")],
-            "encoding_format": "float",
-        });
-        t.requests += 1;
-        match gateway.call("/embeddings", &embed) {
-            Ok(v) => {
-                t.embeddings += 1;
-                t.answered(&v["orrery"]);
-            }
-            Err(e) => t.errors.push(format!("embeddings: {e:#}")),
+        if embeddings {
+            embed(gateway, prompt, round, t);
         }
         let completion = json!({
             "model": CHAT_MODEL, "prompt": prompt, "max_tokens": 24, "temperature": 0,
@@ -207,6 +198,23 @@ pub fn run(gateway: &Gateway, from: usize, to: usize, t: &mut Traffic) {
             }
             Err(e) => t.errors.push(format!("streamed chat: {e:#}")),
         }
+    }
+}
+
+/// One embeddings request of two sentences.
+fn embed(gateway: &Gateway, prompt: &str, round: usize, t: &mut Traffic) {
+    let body = json!({
+        "model": EMBED_MODEL,
+        "input": [prompt, format!("{prompt}, said the requester in round {round}.")],
+        "encoding_format": "float",
+    });
+    t.requests += 1;
+    match gateway.call("/embeddings", &body) {
+        Ok(v) => {
+            t.embeddings += 1;
+            t.answered(&v["orrery"]);
+        }
+        Err(e) => t.errors.push(format!("embeddings: {e:#}")),
     }
 }
 
@@ -244,9 +252,7 @@ pub fn prepare_models(dir: &Path) -> anyhow::Result<(Models, Option<String>)> {
         std::fs::write(gpt2.join(name), bytes)?;
     }
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let root = std::env::var_os("ORRERY_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo.join("target/models"));
+    let root = orrery_ml::infer::files::models_root();
     let minilm = root.join(EMBED_MODEL);
     let present = |d: &Path| d.join("model.safetensors").is_file();
     if !present(&minilm) {
