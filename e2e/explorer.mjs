@@ -198,6 +198,20 @@ async function main() {
   check(/ORR/.test(await text(page, 'account-balance-value')), 'account balance shown');
   await shot(page, '10-account');
 
+  // Inference: the catalog beside public prices, counters, the latest batches, one batch.
+  await load(page, '/inference', 'inference');
+  const catalog = await text(page, 'model-catalog');
+  check(catalog.includes('genesis-gpt2'), `model catalog lists genesis-gpt2: ${catalog.slice(0, 300)}`);
+  check((await text(page, 'token-references')).includes('io.net'), 'reference prices shown');
+  check(number(await text(page, 'stat-responses-value')) > 0, 'responses settled counted');
+  check(number(await text(page, 'stat-inference-caught-value')) > 0, 'the inference cheater was caught');
+  await shot(page, '11-inference');
+  const batchHref = await page.getAttribute('[data-testid=inference-batches] a[href^="#/inference/batches/"]', 'href');
+  check(batchHref, 'a batch is linked');
+  await load(page, batchHref.slice(1), 'inference-batch');
+  check((await text(page, 'batch-settlement')).includes('Commitment root'), 'batch settlement shown');
+  await shot(page, '12-inference-batch');
+
   // 5. Search: a lease id, an unknown id, a bad hash, an unknown hash.
   await load(page, '/', 'overview', { label: 'overview (again)' });
   await page.fill('[data-testid=search-input]', settledId);

@@ -71,7 +71,7 @@ impl Traffic {
         self.tokens_out += orrery["tokens_out"].as_u64().unwrap_or(0);
         self.price_orr += orrery["price"]
             .as_str()
-            .and_then(|p| p.parse::<f64>().ok())
+            .and_then(|p| p.trim_end_matches(" ORR").parse::<f64>().ok())
             .unwrap_or(0.0);
         if let Some(p) = orrery["provider"].as_str() {
             *self.by_provider.entry(p.to_string()).or_default() += 1;
