@@ -205,12 +205,12 @@ async function main() {
   check((await text(page, 'token-references')).includes('io.net'), 'reference prices shown');
   check(number(await text(page, 'stat-responses-value')) > 0, 'responses settled counted');
   check(number(await text(page, 'stat-inference-caught-value')) > 0, 'the inference cheater was caught');
-  await shot(page, '11-inference');
+  await shot(page, '10b-inference');
   const batchHref = await page.getAttribute('[data-testid=inference-batches] a[href^="#/inference/batches/"]', 'href');
   check(batchHref, 'a batch is linked');
   await load(page, batchHref.slice(1), 'inference-batch');
   check((await text(page, 'batch-settlement')).includes('Commitment root'), 'batch settlement shown');
-  await shot(page, '12-inference-batch');
+  await shot(page, '10c-inference-batch');
 
   // 5. Search: a lease id, an unknown id, a bad hash, an unknown hash.
   await load(page, '/', 'overview', { label: 'overview (again)' });

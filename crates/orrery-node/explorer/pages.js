@@ -558,7 +558,14 @@ export async function search(main, [q]) {
 function tokenPrice(amount, usdPerOrr) {
   const v = Number(String(amount).replace(/ ORR$/, ''));
   if (!Number.isFinite(v)) return '—';
-  return h('span', {}, `${orr(amount)} / 1M `, h('span', { class: 'muted' }, `($${(v * usdPerOrr).toFixed(3)})`));
+  return h('span', { title: `${orr(amount)} per million tokens` }, `$${(v * usdPerOrr).toFixed(3)} / 1M`);
+}
+
+// Inference amounts are fractions of a cent: shown in micro-ORR.
+function microOrr(amount) {
+  const v = Number(String(amount).replace(/ ORR$/, ''));
+  if (!Number.isFinite(v)) return '—';
+  return `${(v * 1e6).toLocaleString('en-US', { maximumFractionDigits: 1 })} µORR`;
 }
 
 function outcomeBadge(o) {
@@ -574,19 +581,17 @@ export async function inference(main) {
   const stats = h('div', { class: 'stats' },
     stat('Models served', num(d.catalog.length), 'stat-models', `${num(d.catalog.reduce((a, m) => a + m.providers, 0))} offers`),
     stat('Responses settled', num(t.responses), 'stat-responses', `${num(t.batches)} batches on chain`),
-    stat('Paid to providers', orr(t.paid), 'stat-inference-paid', `${orr(t.held)} held until checks end`),
-    stat('Responses checked', num(t.checks), 'stat-inference-checks', `${num(t.agreed)} agreed · ${num(t.unchecked)} no checker`),
-    stat('Caught', num(t.caught), 'stat-inference-caught', `${orr(t.refunded)} refunded to keys`),
-    stat('Checkers wrong', num(t.checker_wrong), 'stat-checker-wrong', `${num(t.no_majority)} without majority`),
+    stat('Paid to providers', microOrr(t.paid), 'stat-inference-paid', `${microOrr(t.refunded)} refunded to keys`),
+    stat('Responses checked', num(t.checks), 'stat-inference-checks', `${num(t.agreed)} held up`),
+    stat('Caught', num(t.caught), 'stat-inference-caught', 'answers found wrong: provider slashed, response refunded'),
   );
   const catalog = table([
-    { label: 'Model', cell: (m) => h('span', { class: 'mono' }, m.name) },
+    { label: 'Model', cell: (m) => h('span', { class: 'mono', title: `weights ${m.weights}` }, m.name) },
     { label: 'Kind', cell: (m) => m.kind },
     { label: 'Context', cell: (m) => num(m.context), class: 'num' },
-    { label: 'Providers', cell: (m) => num(m.providers), class: 'num' },
-    { label: 'Input (lowest)', cell: (m) => tokenPrice(m.min_price_in, d.usd_per_orr), class: 'num' },
-    { label: 'Output (lowest)', cell: (m) => tokenPrice(m.min_price_out, d.usd_per_orr), class: 'num' },
-    { label: 'Weights', cell: (m) => h('span', { class: 'mono', title: m.weights }, short(m.weights)) },
+    { label: 'Offers', cell: (m) => num(m.providers), class: 'num' },
+    { label: 'Input', cell: (m) => tokenPrice(m.min_price_in, d.usd_per_orr), class: 'num' },
+    { label: 'Output', cell: (m) => tokenPrice(m.min_price_out, d.usd_per_orr), class: 'num' },
   ], d.catalog, 'model-catalog');
   const refs = table([
     { label: 'Public API', cell: (r) => `${r.provider}: ${r.model}` },
@@ -600,7 +605,7 @@ export async function inference(main) {
     { label: 'Responses', cell: (b) => num(b.responses), class: 'num' },
     { label: 'Settled at', cell: (b) => blockLink(b.settled_at) },
     { label: 'Checks', cell: (b) => h('span', {}, ...b.outcomes.map(outcomeBadge)) },
-    { label: 'Paid', cell: (b) => orr(b.paid), class: 'num' },
+    { label: 'Paid', cell: (b) => microOrr(b.paid), class: 'num' },
     { label: 'Phase', cell: (b) => stateBadge(b.phase) },
   ], d.recent, 'inference-batches');
   const chartsCard = card('Over time');
@@ -611,7 +616,8 @@ export async function inference(main) {
     stats,
     chartsCard,
     h('div', { class: 'two-col' },
-      card('Model catalog', catalog),
+      card('Model catalog: lowest listed price per million tokens', catalog,
+        h('p', { class: 'muted small' }, `In USD at 1 ORR = $${d.usd_per_orr}; hover for ORR.`)),
       card('Reference per-token prices of public APIs', refs,
         h('p', { class: 'muted small' }, `Public list prices (2026). The comparison assumes 1 ORR = $${d.usd_per_orr}.`))),
     card('Latest batches', recent),
@@ -622,9 +628,9 @@ export async function inference(main) {
     { label: 'checked', stroke: '#4ade80', width: 2 },
     { label: 'caught', stroke: '#f87171', width: 2 },
   ], [times, d.series.responses, d.series.checks, d.series.caught], 'chart-inference');
-  chart(grid, 'Paid for inference (ORR, cumulative)', [
+  chart(grid, 'Paid for inference (µORR, cumulative)', [
     { label: 'paid', stroke: '#f5b942', width: 2 },
-  ], [times, d.series.paid], 'chart-inference-paid');
+  ], [times, d.series.paid.map((v) => v * 1e6)], 'chart-inference-paid');
 }
 
 export async function inferenceBatch(main, [id]) {
@@ -643,15 +649,15 @@ export async function inferenceBatch(main, [id]) {
     card('Settlement', kv([
       ['Provider', providerLink(b.provider)],
       ['Paying key', h('span', { class: 'mono break' }, b.key)],
-      ['Channel', num(b.channel)],
+      ['Channel', String(b.channel)],
       ['Model (weights)', h('span', { class: 'mono break' }, b.model)],
       ['Commitment root', h('span', { class: 'mono break' }, b.root)],
       ['Batch file (requests)', h('span', { class: 'mono break' }, b.file)],
       ['Settled at', blockLink(b.settled_at)],
       ['Sampling rate', pct(b.sample_bps)],
-      ['Held until checks end', orr(b.held)],
-      ['Paid to provider', orr(b.paid)],
-      ['Refunded to key', orr(b.refunded)],
+      ['Held until checks end', microOrr(b.held)],
+      ['Paid to provider', microOrr(b.paid)],
+      ['Refunded to key', microOrr(b.refunded)],
       ['Phase', stateBadge(b.phase)],
     ], 'batch-settlement')),
     card('Checks drawn by the chain', b.checks.length ? checks
@@ -668,7 +674,7 @@ export async function receipt(main, [leaf]) {
       ['Provider', providerLink(r.provider)],
       ['Model', `${r.model_name} (${short(c.model)})`],
       ['Tokens', `${num(c.tokens_in)} in · ${num(c.tokens_out)} out`],
-      ['Charged', orr(c.charged)],
+      ['Charged', microOrr(c.charged)],
       ['Seed', String(c.seed)],
       ['Request hash', h('span', { class: 'mono break' }, c.request)],
       ['Output digest', h('span', { class: 'mono break' }, c.output)],
