@@ -187,6 +187,14 @@ pub async fn serve<B: Backend>(config: NodeConfig, backend: B) -> Result<Running
     let app = api::router(shared);
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
+        // Streamed answers (server-sent events, the gateway's token chunks) are many small
+        // writes: without TCP_NODELAY, Nagle's algorithm holds each behind the client's
+        // delayed ACK (up to 40 ms a token).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
         axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -114,6 +114,13 @@ pub fn start(serving: Arc<Serving>, listen: &str) -> Result<ServerHandle, ServeE
                         return;
                     }
                 };
+                // Token deltas are small writes: TCP_NODELAY keeps Nagle's algorithm from
+                // holding each behind the gateway's delayed ACK.
+                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                    }
+                });
                 tokio::spawn(async move {
                     if let Err(e) = axum::serve(listener, router(app)).await {
                         tracing::error!(error = %e, "the serving lane's server stopped");
