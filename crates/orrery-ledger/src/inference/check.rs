@@ -14,15 +14,19 @@ use orrery_types::tx::BatchId;
 /// A claim about one response: `(request hash, output digest)`.
 type ResponseClaim = (Hash, Hash);
 
+/// Batches whose timer (a draw or a deadline) is at or before this height.
+fn due_batches(state: &State) -> Vec<BatchId> {
+    state
+        .batch_timers
+        .range(..=(state.height(), BatchId::MAX))
+        .map(|(_, id)| *id)
+        .collect()
+}
+
 /// Start of a block, before its transactions: draw the checks of batches settled in the
 /// previous block, and the tie-breakers of checks whose round 1 disagreed.
 pub(crate) fn begin_block(state: &mut State, seed: &Hash) -> Vec<Event> {
-    let height = state.height();
-    let due: Vec<BatchId> = state
-        .batch_timers
-        .range(..=(height, BatchId::MAX))
-        .map(|(_, id)| *id)
-        .collect();
+    let due = due_batches(state);
     let mut events = Vec::new();
     for id in due {
         let result = match state.inference_batch(id).map(|b| b.phase) {
@@ -42,12 +46,7 @@ pub(crate) fn begin_block(state: &mut State, seed: &Hash) -> Vec<Event> {
 /// End of a block, after the lease timers: close the checks whose deadlines passed, then
 /// return the deposits of revoked keys whose grace ended.
 pub(crate) fn end_block(state: &mut State) -> Vec<Event> {
-    let height = state.height();
-    let due: Vec<BatchId> = state
-        .batch_timers
-        .range(..=(height, BatchId::MAX))
-        .map(|(_, id)| *id)
-        .collect();
+    let due = due_batches(state);
     let mut events = Vec::new();
     for id in due {
         if let Ok(e) = deadlines(state, id) {
@@ -56,7 +55,7 @@ pub(crate) fn end_block(state: &mut State) -> Vec<Event> {
     }
     let closing: Vec<AccountId> = state
         .key_timers
-        .range(..=(height, AccountId([0xff; 20])))
+        .range(..=(state.height(), AccountId([0xff; 20])))
         .map(|(_, key)| *key)
         .collect();
     for key in closing {

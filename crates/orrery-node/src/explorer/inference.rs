@@ -143,11 +143,9 @@ pub(crate) async fn overview(
     State(s): State<AppState>,
 ) -> Result<Json<InferenceOverview>, ApiError> {
     let (catalog, recent) = read(&s, |st| {
-        let mut names: BTreeMap<String, Hash> = BTreeMap::new();
         let mut catalog: BTreeMap<String, CatalogEntry> = BTreeMap::new();
         for (_, o) in st.all_model_offers() {
             let name = o.name.to_string();
-            names.entry(o.weights.to_hex()).or_insert(o.weights);
             let e = catalog.entry(name.clone()).or_insert(CatalogEntry {
                 name,
                 kind: o.kind,
