@@ -15,6 +15,18 @@ fn poll_until(s: &mut Supervisor, n: usize) -> Vec<Incident> {
     seen
 }
 
+fn wait_for_lines(s: &Supervisor, name: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let log = std::fs::read_to_string(s.log_path(name)).unwrap_or_default();
+        if log.lines().count() >= n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{name} logged {log:?}, not {n} lines");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn a_killed_process_is_restarted_and_reported_with_its_log_kept() {
     let dir = tempfile::tempdir().unwrap();
@@ -24,6 +36,9 @@ fn a_killed_process_is_restarted_and_reported_with_its_log_kept() {
     let pids: BTreeMap<String, u32> =
         serde_json::from_slice(&std::fs::read(dir.path().join("processes.json")).unwrap()).unwrap();
     let first = pids["validator-1"];
+    // Kill it only once it has logged: a SIGKILL that lands before `sh` runs `echo` leaves
+    // one line in the log, not two (this raced on a loaded CI machine).
+    wait_for_lines(&s, "validator-1", 1);
     Command::new("kill")
         .args(["-9", &first.to_string()])
         .status()
@@ -37,19 +52,7 @@ fn a_killed_process_is_restarted_and_reported_with_its_log_kept() {
         serde_json::from_slice(&std::fs::read(dir.path().join("processes.json")).unwrap()).unwrap();
     assert_ne!(pids["validator-1"], first, "the new process id is written");
     // Its log is appended across the restart.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::fs::read_to_string(s.log_path("validator-1"))
-        .unwrap()
-        .lines()
-        .count()
-        < 2
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the restarted process did not log"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_lines(&s, "validator-1", 2);
     assert_eq!(s.incidents().len(), 1);
 }
 
