@@ -272,6 +272,20 @@ impl Dataset {
     /// Training batch `k`: `batch_size` rows (or sequences of `seq` tokens plus their next-token
     /// targets) drawn uniformly with replacement by a generator seeded with `(seed, k)`.
     pub fn train_batch(&self, seed: u64, k: u64, batch_size: usize, seq: usize) -> Batch {
+        self.train_batch_in(seed, k, batch_size, seq, Shard::WHOLE)
+    }
+
+    /// Like [`Dataset::train_batch`], drawing only from `shard`: a contiguous slice of the
+    /// training rows (or of the sequence start positions). `Shard::WHOLE` draws exactly what
+    /// `train_batch` draws. Callers check [`Dataset::shard_len`] first: an empty shard panics.
+    pub fn train_batch_in(
+        &self,
+        seed: u64,
+        k: u64,
+        batch_size: usize,
+        seq: usize,
+        shard: Shard,
+    ) -> Batch {
         let mut rng = Rng::derive(seed ^ 0xBA7C_4000_0000_0000, k);
         match self {
             Dataset::Classification {
@@ -283,7 +297,7 @@ impl Dataset {
                 let mut x = Vec::with_capacity(batch_size * features);
                 let mut y = Vec::with_capacity(batch_size);
                 for _ in 0..batch_size {
-                    let i = rng.below(train_y.len() as u64) as usize;
+                    let i = shard.draw(&mut rng, train_y.len() as u64) as usize;
                     x.extend_from_slice(&train_x[i * features..(i + 1) * features]);
                     y.push(train_y[i]);
                 }
@@ -294,7 +308,7 @@ impl Dataset {
                 let mut targets = Vec::with_capacity(batch_size * seq);
                 let starts = (train.len() - seq) as u64;
                 for _ in 0..batch_size {
-                    let s = rng.below(starts) as usize;
+                    let s = shard.draw(&mut rng, starts) as usize;
                     ids.extend_from_slice(&train[s..s + seq]);
                     targets.extend_from_slice(&train[s + 1..s + seq + 1]);
                 }
@@ -306,6 +320,16 @@ impl Dataset {
                 }
             }
         }
+    }
+
+    /// How many rows (classification) or sequence start positions (text, sequences of `seq`
+    /// tokens) `shard` holds: what [`Dataset::train_batch_in`] draws from.
+    pub fn shard_len(&self, seq: usize, shard: Shard) -> u64 {
+        let total = match self {
+            Dataset::Classification { train_y, .. } => train_y.len() as u64,
+            Dataset::Text { train, .. } => train.len().saturating_sub(seq) as u64,
+        };
+        shard.len(total)
     }
 
     /// The validation set as batches: all rows at once for classification; for text,
@@ -366,5 +390,56 @@ impl Dataset {
             .map(|&t| -((counts[t as usize] as f64) / total as f64).ln())
             .sum();
         Some(nll / (val.len() - 1) as f64)
+    }
+}
+
+/// One of `count` disjoint slices of a training split that together cover it: what one worker
+/// of a cluster job trains on. The split's rows (or sequence start positions) are cut into
+/// blocks of [`SHARD_BLOCK`]; block `b` belongs to slice `b mod count`. Interleaving blocks keeps
+/// every slice a sample of the whole text (a book's chapters differ), while each block stays
+/// contiguous.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// Which slice, `0..count`.
+    pub index: u32,
+    /// How many slices.
+    pub count: u32,
+}
+
+/// Rows (or start positions) per block of a [`Shard`].
+pub const SHARD_BLOCK: u64 = 512;
+
+impl Shard {
+    /// The whole split.
+    pub const WHOLE: Shard = Shard { index: 0, count: 1 };
+
+    /// How many of `0..total` belong to this slice.
+    pub fn len(self, total: u64) -> u64 {
+        debug_assert!(self.index < self.count);
+        let cycle = SHARD_BLOCK * self.count as u64;
+        let rem = total % cycle;
+        let mine = rem
+            .saturating_sub(self.index as u64 * SHARD_BLOCK)
+            .min(SHARD_BLOCK);
+        total / cycle * SHARD_BLOCK + mine
+    }
+
+    /// Whether the slice holds nothing of `0..total`.
+    pub fn is_empty(self, total: u64) -> bool {
+        self.len(total) == 0
+    }
+
+    /// The `x`-th member (`x < len(total)`) of this slice of `0..total`, in increasing order.
+    pub fn nth(self, x: u64) -> u64 {
+        let (block, off) = (x / SHARD_BLOCK, x % SHARD_BLOCK);
+        (block * self.count as u64 + self.index as u64) * SHARD_BLOCK + off
+    }
+
+    /// Draw a member of this slice of `0..total` uniformly. `Shard::WHOLE` draws exactly
+    /// `rng.below(total)`.
+    pub(crate) fn draw(self, rng: &mut Rng, total: u64) -> u64 {
+        let n = self.len(total);
+        assert!(n > 0, "empty shard {self:?} of {total}");
+        self.nth(rng.below(n))
     }
 }

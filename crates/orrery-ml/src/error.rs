@@ -33,6 +33,11 @@ pub enum MlError {
     /// A serialized workload state that is truncated, corrupt, or belongs to another job.
     #[error("bad workload state: {0}")]
     BadState(String),
+    /// A cluster delta that cannot be used: from a peer with the wrong shape, round or
+    /// worker, or a round with nothing to apply.
+    #[error("bad cluster delta: {0}")]
+    BadDelta(String),
+
     /// A step index that does not match the state it is applied to.
     #[error("step {k} applied to a state at step {state_step}")]
     StepMismatch {
@@ -60,7 +65,7 @@ impl MlError {
             | MlError::BadWeightsFile(_)
             | MlError::BadData(_) => Some(FailureReason::InvalidJob),
             MlError::NonFinite { .. } => Some(FailureReason::Diverged),
-            MlError::BadState(_) | MlError::StepMismatch { .. } => None,
+            MlError::BadState(_) | MlError::StepMismatch { .. } | MlError::BadDelta(_) => None,
         }
     }
 }

@@ -25,6 +25,7 @@
 //!
 //! Start reading at [`workload`], then [`model`] and [`ops`].
 
+pub mod cluster;
 pub mod data;
 pub mod error;
 pub mod infer;

@@ -144,6 +144,11 @@ impl TrainWorkload {
         self.threads = threads.max(1);
     }
 
+    /// Worker threads used by each step.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
     /// Decode a state and check it belongs to this job's model and optimizer.
     pub fn decode_state(&self, bytes: &[u8]) -> Result<TrainState> {
         let st = TrainState::decode(bytes)?;
