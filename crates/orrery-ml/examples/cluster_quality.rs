@@ -50,6 +50,8 @@ fn main() {
             let out = job
                 .worker_round(round, w, &g.weights, &ws[w as usize])
                 .expect("round");
+            // Worker `w` sends its delta to each of the N − 1 others; summed over the
+            // workers here, divided by N below.
             sent_per_worker += out.delta.bytes().len() as u64 * (n as u64 - 1);
             losses.push(out.mean_loss);
             deltas.push(out.delta);
@@ -79,6 +81,7 @@ fn main() {
     let st = w.decode_state(&rec.final_state).unwrap();
     let single_val = w.evaluate(&st.params).unwrap().loss;
 
+    let sent_per_worker = sent_per_worker / n as u64;
     let params = spec.job.model.template().numel() as u64;
     // Ring all-reduce of f32 gradients every step: each worker sends 2(N−1)/N of them.
     let dp_per_worker = (h as u64 * r as u64) * 2 * (n as u64 - 1) * params * 4 / n as u64;
