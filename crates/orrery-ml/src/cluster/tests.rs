@@ -270,4 +270,3 @@ fn a_round_without_a_worker_still_completes_and_a_replacement_can_join() {
     assert_eq!(r.delta.round(), 1);
     assert_eq!(r.delta.worker(), 2);
 }
-
