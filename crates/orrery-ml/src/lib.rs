@@ -26,6 +26,7 @@
 //! Start reading at [`workload`], then [`model`] and [`ops`].
 
 pub mod data;
+pub mod device;
 pub mod error;
 pub mod infer;
 pub mod model;
@@ -38,5 +39,6 @@ pub mod tensor;
 pub mod weights;
 pub mod workload;
 
+pub use device::Device;
 pub use error::{MlError, Result};
 pub use tensor::{ParamSet, Tensor};

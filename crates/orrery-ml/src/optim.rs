@@ -4,6 +4,8 @@
 //! machine. AdamW's bias corrections use `libm::powf`; weight decay is decoupled and applies to
 //! matrices (rank ≥ 2) only, not to biases or layer-norm parameters.
 
+use crate::device::Device;
+use crate::error::Result;
 use crate::tensor::ParamSet;
 use serde::{Deserialize, Serialize};
 
@@ -166,6 +168,75 @@ impl OptimizerConfig {
                 }
             }
         }
+    }
+}
+
+impl OptimizerConfig {
+    /// [`Self::apply`] on `device`: AdamW runs as one GPU kernel per weight-decay group
+    /// (matrices, then vectors; each element's update is independent, so grouping changes
+    /// nothing), with the scalars (`1 − beta`, bias corrections) computed here exactly as
+    /// the CPU path computes them. SGD runs on the host on every device.
+    pub fn apply_on(
+        &self,
+        device: &Device,
+        t: u64,
+        params: &mut ParamSet,
+        grads: &ParamSet,
+        slots: &mut [ParamSet],
+    ) -> Result<()> {
+        let (
+            Device::Gpu(_),
+            OptimizerConfig::Adamw {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            },
+        ) = (device, self)
+        else {
+            self.apply(t, params, grads, slots);
+            return Ok(());
+        };
+        let tf = t as f32;
+        let bc1 = 1.0 - libm::powf(*beta1, tf);
+        let bc2 = 1.0 - libm::powf(*beta2, tf);
+        for matrices in [true, false] {
+            let idx: Vec<usize> = (0..params.tensors.len())
+                .filter(|&i| (params.get(i).shape.len() >= 2) == matrices)
+                .collect();
+            if idx.is_empty() {
+                continue;
+            }
+            let gather = |set: &ParamSet| -> Vec<f32> {
+                idx.iter()
+                    .flat_map(|&i| set.get(i).data.iter().copied())
+                    .collect()
+            };
+            let (mut p, mut m, mut v) = (gather(params), gather(&slots[0]), gather(&slots[1]));
+            let decay = if matrices { *weight_decay } else { 0.0 };
+            let hyper = [
+                *lr,
+                *beta1,
+                *beta2,
+                *eps,
+                1.0 - beta1,
+                1.0 - beta2,
+                bc1,
+                bc2,
+                decay,
+            ];
+            device.adamw(&mut p, &mut m, &mut v, &gather(grads), hyper)?;
+            let mut at = 0;
+            for &i in &idx {
+                let n = params.get(i).len();
+                params.get_mut(i).data.copy_from_slice(&p[at..at + n]);
+                slots[0].get_mut(i).data.copy_from_slice(&m[at..at + n]);
+                slots[1].get_mut(i).data.copy_from_slice(&v[at..at + n]);
+                at += n;
+            }
+        }
+        Ok(())
     }
 }
 
