@@ -10,6 +10,7 @@
 use crate::error::{MlError, Result};
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Invocations per workgroup in every kernel (`@workgroup_size(64)`).
 const WORKGROUP: u32 = 64;
@@ -60,6 +61,7 @@ pub struct GpuContext {
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
     pipelines: Mutex<HashMap<&'static str, wgpu::ComputePipeline>>,
+    dispatches: AtomicU64,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -105,6 +107,7 @@ impl GpuContext {
             info,
             limits,
             pipelines: Mutex::new(HashMap::new()),
+            dispatches: AtomicU64::new(0),
         })
     }
 
@@ -116,6 +119,11 @@ impl GpuContext {
     /// The adapter's description: backend, vendor and driver.
     pub fn info(&self) -> &wgpu::AdapterInfo {
         &self.info
+    }
+
+    /// Kernel calls run on this device so far (tests check that the GPU did the work).
+    pub fn dispatches(&self) -> u64 {
+        self.dispatches.load(Ordering::Relaxed)
     }
 
     /// Whether the adapter is a software rasterizer (lavapipe, WARP, SwiftShader).
@@ -297,6 +305,7 @@ impl GpuContext {
             offset += len;
         }
         self.queue.submit([encoder.finish()]);
+        self.dispatches.fetch_add(1, Ordering::Relaxed);
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(MlError::Device(format!("{kernel}: {e}")));
         }

@@ -77,6 +77,11 @@ impl Device {
         }
     }
 
+    /// Open a GPU (see [`GpuContext::open`]), or say why none could be opened.
+    pub fn gpu() -> Result<Device> {
+        GpuContext::open().map(|g| Device::Gpu(Arc::new(g)))
+    }
+
     /// Whether this is a GPU.
     pub fn is_gpu(&self) -> bool {
         matches!(self, Device::Gpu(_))
