@@ -25,6 +25,7 @@
 //! A GPU fault (a buffer over the device's limits, a lost device) is an
 //! [`MlError::DeviceOutOfMemory`] or [`MlError::Device`]: a host failure, never a job result.
 
+mod check;
 mod gpu;
 
 pub use gpu::GpuContext;

@@ -322,3 +322,12 @@ fn gpu_device_class_names_backend_and_driver() {
     assert!(class.starts_with("gpu:"), "{class}");
     assert_ne!(class, CPU_CLASS);
 }
+
+#[test]
+fn gpu_self_check_passes_and_the_cpu_path_needs_none() {
+    Device::Cpu.self_check().unwrap();
+    let Some(dev) = gpu_or_skip("gpu_self_check_passes_and_the_cpu_path_needs_none") else {
+        return;
+    };
+    dev.self_check().unwrap();
+}
