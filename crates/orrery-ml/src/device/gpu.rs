@@ -135,7 +135,7 @@ impl GpuContext {
     pub fn max_buffer_bytes(&self) -> u64 {
         self.limits
             .max_buffer_size
-            .min(u64::from(self.limits.max_storage_buffer_binding_size))
+            .min(self.limits.max_storage_buffer_binding_size)
     }
 
     fn pipeline(&self, kernel: &'static str) -> Result<wgpu::ComputePipeline> {
