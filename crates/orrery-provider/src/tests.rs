@@ -415,3 +415,15 @@ fn leases_reserving_gpus_are_admitted_only_with_a_gpu_backend_and_enough_gpus_no
         "{gone}"
     );
 }
+
+#[test]
+fn a_device_out_of_memory_is_a_host_fault_not_a_failure_claim() {
+    let oom = crate::job::JobError::Ml(orrery_ml::MlError::DeviceOutOfMemory {
+        what: "matmul output 0".into(),
+        bytes: 1 << 34,
+        limit: 1 << 30,
+    });
+    // No failure claim: the run ends in an error the agent logs and retries, and it carries on.
+    assert_eq!(oom.failure_reason(), None);
+    assert!(oom.to_string().contains("17179869184 bytes"), "{oom}");
+}
