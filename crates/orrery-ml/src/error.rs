@@ -46,6 +46,22 @@ pub enum MlError {
         /// The step counter stored in the state.
         state_step: u64,
     },
+    /// The GPU backend failed (no adapter, a kernel that does not compile, a lost device):
+    /// a fault of the host, not a result of the job.
+    #[error("GPU backend: {0}")]
+    Device(String),
+    /// A tensor does not fit in the GPU's memory or buffer limits.
+    #[error(
+        "GPU out of memory: {what} needs {bytes} bytes, the device allows {limit} bytes per buffer (use a smaller batch or model, or the CPU path)"
+    )]
+    DeviceOutOfMemory {
+        /// Which buffer.
+        what: String,
+        /// Its size in bytes.
+        bytes: u64,
+        /// The device's limit per buffer, in bytes.
+        limit: u64,
+    },
 }
 
 /// Result alias for this crate.
@@ -65,7 +81,13 @@ impl MlError {
             | MlError::BadWeightsFile(_)
             | MlError::BadData(_) => Some(FailureReason::InvalidJob),
             MlError::NonFinite { .. } => Some(FailureReason::Diverged),
-            MlError::BadState(_) | MlError::StepMismatch { .. } | MlError::BadDelta(_) => None,
+            // A GPU fault says nothing about the job: another device may run it. A bad cluster
+            // delta is a peer's or the round's, not this job's own failure.
+            MlError::BadState(_)
+            | MlError::StepMismatch { .. }
+            | MlError::BadDelta(_)
+            | MlError::Device(_)
+            | MlError::DeviceOutOfMemory { .. } => None,
         }
     }
 }

@@ -27,6 +27,7 @@
 
 pub mod cluster;
 pub mod data;
+pub mod device;
 pub mod error;
 pub mod infer;
 pub mod model;
@@ -39,5 +40,6 @@ pub mod tensor;
 pub mod weights;
 pub mod workload;
 
+pub use device::Device;
 pub use error::{MlError, Result};
 pub use tensor::{ParamSet, Tensor};

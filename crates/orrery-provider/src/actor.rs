@@ -149,6 +149,12 @@ pub struct AgentSnapshot {
     pub running: BTreeMap<LeaseId, String>,
     /// The benchmark score measured at start (MFLOP/s), if run.
     pub benchmark_score: Option<f64>,
+    /// The GPU backend ML leases that reserve GPUs run on (adapter name), if any.
+    pub gpu_backend: Option<String>,
+    /// The same benchmark on the GPU backend (MFLOP/s, host transfers included), if any.
+    pub gpu_benchmark_score: Option<f64>,
+    /// Leases refused before they started because they reserve GPUs this machine lacks now.
+    pub leases_refused: u64,
     /// The last error, if the last tick failed.
     pub last_error: Option<String>,
     /// Inference serving, settlements and checks (`None` when not serving).
@@ -181,6 +187,10 @@ pub struct Worker<C: Chain> {
     /// The serving lane's HTTP server (stops when the worker is dropped).
     server: Option<crate::serve::ServerHandle>,
     infer: infer::InferDuties,
+    /// The self-checked GPU backend, when one was found (see [`crate::gpu`]).
+    ml_gpu: Option<crate::gpu::MlGpu>,
+    /// Leases already refused (logged once each).
+    refused: BTreeSet<LeaseId>,
 }
 
 impl<C: Chain> Worker<C> {
@@ -229,7 +239,35 @@ impl<C: Chain> Worker<C> {
                 account: me.to_string(),
                 ..AgentSnapshot::default()
             },
+            ml_gpu: None,
+            refused: BTreeSet::new(),
         })
+    }
+
+    /// Run ML leases that reserve GPUs on `gpu` (opened and self-checked by [`crate::gpu::open`]).
+    pub fn use_gpu(&mut self, gpu: crate::gpu::MlGpu) {
+        self.snapshot.gpu_backend = Some(gpu.device.name());
+        self.ml_gpu = Some(gpu);
+    }
+
+    /// The device a lease's ML job runs on, or why the lease is refused: a lease that reserves
+    /// GPUs runs on the GPU backend, one that reserves none on the CPU path.
+    fn device_for(&self, lease: &LeaseInfo) -> Result<orrery_ml::Device, String> {
+        let requested = lease.terms.resources.gpus;
+        let present = self.ml_gpu.as_ref().map_or(0, |g| g.present());
+        crate::gpu::admit(requested, present, self.ml_gpu.is_some())?;
+        Ok(match (&self.ml_gpu, requested) {
+            (Some(g), 1..) => g.device.clone(),
+            _ => orrery_ml::Device::Cpu,
+        })
+    }
+
+    /// Log a refusal once per lease and count it.
+    fn refuse(&mut self, lease: LeaseId, reason: &str) {
+        if self.refused.insert(lease) {
+            tracing::warn!(lease, reason, "lease refused");
+            self.snapshot.leases_refused += 1;
+        }
     }
 
     /// The provider account.
@@ -631,9 +669,14 @@ impl<C: Chain> Worker<C> {
                     return Ok(());
                 }
                 self.referee_states.retain(|(l, _), _| *l != lease.id);
+                self.refused.remove(&lease.id);
                 Ok(dir.remove()?)
             }
             Action::Start => {
+                if let Err(reason) = self.device_for(lease) {
+                    self.refuse(lease.id, &reason);
+                    return Ok(());
+                }
                 self.bundle(lease, &dir)?;
                 self.send(TxBody::StartLease { lease: lease.id }, (lease.id, 0), head)
             }
@@ -645,9 +688,20 @@ impl<C: Chain> Worker<C> {
                 if self.stopping() || self.runs.busy(lease.id) || !self.runs.has_room(lane) {
                     return Ok(());
                 }
+                // A verifier re-executes on whatever it has: every admitted device gives the
+                // CPU reference's bits. The provider runs a GPU lease only on a GPU.
+                let device = match (self.device_for(lease), role) {
+                    (Ok(d), _) => d,
+                    (Err(_), Role::Verifier(_)) => orrery_ml::Device::Cpu,
+                    (Err(reason), Role::Provider) => {
+                        self.refuse(lease.id, &reason);
+                        return Ok(());
+                    }
+                };
                 let bundle = self.bundle(lease, &dir)?;
-                if self.runs.start_run(lease.id, lane, bundle, dir)? {
-                    tracing::info!(lease = lease.id, lane = lane.name(), "running the job");
+                let on = device.name();
+                if self.runs.start_run(lease.id, lane, bundle, dir, device)? {
+                    tracing::info!(lease = lease.id, lane = lane.name(), device = %on, "running the job");
                 }
                 Ok(())
             }
@@ -724,6 +778,27 @@ impl<C: Chain> Worker<C> {
                 "benchmark"
             );
             self.snapshot.benchmark_score = Some(b.score);
+            if let Some(gpu) = &self.ml_gpu {
+                match crate::benchmark::run_on(&gpu.device) {
+                    Ok(g) if g.digest == b.digest => {
+                        tracing::info!(
+                            score = g.score,
+                            ratio = g.score / b.score,
+                            wall_ms = g.wall.as_millis() as u64,
+                            "GPU benchmark (same product bits as the CPU)"
+                        );
+                        self.snapshot.gpu_benchmark_score = Some(g.score);
+                    }
+                    Ok(_) => {
+                        tracing::warn!(
+                            "the GPU benchmark's product differs from the CPU's; ML jobs run on the CPU path"
+                        );
+                        self.ml_gpu = None;
+                        self.snapshot.gpu_backend = None;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "GPU benchmark failed"),
+                }
+            }
         }
         loop {
             if self.stopping() {

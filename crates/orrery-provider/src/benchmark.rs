@@ -1,4 +1,4 @@
-//! A short deterministic CPU benchmark: a fixed-size matrix product through `orrery-ml`'s
+//! A short deterministic benchmark (CPU, and the GPU backend when one is used): a fixed-size matrix product through `orrery-ml`'s
 //! deterministic matmul (the kernel ML jobs spend their time in), repeated a fixed number of
 //! times on one thread.
 //!
@@ -7,7 +7,8 @@
 //! hashed and returned too: two machines must agree on it bit for bit, which is a cheap
 //! self-check that the deterministic kernels behave here.
 
-use orrery_ml::ops::{Trans, matmul};
+use orrery_ml::Device;
+use orrery_ml::ops::Trans;
 use orrery_types::hash::Hash;
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,16 @@ pub struct BenchmarkResult {
 
 /// Run the benchmark (single-threaded, ≤ 1–2 s on any current CPU).
 pub fn run() -> BenchmarkResult {
+    match run_on(&Device::Cpu) {
+        Ok(r) => r,
+        Err(e) => unreachable!("the CPU path has no device errors: {e}"),
+    }
+}
+
+/// The same work on `device`: on a GPU the score includes the host transfers of every
+/// product (the ML path stages tensors through host memory), and the digest must equal the
+/// CPU's — the agent stops using a GPU whose digest differs.
+pub fn run_on(device: &Device) -> Result<BenchmarkResult, orrery_ml::MlError> {
     let n = SIZE;
     // Fixed inputs from a simple integer recurrence, scaled into [-1, 1).
     let mut x: u32 = 0x9E37_79B9;
@@ -44,7 +55,7 @@ pub fn run() -> BenchmarkResult {
     let started = Instant::now();
     let mut acc = a.clone();
     for _ in 0..REPEATS {
-        matmul(&acc, Trans::No, &b, Trans::No, n, n, n, &mut c, 1);
+        device.matmul(&acc, Trans::No, &b, Trans::No, (n, n, n), &mut c, 1)?;
         // Keep values bounded so every repeat does real, finite work.
         let scale = 1.0 / n as f32;
         for (dst, v) in acc.iter_mut().zip(&c) {
@@ -54,9 +65,9 @@ pub fn run() -> BenchmarkResult {
     let wall = started.elapsed();
     let flops = 2.0 * (n * n * n * REPEATS) as f64;
     let bytes: Vec<u8> = acc.iter().flat_map(|v| v.to_le_bytes()).collect();
-    BenchmarkResult {
+    Ok(BenchmarkResult {
         score: flops / wall.as_secs_f64().max(1e-9) / 1e6,
         wall,
         digest: Hash::of(&bytes),
-    }
+    })
 }

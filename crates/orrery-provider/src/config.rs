@@ -14,6 +14,8 @@
 //! poll_interval_ms = 1000
 //! save_every_steps = 10              # persist the running state every this many steps
 //! threads = 2                        # ML threads (speed only, never results)
+//! ml_gpu = true                      # run ML leases that reserve GPUs on a self-checked GPU
+//!                                    # (wgpu: Vulkan, Metal, DX12); false: CPU path only
 //! max_job_runs = 1                   # leases run at once (each on its own worker thread)
 //! max_verify_runs = 1                # other providers' jobs re-executed at once, when drawn
 //!
@@ -126,6 +128,10 @@ pub struct ProviderConfig {
     /// Threads for ML jobs (changes speed, never results).
     #[serde(default = "default_threads")]
     pub threads: usize,
+    /// Use a GPU for ML leases that reserve GPUs, when a self-checked GPU backend is found
+    /// (see `gpu.rs`); `false` keeps every ML job on the CPU path (and refuses GPU leases).
+    #[serde(default = "yes")]
+    pub ml_gpu: bool,
     /// Leases whose jobs run at once, each on its own worker thread (1 to
     /// [`MAX_RUNS_PER_LANE`]). More leases wait, started, for a free place.
     #[serde(default = "one")]

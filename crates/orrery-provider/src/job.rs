@@ -122,11 +122,22 @@ impl std::fmt::Debug for LoadedJob {
     }
 }
 
-/// Build the workload for `bundle`.
+/// Build the workload for `bundle`, ML on the CPU path.
 pub fn load(
     runtime: &orrery_exec::Runtime,
     bundle: &Bundle,
     threads: usize,
+) -> Result<LoadedJob, JobError> {
+    load_on(runtime, bundle, threads, &orrery_ml::Device::Cpu)
+}
+
+/// [`load`], with ML operators on `device` (the same bits on every device that passed its
+/// self-check; see `gpu.rs`).
+pub fn load_on(
+    runtime: &orrery_exec::Runtime,
+    bundle: &Bundle,
+    threads: usize,
+    device: &orrery_ml::Device,
 ) -> Result<LoadedJob, JobError> {
     let manifest = bundle.manifest();
     match manifest.runtime {
@@ -152,14 +163,13 @@ pub fn load(
                 Ok(orrery_ml::weights::load_for(&ml.spec.model, bytes)?)
             };
             let job = match ml.task {
-                MlTask::Train => {
-                    LoadedJob::Train(Box::new(TrainWorkload::new(ml.spec.clone(), threads)?))
-                }
-                MlTask::Finetune => LoadedJob::Train(Box::new(TrainWorkload::finetune(
-                    ml.spec.clone(),
-                    weights()?,
-                    threads,
-                )?)),
+                MlTask::Train => LoadedJob::Train(Box::new(
+                    TrainWorkload::new(ml.spec.clone(), threads)?.on_device(device.clone()),
+                )),
+                MlTask::Finetune => LoadedJob::Train(Box::new(
+                    TrainWorkload::finetune(ml.spec.clone(), weights()?, threads)?
+                        .on_device(device.clone()),
+                )),
                 MlTask::Infer => match &ml.spec.model {
                     ModelConfig::Mlp(cfg) => {
                         let Dataset::Classification { val_x, .. } = ml.spec.data.load()? else {
@@ -167,13 +177,16 @@ pub fn load(
                                 "an MLP classifies feature rows; the spec's data is text".into(),
                             ));
                         };
-                        LoadedJob::Classify(Box::new(ClassifyWorkload::new(
-                            cfg.clone(),
-                            weights()?,
-                            val_x,
-                            ml.spec.batch_size,
-                            threads,
-                        )?))
+                        LoadedJob::Classify(Box::new(
+                            ClassifyWorkload::new(
+                                cfg.clone(),
+                                weights()?,
+                                val_x,
+                                ml.spec.batch_size,
+                                threads,
+                            )?
+                            .on_device(device.clone()),
+                        ))
                     }
                     ModelConfig::Transformer(cfg) => {
                         let generate = ml.spec.generate.clone().ok_or_else(|| {
@@ -181,12 +194,10 @@ pub fn load(
                                 "transformer inference needs [ml.spec.generate]".into(),
                             )
                         })?;
-                        LoadedJob::Generate(Box::new(GenerateWorkload::new(
-                            cfg.clone(),
-                            weights()?,
-                            generate,
-                            threads,
-                        )?))
+                        LoadedJob::Generate(Box::new(
+                            GenerateWorkload::new(cfg.clone(), weights()?, generate, threads)?
+                                .on_device(device.clone()),
+                        ))
                     }
                 },
             };

@@ -29,7 +29,8 @@
 //!
 //! # Layout
 //!
-//! - [`hardware`] (NVML, sysinfo) and [`benchmark`]: what the machine is and how fast.
+//! - [`hardware`] (NVML, sysinfo) and [`benchmark`]: what the machine is and how fast;
+//!   [`gpu`]: the GPU backend ML leases that reserve GPUs run on, and when such a lease is refused.
 //! - [`config`]: the TOML configuration and its checks (stake against the minimum).
 //! - [`job`]: bundles to workloads (wasm, ML with its `[ml]` table); [`runner`] runs them
 //!   resumably; [`store`] is the data directory.
@@ -49,6 +50,7 @@ pub mod benchmark;
 pub mod chain;
 pub mod config;
 pub mod decide;
+pub mod gpu;
 pub mod hardware;
 pub mod inference;
 pub mod ingress;
@@ -108,15 +110,40 @@ impl Agent {
         chain: C,
         params: &Params,
     ) -> Result<AgentHandle, AgentError> {
-        let detected = match &config.hardware {
+        let mut detected = match &config.hardware {
             Some(h) => h.clone(),
             None => hardware::detect(),
         };
+        // An offer lists GPUs only when ML leases can run on them: a lease that reserves GPUs
+        // is refused without a (self-checked) GPU backend, so offering them would only earn
+        // timeouts.
+        let ml_gpu = if config.ml_gpu {
+            gpu::open(config.hardware.as_ref().map(|h| h.gpu_count()))
+        } else {
+            tracing::info!("ml_gpu = false: ML jobs run on the CPU path");
+            None
+        };
+        if ml_gpu.is_none() && detected.gpu.take().is_some() {
+            tracing::warn!(
+                "offering no GPUs: without a usable GPU backend, leases that reserve GPUs would be refused"
+            );
+        }
+        if let Some(g) = &ml_gpu
+            && detected.gpu.is_none()
+        {
+            tracing::info!(
+                adapter = %g.device.name(),
+                "a GPU backend but no GPU in the offer (NVML sees none): declare [hardware] with its gpu in the config to offer it"
+            );
+        }
         let hardware = config.offered_hardware(&detected);
         config.validate(&hardware, params)?;
         let offer = config.offer(hardware)?;
         let (mailbox, receiver, stop) = ingress::mailbox();
         let mut worker = Worker::new(&config, offer, chain, stop)?;
+        if let Some(gpu) = ml_gpu {
+            worker.use_gpu(gpu);
+        }
         if let Some(serve) = &config.serve {
             let serving = std::sync::Arc::new(serve::Serving::load(
                 serve,

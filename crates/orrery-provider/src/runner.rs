@@ -20,7 +20,7 @@
 //! lease's job but no bundle fail at init the same way ([`JobBundle`], [`run_undecodable`]).
 
 use crate::config::Cheat;
-use crate::job::{AsRun, JobError, load};
+use crate::job::{AsRun, JobError, load, load_on};
 use crate::store::{LeaseDir, MAX_KEPT_STATE_BYTES, MAX_KEPT_STATES, Outcome, Progress};
 use orrery_exec::Bundle;
 use orrery_types::hash::Hash;
@@ -164,7 +164,7 @@ pub fn failure_input(dir: &LeaseDir, k: u64) -> Option<Vec<u8>> {
         .then(|| orrery_types::codec::encode(&f))
 }
 
-/// Run (or resume) `bundle` in `dir` until it finishes or `stop` is set.
+/// Run (or resume) `bundle` in `dir` until it finishes or `stop` is set, ML on the CPU path.
 pub fn run_job(
     runtime: &orrery_exec::Runtime,
     bundle: &Bundle,
@@ -172,10 +172,30 @@ pub fn run_job(
     settings: RunSettings,
     stop: &AtomicBool,
 ) -> Result<RunEnd, RunJobError> {
+    run_job_on(
+        runtime,
+        bundle,
+        dir,
+        settings,
+        &orrery_ml::Device::Cpu,
+        stop,
+    )
+}
+
+/// [`run_job`] with ML operators on `device`. A device fault (out of memory, a lost device)
+/// is an error, never a failure claim: the run is tried again later, and the agent carries on.
+pub fn run_job_on(
+    runtime: &orrery_exec::Runtime,
+    bundle: &Bundle,
+    dir: &LeaseDir,
+    settings: RunSettings,
+    device: &orrery_ml::Device,
+    stop: &AtomicBool,
+) -> Result<RunEnd, RunJobError> {
     if let Some(outcome) = dir.outcome() {
         return Ok(RunEnd::Finished(outcome));
     }
-    let loaded = match load(runtime, bundle, settings.threads) {
+    let loaded = match load_on(runtime, bundle, settings.threads, device) {
         Ok(job) => job,
         // A job that cannot load fails the same way everywhere, before init.
         Err(e) => {

@@ -8,8 +8,8 @@
 //!
 //! | lane | what | bound |
 //! |---|---|---|
-//! | [`Lane::Job`] | the provider's own run of a lease ([`run_job`]) | `max_job_runs` (config) |
-//! | [`Lane::Verify`] | a drawn verifier's re-execution ([`run_job`]) | `max_verify_runs` (config) |
+//! | [`Lane::Job`] | the provider's own run of a lease ([`run_job_on`]) | `max_job_runs` (config) |
+//! | [`Lane::Verify`] | a drawn verifier's re-execution ([`run_job_on`]) | `max_verify_runs` (config) |
 //! | [`Lane::Referee`] | replaying `state_k` for a dispute's referee ([`replay_state`], from the nearest kept state) | [`REFEREE_REPLAYS`] |
 //!
 //! Separate lanes, because their deadlines differ: a long job of its own must not keep the
@@ -32,7 +32,7 @@
 //! every task and joins its thread; so does dropping [`Runs`].
 
 use crate::runner::{
-    JobBundle, RunEnd, RunSettings, failure_input, replay_state, run_job, run_undecodable,
+    JobBundle, RunEnd, RunSettings, failure_input, replay_state, run_job_on, run_undecodable,
 };
 use crate::store::LeaseDir;
 use orrery_exec::RuntimeKind;
@@ -186,17 +186,19 @@ impl Runs {
 
     /// Run (or resume) `bundle` for `lease` in `dir` on a `lane` thread. `false` (and nothing
     /// started) when the lease already has a task or the lane is full.
+    /// ML operators run on `device`.
     pub fn start_run(
         &mut self,
         lease: LeaseId,
         lane: Lane,
         bundle: JobBundle,
         dir: LeaseDir,
+        device: orrery_ml::Device,
     ) -> std::io::Result<bool> {
         let (runtime, settings) = (self.runtime.clone(), self.settings);
         self.spawn(lease, lane, move |cancel| {
             let end = match &bundle {
-                JobBundle::Bundle(b) => run_job(&runtime, b, &dir, settings, cancel),
+                JobBundle::Bundle(b) => run_job_on(&runtime, b, &dir, settings, &device, cancel),
                 JobBundle::Undecodable { error, .. } => run_undecodable(&dir, error),
             }
             .map_err(|e| e.to_string())?;

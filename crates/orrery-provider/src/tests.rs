@@ -396,3 +396,34 @@ fn a_lease_as_the_node_serves_it_parses_back_into_the_ledger_state() {
     broken.state_detail = serde_json::json!({"state": "no_such_state"});
     assert!(crate::chain::lease_info(broken).is_err());
 }
+
+#[test]
+fn leases_reserving_gpus_are_admitted_only_with_a_gpu_backend_and_enough_gpus_now() {
+    use crate::gpu::admit;
+    // No GPUs reserved: runs anywhere (on the CPU path).
+    assert!(admit(0, 0, false).is_ok());
+    assert!(admit(0, 2, true).is_ok());
+    // Enough GPUs present now and a backend: runs on the GPU.
+    assert!(admit(2, 2, true).is_ok());
+    // A GPU lease with no GPU backend: refused, never run on the CPU at GPU prices.
+    let no_backend = admit(1, 1, false).unwrap_err();
+    assert!(no_backend.contains("no GPU backend"), "{no_backend}");
+    // A GPU gone since the offer: refused before it starts, naming both counts.
+    let gone = admit(2, 1, true).unwrap_err();
+    assert!(
+        gone.contains("reserves 2") && gone.contains("has 1 now"),
+        "{gone}"
+    );
+}
+
+#[test]
+fn a_device_out_of_memory_is_a_host_fault_not_a_failure_claim() {
+    let oom = crate::job::JobError::Ml(orrery_ml::MlError::DeviceOutOfMemory {
+        what: "matmul output 0".into(),
+        bytes: 1 << 34,
+        limit: 1 << 30,
+    });
+    // No failure claim: the run ends in an error the agent logs and retries, and it carries on.
+    assert_eq!(oom.failure_reason(), None);
+    assert!(oom.to_string().contains("17179869184 bytes"), "{oom}");
+}

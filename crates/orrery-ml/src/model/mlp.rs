@@ -5,6 +5,7 @@
 //! `layers.{i}.bias` (`out`) for each layer `i`.
 
 use super::check_dim;
+use crate::device::Device;
 use crate::error::{MlError, Result};
 use crate::ops::{self, Trans};
 use crate::rng::Rng;
@@ -95,16 +96,32 @@ impl MlpConfig {
 
     /// Class logits (`rows × classes`) for `x`.
     pub fn logits(&self, params: &ParamSet, x: &[f32], threads: usize) -> Vec<f32> {
-        self.forward(params, x, threads).0
+        match self.logits_on(&Device::Cpu, params, x, threads) {
+            Ok(l) => l,
+            Err(e) => unreachable!("the CPU path has no device errors: {e}"),
+        }
     }
 
-    /// Returns the logits and the per-layer pre-activations and inputs.
-    fn forward(
+    /// [`Self::logits`] on `dev`.
+    pub fn logits_on(
         &self,
+        dev: &Device,
         params: &ParamSet,
         x: &[f32],
         threads: usize,
-    ) -> (Vec<f32>, Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    ) -> Result<Vec<f32>> {
+        Ok(self.forward(dev, params, x, threads)?.0)
+    }
+
+    /// Returns the logits and the per-layer pre-activations and inputs.
+    #[allow(clippy::type_complexity)]
+    fn forward(
+        &self,
+        dev: &Device,
+        params: &ParamSet,
+        x: &[f32],
+        threads: usize,
+    ) -> Result<(Vec<f32>, Vec<Vec<f32>>, Vec<Vec<f32>>)> {
         let w = self.widths();
         let rows = x.len() / self.inputs;
         let layers = w.len() - 1;
@@ -114,82 +131,77 @@ impl MlpConfig {
         for l in 0..layers {
             let (fi, fo) = (w[l], w[l + 1]);
             let mut z = vec![0.0f32; rows * fo];
-            ops::matmul(
+            dev.matmul(
                 &h,
                 Trans::No,
                 &params.get(2 * l).data,
                 Trans::No,
-                rows,
-                fi,
-                fo,
+                (rows, fi, fo),
                 &mut z,
                 threads,
-            );
+            )?;
             ops::add_row_broadcast(&mut z, &params.get(2 * l + 1).data);
             inputs.push(h);
             h = if l + 1 < layers {
                 match self.activation {
                     Activation::Relu => ops::relu(&z),
-                    Activation::Gelu => ops::gelu(&z),
+                    Activation::Gelu => dev.gelu(&z)?,
                 }
             } else {
                 z.clone()
             };
             pre.push(z);
         }
-        (h, inputs, pre)
+        Ok((h, inputs, pre))
     }
 
     pub(crate) fn loss_and_grads(
         &self,
+        dev: &Device,
         params: &ParamSet,
         x: &[f32],
         y: &[u32],
         threads: usize,
-    ) -> (f32, ParamSet) {
+    ) -> Result<(f32, ParamSet)> {
         let w = self.widths();
         let rows = y.len();
         let layers = w.len() - 1;
-        let (logits, inputs, pre) = self.forward(params, x, threads);
-        let (loss, mut dz) = ops::cross_entropy(&logits, y, self.classes);
+        let (logits, inputs, pre) = self.forward(dev, params, x, threads)?;
+        let (loss, mut dz) = dev.cross_entropy(&logits, y, self.classes)?;
         let mut grads = params.zeros_like();
         for l in (0..layers).rev() {
             let (fi, fo) = (w[l], w[l + 1]);
             if l + 1 < layers {
                 dz = match self.activation {
                     Activation::Relu => ops::relu_backward(&pre[l], &dz),
-                    Activation::Gelu => ops::gelu_backward(&pre[l], &dz),
+                    Activation::Gelu => dev.gelu_backward(&pre[l], &dz)?,
                 };
             }
             // dW = hᵀ·dz, db = Σ_rows dz, dh = dz·Wᵀ.
-            ops::matmul(
+            dev.matmul(
                 &inputs[l],
                 Trans::Yes,
                 &dz,
                 Trans::No,
-                fi,
-                rows,
-                fo,
+                (fi, rows, fo),
                 &mut grads.get_mut(2 * l).data,
                 threads,
-            );
+            )?;
             ops::sum_rows_into(&dz, fo, &mut grads.get_mut(2 * l + 1).data);
             if l > 0 {
                 let mut dh = vec![0.0f32; rows * fi];
-                ops::matmul(
+                dev.matmul(
                     &dz,
                     Trans::No,
                     &params.get(2 * l).data,
                     Trans::Yes,
-                    rows,
-                    fo,
-                    fi,
+                    (rows, fo, fi),
                     &mut dh,
                     threads,
-                );
+                )?;
                 dz = dh;
             }
         }
-        (loss, grads)
+        Ok((loss, grads))
     }
 }

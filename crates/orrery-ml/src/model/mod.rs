@@ -11,6 +11,7 @@ pub mod transformer;
 pub use mlp::MlpConfig;
 pub use transformer::TransformerConfig;
 
+use crate::device::Device;
 use crate::error::{MlError, Result};
 use crate::tensor::ParamSet;
 use serde::{Deserialize, Serialize};
@@ -112,9 +113,20 @@ impl ModelConfig {
         batch: &Batch,
         threads: usize,
     ) -> Result<(f32, ParamSet)> {
+        self.loss_and_grads_on(&Device::Cpu, params, batch, threads)
+    }
+
+    /// [`Self::loss_and_grads`] on `dev`.
+    pub fn loss_and_grads_on(
+        &self,
+        dev: &Device,
+        params: &ParamSet,
+        batch: &Batch,
+        threads: usize,
+    ) -> Result<(f32, ParamSet)> {
         match (self, batch) {
             (ModelConfig::Mlp(c), Batch::Classify { x, y }) => {
-                Ok(c.loss_and_grads(params, x, y, threads))
+                c.loss_and_grads(dev, params, x, y, threads)
             }
             (
                 ModelConfig::Transformer(c),
@@ -124,7 +136,7 @@ impl ModelConfig {
                     batch,
                     seq,
                 },
-            ) => Ok(c.loss_and_grads(params, ids, targets, *batch, *seq, threads)),
+            ) => c.loss_and_grads(dev, params, ids, targets, *batch, *seq, threads),
             _ => Err(MlError::BadData(
                 "the data set does not fit the model (an MLP needs a classification data set, a transformer a text corpus)".into(),
             )),
@@ -134,6 +146,17 @@ impl ModelConfig {
     /// Mean loss over `batch` without gradients.
     pub fn loss(&self, params: &ParamSet, batch: &Batch, threads: usize) -> Result<f32> {
         Ok(self.loss_and_grads(params, batch, threads)?.0)
+    }
+
+    /// [`Self::loss`] on `dev`.
+    pub fn loss_on(
+        &self,
+        dev: &Device,
+        params: &ParamSet,
+        batch: &Batch,
+        threads: usize,
+    ) -> Result<f32> {
+        Ok(self.loss_and_grads_on(dev, params, batch, threads)?.0)
     }
 
     /// Floating-point operations (2 per multiply-add) of the forward pass's matrix products

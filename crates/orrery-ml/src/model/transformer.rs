@@ -13,6 +13,7 @@
 //! `.mlp.proj.bias`; then `ln_f.gamma`, `ln_f.beta`, `lm_head.weight` (`d × vocab`).
 
 use super::check_dim;
+use crate::device::Device;
 use crate::error::{MlError, Result};
 use crate::ops::{self, AttnShape, LayerNormCache, Trans};
 use crate::rng::Rng;
@@ -69,7 +70,9 @@ struct BlockCache {
     g: Vec<f32>,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn linear(
+    dev: &Device,
     x: &[f32],
     rows: usize,
     w: &[f32],
@@ -77,18 +80,19 @@ fn linear(
     fi: usize,
     fo: usize,
     threads: usize,
-) -> Vec<f32> {
+) -> Result<Vec<f32>> {
     let mut y = vec![0.0f32; rows * fo];
-    ops::matmul(x, Trans::No, w, Trans::No, rows, fi, fo, &mut y, threads);
+    dev.matmul(x, Trans::No, w, Trans::No, (rows, fi, fo), &mut y, threads)?;
     if let Some(b) = b {
         ops::add_row_broadcast(&mut y, b);
     }
-    y
+    Ok(y)
 }
 
 /// Backward of [`linear`]: writes `dW = xᵀ·dy` (and `db = Σ dy`), returns `dx = dy·Wᵀ`.
 #[allow(clippy::too_many_arguments)]
 fn linear_backward(
+    dev: &Device,
     x: &[f32],
     dy: &[f32],
     rows: usize,
@@ -99,24 +103,30 @@ fn linear_backward(
     w_idx: usize,
     b_idx: Option<usize>,
     threads: usize,
-) -> Vec<f32> {
-    ops::matmul(
+) -> Result<Vec<f32>> {
+    dev.matmul(
         x,
         Trans::Yes,
         dy,
         Trans::No,
-        fi,
-        rows,
-        fo,
+        (fi, rows, fo),
         &mut grads.get_mut(w_idx).data,
         threads,
-    );
+    )?;
     if let Some(b) = b_idx {
         ops::sum_rows_into(dy, fo, &mut grads.get_mut(b).data);
     }
     let mut dx = vec![0.0f32; rows * fi];
-    ops::matmul(dy, Trans::No, w, Trans::Yes, rows, fo, fi, &mut dx, threads);
-    dx
+    dev.matmul(
+        dy,
+        Trans::No,
+        w,
+        Trans::Yes,
+        (rows, fo, fi),
+        &mut dx,
+        threads,
+    )?;
+    Ok(dx)
 }
 
 impl TransformerConfig {
@@ -216,17 +226,19 @@ impl TransformerConfig {
         self.n_layers as u64 * (per_block + attn) + rows * d * v
     }
 
+    #[allow(clippy::type_complexity)]
     fn forward(
         &self,
+        dev: &Device,
         params: &ParamSet,
         ids: &[u32],
         batch: usize,
         seq: usize,
         threads: usize,
-    ) -> (Vec<f32>, Vec<BlockCache>, LayerNormCache, Vec<f32>) {
+    ) -> Result<(Vec<f32>, Vec<BlockCache>, LayerNormCache, Vec<f32>)> {
         let (d, ff, v) = (self.d_model, self.ff(), self.vocab_size);
         let rows = batch * seq;
-        let mut x = ops::embedding(ids, &params.get(0).data, d);
+        let mut x = dev.embedding(ids, &params.get(0).data, d)?;
         let pos = &params.get(1).data;
         for b in 0..batch {
             for t in 0..seq {
@@ -246,17 +258,17 @@ impl TransformerConfig {
         for l in 0..self.n_layers {
             let o = self.block(l);
             let w = |i: usize| params.get(o + i).data.as_slice();
-            let (h1, ln1) = ops::layer_norm(&x, w(LN1_G), w(LN1_B), LN_EPS);
-            let qkv = linear(&h1, rows, w(QKV_W), Some(w(QKV_B)), d, 3 * d, threads);
-            let (att, probs) = ops::attention_forward(&qkv, shape, threads);
-            let proj = linear(&att, rows, w(PROJ_W), Some(w(PROJ_B)), d, d, threads);
+            let (h1, ln1) = dev.layer_norm(&x, w(LN1_G), w(LN1_B), LN_EPS)?;
+            let qkv = linear(dev, &h1, rows, w(QKV_W), Some(w(QKV_B)), d, 3 * d, threads)?;
+            let (att, probs) = dev.attention_forward(&qkv, shape, threads)?;
+            let proj = linear(dev, &att, rows, w(PROJ_W), Some(w(PROJ_B)), d, d, threads)?;
             for (xv, pv) in x.iter_mut().zip(&proj) {
                 *xv += pv;
             }
-            let (h2, ln2) = ops::layer_norm(&x, w(LN2_G), w(LN2_B), LN_EPS);
-            let f = linear(&h2, rows, w(FC_W), Some(w(FC_B)), d, ff, threads);
-            let g = ops::gelu(&f);
-            let m = linear(&g, rows, w(FCP_W), Some(w(FCP_B)), ff, d, threads);
+            let (h2, ln2) = dev.layer_norm(&x, w(LN2_G), w(LN2_B), LN_EPS)?;
+            let f = linear(dev, &h2, rows, w(FC_W), Some(w(FC_B)), d, ff, threads)?;
+            let g = dev.gelu(&f)?;
+            let m = linear(dev, &g, rows, w(FCP_W), Some(w(FCP_B)), ff, d, threads)?;
             for (xv, mv) in x.iter_mut().zip(&m) {
                 *xv += mv;
             }
@@ -273,35 +285,62 @@ impl TransformerConfig {
             });
         }
         let fi = self.final_idx();
-        let (hf, lnf) = ops::layer_norm(&x, &params.get(fi).data, &params.get(fi + 1).data, LN_EPS);
-        let logits = linear(&hf, rows, &params.get(fi + 2).data, None, d, v, threads);
-        (logits, caches, lnf, hf)
+        let (hf, lnf) =
+            dev.layer_norm(&x, &params.get(fi).data, &params.get(fi + 1).data, LN_EPS)?;
+        let logits = linear(
+            dev,
+            &hf,
+            rows,
+            &params.get(fi + 2).data,
+            None,
+            d,
+            v,
+            threads,
+        )?;
+        Ok((logits, caches, lnf, hf))
     }
 
     /// Logits for the token after `context_ids` (the last `context` of them are used).
     pub fn next_token_logits(&self, params: &ParamSet, ids: &[u32], threads: usize) -> Vec<f32> {
-        let window = &ids[ids.len().saturating_sub(self.context)..];
-        let seq = window.len();
-        let (logits, ..) = self.forward(params, window, 1, seq, threads);
-        logits[(seq - 1) * self.vocab_size..].to_vec()
+        match self.next_token_logits_on(&Device::Cpu, params, ids, threads) {
+            Ok(l) => l,
+            Err(e) => unreachable!("the CPU path has no device errors: {e}"),
+        }
     }
 
+    /// [`Self::next_token_logits`] on `dev`.
+    pub fn next_token_logits_on(
+        &self,
+        dev: &Device,
+        params: &ParamSet,
+        ids: &[u32],
+        threads: usize,
+    ) -> Result<Vec<f32>> {
+        let window = &ids[ids.len().saturating_sub(self.context)..];
+        let seq = window.len();
+        let (logits, ..) = self.forward(dev, params, window, 1, seq, threads)?;
+        Ok(logits[(seq - 1) * self.vocab_size..].to_vec())
+    }
+
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn loss_and_grads(
         &self,
+        dev: &Device,
         params: &ParamSet,
         ids: &[u32],
         targets: &[u32],
         batch: usize,
         seq: usize,
         threads: usize,
-    ) -> (f32, ParamSet) {
+    ) -> Result<(f32, ParamSet)> {
         let (d, ff, v) = (self.d_model, self.ff(), self.vocab_size);
         let rows = batch * seq;
-        let (logits, caches, lnf, hf) = self.forward(params, ids, batch, seq, threads);
-        let (loss, dlogits) = ops::cross_entropy(&logits, targets, v);
+        let (logits, caches, lnf, hf) = self.forward(dev, params, ids, batch, seq, threads)?;
+        let (loss, dlogits) = dev.cross_entropy(&logits, targets, v)?;
         let mut grads = params.zeros_like();
         let fi = self.final_idx();
         let dhf = linear_backward(
+            dev,
             &hf,
             &dlogits,
             rows,
@@ -312,16 +351,16 @@ impl TransformerConfig {
             fi + 2,
             None,
             threads,
-        );
+        )?;
         let mut dx = {
             let (gs, rest) = grads.tensors.split_at_mut(fi + 1);
-            ops::layer_norm_backward(
+            dev.layer_norm_backward(
                 &lnf,
                 &params.get(fi).data,
                 &dhf,
                 &mut gs[fi].1.data,
                 &mut rest[0].1.data,
-            )
+            )?
         };
         let shape = AttnShape {
             batch,
@@ -335,6 +374,7 @@ impl TransformerConfig {
             let w = |i: usize| params.get(o + i).data.as_slice();
             // MLP branch: x2 = x1 + fc2(gelu(fc1(ln2(x1)))).
             let dg = linear_backward(
+                dev,
                 &c.g,
                 &dx,
                 rows,
@@ -345,9 +385,10 @@ impl TransformerConfig {
                 o + FCP_W,
                 Some(o + FCP_B),
                 threads,
-            );
-            let df = ops::gelu_backward(&c.f, &dg);
+            )?;
+            let df = dev.gelu_backward(&c.f, &dg)?;
             let dh2 = linear_backward(
+                dev,
                 &c.h2,
                 &df,
                 rows,
@@ -358,22 +399,23 @@ impl TransformerConfig {
                 o + FC_W,
                 Some(o + FC_B),
                 threads,
-            );
+            )?;
             let dln2 = {
                 let (gs, rest) = grads.tensors.split_at_mut(o + LN2_B);
-                ops::layer_norm_backward(
+                dev.layer_norm_backward(
                     &c.ln2,
                     w(LN2_G),
                     &dh2,
                     &mut gs[o + LN2_G].1.data,
                     &mut rest[0].1.data,
-                )
+                )?
             };
             for (a, b) in dx.iter_mut().zip(&dln2) {
                 *a += b;
             }
             // Attention branch: x1 = x + proj(attn(qkv(ln1(x)))).
             let datt = linear_backward(
+                dev,
                 &c.att,
                 &dx,
                 rows,
@@ -384,9 +426,10 @@ impl TransformerConfig {
                 o + PROJ_W,
                 Some(o + PROJ_B),
                 threads,
-            );
-            let dqkv = ops::attention_backward(&c.qkv, &c.probs, &datt, shape, threads);
+            )?;
+            let dqkv = dev.attention_backward(&c.qkv, &c.probs, &datt, shape, threads)?;
             let dh1 = linear_backward(
+                dev,
                 &c.h1,
                 &dqkv,
                 rows,
@@ -397,22 +440,22 @@ impl TransformerConfig {
                 o + QKV_W,
                 Some(o + QKV_B),
                 threads,
-            );
+            )?;
             let dln1 = {
                 let (gs, rest) = grads.tensors.split_at_mut(o + LN1_B);
-                ops::layer_norm_backward(
+                dev.layer_norm_backward(
                     &c.ln1,
                     w(LN1_G),
                     &dh1,
                     &mut gs[o + LN1_G].1.data,
                     &mut rest[0].1.data,
-                )
+                )?
             };
             for (a, b) in dx.iter_mut().zip(&dln1) {
                 *a += b;
             }
         }
-        ops::embedding_backward(ids, &dx, d, &mut grads.get_mut(0).data);
+        dev.embedding_backward(ids, &dx, d, &mut grads.get_mut(0).data)?;
         let dpos = &mut grads.get_mut(1).data;
         for b in 0..batch {
             for t in 0..seq {
@@ -422,6 +465,6 @@ impl TransformerConfig {
                 }
             }
         }
-        (loss, grads)
+        Ok((loss, grads))
     }
 }

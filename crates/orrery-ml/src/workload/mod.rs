@@ -13,6 +13,7 @@
 //! thread count is a speed knob that never changes a bit of any state.
 
 use crate::data::{self, Dataset, VOCAB_SIZE};
+use crate::device::Device;
 use crate::error::{MlError, Result};
 use crate::model::{Batch, MlpConfig, ModelConfig, TransformerConfig};
 use crate::ops;
@@ -42,6 +43,7 @@ pub struct TrainWorkload {
     data: Dataset,
     initial: Option<ParamSet>,
     threads: usize,
+    device: Device,
     /// Cost of the last step that diverged: it computed a whole step before the check failed.
     failed_cost: u64,
 }
@@ -112,8 +114,16 @@ impl TrainWorkload {
             data,
             initial: None,
             threads: threads.max(1),
+            device: Device::Cpu,
             failed_cost: 0,
         })
+    }
+
+    /// Run the operators on `device` (the CPU path unless set). A speed knob like the
+    /// thread count where the device reproduces the CPU reference (see [`crate::device`]).
+    pub fn on_device(mut self, device: Device) -> Self {
+        self.device = device;
+        self
     }
 
     /// Fine-tune: `state_0` holds `weights`, which must match the spec's model exactly.
@@ -206,11 +216,14 @@ impl TrainWorkload {
         let mut rows = 0usize;
         let mut correct = 0usize;
         for b in &batches {
-            let l = self.spec.model.loss(params, b, self.threads)?;
+            let l = self
+                .spec
+                .model
+                .loss_on(&self.device, params, b, self.threads)?;
             loss_sum += l as f64 * b.rows() as f64;
             rows += b.rows();
             if let (ModelConfig::Mlp(c), Batch::Classify { x, y }) = (&self.spec.model, b) {
-                let logits = c.logits(params, x, self.threads);
+                let logits = c.logits_on(&self.device, params, x, self.threads)?;
                 correct += argmax_rows(&logits, c.classes)
                     .iter()
                     .zip(y)
@@ -285,10 +298,10 @@ impl Workload for TrainWorkload {
             .train_batch(self.spec.seed, k, self.spec.batch_size, self.spec.seq());
         // Set before any divergence check: a diverged step did the whole step's work.
         self.failed_cost = self.spec.model.step_cost(&batch);
-        let (loss, mut grads) = self
-            .spec
-            .model
-            .loss_and_grads(&st.params, &batch, self.threads)?;
+        let (loss, mut grads) =
+            self.spec
+                .model
+                .loss_and_grads_on(&self.device, &st.params, &batch, self.threads)?;
         if !loss.is_finite() {
             return Err(MlError::NonFinite {
                 step: k,
@@ -306,7 +319,7 @@ impl Workload for TrainWorkload {
         }
         self.spec
             .optimizer
-            .apply(k + 1, &mut st.params, &grads, &mut st.slots);
+            .apply_on(&self.device, k + 1, &mut st.params, &grads, &mut st.slots)?;
         if let Some(name) = st.params.first_non_finite() {
             return Err(MlError::NonFinite {
                 step: k,
@@ -376,6 +389,7 @@ pub struct GenerateWorkload {
     prompt: Vec<u32>,
     generate: GenerateConfig,
     threads: usize,
+    device: Device,
 }
 
 impl GenerateWorkload {
@@ -406,7 +420,14 @@ impl GenerateWorkload {
             prompt,
             generate,
             threads: threads.max(1),
+            device: Device::Cpu,
         })
+    }
+
+    /// Run the forward passes on `device` (see [`TrainWorkload::on_device`]).
+    pub fn on_device(mut self, device: Device) -> Self {
+        self.device = device;
+        self
     }
 }
 
@@ -455,9 +476,9 @@ impl Workload for GenerateWorkload {
         }
         let mut context = self.prompt.clone();
         context.extend_from_slice(&generated);
-        let logits = self
-            .config
-            .next_token_logits(&self.params, &context, self.threads);
+        let logits =
+            self.config
+                .next_token_logits_on(&self.device, &self.params, &context, self.threads)?;
         if logits.iter().any(|v| !v.is_finite()) {
             return Err(MlError::NonFinite {
                 step: k,
@@ -499,6 +520,7 @@ pub struct ClassifyWorkload {
     x: Vec<f32>,
     batch_size: usize,
     threads: usize,
+    device: Device,
 }
 
 impl ClassifyWorkload {
@@ -529,7 +551,14 @@ impl ClassifyWorkload {
             x,
             batch_size,
             threads: threads.max(1),
+            device: Device::Cpu,
         })
+    }
+
+    /// Run the forward passes on `device` (see [`TrainWorkload::on_device`]).
+    pub fn on_device(mut self, device: Device) -> Self {
+        self.device = device;
+        self
     }
 
     fn rows(&self) -> usize {
@@ -567,9 +596,12 @@ impl Workload for ClassifyWorkload {
         }
         let end = (start + self.batch_size).min(self.rows());
         let f = self.config.inputs;
-        let logits = self
-            .config
-            .logits(&self.params, &self.x[start * f..end * f], self.threads);
+        let logits = self.config.logits_on(
+            &self.device,
+            &self.params,
+            &self.x[start * f..end * f],
+            self.threads,
+        )?;
         labels.extend(argmax_rows(&logits, self.config.classes));
         let cost = ModelConfig::Mlp(self.config.clone()).forward_flops(&Batch::Classify {
             x: vec![],

@@ -62,3 +62,18 @@ weight_decay = 0.001
 pub fn parse(toml: &str) -> JobSpec {
     JobSpec::from_toml(toml).unwrap()
 }
+
+/// A GPU device for the `gpu_*` tests, or `None` after printing why the test is skipped.
+/// With `ORRERY_GPU_TESTS=1` (CI, after installing lavapipe) no adapter is a failure.
+pub fn gpu_or_skip(test: &str) -> Option<orrery_ml::Device> {
+    match orrery_ml::Device::gpu() {
+        Ok(d) => Some(d),
+        Err(e) if std::env::var("ORRERY_GPU_TESTS").as_deref() == Ok("1") => {
+            panic!("{test}: ORRERY_GPU_TESTS=1 but {e} (install mesa-vulkan-drivers)")
+        }
+        Err(e) => {
+            eprintln!("{test}: skipped, {e} (set ORRERY_GPU_TESTS=1 to make this a failure)");
+            None
+        }
+    }
+}

@@ -3,6 +3,7 @@
 //! resume from saved snapshots with the same checkpoint root; the agent stops gracefully.
 
 mod failures;
+mod gpu;
 mod inference;
 mod ledger;
 
@@ -134,6 +135,7 @@ fn config(seed: u64, data: &std::path::Path, cheat: Cheat) -> ProviderConfig {
         poll_interval_ms: 50,
         save_every_steps: 4,
         threads: 1,
+        ml_gpu: false,
         max_job_runs: 1,
         max_verify_runs: 1,
         serve: None,
