@@ -284,6 +284,13 @@ fn apply_body(state: &mut State, tx: &SignedTx, sender: AccountId) -> Result<Vec
             commitment,
             proof,
         } => inference::open_response(state, sender, *batch, *index, commitment, proof)?,
+        TxBody::AnswerChallenge { .. }
+        | TxBody::OpenChallenge { .. }
+        | TxBody::RequestChallenge {} => {
+            return Err(TxError::InvalidOffer(
+                "provider challenges are not handled by this ledger yet",
+            ));
+        }
     };
     Ok(events)
 }
