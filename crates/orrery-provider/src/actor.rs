@@ -308,6 +308,7 @@ impl<C: Chain> Worker<C> {
             }
         }
         self.snapshot.running.clear();
+        self.challenge.call_off();
         self.infer.join();
         // The serving lane stops with the agent.
         self.server = None;

@@ -31,6 +31,7 @@ use orrery_types::challenge::{
 use orrery_types::codec::BoundedVec;
 use orrery_types::hash::Hash;
 use orrery_types::merkle::MerkleTree;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Rows of `A` multiplied at once: enough for the kernel's packed blocks (96 rows) to fill,
 /// few enough that a thread's share stays in cache.
@@ -56,11 +57,27 @@ pub enum SolveError {
     /// The solver's thread ended without an answer.
     #[error("the solver's thread panicked")]
     Panicked,
+    /// The solve was called off (the challenge closed, or the agent stops).
+    #[error("called off")]
+    Cancelled,
 }
 
 /// Solve the challenge `cseed` of side `n` with `rows` rows of `A` on `threads` threads: the
 /// Merkle tree over every row's leaf.
 pub fn solve(cseed: &Hash, n: usize, rows: u64, threads: usize) -> Result<MerkleTree, SolveError> {
+    solve_until(cseed, n, rows, threads, &AtomicBool::new(false))
+}
+
+/// [`solve`], giving up with [`SolveError::Cancelled`] soon after `cancel` is set (it is read
+/// once per [`ROW_BLOCK`] rows): a challenge that closed, or one the machine cannot finish in
+/// time, stops costing cores.
+pub fn solve_until(
+    cseed: &Hash,
+    n: usize,
+    rows: u64,
+    threads: usize,
+    cancel: &AtomicBool,
+) -> Result<MerkleTree, SolveError> {
     if n == 0 || !n.is_multiple_of(16) {
         return Err(SolveError::BadDim(n));
     }
@@ -71,18 +88,31 @@ pub fn solve(cseed: &Hash, n: usize, rows: u64, threads: usize) -> Result<Merkle
     std::thread::scope(|s| {
         for (t, chunk) in leaves.chunks_mut(per).enumerate() {
             let b = &b;
-            s.spawn(move || solve_range(cseed, b, n, (t * per) as u64, chunk));
+            s.spawn(move || solve_range(cseed, b, n, (t * per) as u64, chunk, cancel));
         }
     });
+    if cancel.load(Ordering::Relaxed) {
+        return Err(SolveError::Cancelled);
+    }
     Ok(MerkleTree::new(&leaves))
 }
 
 /// Leaves of rows `first ..` into `out`, [`ROW_BLOCK`] rows at a time.
-fn solve_range(cseed: &Hash, b: &[f32], n: usize, first: u64, out: &mut [Hash]) {
+fn solve_range(
+    cseed: &Hash,
+    b: &[f32],
+    n: usize,
+    first: u64,
+    out: &mut [Hash],
+    cancel: &AtomicBool,
+) {
     let mut a = vec![0f32; ROW_BLOCK * n];
     let mut c = vec![0f32; ROW_BLOCK * n];
     let mut values = vec![0u32; n];
     for (block, leaves) in out.chunks_mut(ROW_BLOCK).enumerate() {
+        if cancel.load(Ordering::Relaxed) {
+            return;
+        }
         let start = first + (block * ROW_BLOCK) as u64;
         let m = leaves.len();
         for r in 0..m {

@@ -13,8 +13,10 @@
 //!
 //! The solver never runs on the duty loop: a challenge sized for the claim takes
 //! `challenge_target_ms` of every claimed core, and the loop must keep its other deadlines. It
-//! wakes the loop when it ends. Only the last solved challenge's tree is kept (32 bytes of
-//! leaf a row, and the tree's inner nodes).
+//! wakes the loop when it ends, and is called off when its challenge closes (missed: a
+//! machine slower than its claim stops burning its cores at the deadline) or the agent
+//! stops. Only the last solved challenge's tree is kept (32 bytes of leaf a row, and the
+//! tree's inner nodes).
 
 use super::{AgentError, Worker};
 use crate::chain::{Chain, ChallengeTask, ChallengeTaskPhase};
@@ -24,6 +26,8 @@ use crate::outbox::Subject;
 use orrery_types::hash::Hash;
 use orrery_types::merkle::MerkleTree;
 use orrery_types::tx::TxBody;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::time::Instant;
 
@@ -59,6 +63,7 @@ struct Solving {
     drawn_at: u64,
     seed: Hash,
     done: Receiver<Result<(MerkleTree, u64), SolveError>>,
+    cancel: Arc<AtomicBool>,
 }
 
 /// The challenge part of the duty loop's state.
@@ -131,7 +136,10 @@ impl ChallengeDuty {
         {
             return;
         }
+        self.call_off();
         let (tx, rx) = mpsc::channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let stop = cancel.clone();
         let (seed, dim, rows, threads) = (task.seed, task.dim as usize, task.rows, self.threads);
         let waker = self.waker.clone();
         tracing::info!(
@@ -146,7 +154,7 @@ impl ChallengeDuty {
         // stops mid-solve has no use for the answer.
         std::thread::spawn(move || {
             let start = Instant::now();
-            let r = challenge::solve(&seed, dim, rows, threads)
+            let r = challenge::solve_until(&seed, dim, rows, threads, &stop)
                 .map(|t| (t, start.elapsed().as_millis() as u64));
             let _ = tx.send(r);
             if let Some(w) = waker {
@@ -157,7 +165,27 @@ impl ChallengeDuty {
             drawn_at: task.drawn_at,
             seed: task.seed,
             done: rx,
+            cancel,
         });
+    }
+
+    /// Stop the solve in progress, if any (its challenge closed, or the agent stops).
+    pub(super) fn call_off(&mut self) {
+        if let Some(s) = self.solving.take() {
+            s.cancel.store(true, Ordering::Relaxed);
+            tracing::info!(drawn_at = s.drawn_at, "challenge solve called off");
+        }
+    }
+
+    /// Call off a solve whose challenge is not `open` any more.
+    fn keep_only(&mut self, open: Option<&ChallengeTask>) {
+        let stale = self
+            .solving
+            .as_ref()
+            .is_some_and(|s| open.is_none_or(|t| t.drawn_at != s.drawn_at || t.seed != s.seed));
+        if stale {
+            self.call_off();
+        }
     }
 }
 
@@ -175,6 +203,7 @@ impl<C: Chain> Worker<C> {
         let Some(status) = self.chain.challenges(&self.me)? else {
             return Ok(());
         };
+        self.challenge.keep_only(status.open.as_ref());
         let Some(task) = status.open else {
             if !status.online {
                 self.request_challenge(head)?;

@@ -37,6 +37,15 @@ fn an_opening_passes_the_chains_checks() {
 }
 
 #[test]
+fn a_cancelled_solve_stops_without_an_answer() {
+    let cancel = std::sync::atomic::AtomicBool::new(true);
+    assert_eq!(
+        solve_until(&seed(5), 64, 1_000, 2, &cancel).unwrap_err(),
+        SolveError::Cancelled
+    );
+}
+
+#[test]
 fn bad_inputs_are_errors_not_panics() {
     let tree = solve(&seed(4), 16, 3, 1).unwrap();
     assert_eq!(
@@ -47,4 +56,28 @@ fn bad_inputs_are_errors_not_panics() {
         open(&seed(4), 16, &tree, &[3]).unwrap_err(),
         SolveError::NoSuchRow { index: 3, rows: 3 }
     );
+}
+
+/// Prints the solver's throughput against the reference kernel's, single- and multi-threaded:
+/// `cargo test -p orrery-provider --release -- --ignored solver_speed --nocapture`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn solver_speed() {
+    let (cseed, n, rows) = (seed(9), 512, 2_048);
+    let flop = orrery_types::challenge::challenge_flops(rows, n as u64) as f64;
+    let t = std::time::Instant::now();
+    let reference = challenge::solve(&cseed, n, rows).root();
+    let reference_s = t.elapsed().as_secs_f64();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for th in [1, threads] {
+        let t = std::time::Instant::now();
+        assert_eq!(solve(&cseed, n, rows, th).unwrap().root(), reference);
+        let s = t.elapsed().as_secs_f64();
+        println!(
+            "n={n} rows={rows}: solver on {th} thread(s) {:.1} GFLOP/s ({:.2}x the reference kernel's {:.1} GFLOP/s)",
+            flop / s / 1e9,
+            reference_s / s,
+            flop / reference_s / 1e9
+        );
+    }
 }
