@@ -132,19 +132,28 @@ impl Net {
     }
 }
 
-/// Writes [`CHALLENGE_PARAMS`] into the network's genesis before the validators start.
+/// Writes [`CHALLENGE_PARAMS`] into the network's genesis (the file, and each validator's
+/// inline copy, which is what validators run) before the validators start.
 fn set_challenge_params(dir: &Path) {
-    let path = dir.join("genesis.toml");
-    let mut genesis: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
-    let params = genesis
-        .entry("params")
-        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-        .as_table_mut()
-        .unwrap();
-    for (k, v) in CHALLENGE_PARAMS {
-        params.insert(k.into(), toml::Value::Integer(v));
+    let set = |path: &Path, genesis_key: Option<&str>| {
+        let mut doc: toml::Table = std::fs::read_to_string(path).unwrap().parse().unwrap();
+        let genesis = match genesis_key {
+            Some(k) => doc.get_mut(k).unwrap().as_table_mut().unwrap(),
+            None => &mut doc,
+        };
+        let params = genesis.get_mut("params").unwrap().as_table_mut().unwrap();
+        for (k, v) in CHALLENGE_PARAMS {
+            params.insert(k.into(), toml::Value::Integer(v));
+        }
+        std::fs::write(path, toml::to_string(&doc).unwrap()).unwrap();
+    };
+    set(&dir.join("genesis.toml"), None);
+    for i in 0..4 {
+        set(
+            &dir.join(format!("validator-{i}/validator.toml")),
+            Some("genesis"),
+        );
     }
-    std::fs::write(&path, toml::to_string(&genesis).unwrap()).unwrap();
 }
 
 fn signal(child: &Child, sig: &str) {

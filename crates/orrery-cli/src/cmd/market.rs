@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 use clap::{Args as ClapArgs, Subcommand};
 use orrery_client::Client;
 use orrery_client::probe::RttProbe;
-use orrery_ledger::entries::{Provider, Reputation};
+use orrery_ledger::entries::Reputation;
 use orrery_market::{OfferIndex, RegionPreference, Requirements, RouterWeights, format_table};
 use orrery_provider::{Agent, ProviderConfig};
 use orrery_types::amount::Amount;
@@ -205,25 +205,30 @@ pub(crate) fn offer_index(client: &Client) -> anyhow::Result<OfferIndex> {
     .map_err(|_| anyhow::anyhow!("more offers than the index holds"))
 }
 
-/// The router's view of a provider as the node's API reports it.
+/// The router's view of a provider as the node's API reports it, with the chain's challenge
+/// record (a node without one reports every provider online and unproven).
 fn offer_of(v: &orrery_client::api::ProviderView) -> orrery_market::Offer {
-    orrery_market::Offer::from_provider(
-        &v.id,
-        &Provider {
-            offer: v.offer.clone(),
-            stake: v.stake,
-            active_leases: v.active_leases,
-            registered_at: v.registered_at,
-            reputation: Reputation {
-                settled: v.reputation.settled,
-                checked: v.reputation.checked,
-                failed: v.reputation.failed,
-                slashed: v.reputation.slashed,
-                timed_out: v.reputation.timed_out,
-            },
-            earned: v.earned,
+    let c = v.challenges.as_ref();
+    orrery_market::Offer {
+        provider: v.id,
+        hardware: v.offer.hardware.clone(),
+        region: v.offer.region.as_str().to_owned(),
+        prices: v.offer.prices,
+        stake: v.stake,
+        reputation: Reputation {
+            settled: v.reputation.settled,
+            checked: v.reputation.checked,
+            failed: v.reputation.failed,
+            slashed: v.reputation.slashed,
+            timed_out: v.reputation.timed_out,
         },
-    )
+        benchmark: None,
+        last_seen_ms: None,
+        latency_ms: None,
+        online: c.is_none_or(|c| c.online),
+        uptime_bps: c.and_then(|c| c.uptime_bps),
+        proven_score_bps: c.and_then(|c| c.proven_score_bps),
+    }
 }
 
 fn offers(args: OffersArgs) -> anyhow::Result<()> {
