@@ -27,7 +27,8 @@
 //!    ledger bug and the block is reported as refused — the caller must then discard this
 //!    in-memory state and reload the last stored one.
 
-use crate::entries::{Lease, LeaseState, Provider, Reputation};
+use crate::challenge;
+use crate::entries::{Lease, LeaseState, ProvenRecord, Provider, Reputation};
 use crate::inference;
 use crate::receipt::{BlockError, BlockOutcome, Event, Receipt, TxError};
 use crate::state::{State, StateKey};
@@ -284,13 +285,15 @@ fn apply_body(state: &mut State, tx: &SignedTx, sender: AccountId) -> Result<Vec
             commitment,
             proof,
         } => inference::open_response(state, sender, *batch, *index, commitment, proof)?,
-        TxBody::AnswerChallenge { .. }
-        | TxBody::OpenChallenge { .. }
-        | TxBody::RequestChallenge {} => {
-            return Err(TxError::InvalidOffer(
-                "provider challenges are not handled by this ledger yet",
-            ));
+        TxBody::AnswerChallenge {
+            drawn_at,
+            rows,
+            root,
+        } => challenge::answer(state, sender, *drawn_at, *rows, *root)?,
+        TxBody::OpenChallenge { drawn_at, rows } => {
+            challenge::open(state, sender, *drawn_at, rows.as_slice())?
         }
+        TxBody::RequestChallenge {} => challenge::request(state, sender)?,
     };
     Ok(events)
 }
@@ -370,6 +373,8 @@ fn register_provider(
         registered_at: state.height(),
         reputation: Reputation::default(),
         earned: Amount::ZERO,
+        proof: ProvenRecord::default(),
+        draw_slot: None,
     };
     state.providers.insert(who, provider);
     state.touch(StateKey::Provider(who));
@@ -750,6 +755,8 @@ fn begin_block(state: &mut State, seed: &Hash) -> Vec<Event> {
     // Inference batches settled in the previous block, and tie-breakers for checks whose
     // first round disagreed there, are drawn the same way.
     events.extend(inference::begin_block(state, seed));
+    // Provider challenges: requests and the seed's sample are drawn, answers get their rows.
+    events.extend(challenge::begin_block(state, seed));
     events
 }
 
@@ -807,6 +814,9 @@ fn end_block(state: &mut State) -> Vec<Event> {
 
     // 3. Inference checks whose deadlines passed; deposits of keys whose grace ended.
     events.extend(inference::end_block(state));
+
+    // 3b. Challenges whose answer or opening window closed are missed.
+    events.extend(challenge::end_block(state));
 
     // 4. Epoch emission, pro rata to settled work.
     let epoch_blocks = state.params().epoch_blocks;

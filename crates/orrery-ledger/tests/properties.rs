@@ -193,7 +193,7 @@ proptest! {
         prop_assert_eq!(net.state.totals().sum(), Some(supply));
 
         // Replay the same blocks on a fresh genesis: identical roots at the end.
-        let mut replay = State::genesis(&genesis(&net.keys, &net.validators, Default::default())).unwrap();
+        let mut replay = State::genesis(&genesis(&net.keys, &net.validators, net.state.params().clone())).unwrap();
         for b in &net.blocks {
             apply_block(&mut replay, b, Signatures::Verify).unwrap();
         }

@@ -48,7 +48,7 @@ use crate::resources::Hardware;
 pub const MAX_CHALLENGE_DIM: usize = 1024;
 /// Most rows one opening may carry (a chain opens `challenge_open_rows`, 16 by default).
 pub const MAX_CHALLENGE_OPEN_ROWS: usize = 64;
-/// Most rows of `A` in one challenge: 2^22 rows of 512 are 2.2 TFLOP, 2 s of 22 GPUs at the
+/// Most rows of `A` in one challenge: 2^22 rows of 512 are 2.2 TFLOP, 2 s of 11 GPUs at the
 /// [`GPU_FLOPS`] floor. A claim beyond what this many rows prove in the target time is proven
 /// only up to it. It bounds a solver's memory (32 bytes of leaf per row) and a proof's depth.
 pub const MAX_CHALLENGE_ROWS: u64 = 1 << 22;
@@ -72,10 +72,12 @@ pub const FREIVALDS_PRIME: u64 = (1 << 61) - 1;
 /// prints it). A credit of about half of that, 8 GFLOP/s, lets a busy or older core meet its
 /// claim with margin, while a machine claiming several times its cores cannot.
 pub const CORE_FLOPS: u64 = 8_000_000_000;
-/// FLOP/s credited per claimed GPU: 50 GFLOP/s, a floor every real data-centre or gaming GPU
-/// of the last decade exceeds many times over in f32, but which a CPU box faking eight GPUs
-/// (400 GFLOP/s) cannot reach.
-pub const GPU_FLOPS: u64 = 50_000_000_000;
+/// FLOP/s credited per claimed GPU: 100 GFLOP/s, a floor every real data-centre or gaming GPU
+/// of the last decade exceeds many times over in f32 (and that leaves a solver time to hash
+/// the rows it streams back), but that a CPU box cannot fake: a provider is docked below a
+/// quarter of its claim, so claiming 8 GPUs (800 GFLOP/s) takes 200 GFLOP/s of real work, about
+/// twelve cores of the reference kernel — and the box's own cores count in its claim too.
+pub const GPU_FLOPS: u64 = 100_000_000_000;
 
 /// Why an opened row is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -48,7 +48,20 @@ impl Net {
         Self::with_params(accounts, Params::default())
     }
 
+    /// A chain with `params`, provider challenges off (`challenges_per_block = 0`): the
+    /// other tests count every unit of stake, and nobody answers challenges there.
     pub fn with_params(accounts: usize, params: Params) -> Net {
+        Self::with_challenges(
+            accounts,
+            Params {
+                challenges_per_block: 0,
+                ..params
+            },
+        )
+    }
+
+    /// A chain with `params` exactly as given, challenges included.
+    pub fn with_challenges(accounts: usize, params: Params) -> Net {
         let keys: Vec<Keypair> = (0..accounts as u64).map(Keypair::from_seed).collect();
         let validators: Vec<Keypair> = (1000..1002).map(Keypair::from_seed).collect();
         let state = State::genesis(&genesis(&keys, &validators, params)).unwrap();
