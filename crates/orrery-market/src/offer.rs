@@ -84,9 +84,8 @@ pub struct Offer {
 }
 
 impl Offer {
-    /// The offer of a registered provider as the chain records it; benchmark, liveness and
-    /// latency start unknown, and the provider counts as online and never challenged until the
-    /// caller fills in the chain's challenge record.
+    /// The offer of a registered provider as the chain records it, with its challenge record
+    /// (online, uptime, proven score); benchmark, liveness and latency start unknown.
     pub fn from_provider(id: &AccountId, provider: &Provider) -> Offer {
         Offer {
             provider: *id,
@@ -98,9 +97,10 @@ impl Offer {
             benchmark: None,
             last_seen_ms: None,
             latency_ms: None,
-            online: true,
-            uptime_bps: None,
-            proven_score_bps: None,
+            online: provider.proof.online,
+            uptime_bps: (provider.proof.challenges_drawn > 0).then(|| provider.proof.uptime_bps()),
+            proven_score_bps: (provider.proof.proven_flops > 0)
+                .then_some(provider.proof.proven_score_bps),
         }
     }
 

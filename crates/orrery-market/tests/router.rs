@@ -556,6 +556,8 @@ fn index_is_built_from_ledger_providers() {
                     ..Reputation::default()
                 },
                 earned: Amount::ZERO,
+                proof: Default::default(),
+                draw_slot: None,
             },
         );
     }

@@ -247,7 +247,9 @@ export async function provider(main, [id], rerender, pageState) {
       stat('Uptime', pct(c.uptime_bps), 'provider-uptime',
         `${num(c.answered ?? 0)} of ${num(c.drawn ?? 0)} challenges answered · ${num(c.missed ?? 0)} missed`),
       stat('Proven', pct(c.proven_score_bps), 'provider-proven',
-        `${flops(c.proven_flops)} of ${flops(c.claimed_flops)} claimed`),
+        c.proven_flops && c.proven_flops >= c.claimed_flops
+          ? `at or above its claimed ${flops(c.claimed_flops)}`
+          : `${flops(c.proven_flops)} of ${flops(c.claimed_flops)} claimed`),
     ),
     card('Offer', kv([
       ['Hardware', `${gpuText(p.offer.hardware)} · ${p.offer.hardware.cpu_cores} cores · ${p.offer.hardware.ram_gib} GiB RAM`],
