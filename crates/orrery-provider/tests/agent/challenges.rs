@@ -98,7 +98,15 @@ fn a_drawn_agent_answers_and_opens_its_challenges_and_is_never_docked() {
 #[test]
 fn a_stopped_agent_misses_and_when_it_runs_again_asks_for_a_challenge_and_comes_back() {
     let dir = tempfile::tempdir().unwrap();
-    let chain = LedgerChain::with_challenges(2, params());
+    // The seed draws only every 10th block, so coming back within the 10 blocks after the
+    // miss takes a challenge the agent asked for.
+    let chain = LedgerChain::with_challenges(
+        2,
+        Params {
+            challenge_every_blocks: 10,
+            ..params()
+        },
+    );
     let mut a = agent(&chain, dir.path());
     let me = a.account();
     let proof = |chain: &LedgerChain| chain.with(|n| n.state.provider(&me).map(|p| p.proof));
@@ -119,7 +127,7 @@ fn a_stopped_agent_misses_and_when_it_runs_again_asks_for_a_challenge_and_comes_
         "{missed:?}"
     );
     // Running again: offline with nothing open, it asks, is drawn, answers and is online.
-    for _ in 0..30 {
+    for _ in 0..8 {
         round(&chain, &mut a);
         let p = proof(&chain).unwrap();
         if p.online && p.challenges_answered > missed.challenges_answered {
