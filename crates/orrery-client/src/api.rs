@@ -220,16 +220,17 @@ pub struct OpenChallengeView {
 pub struct ProviderActivity {
     /// Height of the last transaction it signed (registration, bond, lease moves, checks).
     pub last_seen: Option<u64>,
-    /// Bonded at least the ledger's minimum stake for its hardware and seen within
-    /// `online_window_blocks` of the head (see `docs/explorer.md`).
+    /// Bonded at least the ledger's minimum stake for its hardware, seen within
+    /// `online_window_blocks` of the head, and not taken offline by a missed or failed
+    /// challenge (see `docs/explorer.md`).
     pub online: bool,
     /// Times it was slashed.
     pub slashes: u64,
     /// Stake taken from it by slashes and missed deadlines.
     pub slashed: Amount,
-    /// Share of its finished leases it started and finished in time, in basis points
-    /// (`None` before any lease finished). The chain has no heartbeats; this is its measure
-    /// of availability.
+    /// Challenges answered ÷ drawn, in basis points (`None` before the first draw): the
+    /// chain's seed-drawn challenges are its measure of availability (the same figure as
+    /// `challenges.uptime_bps`).
     pub uptime_bps: Option<u32>,
     /// 0–10000 from its track record: settled and checked results against failed, slashed
     /// and timed-out ones (`None` without history).
