@@ -196,7 +196,10 @@ fn rows_are_sized_from_the_claimed_hardware() {
     assert!((1999.0..2001.0).contains(&ms), "{ms} ms");
     // Throughput scales rows linearly.
     assert!(rows(&cpu(64)).abs_diff(16 * rows(&cpu(4))) <= 16);
-    assert!(rows(&gpus(8)) > 14 * rows(&cpu(4)), "8 GPUs outweigh 4 cores");
+    assert!(
+        rows(&gpus(8)) > 14 * rows(&cpu(4)),
+        "8 GPUs outweigh 4 cores"
+    );
     // Clamped: at least the opened rows, at most the limit.
     assert_eq!(rows(&cpu(0)), 16);
     assert_eq!(challenge_rows(u64::MAX, n, 2000, 16), MAX_CHALLENGE_ROWS);
