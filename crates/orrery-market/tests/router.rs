@@ -485,6 +485,8 @@ fn index_is_built_from_ledger_providers() {
                     ..Reputation::default()
                 },
                 earned: Amount::ZERO,
+                proof: Default::default(),
+                draw_slot: None,
             },
         );
     }

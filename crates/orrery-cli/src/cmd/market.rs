@@ -209,6 +209,10 @@ pub(crate) fn offer_index(client: &Client) -> anyhow::Result<OfferIndex> {
                     timed_out: v.reputation.timed_out,
                 },
                 earned: v.earned,
+                // The API's provider view does not carry the challenge record yet: the market
+                // ranks as before until it does.
+                proof: Default::default(),
+                draw_slot: None,
             },
         )
     }))

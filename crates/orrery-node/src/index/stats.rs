@@ -179,6 +179,13 @@ fn event_lease(e: &Event) -> Option<u64> {
         | InferenceCheckResolved { .. }
         | InferenceSlashed { .. }
         | InferenceReleased { .. } => None,
+        // Challenge events name providers and the height of the draw.
+        ChallengeDrawn { .. }
+        | ChallengeRequested { .. }
+        | ChallengeAnswered { .. }
+        | ChallengePassed { .. }
+        | ChallengeBelowClaim { .. }
+        | ChallengeMissed { .. } => None,
     }
 }
 
