@@ -381,6 +381,11 @@ fn spoofers_are_docked_and_marked_offline_every_time_they_are_drawn() {
         assert_eq!(sim.stake(i), expected);
         assert_eq!(r.challenges_missed + r.below_claim, outcomes.len() as u64);
     }
+    // Records, open challenges and the draw list survive a restart (reload from entries).
+    let reloaded = orrery_ledger::State::from_entries(sim.net.state.entries()).unwrap();
+    assert_eq!(reloaded.root(), sim.net.state.root());
+    assert_eq!(reloaded.draw_list(), sim.net.state.draw_list());
+    assert_eq!(reloaded.challenges(), sim.net.state.challenges());
     for i in 0..8 {
         assert_eq!(sim.stake(i), STAKE);
         assert!(sim.record(i).online);
