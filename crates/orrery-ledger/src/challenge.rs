@@ -35,7 +35,11 @@
 //!
 //! A miss (or a wrong answer, or an answer below the claim) burns
 //! `challenge_miss_penalty_bps` of the provider's stake and marks it offline; a passing answer
-//! marks it online again. Timers are indexed by height; nothing scans the providers.
+//! marks it online again. A provider already offline that misses again is counted but not
+//! docked again (its offers are already out of routing): downtime costs one penalty per
+//! outage, not one per draw, so the cost of an outage does not depend on how often a network
+//! of a given size draws each provider. Wrong answers and answers below the claim are docked
+//! every time. Timers are indexed by height; nothing scans the providers.
 //!
 //! # What the chain records
 //!
@@ -184,14 +188,21 @@ fn dock(state: &mut State, provider: AccountId) -> Option<Amount> {
     Some(docked)
 }
 
-/// Close `challenge` as missed: dock, mark offline, count it.
+/// Close `challenge` as missed: dock, mark offline, count it. A provider already offline is
+/// not docked again for not answering (downtime costs one penalty per outage, whatever the
+/// draw rate of the network); a wrong answer is always docked.
 fn miss(
     state: &mut State,
     provider: AccountId,
     challenge: &Challenge,
     reason: MissReason,
 ) -> Option<Event> {
-    let docked = dock(state, provider)?;
+    let online = state.provider(&provider)?.proof.online;
+    let docked = if online || reason == MissReason::WrongAnswer {
+        dock(state, provider)?
+    } else {
+        Amount::ZERO
+    };
     let p = state.providers.get_mut(&provider)?;
     p.proof.challenges_missed += 1;
     if reason == MissReason::WrongAnswer {

@@ -22,7 +22,10 @@ pub mod referee;
 pub mod state;
 pub mod verify;
 
-pub use apply::{Signatures, apply_block, execute_block, verify_block_signatures};
+pub use apply::{
+    Signatures, apply_block, apply_block_with, execute_block, execute_block_with,
+    verify_block_signatures,
+};
 pub use params::{Genesis, GenesisAccount, GenesisError, Params};
 pub use receipt::{BlockError, BlockOutcome, Event, MissReason, Receipt, TxError};
 pub use state::{InvariantError, LoadError, State, StateChange, StateKey, StateProof};

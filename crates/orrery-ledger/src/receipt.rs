@@ -876,6 +876,20 @@ pub enum TxError {
         /// Responses in the batch.
         responses: u64,
     },
+    /// The referee's host failed (see `crate::referee::HostFailure`). Never a receipt: the
+    /// block fails to apply on this validator with [`BlockError::RefereeHost`].
+    #[error("the referee's host failed: {0}")]
+    RefereeHost(String),
+    /// A provider's revealed claim names other units than its committed usage.
+    #[error(
+        "the claim's metered units ({sealed}, capped at the lease's maximum) differ from the committed usage's ({committed}); the units billed are the units sealed"
+    )]
+    UnitsMismatch {
+        /// Units in the revealed claim.
+        sealed: u64,
+        /// Units in `CommitResult`.
+        committed: u64,
+    },
     /// A challenge transaction names no challenge of the sender's in the state it needs:
     /// another provider's challenge, an unknown height, or one already closed.
     #[error("{provider} has no open challenge drawn at height {drawn_at}")]
@@ -971,7 +985,8 @@ impl TxError {
     }
 }
 
-/// Why a whole block was refused. A refused block changes nothing.
+/// Why a whole block was refused. A block refused for its header changes nothing; after
+/// `Invariant` or `RefereeHost` the caller must discard the in-memory state and reload.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BlockError {
     /// Height is not the next.
@@ -1001,6 +1016,19 @@ pub enum BlockError {
     /// Applying the block would break an invariant: a ledger bug, reported loudly.
     #[error("ledger invariant violated: {0}")]
     Invariant(#[from] crate::state::InvariantError),
+    /// The referee's host failed while executing a disputed step: not an outcome of the job,
+    /// so the block must not apply here. Like `Invariant`, the in-memory state has been
+    /// partly changed and must be discarded (reload the last stored state); its root is
+    /// still the previous block's. Retry the block, or stop this validator.
+    #[error(
+        "the referee's host failed in transaction {index}: {reason}; reload the last stored state and retry this block"
+    )]
+    RefereeHost {
+        /// The transaction's index in the block.
+        index: usize,
+        /// What failed.
+        reason: String,
+    },
 }
 
 /// The result of one transaction.

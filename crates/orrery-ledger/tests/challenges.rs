@@ -353,11 +353,12 @@ fn spoofers_are_docked_and_marked_offline_every_time_they_are_drawn() {
         let r = sim.record(i);
         let outcomes = sim.outcomes(i);
         assert!(!outcomes.is_empty(), "spoofer {i} never judged: {r:?}");
-        for e in &outcomes {
+        for (k, e) in outcomes.iter().enumerate() {
             match (i, e) {
+                // Docked at the first miss; offline after it, later misses only count.
                 (8 | 9, Event::ChallengeMissed { reason, docked, .. }) => {
                     assert_eq!(*reason, MissReason::NotAnswered);
-                    assert!(!docked.is_zero());
+                    assert_eq!(docked.is_zero(), k > 0, "{e:?}");
                 }
                 (
                     10 | 11,
@@ -371,14 +372,20 @@ fn spoofers_are_docked_and_marked_offline_every_time_they_are_drawn() {
             }
         }
         assert!(!r.online, "spoofer {i} still routed: {r:?}");
-        // Every judged challenge docked it 1% of its stake.
+        // Each docking took 1% of its stake: every answer below the claim, the first miss.
+        let dockings = if i >= 10 { outcomes.len() } else { 1 };
         let mut expected = STAKE;
-        for _ in 0..outcomes.len() {
+        for _ in 0..dockings {
             expected = expected.checked_sub(expected.bps(100).unwrap()).unwrap();
         }
         assert_eq!(sim.stake(i), expected);
         assert_eq!(r.challenges_missed + r.below_claim, outcomes.len() as u64);
     }
+    // Records, open challenges and the draw list survive a restart (reload from entries).
+    let reloaded = orrery_ledger::State::from_entries(sim.net.state.entries()).unwrap();
+    assert_eq!(reloaded.root(), sim.net.state.root());
+    assert_eq!(reloaded.draw_list(), sim.net.state.draw_list());
+    assert_eq!(reloaded.challenges(), sim.net.state.challenges());
     for i in 0..8 {
         assert_eq!(sim.stake(i), STAKE);
         assert!(sim.record(i).online);
@@ -670,7 +677,8 @@ fn a_missed_challenge_burns_exactly_the_penalty_and_an_answer_brings_the_provide
     assert_eq!(sim.stake(0), after_miss);
     assert!(!sim.record(0).online);
 
-    // Answered but never opened: missed again, 1% of what is left.
+    // Answered but never opened: missed again, but already offline, so not docked again
+    // (one penalty per outage).
     let c = requested(&mut sim, 0);
     let tree = solve(&c.seed, c.dim as usize, c.rows);
     let tx = sim.net.tx(0, answer_body(&c, tree.root()));
@@ -678,12 +686,11 @@ fn a_missed_challenge_burns_exactly_the_penalty_and_an_answer_brings_the_provide
     for _ in 0..sim.net.state.params().challenge_open_blocks {
         sim.block(vec![], 1);
     }
-    let second = after_miss.bps(100).unwrap();
     assert!(matches!(
         sim.outcomes(0)[1],
-        Event::ChallengeMissed { reason: MissReason::NotOpened, docked, .. } if *docked == second
+        Event::ChallengeMissed { reason: MissReason::NotOpened, docked, .. } if docked.is_zero()
     ));
-    let after_two = after_miss.checked_sub(second).unwrap();
+    let after_two = after_miss;
     assert_eq!(sim.stake(0), after_two);
 
     // A wrong answer (every row off by one, committed consistently): docked like a miss.

@@ -165,7 +165,7 @@ fn run_ops(net: &mut Net, ops: Vec<Op>) {
                 let body = commit_body(net, who, lease, Usage { seconds, units }, &claim());
                 pending.push(net.tx_at(who, offsets[who], body));
                 offsets[who] += 1;
-                (who, reveal_body(lease, claim()))
+                (who, reveal_body(lease, claim().with_units(units)))
             }
             Op::Settle { who, lease } => (who, TxBody::SettleLease { lease }),
         };

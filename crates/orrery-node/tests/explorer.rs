@@ -57,7 +57,8 @@ fn all_ids(node: &TestNode, path: &str) -> Vec<u64> {
 }
 
 fn claim() -> ResultClaim {
-    ResultClaim::succeeded(Hash::of(b"output"), Hash::of(b"root"), 1)
+    // The units the commitment below bills: the ledger bills the sealed units.
+    ResultClaim::succeeded(Hash::of(b"output"), Hash::of(b"root"), 1).with_units(1_000)
 }
 
 #[test]

@@ -199,11 +199,12 @@ pub fn reveal_body(lease: u64, claim: ResultClaim) -> TxBody {
     }
 }
 
-/// `CommitResult` with the seal of `claim` by account `i`.
+/// `CommitResult` with the seal of `claim` by account `i`, its units set to the usage's (the
+/// ledger bills exactly the sealed units): reveal `claim.with_units(usage.units)`.
 pub fn commit_body(net: &Net, i: usize, lease: u64, usage: Usage, claim: &ResultClaim) -> TxBody {
     TxBody::CommitResult {
         lease,
-        seal: result_seal(lease, &net.id(i), claim),
+        seal: result_seal(lease, &net.id(i), &claim.with_units(usage.units)),
         usage,
     }
 }
@@ -211,7 +212,7 @@ pub fn commit_body(net: &Net, i: usize, lease: u64, usage: Usage, claim: &Result
 /// Commit and reveal `claim()` in one block (an unchecked lease needs no draw); returns the
 /// commitment's receipt.
 pub fn commit_and_reveal(net: &mut Net, i: usize, lease: u64, usage: Usage) -> Receipt {
-    let c = claim();
+    let c = claim().with_units(usage.units);
     let commit = net.tx(i, commit_body(net, i, lease, usage, &c));
     let reveal = net.tx_at(i, 1, reveal_body(lease, c));
     let mut out = net.apply(vec![commit, reveal]);

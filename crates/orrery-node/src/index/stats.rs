@@ -179,7 +179,7 @@ fn event_lease(e: &Event) -> Option<u64> {
         | InferenceCheckResolved { .. }
         | InferenceSlashed { .. }
         | InferenceReleased { .. } => None,
-        // Challenges name providers and heights.
+        // Challenge events name providers and the height of the draw.
         ChallengeDrawn { .. }
         | ChallengeRequested { .. }
         | ChallengeAnswered { .. }

@@ -761,8 +761,8 @@ impl Read for TxBody {
     }
 }
 
-/// What a party claims a job produced: the output's hash, the Merkle root over its checkpoints
-/// and the number of steps (the tree has `steps + 1` leaves), or — a **failure claim** — where
+/// What a party claims a job produced: the output's hash, the Merkle root over its checkpoints,
+/// the number of steps (the tree has `steps + 1` leaves) and the metered units, or — a **failure claim** — where
 /// and why the job failed deterministically, with the checkpoints up to the failure and the
 /// failure's marker after it (see [`crate::workload`], "Runs that fail").
 ///
@@ -781,12 +781,19 @@ pub struct ResultClaim {
     /// Where and why the job failed, for a failure claim.
     #[serde(default)]
     pub failure: Option<JobFailure>,
+    /// The metered compute units of the whole run (wasm fuel, ML operations; for a failure
+    /// claim, those burned up to the failure). Deterministic like the output, so it is sealed
+    /// and compared with the verifiers' like the output: an overbilling provider mismatches.
+    /// The ledger bills exactly these (they must equal the `CommitResult` usage's units).
+    #[serde(default)]
+    pub units: u64,
 }
 codec_struct!(ResultClaim {
     output: Hash,
     checkpoint_root: Hash,
     steps: u64,
     failure: Option<JobFailure>,
+    units: u64,
 });
 
 impl ResultClaim {
@@ -797,6 +804,7 @@ impl ResultClaim {
             checkpoint_root,
             steps,
             failure: None,
+            units: 0,
         }
     }
 
@@ -807,7 +815,13 @@ impl ResultClaim {
             checkpoint_root,
             steps,
             failure: Some(failure),
+            units: 0,
         }
+    }
+
+    /// The same claim with its metered units.
+    pub fn with_units(self, units: u64) -> ResultClaim {
+        ResultClaim { units, ..self }
     }
 
     /// What an output dispute compares: [`output_ending`] of the output hash, or the failure's
@@ -863,7 +877,7 @@ pub fn failure_note(message: &str) -> FailureNote {
 /// could copy, and a copied seal fails its owner's reveal.
 pub fn result_seal(lease: LeaseId, party: &AccountId, claim: &ResultClaim) -> Hash {
     let mut h = HashWriter::new();
-    h.update(b"orrery/result-seal/v2")
+    h.update(b"orrery/result-seal/v3")
         .update(&lease.to_be_bytes())
         .update(&party.0)
         .update(&codec::encode(claim));
