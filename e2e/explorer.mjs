@@ -179,12 +179,18 @@ async function main() {
   const cheaterSlashes = number(await text(page, 'provider-slashes-value'));
   check(cheaterSlashes >= 1, `cheater ${cheater} shows ${cheaterSlashes} slashes`);
   check(await page.$('[data-testid=provider-leases] [data-testid=job-row]'), 'provider page lists its leases');
+  // Challenges: every devnet provider is drawn several times a run (the cheater too: its
+  // hardware claim is honest), so its uptime is a percentage, not "—".
+  const uptime = await text(page, 'provider-uptime-value');
+  check(/%/.test(uptime), `provider page shows challenge uptime: ${uptime}`);
   await shot(page, '05-provider-slashed');
 
   // 4. Providers table, blocks, a block, a transaction, an account.
   await load(page, '/providers', 'providers');
   const rows = await page.$$('[data-testid=provider-row]');
   check(rows.length >= 2, `providers table has ${rows.length} rows`);
+  const proven = await page.$$eval('[data-testid=provider-proven]', (els) => els.map((e) => e.textContent));
+  check(proven.some((t) => /%/.test(t)), `a provider shows a proven score in place of n/a: ${proven.join(', ')}`);
   await shot(page, '06-providers');
   await load(page, '/blocks', 'blocks');
   await shot(page, '07-blocks');

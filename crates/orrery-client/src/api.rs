@@ -146,6 +146,73 @@ pub struct ProviderView {
     /// older than the explorer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activity: Option<ProviderActivity>,
+    /// What the chain has proven of it through challenges: uptime, proven throughput, and
+    /// the challenge it must answer now, if any. Absent from nodes older than challenges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenges: Option<ChallengeRecordView>,
+}
+
+/// A provider's challenge record (see `docs/economics.md`, "Provider challenges").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ChallengeRecordView {
+    /// Challenges drawn for it (by the seed or on its request).
+    pub drawn: u64,
+    /// Challenges it answered and opened correctly in time (below-claim answers included:
+    /// the machine was alive).
+    pub answered: u64,
+    /// Challenges missed: not answered or opened in time, or answered wrongly.
+    pub missed: u64,
+    /// Of the missed, answers whose opened rows failed Freivalds' test.
+    pub wrong: u64,
+    /// Answers that proved less than the chain's minimum share of the claim.
+    pub below_claim: u64,
+    /// Whether the chain routes its offers: false after a miss or a below-claim answer, true
+    /// again after a passing answer. A new provider starts online.
+    pub online: bool,
+    /// `answered ÷ drawn` in basis points; `None` before the first draw.
+    pub uptime_bps: Option<u32>,
+    /// Throughput its last correct answer proved, FLOP/s; `None` before the first.
+    pub proven_flops: Option<u64>,
+    /// Proven ÷ claimed throughput in basis points (capped at 10000, a moving average over
+    /// answers); `None` before the first.
+    pub proven_score_bps: Option<u32>,
+    /// The throughput its hardware claim stands for, FLOP/s (`cpu_cores × 8 GFLOP/s + gpus ×
+    /// 50 GFLOP/s`).
+    pub claimed_flops: u64,
+    /// Height of its last passing answer; `None` before the first.
+    pub last_answered_at: Option<u64>,
+    /// Its open challenge, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open: Option<OpenChallengeView>,
+}
+
+/// An open challenge: what the provider must compute and send, and by when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OpenChallengeView {
+    /// `requested` (drawn at the next block), `drawn` (answer due), `answered` (the next
+    /// block draws the rows to open) or `opening` (the rows in `open_rows` are due).
+    pub phase: String,
+    /// Height of the draw (0 while only requested); `AnswerChallenge` and `OpenChallenge`
+    /// name it.
+    pub drawn_at: u64,
+    /// The challenge seed that generates `A` and `B`.
+    pub seed: Hash,
+    /// Side `n` of `B`.
+    pub dim: u64,
+    /// Rows of `A`, sized from the claim.
+    pub rows: u64,
+    /// Last height at which the answer is accepted (the deadline in block time may end it
+    /// sooner); `None` while only requested.
+    pub answer_by: Option<u64>,
+    /// The answer's Merkle root, once answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<Hash>,
+    /// Rows to open, ascending, once drawn (phase `opening`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub open_rows: Vec<u64>,
+    /// Last height at which the opening is accepted (phase `opening`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_by: Option<u64>,
 }
 
 /// A provider's activity as the node's index recorded it from finalized blocks.
@@ -153,16 +220,17 @@ pub struct ProviderView {
 pub struct ProviderActivity {
     /// Height of the last transaction it signed (registration, bond, lease moves, checks).
     pub last_seen: Option<u64>,
-    /// Bonded at least the ledger's minimum stake for its hardware and seen within
-    /// `online_window_blocks` of the head (see `docs/explorer.md`).
+    /// Bonded at least the ledger's minimum stake for its hardware, seen within
+    /// `online_window_blocks` of the head, and not taken offline by a missed or failed
+    /// challenge (see `docs/explorer.md`).
     pub online: bool,
     /// Times it was slashed.
     pub slashes: u64,
     /// Stake taken from it by slashes and missed deadlines.
     pub slashed: Amount,
-    /// Share of its finished leases it started and finished in time, in basis points
-    /// (`None` before any lease finished). The chain has no heartbeats; this is its measure
-    /// of availability.
+    /// Challenges answered ÷ drawn, in basis points (`None` before the first draw): the
+    /// chain's seed-drawn challenges are its measure of availability (the same figure as
+    /// `challenges.uptime_bps`).
     pub uptime_bps: Option<u32>,
     /// 0–10000 from its track record: settled and checked results against failed, slashed
     /// and timed-out ones (`None` without history).

@@ -11,9 +11,12 @@
 //! that is not what the API promises is [`Error::Decode`]. Blobs fetched with
 //! [`Client::get_blob`] are checked against their hash, so a lying node cannot hand back other
 //! bytes.
+//!
+//! [`probe::RttProbe`] measures round-trip times to providers' endpoints for the router.
 
 pub mod api;
 pub mod inference;
+pub mod probe;
 
 use api::{
     AccountView, BlobStored, BlockEvent, BlockReceipts, BlockSummary, BlockView, ErrorBody,

@@ -27,9 +27,11 @@
 //!    ledger bug and the block is reported as refused — the caller must then discard this
 //!    in-memory state and reload the last stored one.
 
-use crate::entries::{Lease, LeaseState, Provider, Reputation};
+use crate::challenge;
+use crate::entries::{Lease, LeaseState, ProvenRecord, Provider, Reputation};
 use crate::inference;
 use crate::receipt::{BlockError, BlockOutcome, Event, Receipt, TxError};
+use crate::referee::{Referee, WasmReferee};
 use crate::state::{State, StateKey};
 use crate::verify;
 use orrery_types::Hash;
@@ -93,7 +95,17 @@ pub fn apply_block(
     block: &Block,
     signatures: Signatures,
 ) -> Result<BlockOutcome, BlockError> {
-    let (receipts, events) = execute_block(state, block, signatures)?;
+    apply_block_with(state, block, signatures, &WasmReferee)
+}
+
+/// [`apply_block`] with the given referee (tests inject one whose host fails).
+pub fn apply_block_with(
+    state: &mut State,
+    block: &Block,
+    signatures: Signatures,
+    referee: &dyn Referee,
+) -> Result<BlockOutcome, BlockError> {
+    let (receipts, events) = execute_block_with(state, block, signatures, referee)?;
     let changes = state.commit();
     Ok(BlockOutcome {
         receipts,
@@ -110,6 +122,17 @@ pub fn execute_block(
     state: &mut State,
     block: &Block,
     signatures: Signatures,
+) -> Result<(Vec<Receipt>, Vec<Event>), BlockError> {
+    execute_block_with(state, block, signatures, &WasmReferee)
+}
+
+/// [`execute_block`] with the given referee. A referee host failure stops the block at once
+/// with [`BlockError::RefereeHost`]: the state must then be discarded (see the error).
+pub fn execute_block_with(
+    state: &mut State,
+    block: &Block,
+    signatures: Signatures,
+    referee: &dyn Referee,
 ) -> Result<(Vec<Receipt>, Vec<Event>), BlockError> {
     let g = *state.globals();
     if block.height != g.height + 1 {
@@ -138,13 +161,14 @@ pub fn execute_block(
     state.touch(StateKey::Globals);
 
     let mut events = begin_block(state, &block.seed);
-    let receipts = block
-        .txs
-        .as_slice()
-        .iter()
-        .zip(tx_hashes)
-        .map(|(tx, hash)| apply_tx(state, tx, hash, signatures))
-        .collect();
+    let mut receipts = Vec::with_capacity(tx_hashes.len());
+    for (index, (tx, hash)) in block.txs.as_slice().iter().zip(tx_hashes).enumerate() {
+        let receipt = apply_tx(state, tx, hash, signatures, referee);
+        if let Err(TxError::RefereeHost(reason)) = receipt.outcome {
+            return Err(BlockError::RefereeHost { index, reason });
+        }
+        receipts.push(receipt);
+    }
     events.extend(end_block(state));
 
     state.check_supply()?;
@@ -154,9 +178,15 @@ pub fn execute_block(
 }
 
 /// Apply one transaction. On error nothing changed.
-fn apply_tx(state: &mut State, tx: &SignedTx, hash: Hash, signatures: Signatures) -> Receipt {
+fn apply_tx(
+    state: &mut State,
+    tx: &SignedTx,
+    hash: Hash,
+    signatures: Signatures,
+    referee: &dyn Referee,
+) -> Receipt {
     let sender = tx.sender();
-    let outcome = check_and_apply(state, tx, sender, signatures);
+    let outcome = check_and_apply(state, tx, sender, signatures, referee);
     Receipt {
         tx: hash,
         sender,
@@ -170,6 +200,7 @@ fn check_and_apply(
     tx: &SignedTx,
     sender: AccountId,
     signatures: Signatures,
+    referee: &dyn Referee,
 ) -> Result<Vec<Event>, TxError> {
     if signatures == Signatures::Verify && !tx.verify_signature() {
         return Err(TxError::BadSignature);
@@ -187,7 +218,7 @@ fn check_and_apply(
             got: tx.tx.nonce,
         });
     }
-    let result = apply_body(state, tx, sender);
+    let result = apply_body(state, tx, sender, referee);
     // Past the signature, chain and nonce checks the nonce is spent whatever the action's
     // outcome (see the module docs); only a sender the state already holds, so a refusal
     // never creates an account.
@@ -200,7 +231,12 @@ fn check_and_apply(
 
 /// Run a transaction's action (its signature, chain id and nonce already checked). On error
 /// nothing changed.
-fn apply_body(state: &mut State, tx: &SignedTx, sender: AccountId) -> Result<Vec<Event>, TxError> {
+fn apply_body(
+    state: &mut State,
+    tx: &SignedTx,
+    sender: AccountId,
+    referee: &dyn Referee,
+) -> Result<Vec<Event>, TxError> {
     let events = match &tx.tx.body {
         TxBody::Transfer { to, amount } => transfer(state, sender, *to, *amount)?,
         TxBody::RegisterProvider(offer) => register_provider(state, sender, offer)?,
@@ -252,6 +288,7 @@ fn apply_body(state: &mut State, tx: &SignedTx, sender: AccountId) -> Result<Vec
             bundle.as_slice(),
             agreed.as_slice(),
             proof,
+            referee,
         )?,
         TxBody::OfferModels { models } => inference::offer_models(state, sender, models)?,
         TxBody::CreateInferenceKey {
@@ -284,6 +321,15 @@ fn apply_body(state: &mut State, tx: &SignedTx, sender: AccountId) -> Result<Vec
             commitment,
             proof,
         } => inference::open_response(state, sender, *batch, *index, commitment, proof)?,
+        TxBody::AnswerChallenge {
+            drawn_at,
+            rows,
+            root,
+        } => challenge::answer(state, sender, *drawn_at, *rows, *root)?,
+        TxBody::OpenChallenge { drawn_at, rows } => {
+            challenge::open(state, sender, *drawn_at, rows.as_slice())?
+        }
+        TxBody::RequestChallenge {} => challenge::request(state, sender)?,
     };
     Ok(events)
 }
@@ -363,6 +409,8 @@ fn register_provider(
         registered_at: state.height(),
         reputation: Reputation::default(),
         earned: Amount::ZERO,
+        proof: ProvenRecord::default(),
+        draw_slot: None,
     };
     state.providers.insert(who, provider);
     state.touch(StateKey::Provider(who));
@@ -743,6 +791,8 @@ fn begin_block(state: &mut State, seed: &Hash) -> Vec<Event> {
     // Inference batches settled in the previous block, and tie-breakers for checks whose
     // first round disagreed there, are drawn the same way.
     events.extend(inference::begin_block(state, seed));
+    // Provider challenges: requests and the seed's sample are drawn, answers get their rows.
+    events.extend(challenge::begin_block(state, seed));
     events
 }
 
@@ -800,6 +850,9 @@ fn end_block(state: &mut State) -> Vec<Event> {
 
     // 3. Inference checks whose deadlines passed; deposits of keys whose grace ended.
     events.extend(inference::end_block(state));
+
+    // 3b. Challenges whose answer or opening window closed are missed.
+    events.extend(challenge::end_block(state));
 
     // 4. Epoch emission, pro rata to settled work.
     let epoch_blocks = state.params().epoch_blocks;

@@ -55,6 +55,71 @@ codec_struct!(Reputation {
     timed_out: u64,
 });
 
+/// What the chain has measured of a provider through challenges (see [`crate::challenge`]),
+/// read by the API, the router and the explorer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ProvenRecord {
+    /// Challenges drawn for it (by the seed or on its request).
+    pub challenges_drawn: u64,
+    /// Challenges answered and opened correctly in time (including answers below the claim:
+    /// the machine was alive). Uptime is `challenges_answered / challenges_drawn`.
+    pub challenges_answered: u64,
+    /// Challenges missed: not answered in time, not opened in time, or answered wrongly.
+    pub challenges_missed: u64,
+    /// Of the missed, those whose opened rows failed Freivalds' test.
+    pub challenges_wrong: u64,
+    /// Answers whose measured throughput was below `challenge_min_claim_bps` of the claim.
+    pub below_claim: u64,
+    /// Whether its offers may be routed: false after a miss or an answer below the claim,
+    /// true again after a passing answer. A new provider starts online.
+    pub online: bool,
+    /// Height of the last passing answer (0 = none).
+    pub last_answered_at: u64,
+    /// Throughput measured by the last correct answer, FLOP/s (0 = none yet).
+    pub proven_flops: u64,
+    /// Measured ÷ claimed throughput in basis points, capped at 10000, averaged over correct
+    /// answers (each new measurement weighs a quarter); 0 until the first.
+    pub proven_score_bps: u32,
+}
+codec_struct!(ProvenRecord {
+    challenges_drawn: u64,
+    challenges_answered: u64,
+    challenges_missed: u64,
+    challenges_wrong: u64,
+    below_claim: u64,
+    online: bool,
+    last_answered_at: u64,
+    proven_flops: u64,
+    proven_score_bps: u32,
+});
+
+impl Default for ProvenRecord {
+    fn default() -> Self {
+        ProvenRecord {
+            challenges_drawn: 0,
+            challenges_answered: 0,
+            challenges_missed: 0,
+            challenges_wrong: 0,
+            below_claim: 0,
+            online: true,
+            last_answered_at: 0,
+            proven_flops: 0,
+            proven_score_bps: 0,
+        }
+    }
+}
+
+impl ProvenRecord {
+    /// Answered ÷ drawn in basis points; 10000 before the first challenge.
+    pub fn uptime_bps(&self) -> u32 {
+        if self.challenges_drawn == 0 {
+            return 10_000;
+        }
+        (u128::from(self.challenges_answered) * 10_000 / u128::from(self.challenges_drawn))
+            .min(10_000) as u32
+    }
+}
+
 /// A registered provider.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Provider {
@@ -70,6 +135,11 @@ pub struct Provider {
     pub reputation: Reputation,
     /// Total paid to the provider over its life, after fees.
     pub earned: Amount,
+    /// Its challenge record: uptime and proven throughput.
+    pub proof: ProvenRecord,
+    /// Its position in the list the challenge draw indexes (bonded providers only; `None`
+    /// without stake). Kept here so the list is committed and rebuilt on load.
+    pub draw_slot: Option<u64>,
 }
 codec_struct!(Provider {
     offer: ProviderOffer,
@@ -78,7 +148,158 @@ codec_struct!(Provider {
     registered_at: u64,
     reputation: Reputation,
     earned: Amount,
+    proof: ProvenRecord,
+    draw_slot: Option<u64>,
 });
+
+/// Where an open challenge is (see [`crate::challenge`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum ChallengePhase {
+    /// The provider asked for a challenge at height `at`; the next block draws it.
+    Requested {
+        /// Height of `RequestChallenge`.
+        at: u64,
+    },
+    /// Drawn; the answer is due by `drawn_at + challenge_deadline_blocks` and within the
+    /// deadline in block time.
+    Drawn,
+    /// Answered at `answered_at`; the next block's seed draws the rows to open.
+    Answered {
+        /// The answer's Merkle root.
+        root: Hash,
+        /// Block time from the draw to the answer.
+        elapsed_ms: u64,
+        /// Height of the answer.
+        answered_at: u64,
+    },
+    /// The rows to open are drawn from `open_seed`; the opening is due by
+    /// `answered_at + challenge_open_blocks`.
+    Opening {
+        /// The answer's Merkle root.
+        root: Hash,
+        /// Block time from the draw to the answer.
+        elapsed_ms: u64,
+        /// Height of the answer.
+        answered_at: u64,
+        /// Seed of the block after the answer: picks the rows and Freivalds' vector.
+        open_seed: Hash,
+    },
+}
+
+impl Write for ChallengePhase {
+    fn write(&self, buf: &mut impl BufMut) {
+        match self {
+            ChallengePhase::Requested { at } => {
+                0u8.write(buf);
+                at.write(buf);
+            }
+            ChallengePhase::Drawn => 1u8.write(buf),
+            ChallengePhase::Answered {
+                root,
+                elapsed_ms,
+                answered_at,
+            } => {
+                2u8.write(buf);
+                root.write(buf);
+                elapsed_ms.write(buf);
+                answered_at.write(buf);
+            }
+            ChallengePhase::Opening {
+                root,
+                elapsed_ms,
+                answered_at,
+                open_seed,
+            } => {
+                3u8.write(buf);
+                root.write(buf);
+                elapsed_ms.write(buf);
+                answered_at.write(buf);
+                open_seed.write(buf);
+            }
+        }
+    }
+}
+impl EncodeSize for ChallengePhase {
+    fn encode_size(&self) -> usize {
+        1 + match self {
+            ChallengePhase::Requested { .. } => 8,
+            ChallengePhase::Drawn => 0,
+            ChallengePhase::Answered { .. } => 32 + 8 + 8,
+            ChallengePhase::Opening { .. } => 32 + 8 + 8 + 32,
+        }
+    }
+}
+impl Read for ChallengePhase {
+    type Cfg = ();
+    fn read_cfg(buf: &mut impl commonware_codec::Buf, _: &()) -> Result<Self, CodecError> {
+        Ok(match u8::read(buf)? {
+            0 => ChallengePhase::Requested {
+                at: u64::read(buf)?,
+            },
+            1 => ChallengePhase::Drawn,
+            2 => ChallengePhase::Answered {
+                root: Hash::read(buf)?,
+                elapsed_ms: u64::read(buf)?,
+                answered_at: u64::read(buf)?,
+            },
+            3 => ChallengePhase::Opening {
+                root: Hash::read(buf)?,
+                elapsed_ms: u64::read(buf)?,
+                answered_at: u64::read(buf)?,
+                open_seed: Hash::read(buf)?,
+            },
+            t => return Err(CodecError::InvalidEnum(t)),
+        })
+    }
+}
+
+/// A provider's open challenge (at most one). Removed when it passes or is missed; what it
+/// proved stays in the provider's [`ProvenRecord`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Challenge {
+    /// Height of the draw (0 while only requested).
+    pub drawn_at: u64,
+    /// Block time of the draw.
+    pub drawn_ms: u64,
+    /// `challenge_seed(block seed, provider, drawn_at)`: generates `A` and `B`.
+    pub seed: Hash,
+    /// Side of `B` (`challenge_dim` at the draw).
+    pub dim: u64,
+    /// Rows of `A`, sized from the claim at the draw.
+    pub rows: u64,
+    /// The claimed throughput the rows were sized from, FLOP/s.
+    pub claimed_flops: u64,
+    /// Where it is.
+    pub phase: ChallengePhase,
+}
+codec_struct!(Challenge {
+    drawn_at: u64,
+    drawn_ms: u64,
+    seed: Hash,
+    dim: u64,
+    rows: u64,
+    claimed_flops: u64,
+    phase: ChallengePhase,
+});
+
+impl Challenge {
+    /// The height at which the challenge's timer fires, given the chain's windows: the
+    /// start of the next block for `Requested` and `Answered` (handled in `begin_block`), the
+    /// end of the deadline's block for `Drawn` and `Opening` (handled in `end_block`).
+    pub fn timer(&self, params: &Params) -> u64 {
+        match self.phase {
+            ChallengePhase::Requested { at } => at.saturating_add(1),
+            ChallengePhase::Drawn => self
+                .drawn_at
+                .saturating_add(params.challenge_deadline_blocks),
+            ChallengePhase::Answered { answered_at, .. } => answered_at.saturating_add(1),
+            ChallengePhase::Opening { answered_at, .. } => {
+                answered_at.saturating_add(params.challenge_open_blocks)
+            }
+        }
+    }
+}
 
 /// Where a lease is in its life. A lease is in exactly one of these states.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -1037,6 +1258,16 @@ codec_struct!(Params {
     inference_seal_blocks: u64,
     inference_reveal_blocks: u64,
     voucher_grace_blocks: u64,
+    challenges_per_block: u16,
+    challenge_every_blocks: u64,
+    challenge_dim: u64,
+    challenge_open_rows: u16,
+    challenge_target_ms: u64,
+    challenge_latency_ms: u64,
+    challenge_deadline_blocks: u64,
+    challenge_open_blocks: u64,
+    challenge_miss_penalty_bps: u16,
+    challenge_min_claim_bps: u16,
 });
 
 /// What never changes after genesis; committed to by the state root all the same.

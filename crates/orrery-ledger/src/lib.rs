@@ -13,6 +13,7 @@
 //! The protocol is specified in `docs/protocol.md`; the parameters in `docs/economics.md`.
 
 pub mod apply;
+pub mod challenge;
 pub mod entries;
 pub mod inference;
 pub mod params;
@@ -21,9 +22,12 @@ pub mod referee;
 pub mod state;
 pub mod verify;
 
-pub use apply::{Signatures, apply_block, execute_block, verify_block_signatures};
+pub use apply::{
+    Signatures, apply_block, apply_block_with, execute_block, execute_block_with,
+    verify_block_signatures,
+};
 pub use params::{Genesis, GenesisAccount, GenesisError, Params};
-pub use receipt::{BlockError, BlockOutcome, Event, Receipt, TxError};
+pub use receipt::{BlockError, BlockOutcome, Event, MissReason, Receipt, TxError};
 pub use state::{InvariantError, LoadError, State, StateChange, StateKey, StateProof};
 
 #[cfg(test)]

@@ -88,6 +88,42 @@ pub struct Params {
     /// (a provider settles in batches, so it may hold a few minutes of unsettled vouchers);
     /// then what is left of the deposit returns to the owner.
     pub voucher_grace_blocks: u64,
+    /// Bonded providers the seed draws for a challenge at each drawing block (see
+    /// [`crate::challenge`]). The chain's challenge work per block is constant, whatever the
+    /// number of providers: 4 draws (at most 4 openings, each O(n²) ≈ 1 ms) per 200 ms block.
+    /// 0 disables the draw (requested challenges still run).
+    pub challenges_per_block: u16,
+    /// Draw only at heights that are multiples of this (1 = every block): a devnet or a small
+    /// chain sets a rate below one draw round per block.
+    pub challenge_every_blocks: u64,
+    /// Side `n` of the challenge's square matrix `B`: a multiple of 16, at most
+    /// `MAX_CHALLENGE_DIM`. 512 makes `B` 1 MiB in f32 (it stays in a GPU's or a core's
+    /// cache) and an opened row 2 KiB.
+    pub challenge_dim: u64,
+    /// Rows of `C` an answer must open. A provider that skipped a fraction `f` of the rows is
+    /// caught with probability `1 − (1 − f)^16`: 99.99% for half the rows.
+    pub challenge_open_rows: u16,
+    /// Time the product takes at the claimed rate: the rows are sized for it. 2 s makes a
+    /// challenge cheap for the provider (about 2 s of its machine per challenge) yet long
+    /// against block latency.
+    pub challenge_target_ms: u64,
+    /// Block latency allowed on top of the computation: seeing the draw's block, then getting
+    /// the answer into a block (5 blocks of 200 ms). Subtracted from the elapsed time before
+    /// the throughput is measured.
+    pub challenge_latency_ms: u64,
+    /// Blocks after the draw by which the answer must be in a block, whatever the block time.
+    /// Should exceed `challenge_deadline_ms()` at the chain's block interval (17 s = 85 blocks
+    /// of 200 ms); the deadline in block time then decides.
+    pub challenge_deadline_blocks: u64,
+    /// Blocks after the answer by which the opening must be in a block (it needs no
+    /// computation: 16 rows recomputed and their proofs).
+    pub challenge_open_blocks: u64,
+    /// Stake docked (burned) for a missed challenge or an answer below the claim, in basis
+    /// points of the provider's stake.
+    pub challenge_miss_penalty_bps: u16,
+    /// Least throughput, in basis points of the claim, an answer must prove: below it the
+    /// provider is docked and marked offline like a miss (its answer still counts as alive).
+    pub challenge_min_claim_bps: u16,
 }
 
 impl Default for Params {
@@ -121,6 +157,16 @@ impl Default for Params {
             inference_seal_blocks: 20,
             inference_reveal_blocks: 10,
             voucher_grace_blocks: 100,
+            challenges_per_block: 4,
+            challenge_every_blocks: 1,
+            challenge_dim: 512,
+            challenge_open_rows: 16,
+            challenge_target_ms: 2_000,
+            challenge_latency_ms: 1_000,
+            challenge_deadline_blocks: 100,
+            challenge_open_blocks: 50,
+            challenge_miss_penalty_bps: 100,
+            challenge_min_claim_bps: 2_500,
         }
     }
 }
@@ -170,6 +216,16 @@ impl Params {
             p = p.max(u128::from(self.sample_new_provider_bps));
         }
         p.min(10_000) as u16
+    }
+
+    /// The challenge deadline in block time from the draw: twice the time a machine at exactly
+    /// `challenge_min_claim_bps` of its claim needs, plus the latency allowance
+    /// (`2 · target · 10000 / min_claim + latency`; 17 s with the defaults). An answer between
+    /// the min-claim time and this deadline is alive but below the claim; after it, refused.
+    pub fn challenge_deadline_ms(&self) -> u64 {
+        let min_claim = u64::from(self.challenge_min_claim_bps.max(1));
+        (self.challenge_target_ms.saturating_mul(20_000) / min_claim)
+            .saturating_add(self.challenge_latency_ms)
     }
 
     /// Check the parameters make sense.
@@ -233,6 +289,7 @@ impl Params {
         {
             return bad("max_inference_checks_per_batch must be between 1 and 256");
         }
+        self.validate_challenges()?;
         if self.inference_seal_blocks == 0
             || self.inference_reveal_blocks == 0
             || self.voucher_grace_blocks == 0
@@ -240,6 +297,42 @@ impl Params {
             return bad(
                 "inference_seal_blocks, inference_reveal_blocks and voucher_grace_blocks must be at least 1",
             );
+        }
+        Ok(())
+    }
+
+    fn validate_challenges(&self) -> Result<(), GenesisError> {
+        use orrery_types::challenge::{
+            MAX_CHALLENGE_DIM, MAX_CHALLENGE_OPEN_BYTES, MAX_CHALLENGE_OPEN_ROWS, max_open_bytes,
+        };
+        let bad = |what: &'static str| Err(GenesisError::Param(what));
+        let n = self.challenge_dim;
+        if n < 16 || !n.is_multiple_of(16) || n > MAX_CHALLENGE_DIM as u64 {
+            return bad("challenge_dim must be a multiple of 16 between 16 and 1024");
+        }
+        let rows = usize::from(self.challenge_open_rows);
+        if rows == 0 || rows > MAX_CHALLENGE_OPEN_ROWS {
+            return bad("challenge_open_rows must be between 1 and 64");
+        }
+        if max_open_bytes(n as usize, rows) > MAX_CHALLENGE_OPEN_BYTES {
+            return bad(
+                "challenge_open_rows rows of challenge_dim values do not fit an opening (64 KiB)",
+            );
+        }
+        if self.challenge_every_blocks == 0 {
+            return bad("challenge_every_blocks must be at least 1");
+        }
+        if self.challenge_target_ms == 0 {
+            return bad("challenge_target_ms must be at least 1");
+        }
+        if self.challenge_deadline_blocks == 0 || self.challenge_open_blocks == 0 {
+            return bad("challenge_deadline_blocks and challenge_open_blocks must be at least 1");
+        }
+        if self.challenge_miss_penalty_bps > 10_000 {
+            return bad("challenge_miss_penalty_bps must be at most 10000");
+        }
+        if self.challenge_min_claim_bps == 0 || self.challenge_min_claim_bps > 10_000 {
+            return bad("challenge_min_claim_bps must be between 1 and 10000");
         }
         Ok(())
     }

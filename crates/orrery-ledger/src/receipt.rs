@@ -421,6 +421,82 @@ pub enum Event {
         /// Paid to agreeing checkers over the batch's life.
         checker_fees: Amount,
     },
+
+    /// A provider was drawn for a challenge (by the block seed, or on its request).
+    ChallengeDrawn {
+        /// The provider.
+        provider: AccountId,
+        /// Height of the draw (names the challenge in its transactions).
+        drawn_at: u64,
+        /// Rows of `A`, sized from its claimed hardware.
+        rows: u64,
+        /// Whether the provider asked for it (`RequestChallenge`).
+        requested: bool,
+    },
+    /// A provider asked for a challenge; the next block draws it.
+    ChallengeRequested {
+        /// The provider.
+        provider: AccountId,
+    },
+    /// A provider answered its challenge in time; the next block draws the rows to open.
+    ChallengeAnswered {
+        /// The provider.
+        provider: AccountId,
+        /// The challenge.
+        drawn_at: u64,
+        /// Block time from the draw to the answer.
+        elapsed_ms: u64,
+    },
+    /// The opened rows passed Freivalds' test at or above the claim: the provider is online.
+    ChallengePassed {
+        /// The provider.
+        provider: AccountId,
+        /// The challenge.
+        drawn_at: u64,
+        /// Throughput measured by this answer, FLOP/s.
+        proven_flops: u64,
+        /// This answer's measured ÷ claimed throughput, basis points (capped at 10000).
+        score_bps: u32,
+    },
+    /// The opened rows were right but the throughput was far below the claim: docked and
+    /// marked offline, though the answer counts as alive.
+    ChallengeBelowClaim {
+        /// The provider.
+        provider: AccountId,
+        /// The challenge.
+        drawn_at: u64,
+        /// Throughput measured, FLOP/s.
+        proven_flops: u64,
+        /// Measured ÷ claimed, basis points.
+        score_bps: u32,
+        /// The least the chain accepts, basis points.
+        min_claim_bps: u16,
+        /// Stake burned.
+        docked: Amount,
+    },
+    /// A challenge was missed: docked and marked offline.
+    ChallengeMissed {
+        /// The provider.
+        provider: AccountId,
+        /// The challenge.
+        drawn_at: u64,
+        /// Why.
+        reason: MissReason,
+        /// Stake burned.
+        docked: Amount,
+    },
+}
+
+/// Why a challenge counts as missed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissReason {
+    /// No answer by the deadline.
+    NotAnswered,
+    /// Answered, but the drawn rows were not opened in time.
+    NotOpened,
+    /// An opened row failed Freivalds' test: the answer was wrong.
+    WrongAnswer,
 }
 
 /// Why a transaction was refused. A transaction refused for its signature, chain id or nonce
@@ -800,6 +876,91 @@ pub enum TxError {
         /// Responses in the batch.
         responses: u64,
     },
+    /// The referee's host failed (see `crate::referee::HostFailure`). Never a receipt: the
+    /// block fails to apply on this validator with [`BlockError::RefereeHost`].
+    #[error("the referee's host failed: {0}")]
+    RefereeHost(String),
+    /// A provider's revealed claim names other units than its committed usage.
+    #[error(
+        "the claim's metered units ({sealed}, capped at the lease's maximum) differ from the committed usage's ({committed}); the units billed are the units sealed"
+    )]
+    UnitsMismatch {
+        /// Units in the revealed claim.
+        sealed: u64,
+        /// Units in `CommitResult`.
+        committed: u64,
+    },
+    /// A challenge transaction names no challenge of the sender's in the state it needs:
+    /// another provider's challenge, an unknown height, or one already closed.
+    #[error("{provider} has no open challenge drawn at height {drawn_at}")]
+    NoSuchChallenge {
+        /// The sender.
+        provider: AccountId,
+        /// The height it named.
+        drawn_at: u64,
+    },
+    /// The answer came after the deadline (in block time or in blocks).
+    #[error(
+        "the answer is after the deadline: {elapsed_ms} ms and {blocks} blocks since the draw, the limits are {deadline_ms} ms and {deadline_blocks} blocks"
+    )]
+    ChallengeAfterDeadline {
+        /// Block time since the draw.
+        elapsed_ms: u64,
+        /// The limit in block time.
+        deadline_ms: u64,
+        /// Blocks since the draw.
+        blocks: u64,
+        /// The limit in blocks.
+        deadline_blocks: u64,
+    },
+    /// A second answer to the same challenge.
+    #[error("challenge drawn at height {drawn_at} is already answered; it is answered once")]
+    AlreadyAnswered {
+        /// The challenge.
+        drawn_at: u64,
+    },
+    /// An answer for another number of rows.
+    #[error("the challenge has {expected} rows, the answer claims {got}")]
+    WrongChallengeRows {
+        /// The challenge's rows.
+        expected: u64,
+        /// The answer's.
+        got: u64,
+    },
+    /// An opening for a challenge not in its opening phase.
+    #[error("challenge drawn at height {drawn_at} cannot be opened now: {why}")]
+    NotOpenable {
+        /// The challenge.
+        drawn_at: u64,
+        /// Why.
+        why: &'static str,
+    },
+    /// The opened rows are not the ones the seed drew.
+    #[error("opened rows {got:?}; the seed drew rows {expected:?}, in that order")]
+    WrongOpenedRows {
+        /// The indices sent.
+        got: Vec<u64>,
+        /// The indices drawn.
+        expected: Vec<u64>,
+    },
+    /// An opened row is not a row of a product of the challenge's shape.
+    #[error("{0}")]
+    MalformedMatrix(String),
+    /// An opened row's proof does not lead to the answer's root.
+    #[error("the proof of row {row} does not show it under the answer's root")]
+    BadChallengeProof {
+        /// The row.
+        row: u64,
+    },
+    /// The provider already has a challenge open or requested.
+    #[error("a challenge is already open (drawn or requested at height {at}); answer it first")]
+    ChallengeOpen {
+        /// Height of its draw or request.
+        at: u64,
+    },
+    /// Only a bonded provider is challenged.
+    #[error("{0} has no stake; only bonded providers are challenged (send Bond first)")]
+    NotBonded(AccountId),
     /// Unbonding would leave active leases under-collateralized.
     #[error(
         "unbonding would leave {remaining} staked, below the {need} required while leases are active"
@@ -824,7 +985,8 @@ impl TxError {
     }
 }
 
-/// Why a whole block was refused. A refused block changes nothing.
+/// Why a whole block was refused. A block refused for its header changes nothing; after
+/// `Invariant` or `RefereeHost` the caller must discard the in-memory state and reload.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BlockError {
     /// Height is not the next.
@@ -854,6 +1016,19 @@ pub enum BlockError {
     /// Applying the block would break an invariant: a ledger bug, reported loudly.
     #[error("ledger invariant violated: {0}")]
     Invariant(#[from] crate::state::InvariantError),
+    /// The referee's host failed while executing a disputed step: not an outcome of the job,
+    /// so the block must not apply here. Like `Invariant`, the in-memory state has been
+    /// partly changed and must be discarded (reload the last stored state); its root is
+    /// still the previous block's. Retry the block, or stop this validator.
+    #[error(
+        "the referee's host failed in transaction {index}: {reason}; reload the last stored state and retry this block"
+    )]
+    RefereeHost {
+        /// The transaction's index in the block.
+        index: usize,
+        /// What failed.
+        reason: String,
+    },
 }
 
 /// The result of one transaction.

@@ -16,9 +16,20 @@
 //!   hash for init and steps), which is what an honest failure claim carries
 //!   (see `crate::verify`, "Failure claims"). A module that does not load fails at init, for
 //!   every piece, since an honest run never got past it.
-//! - [`Ruling::Unable`]: the referee cannot execute it here (it needs more fuel than the referee
-//!   may spend, a runtime the referee does not host, or the host failed). The dispute then goes
-//!   to a majority of independent re-executions.
+//! - [`Ruling::Unable`]: the referee cannot execute it, for a reason every validator shares (it
+//!   needs more fuel than the referee may spend, a runtime the referee does not host, a step
+//!   the job does not have). The dispute then goes to a majority of independent re-executions.
+//! - [`HostFailure`] (an error, not a ruling): this validator's own machine failed — the wasm
+//!   engine cannot be created, the host ran out of memory, a wall-clock interrupt fired. Another
+//!   validator would not fail, so this must never become a state change (a ruling or a
+//!   tie-break): the transaction's block fails to apply on this validator
+//!   (`BlockError::RefereeHost`), which discards the block's changes and stops or retries
+//!   rather than commit a state the others would not. Only the job's deterministic behaviour
+//!   (`ExecError::is_deterministic`) may decide.
+//!
+//! The referee is a [`Referee`]: [`WasmReferee`] in production; tests inject a faulting one
+//! through `apply_block_with` to show that a host failure on one validator leaves every
+//! validator's state root equal.
 //!
 //! Determinism: the runtime is configured for bit-for-bit reproducible execution (see
 //! `orrery-exec`); wall-clock limits are not used here — a step either finishes within its fuel
@@ -93,42 +104,77 @@ pub fn failed(piece: &Piece<'_>, failure: JobFailure, fuel: u64) -> Ruling {
     }
 }
 
-fn runtime() -> Result<&'static Runtime, String> {
-    static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
-    RUNTIME
-        .get_or_init(|| Runtime::new().map_err(|e| e.to_string()))
-        .as_ref()
-        .map_err(|e| format!("the referee's wasm runtime is unavailable: {e}"))
+/// The validator's own machine failed while the referee executed a piece: not an outcome of
+/// the job. The block must not apply on this validator (see the module docs).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the referee's host failed ({0}); this validator must retry the block, never rule on it")]
+pub struct HostFailure(pub String);
+
+/// Executes one disputed piece. Implementations must rule only on the job's deterministic
+/// behaviour and report anything of their own machine as a [`HostFailure`].
+pub trait Referee: std::fmt::Debug + Send + Sync {
+    /// Execute `piece` of `bundle` with at most `referee_fuel` fuel.
+    fn rule(
+        &self,
+        bundle: &Bundle,
+        piece: Piece<'_>,
+        referee_fuel: u64,
+    ) -> Result<Ruling, HostFailure>;
+}
+
+/// The production referee: [`rule`] on the shared wasm runtime.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WasmReferee;
+
+impl Referee for WasmReferee {
+    fn rule(
+        &self,
+        bundle: &Bundle,
+        piece: Piece<'_>,
+        referee_fuel: u64,
+    ) -> Result<Ruling, HostFailure> {
+        rule(bundle, piece, referee_fuel)
+    }
+}
+
+/// The shared runtime. A failure to create it is not cached: a later block retries.
+fn runtime() -> Result<&'static Runtime, HostFailure> {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt);
+    }
+    let rt = Runtime::new()
+        .map_err(|e| HostFailure(format!("the referee's wasm runtime cannot be created: {e}")))?;
+    Ok(RUNTIME.get_or_init(|| rt))
+}
+
+/// An execution error as the referee sees it: the job's deterministic failure of `piece`, a
+/// deterministic inability, or the host's failure.
+fn judged(piece: &Piece<'_>, at: FailedAt, e: ExecError, fuel: u64) -> Result<Ruling, HostFailure> {
+    if !e.is_deterministic() {
+        return Err(HostFailure(e.to_string()));
+    }
+    Ok(match e.failure_reason() {
+        Some(reason) => failed(piece, JobFailure { at, reason }, fuel),
+        // Deterministic but not the job's failure (a step the job does not have): every
+        // validator is equally unable.
+        None => Ruling::Unable(e.to_string()),
+    })
 }
 
 /// Execute `piece` of `bundle` with at most `referee_fuel` fuel.
-pub fn rule(bundle: &Bundle, piece: Piece<'_>, referee_fuel: u64) -> Ruling {
+pub fn rule(bundle: &Bundle, piece: Piece<'_>, referee_fuel: u64) -> Result<Ruling, HostFailure> {
     if bundle.manifest().runtime != RuntimeKind::Wasm {
-        return Ruling::Unable(format!(
+        return Ok(Ruling::Unable(format!(
             "the referee executes wasm jobs; this job runs on the {} runtime",
             bundle.manifest().runtime
-        ));
+        )));
     }
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => return Ruling::Unable(e),
-    };
+    let rt = runtime()?;
     let job = match rt.load(bundle) {
         Ok(j) => j,
         // A module that does not compile or link fails identically everywhere, before init.
-        Err(e) => {
-            return match e.failure_reason() {
-                Some(reason) => failed(
-                    &piece,
-                    JobFailure {
-                        at: FailedAt::Init,
-                        reason,
-                    },
-                    0,
-                ),
-                None => Ruling::Unable(e.to_string()),
-            };
-        }
+        Err(e) => return judged(&piece, FailedAt::Init, e, 0),
     };
     let job_fuel = job.limits().fuel_per_step;
     let fuel = referee_fuel.min(job_fuel);
@@ -144,26 +190,16 @@ pub fn rule(bundle: &Bundle, piece: Piece<'_>, referee_fuel: u64) -> Ruling {
             .map(|(out, cost)| (output_ending(&Hash::of(&out)), cost)),
     };
     match result {
-        Ok((value, fuel)) => Ruling::Value {
+        Ok((value, fuel)) => Ok(Ruling::Value {
             value,
             fuel,
             failure: None,
-        },
+        }),
         // Out of fuel under the referee's bound, when the job itself allows more: the referee
         // simply could not afford it. Under the job's own bound: the job fails everywhere.
-        Err(ExecError::FuelExhausted { .. }) if fuel < job_fuel => Ruling::Unable(format!(
+        Err(ExecError::FuelExhausted { .. }) if fuel < job_fuel => Ok(Ruling::Unable(format!(
             "the step needs more than the referee's {referee_fuel} fuel"
-        )),
-        Err(e) => match e.failure_reason() {
-            Some(reason) => failed(
-                &piece,
-                JobFailure {
-                    at: piece.at(),
-                    reason,
-                },
-                job.last_failed_fuel(),
-            ),
-            None => Ruling::Unable(e.to_string()),
-        },
+        ))),
+        Err(e) => judged(&piece, piece.at(), e, job.last_failed_fuel()),
     }
 }

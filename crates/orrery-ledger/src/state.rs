@@ -20,8 +20,8 @@
 //! recounts everything from scratch to check the running totals themselves.
 
 use crate::entries::{
-    Account, BatchPhase, ChainConfig, Globals, InferenceBatch, InferenceChannel, InferenceKey,
-    Lease, Provider,
+    Account, BatchPhase, ChainConfig, Challenge, Globals, InferenceBatch, InferenceChannel,
+    InferenceKey, Lease, Provider,
 };
 use crate::params::{Genesis, Params};
 use orrery_types::amount::Amount;
@@ -64,6 +64,8 @@ pub enum StateKey {
     InferenceChannel(AccountId, AccountId, u64),
     /// A settled inference batch.
     InferenceBatch(BatchId),
+    /// A provider's open challenge.
+    Challenge(AccountId),
 }
 
 impl StateKey {
@@ -112,6 +114,10 @@ impl StateKey {
                 out.push(0x18);
                 out.extend_from_slice(&id.to_be_bytes());
             }
+            StateKey::Challenge(a) => {
+                out.push(0x19);
+                out.extend_from_slice(&a.0);
+            }
         }
         out
     }
@@ -140,6 +146,7 @@ impl StateKey {
                 u64_at(&rest[40..])?,
             )),
             0x18 => Some(StateKey::InferenceBatch(u64_at(rest)?)),
+            0x19 => Some(StateKey::Challenge(account(rest)?)),
             _ => None,
         }
     }
@@ -218,6 +225,10 @@ pub enum InvariantError {
     /// still holding tokens, a stale timer or model index).
     #[error("inference records inconsistent: {0}")]
     Inference(&'static str),
+    /// The challenge records break their rules (a draw list that is not exactly the bonded
+    /// providers, a stale timer, a challenge for no provider).
+    #[error("challenge records inconsistent: {0}")]
+    Challenges(&'static str),
 }
 
 /// The leaf committed for one entry.
@@ -356,6 +367,12 @@ pub struct State {
     pub(crate) inference_keys: BTreeMap<AccountId, InferenceKey>,
     pub(crate) inference_channels: BTreeMap<(AccountId, AccountId, u64), InferenceChannel>,
     pub(crate) inference_batches: BTreeMap<BatchId, InferenceBatch>,
+    pub(crate) challenges: BTreeMap<AccountId, Challenge>,
+    /// Derived: `(fire_at, provider)` for every open challenge.
+    pub(crate) challenge_timers: BTreeSet<(u64, AccountId)>,
+    /// Derived: the bonded providers, each at its `draw_slot` (the challenge draw indexes it
+    /// in O(1); committed through the providers' slots).
+    pub(crate) draw_list: Vec<AccountId>,
     /// Derived: `(fire_at, lease)` for every lease with a timer.
     pub(crate) timers: BTreeSet<(u64, LeaseId)>,
     /// Derived: weights hash → providers offering them (the checker draw reads it).
@@ -444,6 +461,9 @@ impl State {
             inference_keys: BTreeMap::new(),
             inference_channels: BTreeMap::new(),
             inference_batches: BTreeMap::new(),
+            challenges: BTreeMap::new(),
+            challenge_timers: BTreeSet::new(),
+            draw_list: Vec::new(),
             timers: BTreeSet::new(),
             model_index: BTreeMap::new(),
             batch_timers: BTreeSet::new(),
@@ -597,6 +617,7 @@ impl State {
                 .get(&(*k, *p, *c))
                 .map(codec::encode),
             StateKey::InferenceBatch(id) => self.inference_batches.get(id).map(codec::encode),
+            StateKey::Challenge(a) => self.challenges.get(a).map(codec::encode),
         }
     }
 
@@ -656,7 +677,8 @@ impl State {
                 self.inference_batches
                     .keys()
                     .map(|id| StateKey::InferenceBatch(*id)),
-            );
+            )
+            .chain(self.challenges.keys().map(|a| StateKey::Challenge(*a)));
         keys.filter_map(|k| Some((k.to_bytes(), self.encode_entry(&k)?)))
     }
 
@@ -686,6 +708,10 @@ impl State {
         state.model_index = state.derive_model_index();
         state.batch_timers = state.derive_batch_timers();
         state.key_timers = state.derive_key_timers();
+        state.challenge_timers = state.derive_challenge_timers();
+        state.draw_list = state.derive_draw_list().ok_or(InvariantError::Challenges(
+            "stored draw slots are not a permutation of the bonded providers",
+        ))?;
         let all: Vec<StateKey> = state
             .entries()
             .filter_map(|(k, _)| StateKey::from_bytes(&k))
@@ -734,6 +760,9 @@ impl State {
                 self.inference_batches
                     .insert(id, codec::decode("inference batch", v)?);
             }
+            StateKey::Challenge(a) => {
+                self.challenges.insert(a, codec::decode("challenge", v)?);
+            }
         }
         Ok(())
     }
@@ -766,6 +795,37 @@ impl State {
             .iter()
             .filter_map(|(id, k)| k.timer(grace).map(|t| (t, *id)))
             .collect()
+    }
+
+    fn derive_challenge_timers(&self) -> BTreeSet<(u64, AccountId)> {
+        let params = self.params();
+        self.challenges
+            .iter()
+            .map(|(id, c)| (c.timer(params), *id))
+            .collect()
+    }
+
+    /// The draw list from the providers' slots, or `None` if the slots are not exactly
+    /// `0..bonded` over the bonded providers.
+    fn derive_draw_list(&self) -> Option<Vec<AccountId>> {
+        let bonded = self
+            .providers
+            .values()
+            .filter(|p| p.draw_slot.is_some())
+            .count();
+        let mut list = vec![None; bonded];
+        for (id, p) in &self.providers {
+            if p.draw_slot.is_some() == p.stake.is_zero() {
+                return None;
+            }
+            if let Some(slot) = p.draw_slot {
+                let cell = list.get_mut(usize::try_from(slot).ok()?)?;
+                if cell.replace(*id).is_some() {
+                    return None;
+                }
+            }
+        }
+        list.into_iter().collect()
     }
 
     fn recount(&self) -> Option<Totals> {
@@ -819,7 +879,28 @@ impl State {
         if self.derive_timers() != self.timers {
             return Err(InvariantError::Timers);
         }
-        self.audit_inference()
+        self.audit_inference()?;
+        self.audit_challenges()
+    }
+
+    /// The challenge records' rules: the draw list is exactly the bonded providers at their
+    /// slots, every challenge belongs to a provider, and the timers match.
+    fn audit_challenges(&self) -> Result<(), InvariantError> {
+        let bad = |what| Err(InvariantError::Challenges(what));
+        if self.derive_draw_list().as_ref() != Some(&self.draw_list) {
+            return bad("the draw list is not the bonded providers at their slots");
+        }
+        if self
+            .challenges
+            .keys()
+            .any(|id| !self.providers.contains_key(id))
+        {
+            return bad("a challenge for an unregistered provider");
+        }
+        if self.derive_challenge_timers() != self.challenge_timers {
+            return bad("challenge timers do not match the challenges");
+        }
+        Ok(())
     }
 
     /// The inference records' own rules: a key never spends past its limit, a released batch
@@ -867,20 +948,80 @@ impl State {
         Some(())
     }
 
+    /// Add stake; a provider whose stake becomes positive joins the draw list.
     pub(crate) fn add_stake(&mut self, provider: AccountId, amount: Amount) -> Option<()> {
+        let slot = self.draw_list.len() as u64;
         let p = self.providers.get_mut(&provider)?;
         p.stake = p.stake.checked_add(amount)?;
         self.totals.stakes = self.totals.stakes.checked_add(amount)?;
+        if !p.stake.is_zero() && p.draw_slot.is_none() {
+            p.draw_slot = Some(slot);
+            self.draw_list.push(provider);
+        }
         self.touch(StateKey::Provider(provider));
         Some(())
     }
 
+    /// Remove stake; a provider left with none leaves the draw list (the last provider of the
+    /// list takes its slot, so the list stays dense in O(1)).
     pub(crate) fn sub_stake(&mut self, provider: AccountId, amount: Amount) -> Option<()> {
         let p = self.providers.get_mut(&provider)?;
         p.stake = p.stake.checked_sub(amount)?;
         self.totals.stakes = self.totals.stakes.checked_sub(amount)?;
+        let leaving = if p.stake.is_zero() {
+            p.draw_slot.take()
+        } else {
+            None
+        };
         self.touch(StateKey::Provider(provider));
+        if let Some(slot) = leaving {
+            let slot_index = usize::try_from(slot).ok()?;
+            assert_eq!(
+                self.draw_list.get(slot_index),
+                Some(&provider),
+                "draw list out of step"
+            );
+            self.draw_list.swap_remove(slot_index);
+            if let Some(&moved) = self.draw_list.get(slot_index) {
+                self.providers.get_mut(&moved)?.draw_slot = Some(slot);
+                self.touch(StateKey::Provider(moved));
+            }
+        }
         Some(())
+    }
+
+    /// Write (or, with `None`, remove) a provider's challenge, keeping its timer in step: the
+    /// only way a challenge changes.
+    pub(crate) fn put_challenge(&mut self, provider: AccountId, challenge: Option<Challenge>) {
+        let params = &self.config.params;
+        if let Some(old) = self.challenges.get(&provider) {
+            self.challenge_timers.remove(&(old.timer(params), provider));
+        }
+        match challenge {
+            Some(c) => {
+                self.challenge_timers.insert((c.timer(params), provider));
+                self.challenges.insert(provider, c);
+            }
+            None => {
+                self.challenges.remove(&provider);
+            }
+        }
+        self.touch(StateKey::Challenge(provider));
+    }
+
+    /// A provider's open challenge.
+    pub fn challenge(&self, provider: &AccountId) -> Option<&Challenge> {
+        self.challenges.get(provider)
+    }
+
+    /// Every open challenge, by provider.
+    pub fn challenges(&self) -> &BTreeMap<AccountId, Challenge> {
+        &self.challenges
+    }
+
+    /// The bonded providers in draw order (each at its `draw_slot`).
+    pub fn draw_list(&self) -> &[AccountId] {
+        &self.draw_list
     }
 
     pub(crate) fn add_unbonding(&mut self, at: u64, who: AccountId, amount: Amount) -> Option<()> {

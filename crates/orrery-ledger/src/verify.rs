@@ -83,6 +83,25 @@
 //! - Only a wall-clock timeout (nondeterministic: "no result") or a provider that never shows
 //!   is a penalty; neither can become a failure claim.
 //!
+//! # Checked billing
+//!
+//! The metered units (wasm fuel, ML operations) are part of the sealed [`ResultClaim`]
+//! (`units`): they are as deterministic as the output, so a verifier's re-execution meters the
+//! same number. The provider's revealed units, capped at the lease's `max_units`, must equal
+//! those of its `CommitResult` usage (refused otherwise: `UnitsMismatch`), so what is billed is
+//! what was sealed and checked. A
+//! verifier whose claim differs from the provider's only in units dissents like any other:
+//! the referee cannot decide a sum over the whole run by executing one step (fuel per step is
+//! deterministic, but the total needs every step), so such a dispute goes straight to
+//! `tiebreak_verifiers` independent re-executions, and the claim of the strict majority wins;
+//! the loser is slashed like a wrong output (an overbilling provider loses its lease's pay and
+//! `slash_bps` of its stake, and the requester is refunded). A dispute over outputs or
+//! checkpoints is ruled by the referee as before; its ruling does not cover units, but a
+//! provider can only win it with the right output, and an honest verifier's claim with the
+//! same output and other units then dissents again (the next dissenter is disputed).
+//! Wall-clock seconds are not reproducible and stay self-reported, capped by the chain time
+//! elapsed since `StartLease`.
+//!
 //! # Verdicts
 //!
 //! A loser is slashed `slash_bps` of its stake (and unbonding stake); `slash_reward_bps` of that
@@ -96,7 +115,7 @@ use crate::entries::{
     Check, CheckPhase, Children, Claim, ClaimStatus, Dispute, DisputeKind, Lease, LeaseState,
 };
 use crate::receipt::{Event, TxError};
-use crate::referee::{self, Piece, Ruling};
+use crate::referee::{self, Piece, Referee, Ruling};
 use crate::state::{State, StateKey};
 use orrery_types::amount::Amount;
 use orrery_types::codec::BoundedVec;
@@ -441,6 +460,14 @@ pub(crate) fn reveal(
     if result_seal(id, &who, &claim) != seal {
         return Err(TxError::SealMismatch { seal });
     }
+    // The provider is billed exactly the units it sealed, up to the lease's maximum (see
+    // "Checked billing").
+    if idx == 0 && claim.units.min(lease.terms.max_units) != check.usage.units {
+        return Err(TxError::UnitsMismatch {
+            sealed: claim.units,
+            committed: check.usage.units,
+        });
+    }
     check.claims.as_mut_slice()[idx].revealed = Some(claim);
     let mut events = vec![Event::ResultRevealed {
         lease: id,
@@ -631,6 +658,16 @@ fn open_dispute(
     };
     let provider = claims[0].party;
     let challenger_id = claims[challenger].party;
+    if p.steps == c.steps && p.checkpoint_root == c.checkpoint_root && p.ending() == c.ending() {
+        // Only the metered units differ: no single step decides a sum over the whole run, so
+        // independent re-executions do (see "Checked billing").
+        let lease = lease_for(state, id)?.clone();
+        let reason = format!(
+            "{provider} and {challenger_id} differ only in metered units ({} against {}); re-executions decide",
+            p.units, c.units
+        );
+        return tiebreak_check(state, &lease, check, reason);
+    }
     let leaf_count = p.steps.checked_add(1);
     let (kind, leaf_count) = match leaf_count {
         Some(n) if p.steps == c.steps && p.checkpoint_root == c.checkpoint_root => {
@@ -840,17 +877,26 @@ impl Job {
         }
     }
 
-    /// The referee's ruling on `piece` after the agreed leaf.
-    fn rule(&self, piece: Piece<'_>, agreed: Option<JobFailure>, fuel: u64) -> Ruling {
+    /// The referee's ruling on `piece` after the agreed leaf. A host failure becomes
+    /// [`TxError::RefereeHost`], which fails the whole block (never a receipt).
+    fn rule(
+        &self,
+        referee: &dyn Referee,
+        piece: Piece<'_>,
+        agreed: Option<JobFailure>,
+        fuel: u64,
+    ) -> Result<Ruling, TxError> {
         let cannot_load = JobFailure {
             at: FailedAt::Init,
             reason: FailureReason::InvalidJob,
         };
-        match (agreed, self) {
+        Ok(match (agreed, self) {
             (Some(f), _) => referee::failed(&piece, f, 0),
             (None, Job::Undecodable) => referee::failed(&piece, cannot_load, 0),
-            (None, Job::Bundle(b)) => referee::rule(b, piece, fuel),
-        }
+            (None, Job::Bundle(b)) => referee
+                .rule(b, piece, fuel)
+                .map_err(|e| TxError::RefereeHost(e.0))?,
+        })
     }
 }
 
@@ -863,6 +909,7 @@ fn disputed_piece(
     agreed_bytes: &[u8],
     proof: &MerkleProof,
     fuel_bound: u64,
+    referee: &dyn Referee,
 ) -> Result<(Ruling, Option<u64>, Hash, Hash), TxError> {
     let roots = [&p.checkpoint_root, &c.checkpoint_root];
     Ok(match d.kind {
@@ -880,13 +927,13 @@ fn disputed_piece(
             let agreed = check_agreed(proof, last, d.leaf_count, agreed_bytes, roots)?;
             let (state_n, failed) = agreed.split();
             let piece = Piece::Output { state: state_n };
-            let ruling = job.rule(piece, failed, fuel_bound);
+            let ruling = job.rule(referee, piece, failed, fuel_bound)?;
             (ruling, None, p.ending(), c.ending())
         }
         DisputeKind::Checkpoints => {
             let leaf = d.start;
             let ruling = if leaf == 0 {
-                job.rule(Piece::Init, None, fuel_bound)
+                job.rule(referee, Piece::Init, None, fuel_bound)?
             } else {
                 let agreed = check_agreed(proof, leaf - 1, d.leaf_count, agreed_bytes, roots)?;
                 let (state_k, failed) = agreed.split();
@@ -894,7 +941,7 @@ fn disputed_piece(
                     k: leaf - 1,
                     state: state_k,
                 };
-                job.rule(piece, failed, fuel_bound)
+                job.rule(referee, piece, failed, fuel_bound)?
             };
             let step = leaf.checked_sub(1);
             (ruling, step, d.provider_node, d.challenger_node)
@@ -910,6 +957,7 @@ pub(crate) fn adjudicate(
     bundle_bytes: &[u8],
     agreed_bytes: &[u8],
     proof: &MerkleProof,
+    referee: &dyn Referee,
 ) -> Result<Vec<Event>, TxError> {
     let lease = lease_for(state, id)?.clone();
     let d = disputed(&lease)?;
@@ -930,7 +978,7 @@ pub(crate) fn adjudicate(
     };
     let fuel_bound = state.params().referee_fuel;
     let (ruling, step, provider_value, challenger_value) =
-        disputed_piece(&d, &job, [&p, &c], agreed_bytes, proof, fuel_bound)?;
+        disputed_piece(&d, &job, [&p, &c], agreed_bytes, proof, fuel_bound, referee)?;
     let (provider_right, challenger_right, fuel, failure) = match ruling {
         Ruling::Value {
             value,
@@ -1035,8 +1083,18 @@ fn tiebreak(
     d: Dispute,
     reason: String,
 ) -> Result<Vec<Event>, TxError> {
+    tiebreak_check(state, lease, d.check, reason)
+}
+
+/// Draw tie-breakers for `check` and settle it by majority.
+fn tiebreak_check(
+    state: &mut State,
+    lease: &Lease,
+    check: Check,
+    reason: String,
+) -> Result<Vec<Event>, TxError> {
     let id = lease.id;
-    let mut exclude: Vec<AccountId> = d.check.claims.as_slice().iter().map(|c| c.party).collect();
+    let mut exclude: Vec<AccountId> = check.claims.as_slice().iter().map(|c| c.party).collect();
     exclude.push(lease.requester);
     let n = usize::from(state.params().tiebreak_verifiers);
     let seed = state.block_seed;
@@ -1052,7 +1110,7 @@ fn tiebreak(
             fail_lease(state, id, None)?,
         ]);
     }
-    let mut check = d.check;
+    let mut check = check;
     let mut claims = check.claims.into_inner();
     claims.extend(picked.iter().map(|v| Claim {
         party: *v,

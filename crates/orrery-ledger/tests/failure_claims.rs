@@ -103,6 +103,11 @@ struct Run {
 }
 
 impl Run {
+    /// The claim as sealed: with the units this run metered.
+    fn sealed(&self) -> ResultClaim {
+        self.claim.with_units(self.units)
+    }
+
     /// The job's true run, executed.
     fn of(bundle: &Bundle) -> Run {
         let n = bundle.manifest().steps;
@@ -319,7 +324,7 @@ impl Game {
                                 p.account,
                                 TxBody::CommitCheck {
                                     lease: LEASE,
-                                    seal: result_seal(LEASE, &c.party, &p.run.claim),
+                                    seal: result_seal(LEASE, &c.party, &p.run.sealed()),
                                 },
                             ));
                         }
@@ -330,7 +335,7 @@ impl Game {
                                 p.account,
                                 TxBody::RevealResult {
                                     lease: LEASE,
-                                    claim: p.run.claim,
+                                    claim: p.run.sealed(),
                                     note: p.run.note(),
                                 },
                             ));

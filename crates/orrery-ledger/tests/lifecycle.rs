@@ -331,12 +331,12 @@ fn epoch_emission_is_shared_pro_rata_to_settled_work() {
     let c = |net: &Net, who: usize, lease, units| {
         commit_body(net, who, lease, Usage { seconds: 0, units }, &claim())
     };
-    let reveal = |lease| reveal_body(lease, claim());
+    let reveal = |lease, units| reveal_body(lease, claim().with_units(units));
     net.apply(vec![
         net.tx(1, c(&net, 1, 0, 1_000_000)),
         net.tx(2, c(&net, 2, 1, 3_000_000)),
-        net.tx_at(1, 1, reveal(0)),
-        net.tx_at(2, 1, reveal(1)),
+        net.tx_at(1, 1, reveal(0, 1_000_000)),
+        net.tx_at(2, 1, reveal(1, 3_000_000)),
     ]);
     net.apply(vec![
         net.tx(REQ, TxBody::SettleLease { lease: 0 }),

@@ -165,7 +165,7 @@ fn run_ops(net: &mut Net, ops: Vec<Op>) {
                 let body = commit_body(net, who, lease, Usage { seconds, units }, &claim());
                 pending.push(net.tx_at(who, offsets[who], body));
                 offsets[who] += 1;
-                (who, reveal_body(lease, claim()))
+                (who, reveal_body(lease, claim().with_units(units)))
             }
             Op::Settle { who, lease } => (who, TxBody::SettleLease { lease }),
         };
@@ -193,7 +193,7 @@ proptest! {
         prop_assert_eq!(net.state.totals().sum(), Some(supply));
 
         // Replay the same blocks on a fresh genesis: identical roots at the end.
-        let mut replay = State::genesis(&genesis(&net.keys, &net.validators, Default::default())).unwrap();
+        let mut replay = State::genesis(&genesis(&net.keys, &net.validators, net.state.params().clone())).unwrap();
         for b in &net.blocks {
             apply_block(&mut replay, b, Signatures::Verify).unwrap();
         }

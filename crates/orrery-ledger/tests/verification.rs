@@ -57,6 +57,9 @@ fn counter_bundle(steps: u64) -> Bundle {
     .unwrap()
 }
 
+/// Units the counter job meters (every honest party the same).
+const UNITS: u64 = 1_000_000;
+
 /// What a party believes the run produced.
 #[derive(Clone)]
 struct Run {
@@ -82,8 +85,9 @@ impl Run {
         self.root = merkle_root(&self.checkpoints);
         self
     }
+    /// The claim, with the units every honest party meters (and the provider commits).
     fn claim(&self) -> ResultClaim {
-        ResultClaim::succeeded(self.output, self.root, self.steps)
+        ResultClaim::succeeded(self.output, self.root, self.steps).with_units(UNITS)
     }
     /// The hash of the RFC 6962 subtree over leaves `[start, start + size)`.
     fn node(&self, start: u64, size: u64) -> Hash {
@@ -254,7 +258,7 @@ impl Game {
         let claim = self.agents[&self.net.id(PROVIDER)].run.claim();
         let usage = Usage {
             seconds: 1,
-            units: 1_000_000,
+            units: UNITS,
         };
         let body = commit_body(&self.net, PROVIDER, 0, usage, &claim);
         let out = self.net.apply(vec![self.net.tx(PROVIDER, body)]);
@@ -1035,4 +1039,84 @@ fn a_provider_that_hides_its_result_after_the_draw_is_slashed() {
     );
     assert!(matches!(g.lease().state, LeaseState::Failed { .. }));
     assert!(g.net.balance(REQUESTER) > before, "refunded");
+}
+
+/// A referee whose machine fails (the engine cannot start, memory runs out): only in tests.
+#[derive(Debug)]
+struct FaultyHost;
+
+impl orrery_ledger::referee::Referee for FaultyHost {
+    fn rule(
+        &self,
+        _: &Bundle,
+        _: orrery_ledger::referee::Piece<'_>,
+        _: u64,
+    ) -> Result<orrery_ledger::referee::Ruling, orrery_ledger::referee::HostFailure> {
+        Err(orrery_ledger::referee::HostFailure(
+            "the wasm engine cannot be created: out of memory".into(),
+        ))
+    }
+}
+
+#[test]
+fn a_referee_host_failure_on_one_validator_leaves_every_state_root_equal() {
+    use orrery_ledger::referee::WasmReferee;
+    use orrery_ledger::{BlockError, Signatures, State, apply_block_with};
+    // Bisect until the dispute awaits the referee.
+    let mut g = disputed_game();
+    let block = loop {
+        let moves = g.moves();
+        let adjudicates = moves
+            .iter()
+            .any(|(_, b)| matches!(b, TxBody::Adjudicate { .. }));
+        let mut offsets: BTreeMap<usize, u64> = BTreeMap::new();
+        let txs = moves
+            .into_iter()
+            .map(|(who, body)| {
+                let off = offsets.entry(who).or_default();
+                let tx = g.net.tx_at(who, *off, body);
+                *off += 1;
+                tx
+            })
+            .collect();
+        if adjudicates {
+            break g.net.next_block(txs);
+        }
+        g.net.apply(txs);
+        assert!(
+            g.net.state.height() < 20_000,
+            "the dispute never reached the referee: {:?}",
+            g.lease().state
+        );
+    };
+    // Four validators hold the same state; one's referee host fails on this block.
+    let before = g.net.state.root();
+    let mut validators: Vec<State> = (0..4).map(|_| g.net.state.clone()).collect();
+    let stored = g.net.state.entries().collect::<Vec<_>>();
+    let mut roots = Vec::new();
+    for (i, v) in validators.iter_mut().enumerate() {
+        if i == 2 {
+            let err = apply_block_with(v, &block, Signatures::Verify, &FaultyHost).unwrap_err();
+            assert!(
+                matches!(&err, BlockError::RefereeHost { reason, .. } if reason.contains("out of memory")),
+                "{err}"
+            );
+            // Nothing was committed: the root is the previous block's. The validator reloads
+            // its stored state, as the store does on this error, and retries the block.
+            assert_eq!(v.root(), before);
+            *v = State::from_entries(stored.clone()).unwrap();
+            assert_eq!(v.root(), before);
+        }
+        let out = apply_block_with(v, &block, Signatures::Verify, &WasmReferee).unwrap();
+        assert!(
+            out.receipts
+                .iter()
+                .flat_map(|r| r.outcome.iter().flatten())
+                .any(|e| matches!(e, Event::RefereeRuled { .. })),
+            "the referee ruled"
+        );
+        roots.push(out.state_root);
+    }
+    assert!(roots.iter().all(|r| *r == roots[0]), "{roots:?}");
+    assert_ne!(roots[0], before);
 }

@@ -134,6 +134,10 @@ fn offer(rng: &mut Rng, n: u64, params: &Params) -> Offer {
             .then(|| (f64::from(bench) * (0.8 + 0.4 * rng.unit())) as u32),
         last_seen_ms: Some(1_000_000 - rng.below(600_000)),
         latency_ms: rng.chance(0.5).then(|| 5 + rng.below(250) as u32),
+        // Drawn last, so the fields above keep the stream they had before challenges existed.
+        online: !rng.chance(0.02),
+        uptime_bps: rng.chance(0.9).then(|| 9_000 + rng.below(1_001) as u32),
+        proven_score_bps: rng.chance(0.8).then(|| 5_000 + rng.below(5_001) as u32),
     }
 }
 

@@ -121,6 +121,8 @@ struct Hot {
     vram: u32,
     ram: u32,
     cpu: u16,
+    /// Whether the chain counts it online (offline offers never qualify).
+    online: bool,
     /// The offer's slot, or [`DEAD`].
     slot: u32,
 }
@@ -142,6 +144,7 @@ impl Hot {
             vram: offer.vram_mib(),
             ram: offer.hardware.ram_gib,
             cpu: offer.hardware.cpu_cores,
+            online: offer.online,
             slot,
         }
     }
@@ -364,6 +367,7 @@ impl Ctx {
     #[inline]
     fn may_pass(&self, h: &Hot) -> bool {
         h.slot != DEAD
+            && h.online
             && h.vram >= self.min_vram
             && h.cpu >= self.min_cpu
             && h.ram >= self.min_ram

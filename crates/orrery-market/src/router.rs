@@ -14,7 +14,9 @@
 //! - its stake is at least `Params::min_stake(hardware)` (the ledger refuses a lease otherwise,
 //!   whatever the verification level);
 //! - its reputation score is at least `min_reputation`, and it was seen at or after
-//!   `seen_since_ms`, if given.
+//!   `seen_since_ms`, if given;
+//! - the chain counts it online (`Offer::online`): a provider that missed or failed its last
+//!   challenge never routes, whatever the query, until it answers one again.
 //!
 //! `redundant { k }` verification needs `k` distinct providers: fewer than `k` qualifying
 //! offers is an error, and at least `k` results are returned.
@@ -29,6 +31,8 @@
 //!
 //! where `cost` is the job's expected cost at the offer's listed prices and every penalty `p`
 //! lies in `[0, 1]` (see [`crate::offer`]; `p_region` is 1 outside a preferred region, else 0).
+//! `p_rep` averages the lease record and the challenge uptime; `p_bench` comes from the
+//! chain's proven score (0.5 unproven); `p_lat` from the round-trip time the caller measured.
 //! A weight is therefore "the largest share of the price this factor can add": with the default
 //! reputation weight 0.5, the worst record looks 50% dearer than a perfect one at the same
 //! price. Ties break by provider id, so the order is total and the same for every algorithm.
@@ -226,11 +230,13 @@ pub enum Requirement {
     MinReputation,
     /// `seen_since_ms`.
     Liveness,
+    /// The chain counts the provider online (it answered its last challenge).
+    Online,
 }
 
 impl Requirement {
     /// Every requirement, in the order errors list them.
-    pub const ALL: [Requirement; 12] = [
+    pub const ALL: [Requirement; 13] = [
         Requirement::GpuModel,
         Requirement::Vram,
         Requirement::GpuCount,
@@ -243,6 +249,7 @@ impl Requirement {
         Requirement::Stake,
         Requirement::MinReputation,
         Requirement::Liveness,
+        Requirement::Online,
     ];
 
     pub(crate) fn bit(self) -> u16 {
@@ -315,6 +322,9 @@ pub(crate) fn unmet(
     {
         fail(Requirement::Liveness);
     }
+    if !offer.online {
+        fail(Requirement::Online);
+    }
     (failed, cost)
 }
 
@@ -329,7 +339,8 @@ pub(crate) fn evaluate(
     region_penalty: f64,
 ) -> Option<(Amount, f64)> {
     let req = q.req;
-    if offer.vram_mib() < req.min_vram_mib
+    if !offer.online
+        || offer.vram_mib() < req.min_vram_mib
         || offer.hardware.gpu_count() < req.resources.gpus
         || offer.hardware.cpu_cores < req.resources.cpu_cores
         || offer.hardware.ram_gib < req.resources.ram_gib
@@ -551,11 +562,20 @@ fn explain(
         Some(l) => format!("latency {l} ms"),
         None => "latency not measured".to_owned(),
     });
-    parts.push(match offer.benchmark {
-        Some(s) => format!("score {s}"),
-        None => "no benchmark yet".to_owned(),
+    parts.push(match offer.uptime_bps {
+        Some(u) => format!("uptime {} (challenges)", percent(u)),
+        None => "never challenged".to_owned(),
+    });
+    parts.push(match offer.proven_score_bps {
+        Some(s) => format!("proven {} of its claim", percent(s)),
+        None => "throughput not proven yet".to_owned(),
     });
     parts.join("; ")
+}
+
+/// Basis points as a percentage with one decimal: 9_950 → "99.5%".
+fn percent(bps: u32) -> String {
+    format!("{}.{}%", bps / 100, (bps % 100) / 10)
 }
 
 /// Why a query returned nothing (or too little).
@@ -644,6 +664,7 @@ pub(crate) struct Tally {
     best_stake_margin: Option<(Amount, Amount)>,
     max_reputation: Option<i64>,
     latest_seen: Option<u64>,
+    offline: usize,
     models: std::collections::BTreeSet<String>,
     regions: std::collections::BTreeSet<String>,
 }
@@ -684,6 +705,9 @@ impl Tally {
         );
         if let Some(t) = o.last_seen_ms {
             self.latest_seen = Some(self.latest_seen.map_or(t, |m| m.max(t)));
+        }
+        if !o.online {
+            self.offline += 1;
         }
         // Keep the alphabetically first few names: independent of visiting order.
         if !o.gpu_model().is_empty() && !self.models.contains(o.gpu_model()) {
@@ -774,6 +798,11 @@ impl Tally {
                 req.seen_since_ms.unwrap_or(0),
                 self.latest_seen
                     .map_or("never".to_owned(), |t| format!("{t} ms"))
+            ),
+            Requirement::Online => format!(
+                "no provider{scope} is online: {} offline after a missed or failed challenge \
+                 (their offers return once they answer one)",
+                self.offline
             ),
         }
     }

@@ -6,7 +6,7 @@ use crate::router::Ranked;
 pub const MAX_WHY_CHARS: usize = 100;
 
 /// Renders `ranked` as aligned columns: rank, provider, GPUs, region, GPU-hour price, job
-/// cost, reputation, latency, benchmark, and the explanation.
+/// cost, reputation, latency, challenge uptime, proven score, and the explanation.
 pub fn format_table(ranked: &[Ranked]) -> String {
     let header = [
         "#",
@@ -17,7 +17,8 @@ pub fn format_table(ranked: &[Ranked]) -> String {
         "job cost",
         "rep",
         "latency",
-        "score",
+        "uptime",
+        "proven",
         "why",
     ];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
@@ -40,7 +41,8 @@ pub fn format_table(ranked: &[Ranked]) -> String {
             r.cost.to_string(),
             r.breakdown.reputation_score.to_string(),
             o.latency_ms.map_or("-".into(), |l| format!("{l} ms")),
-            o.benchmark.map_or("-".into(), |s| s.to_string()),
+            o.uptime_bps.map_or("-".into(), bps_percent),
+            o.proven_score_bps.map_or("-".into(), bps_percent),
             why,
         ]);
     }
@@ -65,4 +67,8 @@ pub fn format_table(ranked: &[Ranked]) -> String {
         out.push('\n');
     }
     out
+}
+
+fn bps_percent(bps: u32) -> String {
+    format!("{}%", bps / 100)
 }

@@ -33,6 +33,8 @@ prop_compose! {
         bench in prop::option::of(0u32..3000),
         latency in prop::option::of(1u32..300),
         seen in prop::option::of(0u64..100),
+        // Online, uptime and proven score: few offline, so most queries still match.
+        proof in (prop::bool::weighted(0.9), prop::option::of(0u32..=10_000), prop::option::of(0u32..=10_000)),
     ) -> Offer {
         let hardware = Hardware {
             gpu: model.map(|m| GpuSpec { model: GpuModel::new(MODELS[m]).unwrap(), vram_mib: vram * 1024, count }),
@@ -55,6 +57,9 @@ prop_compose! {
             benchmark: bench,
             last_seen_ms: seen,
             latency_ms: latency,
+            online: proof.0,
+            uptime_bps: proof.1,
+            proven_score_bps: proof.2,
         }
     }
 }
@@ -277,6 +282,9 @@ fn observe_updates_measurements_and_ranking() {
         benchmark: None,
         last_seen_ms: None,
         latency_ms: None,
+        online: true,
+        uptime_bps: None,
+        proven_score_bps: None,
     };
     let mut idx = OfferIndex::from_offers([mk(1), mk(2)]).unwrap();
     let req = Requirements {

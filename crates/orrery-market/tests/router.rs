@@ -42,6 +42,9 @@ fn offer(n: u32, model: &str, vram_gib: u32, count: u16, region: &str, milli: u6
         benchmark: None,
         last_seen_ms: None,
         latency_ms: None,
+        online: true,
+        uptime_bps: None,
+        proven_score_bps: None,
     }
 }
 
@@ -190,11 +193,76 @@ fn preferred_region_and_low_latency_and_benchmark_win_ties() {
     let idx = index(vec![a2, b2]);
     assert_eq!(rank_ids(&idx, &gpu_job(1)), vec![id(1), id(2)]);
 
-    let (mut a3, mut b3) = (a, b);
-    a3.benchmark = Some(500);
-    b3.benchmark = Some(2_000);
+    // The proven score ranks; the self-reported benchmark does not (nobody checks it).
+    let (mut a3, mut b3) = (a.clone(), b.clone());
+    a3.benchmark = Some(5_000);
+    a3.proven_score_bps = Some(3_000);
+    b3.proven_score_bps = Some(9_500);
     let idx = index(vec![a3, b3]);
     assert_eq!(rank_ids(&idx, &gpu_job(1)), vec![id(2), id(1)]);
+
+    // Uptime from challenges ranks like reputation.
+    let (mut a4, mut b4) = (a, b);
+    a4.uptime_bps = Some(6_000);
+    b4.uptime_bps = Some(10_000);
+    let idx = index(vec![a4, b4]);
+    assert_eq!(rank_ids(&idx, &gpu_job(1)), vec![id(2), id(1)]);
+}
+
+#[test]
+fn proven_beats_unproven_beats_nothing() {
+    // Equal prices: proven at its claim < proven at the chain's 25% floor < never measured.
+    let mut full = offer(1, "RTX 4090", 24, 1, "eu-west", 500);
+    full.proven_score_bps = Some(10_000);
+    let mut floor = offer(2, "RTX 4090", 24, 1, "eu-west", 500);
+    floor.proven_score_bps = Some(2_500);
+    let unproven = offer(3, "RTX 4090", 24, 1, "eu-west", 500);
+    let idx = index(vec![unproven, floor, full]);
+    assert_eq!(rank_ids(&idx, &gpu_job(1)), vec![id(1), id(2), id(3)]);
+    let r = idx
+        .rank(&gpu_job(1), &RouterWeights::default(), &Params::default())
+        .unwrap();
+    assert_eq!(r.ranked[0].breakdown.benchmark_penalty, 0.0);
+    assert!(
+        r.ranked[2]
+            .explanation
+            .contains("throughput not proven yet")
+    );
+    assert!(
+        r.ranked[1]
+            .explanation
+            .contains("proven 25.0% of its claim")
+    );
+}
+
+#[test]
+fn offline_offers_never_route_and_the_error_says_why() {
+    // The cheapest, best-proven offer is offline: it is skipped, whatever the weights.
+    let mut down = offer(1, "RTX 4090", 24, 1, "eu-west", 100);
+    down.online = false;
+    down.proven_score_bps = Some(10_000);
+    down.uptime_bps = Some(9_000);
+    let up = offer(2, "RTX 4090", 24, 1, "eu-west", 900);
+    let idx = index(vec![down.clone(), up]);
+    assert_eq!(rank_ids(&idx, &gpu_job(1)), vec![id(2)]);
+
+    let idx = index(vec![down]);
+    match error(&idx, &gpu_job(1)) {
+        RouteError::Unsatisfiable { unmet } => {
+            assert_eq!(unmet[0].requirement, Requirement::Online);
+            assert!(
+                unmet[0].message.contains("1 offline"),
+                "{}",
+                unmet[0].message
+            );
+            assert!(
+                unmet[0].message.contains("challenge"),
+                "{}",
+                unmet[0].message
+            );
+        }
+        e => panic!("expected the offline requirement, got {e:?}"),
+    }
 }
 
 #[test]
@@ -233,7 +301,8 @@ fn explanation_names_the_reasons() {
     let mut a = offer(1, "RTX 4090", 24, 1, "eu-west", 1_800);
     a.reputation.checked = 42;
     a.latency_ms = Some(12);
-    a.benchmark = Some(980);
+    a.uptime_bps = Some(9_950);
+    a.proven_score_bps = Some(8_000);
     let b = offer(2, "RTX 4090", 24, 1, "us-east", 2_400);
     let c = offer(3, "RTX 4090", 24, 1, "us-east", 2_400);
     let idx = index(vec![a, b, c]);
@@ -252,12 +321,14 @@ fn explanation_names_the_reasons() {
         "42 checks, 0 settled, 0 failures",
         "same region eu-west",
         "latency 12 ms",
-        "score 980",
+        "uptime 99.5% (challenges)",
+        "proven 80.0% of its claim",
     ] {
         assert!(e.contains(needle), "{e:?} lacks {needle:?}");
     }
     let second = &r.ranked[1].explanation;
     assert!(second.contains("new provider"), "{second}");
+    assert!(second.contains("never challenged"), "{second}");
     assert!(
         second.contains("other region us-east (preferred eu-west)"),
         "{second}"
@@ -485,6 +556,8 @@ fn index_is_built_from_ledger_providers() {
                     ..Reputation::default()
                 },
                 earned: Amount::ZERO,
+                proof: Default::default(),
+                draw_slot: None,
             },
         );
     }

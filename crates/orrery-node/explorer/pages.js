@@ -159,10 +159,20 @@ function gpuText(hw) {
   return hw.gpu ? `${hw.gpu.count} × ${hw.gpu.model} (${Math.round(hw.gpu.vram_mib / 1024)} GiB)` : 'CPU only';
 }
 
-function onlineBadge(a) {
+// Online: bonded and seen lately (the node's index) and not taken offline by a missed
+// challenge (the chain).
+function onlineBadge(p) {
+  const a = p.activity;
   if (!a) return '—';
-  return h('span', { class: `badge ${a.online ? 'st-settled' : 'st-timed_out'}` }, a.online ? 'online' : 'offline');
+  const missed = p.challenges && !p.challenges.online;
+  const online = a.online && !missed;
+  return h('span', { class: `badge ${online ? 'st-settled' : 'st-timed_out'}`,
+    title: missed ? 'missed or failed its last challenge: its offers leave routing until it answers one' : '' },
+  online ? 'online' : (missed ? 'offline (challenge)' : 'offline'));
 }
+
+const flops = (f) => (f === undefined || f === null ? '—' : `${(f / 1e9).toFixed(1)} GFLOP/s`);
+const challengesOf = (p) => p.challenges || {};
 
 export async function providers(main, params, rerender) {
   const st = providerState;
@@ -174,7 +184,7 @@ export async function providers(main, params, rerender) {
   const search = h('input', { type: 'search', value: st.q, placeholder: 'Filter: id prefix, region, GPU model, "cpu"',
     'data-testid': 'providers-filter', 'aria-label': 'Filter providers' });
   const sort = h('select', { 'data-testid': 'providers-sort', 'aria-label': 'Sort by' },
-    [['stake', 'stake'], ['price', 'price'], ['reputation', 'reputation'], ['uptime', 'uptime'], ['id', 'id']]
+    [['stake', 'stake'], ['price', 'price'], ['reputation', 'reputation'], ['uptime', 'uptime'], ['score', 'proven score'], ['id', 'id']]
       .map(([v, l]) => h('option', { value: v, selected: v === st.sort }, `sort by ${l}`)));
   const order = h('select', { 'data-testid': 'providers-order', 'aria-label': 'Order' },
     h('option', { value: 'desc', selected: st.order === 'desc' }, 'high → low'),
@@ -188,14 +198,14 @@ export async function providers(main, params, rerender) {
   order.addEventListener('change', apply);
   const rows = table([
     { label: 'Provider', cell: (p) => providerLink(p.id) },
-    { label: 'Status', cell: (p) => onlineBadge(p.activity) },
+    { label: 'Status', cell: (p) => onlineBadge(p) },
     { label: 'Hardware', cell: (p) => `${gpuText(p.offer.hardware)} · ${p.offer.hardware.cpu_cores} cores · ${p.offer.hardware.ram_gib} GiB` },
-    { label: 'Benchmark', cell: () => h('span', { class: 'muted', title: 'Providers do not publish a benchmark score on chain yet' }, 'n/a') },
+    { label: 'Proven', cell: (p) => h('span', { 'data-testid': 'provider-proven', title: 'throughput proven by challenges ÷ claimed' }, pct(challengesOf(p).proven_score_bps)), class: 'num' },
     { label: 'Region', cell: (p) => p.offer.region },
     { label: 'Price', cell: (p) => priceText(p.offer.prices), class: 'num' },
     { label: 'Stake', cell: (p) => orr(p.stake), class: 'num' },
     { label: 'Reputation', cell: (p) => pct(p.activity && p.activity.reputation_bps), class: 'num' },
-    { label: 'Uptime', cell: (p) => pct(p.activity && p.activity.uptime_bps), class: 'num' },
+    { label: 'Uptime', cell: (p) => h('span', { 'data-testid': 'provider-uptime-cell', title: 'challenges answered ÷ drawn' }, pct(challengesOf(p).uptime_bps)), class: 'num' },
     { label: 'Slashes', cell: (p) => num(p.activity ? p.activity.slashes : p.reputation.slashed), class: 'num' },
   ], page.items, 'providers-table', (p) => ({ 'data-testid': 'provider-row', 'data-id': p.id }));
   main.replaceChildren(
@@ -223,17 +233,23 @@ export async function provider(main, [id], rerender, pageState) {
   ]);
   st.next = leases.next_cursor || null;
   const a = p.activity || {};
+  const c = challengesOf(p);
   const r = p.reputation;
   main.replaceChildren(
     pageTitle('Provider', h('span', { class: 'mono break' }, p.id)),
     h('div', { class: 'stats' },
-      stat('Status', onlineBadge(p.activity), 'provider-status', a.last_seen ? `last tx at #${a.last_seen}` : 'no tx seen'),
+      stat('Status', onlineBadge(p), 'provider-status', a.last_seen ? `last tx at #${a.last_seen}` : 'no tx seen'),
       stat('Earned', orr(p.earned), 'provider-earned', 'paid for verified work, after fees'),
       stat('Stake', orr(p.stake), 'provider-stake', `balance ${orr(account.balance)}`),
       stat('Slashes', num(a.slashes ?? r.slashed), 'provider-slashes', `${orr(a.slashed)} taken`),
       stat('Reputation', pct(a.reputation_bps), 'provider-reputation',
         `${num(r.settled)} settled · ${num(r.checked)} checked · ${num(r.failed)} failed · ${num(r.timed_out)} timed out`),
-      stat('Uptime', pct(a.uptime_bps), 'provider-uptime', 'leases started and finished in time'),
+      stat('Uptime', pct(c.uptime_bps), 'provider-uptime',
+        `${num(c.answered ?? 0)} of ${num(c.drawn ?? 0)} challenges answered · ${num(c.missed ?? 0)} missed`),
+      stat('Proven', pct(c.proven_score_bps), 'provider-proven',
+        c.proven_flops && c.proven_flops >= c.claimed_flops
+          ? `at or above its claimed ${flops(c.claimed_flops)}`
+          : `${flops(c.proven_flops)} of ${flops(c.claimed_flops)} claimed`),
     ),
     card('Offer', kv([
       ['Hardware', `${gpuText(p.offer.hardware)} · ${p.offer.hardware.cpu_cores} cores · ${p.offer.hardware.ram_gib} GiB RAM`],

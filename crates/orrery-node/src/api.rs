@@ -700,6 +700,7 @@ pub(crate) fn provider_view(id: AccountId, p: &Provider) -> ProviderView {
         },
         earned: p.earned,
         activity: None,
+        challenges: None,
     }
 }
 

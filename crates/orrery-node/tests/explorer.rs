@@ -57,7 +57,8 @@ fn all_ids(node: &TestNode, path: &str) -> Vec<u64> {
 }
 
 fn claim() -> ResultClaim {
-    ResultClaim::succeeded(Hash::of(b"output"), Hash::of(b"root"), 1)
+    // The units the commitment below bills: the ledger bills the sealed units.
+    ResultClaim::succeeded(Hash::of(b"output"), Hash::of(b"root"), 1).with_units(1_000)
 }
 
 #[test]
@@ -192,7 +193,15 @@ fn a_settled_lease_has_its_evidence_and_every_id_is_found() {
     let (status, body) = get(&node, "/api/v1/providers?sort=colour");
     assert_eq!((status, body["code"].as_str()), (400, Some("bad_query")));
     let one = ok(&node, &format!("/api/v1/providers/{}", k[0].account()));
-    assert_eq!(one["activity"]["uptime_bps"], 10_000);
+    // Uptime is the chain's challenge record (no agent answers here: drawn, not answered).
+    let c = &one["challenges"];
+    assert_eq!(one["activity"]["uptime_bps"], c["uptime_bps"], "{one}");
+    assert!(c["claimed_flops"].as_u64().is_some_and(|f| f > 0), "{one}");
+    assert_eq!(
+        c["uptime_bps"].is_null(),
+        c["drawn"] == 0,
+        "no uptime before the first draw: {one}"
+    );
     let leases = ok(
         &node,
         &format!("/api/v1/providers/{}/leases", k[0].account()),

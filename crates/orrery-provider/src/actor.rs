@@ -78,8 +78,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
+mod challenge;
 mod infer;
 
+pub use challenge::ChallengeSnapshot;
 pub use infer::InferenceSnapshot;
 
 /// Why the agent could not act.
@@ -116,6 +118,9 @@ pub enum AgentError {
     /// An inference duty could not be done.
     #[error("inference: {0}")]
     Inference(String),
+    /// A challenge could not be solved or opened.
+    #[error("challenge: {0}")]
+    Challenge(String),
     /// The bundle for a lease is missing or is not the lease's job.
     #[error("lease {lease}: {reason}")]
     Bundle {
@@ -159,6 +164,8 @@ pub struct AgentSnapshot {
     pub last_error: Option<String>,
     /// Inference serving, settlements and checks (`None` when not serving).
     pub inference: Option<InferenceSnapshot>,
+    /// Challenges solved, answered, opened and requested.
+    pub challenges: ChallengeSnapshot,
 }
 
 /// The duty loop's state between ticks, and its worker threads. Public so tests and
@@ -191,6 +198,7 @@ pub struct Worker<C: Chain> {
     ml_gpu: Option<crate::gpu::MlGpu>,
     /// Leases already refused (logged once each).
     refused: BTreeSet<LeaseId>,
+    challenge: challenge::ChallengeDuty,
 }
 
 impl<C: Chain> Worker<C> {
@@ -206,6 +214,9 @@ impl<C: Chain> Worker<C> {
         let stake = config.stake.ok_or(crate::config::ConfigError::NoStake {
             minimum: Amount::ZERO,
         })?;
+        // The solver uses every core the provider claims, and no more than the machine has.
+        let solver_threads = usize::from(offer.hardware.cpu_cores)
+            .min(std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get));
         Ok(Worker {
             chain,
             me,
@@ -235,6 +246,7 @@ impl<C: Chain> Worker<C> {
             serving: None,
             server: None,
             infer: infer::InferDuties::new(config.max_verify_runs.max(1), config.threads.max(1)),
+            challenge: challenge::ChallengeDuty::new(solver_threads),
             snapshot: AgentSnapshot {
                 account: me.to_string(),
                 ..AgentSnapshot::default()
@@ -284,6 +296,7 @@ impl<C: Chain> Worker<C> {
     pub fn snapshot(&self) -> AgentSnapshot {
         let mut s = self.snapshot.clone();
         s.inference = self.inference_snapshot();
+        s.challenges = self.challenge.stats.clone();
         s
     }
 
@@ -301,6 +314,7 @@ impl<C: Chain> Worker<C> {
     pub fn set_waker(&mut self, wake: impl Fn() + Send + Sync + 'static) {
         let wake: crate::runs::Waker = Arc::new(wake);
         self.runs.set_waker(wake.clone());
+        self.challenge.set_waker(wake.clone());
         self.infer.set_waker(wake);
     }
 
@@ -332,6 +346,7 @@ impl<C: Chain> Worker<C> {
             }
         }
         self.snapshot.running.clear();
+        self.challenge.call_off();
         self.infer.join();
         // The serving lane stops with the agent.
         self.server = None;
@@ -382,6 +397,10 @@ impl<C: Chain> Worker<C> {
         let head = head.head;
         self.sync_outbox(head)?;
         let registered = self.ensure_provider(head)?;
+        if let Err(e) = self.challenge_duties(head, registered) {
+            tracing::warn!(error = %e, "challenge duty failed");
+            first_error.get_or_insert(e);
+        }
         if let Err(e) = self.inference_duties(head, registered) {
             first_error.get_or_insert(e);
         }

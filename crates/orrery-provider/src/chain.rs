@@ -101,6 +101,74 @@ pub trait Chain {
         let _ = hash;
         Ok(TxOutcome::Unknown)
     }
+    /// `id`'s standing in the chain's challenges and its open challenge; `None` when the chain
+    /// has no challenges (or the provider is not registered).
+    fn challenges(&self, id: &AccountId) -> Result<Option<ChallengeStatus>, ChainError> {
+        let _ = id;
+        Ok(None)
+    }
+}
+
+/// A provider's standing in the chain's challenges, as the agent reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChallengeStatus {
+    /// Whether the chain routes its offers (false after a miss, until an answer).
+    pub online: bool,
+    /// Its open challenge, if any.
+    pub open: Option<ChallengeTask>,
+}
+
+/// An open challenge: what to compute and send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChallengeTask {
+    /// Height of the draw (0 while only requested); the transactions name it.
+    pub drawn_at: u64,
+    /// The challenge seed that generates `A` and `B`.
+    pub seed: Hash,
+    /// Side `n` of `B`.
+    pub dim: u64,
+    /// Rows of `A`.
+    pub rows: u64,
+    /// Where it is.
+    pub phase: ChallengeTaskPhase,
+}
+
+/// Where an open challenge is, from the provider's side.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChallengeTaskPhase {
+    /// Asked for; the next block draws it.
+    Requested,
+    /// Drawn: compute and answer.
+    Drawn,
+    /// Answered; the next block draws the rows to open.
+    Answered,
+    /// Open these rows (ascending).
+    Opening {
+        /// The drawn row indices.
+        rows: Vec<u64>,
+    },
+}
+
+/// The agent's view of the API's challenge record.
+pub fn challenge_status(v: &orrery_client::api::ChallengeRecordView) -> ChallengeStatus {
+    let open = v.open.as_ref().map(|o| ChallengeTask {
+        drawn_at: o.drawn_at,
+        seed: o.seed,
+        dim: o.dim,
+        rows: o.rows,
+        phase: match o.phase.as_str() {
+            "drawn" => ChallengeTaskPhase::Drawn,
+            "answered" => ChallengeTaskPhase::Answered,
+            "opening" => ChallengeTaskPhase::Opening {
+                rows: o.open_rows.clone(),
+            },
+            _ => ChallengeTaskPhase::Requested,
+        },
+    });
+    ChallengeStatus {
+        online: v.online,
+        open,
+    }
 }
 
 /// This account's part in a check.
@@ -375,6 +443,13 @@ impl Chain for NodeChain {
             }
             other => other.map_err(map_err),
         }
+    }
+
+    fn challenges(&self, id: &AccountId) -> Result<Option<ChallengeStatus>, ChainError> {
+        Ok(self
+            .call(|c| c.provider(id))
+            .map_err(map_err)?
+            .and_then(|p| p.challenges.as_ref().map(challenge_status)))
     }
 
     fn inference_checks(&self, party: &AccountId) -> Result<Vec<InferenceCheck>, ChainError> {

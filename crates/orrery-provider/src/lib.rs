@@ -48,6 +48,7 @@
 pub mod actor;
 pub mod benchmark;
 pub mod chain;
+pub mod challenge;
 pub mod config;
 pub mod decide;
 pub mod gpu;

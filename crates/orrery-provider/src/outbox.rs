@@ -69,6 +69,8 @@ pub enum Subject {
     Settlement(Hash),
     /// A settled inference batch's checks and openings (the stage is the response's index).
     InferenceBatch(BatchId),
+    /// The challenge drawn at this height (stage 0 the answer, 1 the opening).
+    Challenge(u64),
 }
 
 impl Subject {
@@ -88,6 +90,7 @@ impl std::fmt::Display for Subject {
             Subject::Lease(id) => write!(f, "lease {id}"),
             Subject::Settlement(h) => write!(f, "settlement {}", h.short()),
             Subject::InferenceBatch(b) => write!(f, "inference batch {b}"),
+            Subject::Challenge(h) => write!(f, "challenge drawn at {h}"),
         }
     }
 }

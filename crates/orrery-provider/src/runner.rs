@@ -96,7 +96,7 @@ fn record_failure(dir: &LeaseDir, f: Failure) -> Result<RunEnd, RunJobError> {
         ))
     })?;
     let outcome = Outcome {
-        claim: ResultClaim::failed(failure, checkpoint_root(&leaves), steps),
+        claim: ResultClaim::failed(failure, checkpoint_root(&leaves), steps).with_units(f.units),
         checkpoints: leaves,
         units: f.units,
         wall_ms: f.wall_ms,
@@ -333,7 +333,8 @@ fn drive<W: orrery_types::workload::Workload<Error = JobError>>(
             Hash::of(&record.output),
             record.checkpoint_root(),
             record.checkpoints.len() as u64 - 1,
-        ),
+        )
+        .with_units(record.cost),
         checkpoints: record.checkpoints,
         units: record.cost,
         wall_ms: wall(&began),

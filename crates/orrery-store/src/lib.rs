@@ -137,9 +137,10 @@ impl Ledger {
     ) -> Result<BlockOutcome, StoreError> {
         let outcome = match apply_block(&mut self.state, block, signatures) {
             Ok(o) => o,
-            Err(e @ BlockError::Invariant(_)) => {
-                // A ledger bug mutated memory before being caught: go back to disk.
-                tracing::error!(error = %e, height = block.height, "ledger invariant violated; reloading");
+            Err(e @ (BlockError::Invariant(_) | BlockError::RefereeHost { .. })) => {
+                // A ledger bug, or the referee's host failing, mutated memory before the block
+                // was refused: go back to disk (the block is not applied; retry it).
+                tracing::error!(error = %e, height = block.height, "block not applied; reloading the stored state");
                 self.reload()?;
                 return Err(e.into());
             }

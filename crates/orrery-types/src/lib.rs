@@ -10,6 +10,7 @@
 
 pub mod amount;
 pub mod block;
+pub mod challenge;
 pub mod codec;
 pub mod crypto;
 pub mod hash;

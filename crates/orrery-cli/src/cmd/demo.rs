@@ -519,7 +519,8 @@ fn demo(args: &Args, dir: &std::path::Path, db: &std::path::Path) -> anyhow::Res
         // Seal, then reveal in the same block: these leases are unchecked, so there is no
         // draw to wait for (the devnet exercises checks and disputes).
         let claim =
-            ResultClaim::succeeded(output, checkpoint_root, record.checkpoints.len() as u64 - 1);
+            ResultClaim::succeeded(output, checkpoint_root, record.checkpoints.len() as u64 - 1)
+                .with_units(record.cost);
         let seal = result_seal(lease, &providers[p].id(), &claim);
         txs.push(providers[p].sign(TxBody::CommitResult { lease, seal, usage }));
         txs.push(providers[p].sign(TxBody::RevealResult {

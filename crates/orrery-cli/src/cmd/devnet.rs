@@ -140,8 +140,16 @@ const API_KEY_SECRET: [u8; 32] = [0x42; 32];
 
 /// What each provider is funded with at genesis.
 const PROVIDER_FUNDS: Amount = Amount::orr(10_000);
-/// What each provider bonds (above the minimum for its 8 cores).
+/// What each provider bonds (well above the minimum for its one core, so a docked challenge
+/// would show as a stake change, never as an unbonded provider).
 const PROVIDER_STAKE: Amount = Amount::orr(500);
+/// Cores each devnet provider claims. The chain sizes its challenges from the claim, so a
+/// provider must claim what it has: four providers and four validators share a machine of a
+/// few cores, and one core each is their honest share (eight each, as before challenges,
+/// would be spoofing and be docked).
+const DEVNET_PROVIDER_CORES: u16 = 1;
+/// Memory each devnet provider claims (GiB): its share of a small machine.
+const DEVNET_PROVIDER_RAM_GIB: u32 = 2;
 /// Blocks a devnet lease may run (five minutes at 200 ms blocks).
 const LEASE_DEADLINE_BLOCKS: u64 = 1_500;
 /// How long the requester waits for one of its transactions to be finalized.
@@ -268,7 +276,7 @@ impl Devnet {
                  data_dir = {data:?}\nregion = \"{region}\"\nstake = \"{stake}\"\n\
                  endpoint = \"http://127.0.0.1:{port}\"\n\
                  cheat = \"{cheat}\"\npoll_interval_ms = 200\n{prices}\
-                 [hardware]\ncpu_cores = 8\nram_gib = 16\n{serve}",
+                 [hardware]\ncpu_cores = {DEVNET_PROVIDER_CORES}\nram_gib = {DEVNET_PROVIDER_RAM_GIB}\n{serve}",
                 fallbacks = fallbacks.join(", "),
                 seed = provider_key_seed(i),
                 data = self.dir.join(format!("provider-{i}")).display().to_string(),

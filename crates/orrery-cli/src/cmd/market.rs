@@ -5,7 +5,8 @@ use crate::cmd::wallet::{NodeArg, load_key};
 use anyhow::{Context, bail};
 use clap::{Args as ClapArgs, Subcommand};
 use orrery_client::Client;
-use orrery_ledger::entries::{Provider, Reputation};
+use orrery_client::probe::RttProbe;
+use orrery_ledger::entries::Reputation;
 use orrery_market::{OfferIndex, RegionPreference, Requirements, RouterWeights, format_table};
 use orrery_provider::{Agent, ProviderConfig};
 use orrery_types::amount::Amount;
@@ -179,7 +180,9 @@ pub(crate) fn chain_params(client: &Client) -> anyhow::Result<orrery_ledger::Par
         .context("cannot read the chain's parameters from the node")
 }
 
-/// Every provider a node knows, as the router's offer index.
+/// Every provider a node knows, as the router's offer index, with the round-trip time to each
+/// provider's endpoint measured from here (see [`orrery_client::probe`]; an unreachable one
+/// gets the probe's timeout, the worst latency).
 pub(crate) fn offer_index(client: &Client) -> anyhow::Result<OfferIndex> {
     let mut views = Vec::new();
     let mut cursor: Option<String> = None;
@@ -193,26 +196,39 @@ pub(crate) fn offer_index(client: &Client) -> anyhow::Result<OfferIndex> {
             None => break,
         }
     }
+    let rtt = RttProbe::default().measure(views.iter().map(|v| v.offer.endpoint.as_str()));
     OfferIndex::from_offers(views.iter().map(|v| {
-        orrery_market::Offer::from_provider(
-            &v.id,
-            &Provider {
-                offer: v.offer.clone(),
-                stake: v.stake,
-                active_leases: v.active_leases,
-                registered_at: v.registered_at,
-                reputation: Reputation {
-                    settled: v.reputation.settled,
-                    checked: v.reputation.checked,
-                    failed: v.reputation.failed,
-                    slashed: v.reputation.slashed,
-                    timed_out: v.reputation.timed_out,
-                },
-                earned: v.earned,
-            },
-        )
+        let mut offer = offer_of(v);
+        offer.latency_ms = rtt.get(v.offer.endpoint.as_str()).copied();
+        offer
     }))
     .map_err(|_| anyhow::anyhow!("more offers than the index holds"))
+}
+
+/// The router's view of a provider as the node's API reports it, with the chain's challenge
+/// record (a node without one reports every provider online and unproven).
+fn offer_of(v: &orrery_client::api::ProviderView) -> orrery_market::Offer {
+    let c = v.challenges.as_ref();
+    orrery_market::Offer {
+        provider: v.id,
+        hardware: v.offer.hardware.clone(),
+        region: v.offer.region.as_str().to_owned(),
+        prices: v.offer.prices,
+        stake: v.stake,
+        reputation: Reputation {
+            settled: v.reputation.settled,
+            checked: v.reputation.checked,
+            failed: v.reputation.failed,
+            slashed: v.reputation.slashed,
+            timed_out: v.reputation.timed_out,
+        },
+        benchmark: None,
+        last_seen_ms: None,
+        latency_ms: None,
+        online: c.is_none_or(|c| c.online),
+        uptime_bps: c.and_then(|c| c.uptime_bps),
+        proven_score_bps: c.and_then(|c| c.proven_score_bps),
+    }
 }
 
 fn offers(args: OffersArgs) -> anyhow::Result<()> {

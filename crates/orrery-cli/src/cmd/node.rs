@@ -86,6 +86,22 @@ pub fn validator_files(dir: &Path, i: usize) -> (PathBuf, PathBuf) {
     (d.join("validator.toml"), d.join("node.toml"))
 }
 
+/// Challenge parameters for a network on one machine (`node init`, `localnet`, `devnet`).
+///
+/// The chain's defaults are sized for many providers: 4 draws every block, each 2 s of the
+/// claimed hardware. On one machine with a handful of providers that would challenge each one
+/// every few blocks and keep its cores busy. Here one provider is drawn every 10 blocks
+/// (about every 2 s; each of 4 providers about every 8–10 s, several times in a devnet run),
+/// each challenge is 500 ms of its claim, and 2 s of block latency are allowed on top, since
+/// validators and providers share the machine's cores. The deadline (8 × 500 ms + 2 s = 6 s)
+/// still leaves a machine claiming several times its cores far behind.
+pub fn local_challenges(params: &mut orrery_ledger::Params) {
+    params.challenges_per_block = 1;
+    params.challenge_every_blocks = 10;
+    params.challenge_target_ms = 500;
+    params.challenge_latency_ms = 2_000;
+}
+
 /// Write a local network's configuration; returns the API address of each validator.
 pub fn init(args: &InitArgs, extra_accounts: &[GenesisAccount]) -> anyhow::Result<Vec<SocketAddr>> {
     if args.dir.join("genesis.toml").exists() {
@@ -116,6 +132,14 @@ pub fn init(args: &InitArgs, extra_accounts: &[GenesisAccount]) -> anyhow::Resul
         validator_balance: Amount::orr(1_000),
     })
     .context("cannot create the network's keys and genesis")?;
+    let mut devnet = devnet;
+    // The genesis file and each validator's inline copy.
+    local_challenges(&mut devnet.genesis.params);
+    for v in &mut devnet.configs {
+        if let Some(g) = &mut v.genesis {
+            local_challenges(&mut g.params);
+        }
+    }
     std::fs::write(args.dir.join("genesis.toml"), devnet.genesis.to_toml())?;
     std::fs::write(
         args.dir.join("faucet.key"),

@@ -115,6 +115,19 @@ pub const PROVIDER_STAKE: &str = "200";
 /// (`extra` lines appended to its top table), start `orrery provider run` on it (log appended
 /// to `dir/provider.log`), and wait until it is registered and bonded.
 pub fn start_provider(dir: &Path, api: &str, seed: u64, extra: &str) -> Child {
+    start_provider_claiming(dir, api, seed, extra, 2, PROVIDER_STAKE)
+}
+
+/// [`start_provider`] for a provider that claims `cpu_cores` cores and bonds `stake` ORR.
+pub fn start_provider_claiming(
+    dir: &Path,
+    api: &str,
+    seed: u64,
+    extra: &str,
+    cpu_cores: u16,
+    stake: &str,
+) -> Child {
+    std::fs::create_dir_all(dir).unwrap();
     let config = dir.join("provider.toml");
     std::fs::write(
         &config,
@@ -123,7 +136,7 @@ pub fn start_provider(dir: &Path, api: &str, seed: u64, extra: &str) -> Child {
 key_seed = {seed}
 data_dir = "{data}"
 region = "eu-west"
-stake = "{PROVIDER_STAKE}"
+stake = "{stake}"
 poll_interval_ms = 100
 {extra}
 [prices]
@@ -132,7 +145,7 @@ cpu_core_hour = "0.05"
 ram_gib_hour = "0"
 mega_unit = "0.001"
 [hardware]
-cpu_cores = 2
+cpu_cores = {cpu_cores}
 ram_gib = 4
 "#,
             data = dir.join("provider-data").display(),

@@ -48,7 +48,20 @@ impl Net {
         Self::with_params(accounts, Params::default())
     }
 
+    /// A chain with `params`, provider challenges off (`challenges_per_block = 0`): the
+    /// other tests count every unit of stake, and nobody answers challenges there.
     pub fn with_params(accounts: usize, params: Params) -> Net {
+        Self::with_challenges(
+            accounts,
+            Params {
+                challenges_per_block: 0,
+                ..params
+            },
+        )
+    }
+
+    /// A chain with `params` exactly as given, challenges included.
+    pub fn with_challenges(accounts: usize, params: Params) -> Net {
         let keys: Vec<Keypair> = (0..accounts as u64).map(Keypair::from_seed).collect();
         let validators: Vec<Keypair> = (1000..1002).map(Keypair::from_seed).collect();
         let state = State::genesis(&genesis(&keys, &validators, params)).unwrap();
@@ -186,11 +199,12 @@ pub fn reveal_body(lease: u64, claim: ResultClaim) -> TxBody {
     }
 }
 
-/// `CommitResult` with the seal of `claim` by account `i`.
+/// `CommitResult` with the seal of `claim` by account `i`, its units set to the usage's (the
+/// ledger bills exactly the sealed units): reveal `claim.with_units(usage.units)`.
 pub fn commit_body(net: &Net, i: usize, lease: u64, usage: Usage, claim: &ResultClaim) -> TxBody {
     TxBody::CommitResult {
         lease,
-        seal: result_seal(lease, &net.id(i), claim),
+        seal: result_seal(lease, &net.id(i), &claim.with_units(usage.units)),
         usage,
     }
 }
@@ -198,7 +212,7 @@ pub fn commit_body(net: &Net, i: usize, lease: u64, usage: Usage, claim: &Result
 /// Commit and reveal `claim()` in one block (an unchecked lease needs no draw); returns the
 /// commitment's receipt.
 pub fn commit_and_reveal(net: &mut Net, i: usize, lease: u64, usage: Usage) -> Receipt {
-    let c = claim();
+    let c = claim().with_units(usage.units);
     let commit = net.tx(i, commit_body(net, i, lease, usage, &c));
     let reveal = net.tx_at(i, 1, reveal_body(lease, c));
     let mut out = net.apply(vec![commit, reveal]);

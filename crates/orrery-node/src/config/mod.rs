@@ -86,6 +86,10 @@ pub struct GatewayConfig {
     /// Tries to deliver a voucher to a provider that did not take it (backing off from
     /// 200 ms); after that the provider can still settle the channel's next voucher.
     pub voucher_delivery_attempts: u32,
+    /// Seconds between round-trip probes of the offered providers' endpoints (`GET
+    /// {endpoint}/health`, see `orrery_client::probe`), whose results feed the router's latency
+    /// next to the measured time to first byte; 0 turns probing off.
+    pub rtt_probe_interval_secs: u64,
 }
 
 impl Default for GatewayConfig {
@@ -99,6 +103,7 @@ impl Default for GatewayConfig {
             max_body_bytes: 1024 * 1024,
             max_concurrent_requests: 256,
             voucher_delivery_attempts: 5,
+            rtt_probe_interval_secs: 60,
         }
     }
 }

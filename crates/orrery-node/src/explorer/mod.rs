@@ -45,13 +45,13 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::{Json, Router, routing::get};
 use orrery_client::api::{
-    BisectionMove, BisectionRound, ErrorBody, GpuModelCount, JobCounts, LeaseEvidence, LeaseView,
-    OverviewView, Page, PriceComparison, ProviderActivity, ProviderView, ProvidersOverview,
-    SearchMatch, SearchResult, SeriesView, TimelineEntry, TransferView, TxRecord,
-    VerificationCounts,
+    BisectionMove, BisectionRound, ChallengeRecordView, ErrorBody, GpuModelCount, JobCounts,
+    LeaseEvidence, LeaseView, OpenChallengeView, OverviewView, Page, PriceComparison,
+    ProviderActivity, ProviderView, ProvidersOverview, SearchMatch, SearchResult, SeriesView,
+    TimelineEntry, TransferView, TxRecord, VerificationCounts,
 };
 use orrery_ledger::Params;
-use orrery_ledger::entries::Provider;
+use orrery_ledger::entries::{Challenge, ChallengePhase, Provider};
 use orrery_types::amount::Amount;
 use orrery_types::crypto::AccountId;
 use orrery_types::hash::Hash;
@@ -126,7 +126,9 @@ fn is_online(p: &Provider, a: &Activity, head: u64, params: &Params) -> bool {
     let staked = params
         .min_stake(&p.offer.hardware)
         .is_some_and(|min| p.stake >= min);
+    // A missed or failed challenge takes a provider offline on chain, whatever it signed.
     staked
+        && p.proof.online
         && a.last_seen
             .is_some_and(|h| head.saturating_sub(h) <= ONLINE_WINDOW_BLOCKS)
 }
@@ -331,8 +333,8 @@ pub(crate) async fn series(
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ProviderParams {
-    /// `id` (default), `price` (GPU-hour, then core-hour), `stake`, `reputation`, `uptime`,
-    /// `score` (same as `reputation`: no benchmark is published on chain).
+    /// `id` (default), `price` (GPU-hour, then core-hour), `stake`, `reputation`, `uptime`
+    /// (challenges answered ÷ drawn), `score` (the proven score: measured ÷ claimed throughput).
     #[param(value_type = Option<ProviderSort>)]
     sort: Option<String>,
     /// `asc` (default for `id` and `price`) or `desc` (default for the others).
@@ -360,10 +362,14 @@ fn reputation_bps(p: &Provider) -> Option<u32> {
     (good + bad > 0).then(|| (good * 10_000 / (good + bad)) as u32)
 }
 
+/// Challenges answered ÷ drawn, in basis points; `None` before the first draw.
 fn uptime_bps(p: &Provider) -> Option<u32> {
-    let r = p.reputation;
-    let finished = r.settled + r.failed + r.timed_out;
-    (finished > 0).then(|| ((r.settled + r.failed) * 10_000 / finished) as u32)
+    (p.proof.challenges_drawn > 0).then(|| p.proof.uptime_bps())
+}
+
+/// Proven ÷ claimed throughput, in basis points; `None` before the first measurement.
+fn proven_score_bps(p: &Provider) -> Option<u32> {
+    (p.proof.proven_flops > 0).then_some(p.proof.proven_score_bps)
 }
 
 fn activity_view(p: &Provider, a: &Activity, head: u64, params: &Params) -> ProviderActivity {
@@ -375,6 +381,66 @@ fn activity_view(p: &Provider, a: &Activity, head: u64, params: &Params) -> Prov
         uptime_bps: uptime_bps(p),
         reputation_bps: reputation_bps(p),
         leases: a.leases,
+    }
+}
+
+/// The chain's challenge record of `p`, with `open`, its open challenge, as the agent needs it.
+pub(crate) fn challenge_view(
+    p: &Provider,
+    open: Option<&Challenge>,
+    params: &Params,
+) -> ChallengeRecordView {
+    let r = &p.proof;
+    ChallengeRecordView {
+        drawn: r.challenges_drawn,
+        answered: r.challenges_answered,
+        missed: r.challenges_missed,
+        wrong: r.challenges_wrong,
+        below_claim: r.below_claim,
+        online: r.online,
+        uptime_bps: uptime_bps(p),
+        proven_flops: (r.proven_flops > 0).then_some(r.proven_flops),
+        proven_score_bps: proven_score_bps(p),
+        claimed_flops: orrery_types::challenge::claimed_flops(&p.offer.hardware),
+        last_answered_at: (r.last_answered_at > 0).then_some(r.last_answered_at),
+        open: open.map(|c| open_challenge_view(c, params)),
+    }
+}
+
+fn open_challenge_view(c: &Challenge, params: &Params) -> OpenChallengeView {
+    let open_by = |answered_at: u64| answered_at.saturating_add(params.challenge_open_blocks);
+    let (phase, root, open_rows, open_by) = match c.phase {
+        ChallengePhase::Requested { .. } => ("requested", None, Vec::new(), None),
+        ChallengePhase::Drawn => ("drawn", None, Vec::new(), None),
+        ChallengePhase::Answered { root, .. } => ("answered", Some(root), Vec::new(), None),
+        ChallengePhase::Opening {
+            root,
+            answered_at,
+            open_seed,
+            ..
+        } => (
+            "opening",
+            Some(root),
+            orrery_types::challenge::open_indices(
+                &c.seed,
+                &open_seed,
+                c.rows,
+                u64::from(params.challenge_open_rows),
+            ),
+            Some(open_by(answered_at)),
+        ),
+    };
+    OpenChallengeView {
+        phase: phase.into(),
+        drawn_at: c.drawn_at,
+        seed: c.seed,
+        dim: c.dim,
+        rows: c.rows,
+        answer_by: (phase != "requested")
+            .then(|| c.drawn_at.saturating_add(params.challenge_deadline_blocks)),
+        root,
+        open_rows,
+        open_by,
     }
 }
 
@@ -429,7 +495,7 @@ pub(crate) async fn providers(
         (Some(c), false) => parse_u64("cursor", c)? as usize,
         _ => 0,
     };
-    let (head, params, rows, more) = read(&s, move |st| {
+    let (head, params, rows, more, open) = read(&s, move |st| {
         use std::ops::Bound;
         let lo = match after {
             Some(a) => Bound::Excluded(a),
@@ -448,7 +514,8 @@ pub(crate) async fn providers(
                 "price" => (p.offer.prices.gpu_hour.0, p.offer.prices.cpu_core_hour.0),
                 "stake" => (p.stake.0, 0),
                 "uptime" => (uptime_bps(p).map_or(0, |v| v as u128 + 1), 0),
-                "reputation" | "score" => (reputation_bps(p).map_or(0, |v| v as u128 + 1), 0),
+                "score" => (proven_score_bps(p).map_or(0, |v| v as u128 + 1), 0),
+                "reputation" => (reputation_bps(p).map_or(0, |v| v as u128 + 1), 0),
                 _ => (0, 0),
             }
         };
@@ -470,7 +537,11 @@ pub(crate) async fn providers(
         } else {
             offset + rows.len() < total
         };
-        (st.height(), st.params().clone(), rows, more)
+        let open: Vec<Option<Challenge>> = rows
+            .iter()
+            .map(|(id, _)| st.challenge(id).copied())
+            .collect();
+        (st.height(), st.params().clone(), rows, more, open)
     })
     .await?;
     let ids: Vec<AccountId> = rows.iter().map(|(id, _)| *id).collect();
@@ -478,8 +549,10 @@ pub(crate) async fn providers(
     let items: Vec<ProviderView> = rows
         .iter()
         .zip(&activity)
-        .map(|((id, p), a)| ProviderView {
+        .zip(&open)
+        .map(|(((id, p), a), c)| ProviderView {
             activity: Some(activity_view(p, a, head, &params)),
+            challenges: Some(challenge_view(p, c.as_ref(), &params)),
             ..provider_view(*id, p)
         })
         .collect();
@@ -508,11 +581,17 @@ pub(crate) async fn provider(
 ) -> Result<Json<ProviderView>, ApiError> {
     let id = parse_account(&id)?;
     let found = read(&s, move |st| {
-        st.provider(&id)
-            .map(|p| (p.clone(), st.height(), st.params().clone()))
+        st.provider(&id).map(|p| {
+            (
+                p.clone(),
+                st.height(),
+                st.params().clone(),
+                st.challenge(&id).copied(),
+            )
+        })
     })
     .await?;
-    let Some((p, head, params)) = found else {
+    let Some((p, head, params, open)) = found else {
         return Err(ApiError::not_found(
             "provider_not_found",
             format!("{id} is not a registered provider"),
@@ -521,6 +600,7 @@ pub(crate) async fn provider(
     let a = with_index(&s, move |i| i.activity(&id)).await?;
     Ok(Json(ProviderView {
         activity: Some(activity_view(&p, &a, head, &params)),
+        challenges: Some(challenge_view(&p, open.as_ref(), &params)),
         ..provider_view(id, &p)
     }))
 }

@@ -21,14 +21,16 @@ impl LedgerChain {
 }
 
 /// Every model offer of a provider whose stake reaches the ledger's minimum for its hardware
-/// (the providers the ledger would also draw as checkers), with its endpoint and reputation.
+/// (the providers the ledger would also draw as checkers) and that the chain counts online (a
+/// missed or failed challenge takes its offers out of routing until it answers one), with its
+/// endpoint and reputation.
 pub fn bonded_candidates(st: &State) -> Vec<ModelCandidate> {
     let params = st.params();
     st.all_model_offers()
         .filter_map(|(id, offer)| {
             let p = st.provider(id)?;
             let need = params.min_stake(&p.offer.hardware)?;
-            (p.stake >= need).then(|| ModelCandidate {
+            (p.stake >= need && p.proof.online).then(|| ModelCandidate {
                 provider: *id,
                 endpoint: p.offer.endpoint.as_str().to_owned(),
                 reputation: p.reputation,

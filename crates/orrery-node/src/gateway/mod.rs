@@ -19,7 +19,12 @@
 //!    the request ends, so concurrent requests cannot overspend together.
 //! 3. **Routing.** [`orrery_market::ModelRouter`] ranks the providers of the name by price,
 //!    reputation, measured latency and load; the first [`GatewayConfig::max_attempts`] are
-//!    tried in order.
+//!    tried in order. Latency is a moving average of each provider's time to first byte and
+//!    of round-trip probes of its endpoint (`GET {endpoint}/health`, every
+//!    [`GatewayConfig::rtt_probe_interval_secs`], in the background, at most
+//!    [`orrery_client::probe::DEFAULT_PROBE_CONCURRENCY`] at once; an unreachable endpoint
+//!    counts as the probe's timeout, the worst latency), so a provider is ranked by distance
+//!    before anyone has sent it a request.
 //! 4. **Forwarding** ([`forward`]). The request becomes an [`InferenceRequest`] (routed weights,
 //!    key, channel, a fresh nonce, the task; a seed drawn from the nonce when the client gave
 //!    none) whose canonical bytes are `POST`ed to `{endpoint}/infer`. A provider that cannot be
@@ -61,6 +66,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use orrery_client::inference::InferenceReceiptView;
+use orrery_client::probe::RttProbe;
 use orrery_market::ModelRouter;
 use orrery_types::amount::Amount;
 use orrery_types::crypto::AccountId;
@@ -105,6 +111,8 @@ pub struct Gateway {
     reserved: Mutex<HashMap<AccountId, u128>>,
     nonce_seed: u64,
     counter: AtomicU64,
+    /// When the endpoints were last probed; `None` before the first probe.
+    probed_at: Mutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -154,6 +162,7 @@ impl Gateway {
             reserved: Mutex::new(HashMap::new()),
             nonce_seed,
             counter: AtomicU64::new(0),
+            probed_at: Mutex::new(None),
         })
     }
 
@@ -191,6 +200,54 @@ impl Gateway {
                 m.height = Some(height);
             }
         }
+        self.probe_if_due();
+    }
+
+    /// Starts a background round-trip probe of every offered endpoint if the last one is
+    /// older than the configured interval; the results are folded into the router's latency.
+    /// Requests never wait for it.
+    fn probe_if_due(self: &Arc<Self>) {
+        let interval = Duration::from_secs(self.config.rtt_probe_interval_secs);
+        if interval.is_zero() {
+            return;
+        }
+        {
+            let mut at = self.probed_at.lock().unwrap_or_else(|p| p.into_inner());
+            if at.is_some_and(|t| t.elapsed() < interval) {
+                return;
+            }
+            // Claimed now, so concurrent refreshes start one probe, not many.
+            *at = Some(std::time::Instant::now());
+        }
+        let gw = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let targets: Vec<(AccountId, String)> = gw.with_router(|r| {
+                let mut t: Vec<(AccountId, String)> = r
+                    .names()
+                    .flat_map(|n| r.candidates(n))
+                    .map(|c| (c.provider, c.endpoint.clone()))
+                    .collect();
+                t.sort_unstable();
+                t.dedup();
+                t
+            });
+            // A fresh probe each time (max age 0): every sample is new, so none is averaged in
+            // twice.
+            let mut probe = RttProbe::new(
+                orrery_client::probe::DEFAULT_PROBE_TIMEOUT,
+                orrery_client::probe::DEFAULT_PROBE_CONCURRENCY,
+                Duration::ZERO,
+            );
+            let rtt = probe.measure(targets.iter().map(|(_, e)| e.as_str()));
+            gw.with_router(|r| {
+                for (provider, endpoint) in &targets {
+                    if let Some(ms) = rtt.get(endpoint) {
+                        r.observe_latency(provider, f64::from(*ms));
+                    }
+                }
+            });
+            tracing::debug!(endpoints = rtt.len(), "probed provider round trips");
+        });
     }
 
     /// Every offered model name, sorted.

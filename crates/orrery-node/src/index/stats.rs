@@ -179,6 +179,13 @@ fn event_lease(e: &Event) -> Option<u64> {
         | InferenceCheckResolved { .. }
         | InferenceSlashed { .. }
         | InferenceReleased { .. } => None,
+        // Challenge events name providers and the height of the draw.
+        ChallengeDrawn { .. }
+        | ChallengeRequested { .. }
+        | ChallengeAnswered { .. }
+        | ChallengePassed { .. }
+        | ChallengeBelowClaim { .. }
+        | ChallengeMissed { .. } => None,
     }
 }
 
@@ -286,7 +293,17 @@ pub(super) fn record_block(
             }
             Event::CheckDrawn { verifiers, .. } if !verifiers.is_empty() => stats.checks += 1,
             Event::ResultChecked { .. } => stats.checks_passed += 1,
-            Event::CheckAbsent { docked, party, .. } => {
+            Event::CheckAbsent { docked, party, .. }
+            | Event::ChallengeMissed {
+                docked,
+                provider: party,
+                ..
+            }
+            | Event::ChallengeBelowClaim {
+                docked,
+                provider: party,
+                ..
+            } => {
                 add(&mut stats.burned, *docked);
                 load(&activity_t, &mut activity, *party)?;
                 if let Some(a) = activity.get_mut(party) {

@@ -2,11 +2,13 @@
 //! the test makes a block, exactly as on a node (minus consensus).
 
 use orrery_exec::Bundle;
+use orrery_ledger::entries::ChallengePhase;
 use orrery_ledger::{
     BlockOutcome, Event, Genesis, GenesisAccount, Params, Signatures, State, apply_block,
 };
 use orrery_provider::chain::{
-    Chain, ChainError, ChainHead, CheckPhase, CheckRole, InferenceCheck, ProviderRecord, TxOutcome,
+    Chain, ChainError, ChainHead, ChallengeStatus, ChallengeTask, ChallengeTaskPhase, CheckPhase,
+    CheckRole, InferenceCheck, ProviderRecord, TxOutcome,
 };
 use orrery_provider::decide::{Head, LeaseInfo};
 use orrery_types::amount::Amount;
@@ -36,8 +38,21 @@ pub struct Net {
 pub struct LedgerChain(pub Arc<Mutex<Net>>);
 
 impl LedgerChain {
-    /// A chain whose genesis funds accounts `Keypair::from_seed(0..accounts)`.
+    /// A chain whose genesis funds accounts `Keypair::from_seed(0..accounts)`, with the
+    /// challenge draw off: these agents claim 16 cores they do not have, and the lease tests
+    /// count stakes to the unit. Challenge tests use [`LedgerChain::with_challenges`].
     pub fn new(accounts: u64, params: Params) -> LedgerChain {
+        LedgerChain::with_challenges(
+            accounts,
+            Params {
+                challenges_per_block: 0,
+                ..params
+            },
+        )
+    }
+
+    /// [`LedgerChain::new`] with `params` as given, challenges included.
+    pub fn with_challenges(accounts: u64, params: Params) -> LedgerChain {
         let genesis = Genesis {
             chain_id: ChainId::new(CHAIN).unwrap(),
             genesis_time_ms: 1_700_000_000_000,
@@ -287,6 +302,36 @@ impl Chain for LedgerChain {
                 }
             }
             out
+        }))
+    }
+
+    fn challenges(&self, id: &AccountId) -> Result<Option<ChallengeStatus>, ChainError> {
+        Ok(self.with(|net| {
+            let p = net.state.provider(id)?;
+            let params = net.state.params();
+            let open = net.state.challenge(id).map(|c| ChallengeTask {
+                drawn_at: c.drawn_at,
+                seed: c.seed,
+                dim: c.dim,
+                rows: c.rows,
+                phase: match c.phase {
+                    ChallengePhase::Requested { .. } => ChallengeTaskPhase::Requested,
+                    ChallengePhase::Drawn => ChallengeTaskPhase::Drawn,
+                    ChallengePhase::Answered { .. } => ChallengeTaskPhase::Answered,
+                    ChallengePhase::Opening { open_seed, .. } => ChallengeTaskPhase::Opening {
+                        rows: orrery_types::challenge::open_indices(
+                            &c.seed,
+                            &open_seed,
+                            c.rows,
+                            u64::from(params.challenge_open_rows),
+                        ),
+                    },
+                },
+            });
+            Some(ChallengeStatus {
+                online: p.proof.online,
+                open,
+            })
         }))
     }
 

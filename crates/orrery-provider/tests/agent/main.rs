@@ -2,6 +2,7 @@
 //! agents (as provider or as verifier) lose their disputes to honest ones; jobs (wasm and ML)
 //! resume from saved snapshots with the same checkpoint root; the agent stops gracefully.
 
+mod challenges;
 mod failures;
 mod gpu;
 mod inference;

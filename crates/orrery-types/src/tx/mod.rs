@@ -14,6 +14,7 @@
 //! [`MAX_TX_BYTES`].
 
 use crate::amount::Amount;
+use crate::challenge::{ChallengeRows, MAX_CHALLENGE_OPEN_BYTES};
 use crate::codec::{self, Blob, BoundedVec, DecodeError, Text};
 use crate::codec_struct;
 use crate::crypto::{self, AccountId, Keypair, NAMESPACE_TX, PublicKey, Signature};
@@ -334,6 +335,29 @@ pub enum TxBody {
         /// Proof of the leaf under the batch's root.
         proof: MerkleProof,
     },
+    /// A drawn provider answers its open challenge: the Merkle root over the rows of `C = A·B`
+    /// (see [`crate::challenge`]). Accepted only from the challenged provider, for the
+    /// challenge drawn at `drawn_at`, before its deadline, once.
+    AnswerChallenge {
+        /// Height at which the challenge was drawn.
+        drawn_at: u64,
+        /// Rows of `A` the provider solved; must equal the challenge's.
+        rows: u64,
+        /// Merkle root over `row_leaf(i, C[i])` for every row `i`.
+        root: Hash,
+    },
+    /// The provider opens the rows of its answered challenge that the seed of the block after
+    /// the answer drew, each with its Merkle proof; the chain checks them with Freivalds' test.
+    /// Bigger than [`MAX_TX_BYTES`]: held to [`MAX_CHALLENGE_OPEN_BYTES`].
+    OpenChallenge {
+        /// Height at which the challenge was drawn.
+        drawn_at: u64,
+        /// The drawn rows, in ascending index order.
+        rows: ChallengeRows,
+    },
+    /// A bonded provider without an open challenge asks for one at the next block: how an
+    /// offline provider comes back without waiting to be drawn.
+    RequestChallenge {},
 }
 
 impl TxBody {
@@ -357,6 +381,9 @@ impl TxBody {
             TxBody::CreateInferenceKey { .. } => "create_inference_key",
             TxBody::FundInferenceKey { .. } => "fund_inference_key",
             TxBody::RevokeInferenceKey { .. } => "revoke_inference_key",
+            TxBody::AnswerChallenge { .. } => "answer_challenge",
+            TxBody::OpenChallenge { .. } => "open_challenge",
+            TxBody::RequestChallenge {} => "request_challenge",
             TxBody::SettleInference { .. } => "settle_inference",
             TxBody::SealInferenceCheck { .. } => "seal_inference_check",
             TxBody::RevealInferenceCheck { .. } => "reveal_inference_check",
@@ -511,6 +538,22 @@ impl Write for TxBody {
                 commitment.write(buf);
                 proof.write(buf);
             }
+            TxBody::AnswerChallenge {
+                drawn_at,
+                rows,
+                root,
+            } => {
+                21u8.write(buf);
+                drawn_at.write(buf);
+                rows.write(buf);
+                root.write(buf);
+            }
+            TxBody::OpenChallenge { drawn_at, rows } => {
+                22u8.write(buf);
+                drawn_at.write(buf);
+                rows.write(buf);
+            }
+            TxBody::RequestChallenge {} => 23u8.write(buf),
         }
     }
 }
@@ -600,6 +643,13 @@ impl EncodeSize for TxBody {
                     + commitment.encode_size()
                     + proof.encode_size()
             }
+            TxBody::AnswerChallenge {
+                drawn_at,
+                rows,
+                root,
+            } => drawn_at.encode_size() + rows.encode_size() + root.encode_size(),
+            TxBody::OpenChallenge { drawn_at, rows } => drawn_at.encode_size() + rows.encode_size(),
+            TxBody::RequestChallenge {} => 0,
         }
     }
 }
@@ -696,13 +746,23 @@ impl Read for TxBody {
                 commitment: ResponseCommitment::read(buf)?,
                 proof: MerkleProof::read(buf)?,
             },
+            21 => TxBody::AnswerChallenge {
+                drawn_at: u64::read(buf)?,
+                rows: u64::read(buf)?,
+                root: Hash::read(buf)?,
+            },
+            22 => TxBody::OpenChallenge {
+                drawn_at: u64::read(buf)?,
+                rows: ChallengeRows::read(buf)?,
+            },
+            23 => TxBody::RequestChallenge {},
             t => return Err(CodecError::InvalidEnum(t)),
         })
     }
 }
 
-/// What a party claims a job produced: the output's hash, the Merkle root over its checkpoints
-/// and the number of steps (the tree has `steps + 1` leaves), or — a **failure claim** — where
+/// What a party claims a job produced: the output's hash, the Merkle root over its checkpoints,
+/// the number of steps (the tree has `steps + 1` leaves) and the metered units, or — a **failure claim** — where
 /// and why the job failed deterministically, with the checkpoints up to the failure and the
 /// failure's marker after it (see [`crate::workload`], "Runs that fail").
 ///
@@ -721,12 +781,19 @@ pub struct ResultClaim {
     /// Where and why the job failed, for a failure claim.
     #[serde(default)]
     pub failure: Option<JobFailure>,
+    /// The metered compute units of the whole run (wasm fuel, ML operations; for a failure
+    /// claim, those burned up to the failure). Deterministic like the output, so it is sealed
+    /// and compared with the verifiers' like the output: an overbilling provider mismatches.
+    /// The ledger bills exactly these (they must equal the `CommitResult` usage's units).
+    #[serde(default)]
+    pub units: u64,
 }
 codec_struct!(ResultClaim {
     output: Hash,
     checkpoint_root: Hash,
     steps: u64,
     failure: Option<JobFailure>,
+    units: u64,
 });
 
 impl ResultClaim {
@@ -737,6 +804,7 @@ impl ResultClaim {
             checkpoint_root,
             steps,
             failure: None,
+            units: 0,
         }
     }
 
@@ -747,7 +815,13 @@ impl ResultClaim {
             checkpoint_root,
             steps,
             failure: Some(failure),
+            units: 0,
         }
+    }
+
+    /// The same claim with its metered units.
+    pub fn with_units(self, units: u64) -> ResultClaim {
+        ResultClaim { units, ..self }
     }
 
     /// What an output dispute compares: [`output_ending`] of the output hash, or the failure's
@@ -803,7 +877,7 @@ pub fn failure_note(message: &str) -> FailureNote {
 /// could copy, and a copied seal fails its owner's reveal.
 pub fn result_seal(lease: LeaseId, party: &AccountId, claim: &ResultClaim) -> Hash {
     let mut h = HashWriter::new();
-    h.update(b"orrery/result-seal/v2")
+    h.update(b"orrery/result-seal/v3")
         .update(&lease.to_be_bytes())
         .update(&party.0)
         .update(&codec::encode(claim));
@@ -876,16 +950,19 @@ impl SignedTx {
     }
 
     /// The largest encoding allowed for this transaction's kind: [`MAX_TX_BYTES`], or
-    /// [`MAX_ADJUDICATE_TX_BYTES`] for an adjudication.
+    /// [`MAX_ADJUDICATE_TX_BYTES`] for an adjudication, or [`MAX_CHALLENGE_OPEN_BYTES`] for a
+    /// challenge opening.
     pub fn max_bytes(&self) -> usize {
         match self.tx.body {
             TxBody::Adjudicate { .. } => MAX_ADJUDICATE_TX_BYTES,
+            TxBody::OpenChallenge { .. } => MAX_CHALLENGE_OPEN_BYTES,
             _ => MAX_TX_BYTES,
         }
     }
 
     /// Decode from bytes received from outside: at most [`MAX_TX_BYTES`], or
-    /// [`MAX_ADJUDICATE_TX_BYTES`] for an adjudication (the only kind that carries a bundle).
+    /// [`MAX_ADJUDICATE_TX_BYTES`] for an adjudication (the only kind that carries a bundle),
+    /// or [`MAX_CHALLENGE_OPEN_BYTES`] for a challenge opening.
     pub fn decode(bytes: &[u8]) -> Result<SignedTx, DecodeError> {
         let too_long = || DecodeError {
             what: "transaction",

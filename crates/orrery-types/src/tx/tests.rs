@@ -1,4 +1,6 @@
 use super::*;
+use crate::challenge::{ChallengeRow, MAX_CHALLENGE_OPEN_BYTES};
+use crate::codec::BoundedVec;
 use crate::resources::GpuSpec;
 use crate::workload::{FailedAt, JobFailure};
 use proptest::prelude::*;
@@ -100,6 +102,25 @@ pub(crate) fn sample_bodies() -> Vec<TxBody> {
                 siblings: vec![Hash::of(b"s1"), Hash::of(b"s2")],
             },
         },
+        TxBody::AnswerChallenge {
+            drawn_at: 12,
+            rows: 4096,
+            root: Hash::of(b"root"),
+        },
+        TxBody::OpenChallenge {
+            drawn_at: 12,
+            rows: BoundedVec::new(vec![ChallengeRow {
+                index: 5,
+                values: BoundedVec::new(vec![1, 2, 3, 4]).unwrap(),
+                proof: MerkleProof {
+                    index: 5,
+                    leaf_count: 8,
+                    siblings: vec![Hash::of(b"a"), Hash::of(b"b"), Hash::of(b"c")],
+                },
+            }])
+            .unwrap(),
+        },
+        TxBody::RequestChallenge {},
     ]
 }
 
@@ -165,6 +186,44 @@ fn only_an_adjudication_may_exceed_the_ordinary_size_limit() {
     assert_eq!(SignedTx::decode(&bytes).unwrap(), big);
     let err = SignedTx::decode(&vec![0u8; MAX_ADJUDICATE_TX_BYTES + 1]).unwrap_err();
     assert!(err.to_string().contains("transaction"), "{err}");
+}
+
+/// An opening of `rows` rows of `n` values each, as a signed transaction's bytes.
+fn opening_bytes(rows: usize, n: usize) -> Vec<u8> {
+    let row = |i: u64| ChallengeRow {
+        index: i,
+        values: BoundedVec::new(vec![115_200; n]).unwrap(),
+        proof: MerkleProof {
+            index: i,
+            leaf_count: 1 << 20,
+            siblings: vec![Hash::of(b"s"); 20],
+        },
+    };
+    let body = TxBody::OpenChallenge {
+        drawn_at: 3,
+        rows: BoundedVec::new((0..rows as u64).map(row).collect()).unwrap(),
+    };
+    codec::encode(&signed(body))
+}
+
+#[test]
+fn a_challenge_opening_has_its_own_size_limit_enforced_by_the_decoder() {
+    // The default opening (16 rows of 512) exceeds the ordinary limit and decodes.
+    let bytes = opening_bytes(16, 512);
+    assert!(bytes.len() > MAX_TX_BYTES);
+    assert!(bytes.len() <= MAX_CHALLENGE_OPEN_BYTES);
+    assert!(bytes.len() <= crate::challenge::max_open_bytes(512, 16));
+    SignedTx::decode(&bytes).unwrap();
+    // 32 rows of 1024 (well within the type's bounds) do not fit the carve-out.
+    let bytes = opening_bytes(32, 1024);
+    assert!(bytes.len() > MAX_CHALLENGE_OPEN_BYTES);
+    let err = SignedTx::decode(&bytes).unwrap_err();
+    assert!(err.to_string().contains("transaction"), "{err}");
+    // Other kinds are still held to the ordinary limit.
+    let big_answer = signed(TxBody::OfferModels {
+        models: ModelOffers::default(),
+    });
+    assert_eq!(big_answer.max_bytes(), MAX_TX_BYTES);
 }
 
 #[test]

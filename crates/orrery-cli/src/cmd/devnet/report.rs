@@ -115,6 +115,12 @@ pub struct ProviderLine {
     pub minted: Amount,
     /// Slashes and docks that named it: `lease <id>: <what>`.
     pub penalties: Vec<String>,
+    /// Challenges the chain drew for it, and of those answered and missed.
+    pub challenges: (u64, u64, u64),
+    /// Challenges answered ÷ drawn, basis points (`None` before the first draw).
+    pub uptime_bps: Option<u32>,
+    /// Proven ÷ claimed throughput, basis points (`None` before the first answer).
+    pub proven_score_bps: Option<u32>,
 }
 
 /// A job the devnet submitted.
@@ -415,6 +421,7 @@ fn provider_line(
     penalties: &[(AccountId, u64, String)],
 ) -> anyhow::Result<ProviderLine> {
     let view = client.provider(account)?;
+    let record = view.as_ref().and_then(|v| v.challenges.clone());
     let balance = client.account(account)?.balance;
     let minted = events
         .iter()
@@ -439,6 +446,11 @@ fn provider_line(
             .filter(|(p, _, _)| p == account)
             .map(|(_, lease, what)| format!("lease {lease}: {what}"))
             .collect(),
+        challenges: record
+            .as_ref()
+            .map_or((0, 0, 0), |r| (r.drawn, r.answered, r.missed)),
+        uptime_bps: record.as_ref().and_then(|r| r.uptime_bps),
+        proven_score_bps: record.as_ref().and_then(|r| r.proven_score_bps),
     })
 }
 
@@ -465,6 +477,14 @@ fn check_provider(s: &mut Summary, p: &ProviderLine, cast: &Cast<'_>) {
     }
     if p.penalties.iter().any(|x| x.contains("docked")) {
         s.honest_docked += 1;
+    }
+    // Every provider claims what it has, so an honest one answers every challenge.
+    let (drawn, answered, missed) = p.challenges;
+    if missed > 0 {
+        s.problems.push(format!(
+            "{} (honest) missed {missed} of {drawn} challenges ({answered} answered)",
+            p.name
+        ));
     }
     for what in &p.penalties {
         s.problems
@@ -541,15 +561,19 @@ pub fn print(s: &Summary) -> Vec<String> {
             out.push(format!("  inference: {n}"));
         }
     }
+    let pct = |bps: Option<u32>| bps.map_or("—".to_owned(), |b| format!("{}%", b / 100));
     for p in &s.providers {
+        let (drawn, answered, _) = p.challenges;
         out.push(format!(
-            "  {:<11} {:<7} stake {}, balance {}, earned {}, minted {}",
+            "  {:<11} {:<7} stake {}, balance {}, earned {}, minted {}; challenges {answered}/{drawn} (uptime {}), proven {}",
             p.name,
             if p.honest { "honest" } else { "cheater" },
             p.stake,
             p.balance,
             p.earned,
-            p.minted
+            p.minted,
+            pct(p.uptime_bps),
+            pct(p.proven_score_bps)
         ));
     }
     out.push(format!("  minted {}, burned {}", s.minted, s.burned));
