@@ -8,7 +8,10 @@
 //! leaves sorted by key, and the state root is the Merkle root of the bucket roots. Only the
 //! buckets touched by a block are recomputed, so the cost per block grows with what the block
 //! changed, not with the size of the state: the tree over the bucket roots is kept, and each
-//! changed bucket rehashes its path of `log2(NUM_BUCKETS)` = 12 nodes.
+//! changed bucket rehashes its path of `log2(NUM_BUCKETS)` = 16 nodes. A changed bucket's own root
+//! is recomputed from its leaves, so buckets must stay small: 65,536 of them hold about 15
+//! entries each at a million providers (4,096 held 244, which made the root 2× dearer per
+//! block at 1M providers than at 1k; `benches/challenges.rs` measures it).
 //!
 //! # Conservation
 //!
@@ -34,9 +37,9 @@ use orrery_types::tx::{BatchId, LeaseId, ModelOffers};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Number of buckets the state root spreads entries over. A power of two (the tree over the
-/// bucket roots is perfect, so a changed bucket updates one path); 4096 keeps a bucket small up
+/// bucket roots is perfect, so a changed bucket updates one path); 65,536 keeps a bucket small up
 /// to millions of entries.
-pub const NUM_BUCKETS: usize = 4096;
+pub const NUM_BUCKETS: usize = 65_536;
 const _: () = assert!(NUM_BUCKETS.is_power_of_two());
 
 /// The key of one state entry.
@@ -279,7 +282,14 @@ struct Commitment {
 }
 
 impl Commitment {
+    /// The commitment of the empty state. Built once per process (65,536 bucket leaves and
+    /// their tree) and cloned.
     fn new() -> Self {
+        static EMPTY: std::sync::OnceLock<Commitment> = std::sync::OnceLock::new();
+        EMPTY.get_or_init(Self::build_empty).clone()
+    }
+
+    fn build_empty() -> Self {
         let empty = merkle_root(&[]);
         let roots = vec![empty; NUM_BUCKETS];
         let mut top = vec![roots.iter().map(leaf_hash).collect::<Vec<_>>()];
@@ -326,8 +336,24 @@ impl Commitment {
             key: key.to_vec(),
             value,
             in_bucket: MerkleTree::new(&leaves).proof(index as u64)?,
-            bucket_in_root: MerkleTree::new(&self.roots).proof(b as u64)?,
+            bucket_in_root: self.bucket_proof(b),
         })
+    }
+
+    /// The proof of bucket `b`'s root among the bucket roots, read off the kept tree (it is
+    /// perfect: one sibling per level).
+    fn bucket_proof(&self, b: usize) -> MerkleProof {
+        let mut i = b;
+        let mut siblings = Vec::with_capacity(self.top.len());
+        for level in &self.top[..self.top.len() - 1] {
+            siblings.push(level[i ^ 1]);
+            i /= 2;
+        }
+        MerkleProof {
+            index: b as u64,
+            leaf_count: NUM_BUCKETS as u64,
+            siblings,
+        }
     }
 
     fn recompute(&mut self) -> Hash {
