@@ -1037,6 +1037,7 @@ codec_struct!(Params {
     inference_seal_blocks: u64,
     inference_reveal_blocks: u64,
     voucher_grace_blocks: u64,
+    emission_taper_bps: u16,
 });
 
 /// What never changes after genesis; committed to by the state root all the same.
