@@ -153,7 +153,9 @@ struct Books {
     /// Per class, honest providers only.
     class_lease_income: Vec<u128>,
     class_emission: Vec<u128>,
-    class_busy_unit_hours: Vec<f64>,
+    /// GPU-hours (core-hours) of honest leases that settled: what lease income and emission
+    /// are divided by (a lease still running at the end has earned nothing yet).
+    class_settled_unit_hours: Vec<f64>,
     class_live_machine_steps: Vec<f64>,
     class_busy_machine_steps: Vec<f64>,
     class_ever_live: Vec<u64>,
@@ -284,7 +286,7 @@ impl<'a> Engine<'a> {
         let books = Books {
             class_lease_income: vec![0; classes],
             class_emission: vec![0; classes],
-            class_busy_unit_hours: vec![0.0; classes],
+            class_settled_unit_hours: vec![0.0; classes],
             class_live_machine_steps: vec![0.0; classes],
             class_busy_machine_steps: vec![0.0; classes],
             class_ever_live: vec![0; classes],
@@ -875,7 +877,15 @@ impl Engine<'_> {
                     + self.demand_carry[c];
             let mut n = arrivals.floor() as u64;
             self.demand_carry[c] = arrivals - n as f64;
+            let mut exhausted = false;
             while n > 0 {
+                if exhausted {
+                    // The last order found fewer machines than it asked for: none idle under
+                    // the price cap. Further orders this step would find none either, and a
+                    // query that matches nothing pays for a diagnosis over every offer.
+                    self.unmet += n;
+                    break;
+                }
                 let size = (1 + self.rng.below(u64::from(d.max_order_machines))).min(n);
                 n -= size;
                 let extra = self.rng.geometric(mean_steps - f64::from(min_steps) + 1.0);
@@ -905,6 +915,7 @@ impl Engine<'_> {
                     got += 1;
                 }
                 self.unmet += size - got;
+                exhausted = got < size;
             }
         }
     }
@@ -1124,6 +1135,8 @@ impl Engine<'_> {
         self.books.income[k] += provider_paid.units();
         if honest && !sl.wash {
             self.books.class_lease_income[class] += provider_paid.units();
+            self.books.class_settled_unit_hours[class] +=
+                self.hw_units(class as u8) * f64::from(sl.steps) * f64::from(self.sc.step_hours);
         }
         if let Some(v) = sl.verifier {
             let vk = self.kind_of(v).idx();
@@ -1186,7 +1199,6 @@ impl Engine<'_> {
                 self.books.class_electricity_usd[c] += usd;
                 self.books.class_live_machine_steps[c] += live as f64;
                 self.books.class_busy_machine_steps[c] += busy;
-                self.books.class_busy_unit_hours[c] += busy * self.hw_units(class) * hours;
             }
             if kind != Kind::WashTrader {
                 self.day.live_steps[c] += live as f64;
@@ -1316,7 +1328,7 @@ impl Engine<'_> {
     fn class_summary(&self, c: usize, hw: &crate::scenario::HardwareClass) -> ClassSummary {
         let usd = self.sc.usd_per_orr;
         let b = &self.books;
-        let busy_units = b.class_busy_unit_hours[c];
+        let busy_units = b.class_settled_unit_hours[c];
         let units = self.hw_units(c as u8);
         // The class's average kWh price over its regions, weighted by the region shares.
         let kwh: f64 = self

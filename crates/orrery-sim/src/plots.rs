@@ -198,6 +198,8 @@ fn panel<DB: DrawingBackend>(
         .y_desc(y_desc)
         .label_style((FONT, 14).into_font())
         .axis_desc_style((FONT, 15).into_font())
+        .x_labels(8)
+        .x_label_formatter(&|v| short(*v))
         .y_label_formatter(&|v| short(*v))
         .draw()
         .map_err(err)?;
@@ -256,8 +258,10 @@ fn short(v: f64) -> String {
         format!("{v:.0}")
     } else if a >= 1.0 {
         format!("{v:.1}")
-    } else {
+    } else if a >= 0.1 {
         format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
     }
 }
 

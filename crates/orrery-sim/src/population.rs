@@ -186,13 +186,21 @@ impl Population {
 
 impl Keys {
     fn derive(seeds: &[u64], sign: bool) -> Keys {
-        let pairs: Vec<Keypair> = seeds.iter().map(|&s| Keypair::from_seed(s)).collect();
-        let public = pairs.iter().map(|k| k.public_key().clone()).collect();
-        let accounts = pairs.iter().map(Keypair::account).collect();
+        let mut public = Vec::with_capacity(seeds.len());
+        let mut accounts = Vec::with_capacity(seeds.len());
+        let mut secret = Vec::new();
+        for &s in seeds {
+            let k = Keypair::from_seed(s);
+            public.push(k.public_key().clone());
+            accounts.push(k.account());
+            if sign {
+                secret.push(k);
+            }
+        }
         Keys {
             public,
             accounts,
-            secret: sign.then_some(pairs),
+            secret: sign.then_some(secret),
         }
     }
 }
