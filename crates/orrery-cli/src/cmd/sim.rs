@@ -49,6 +49,7 @@ fn list<T: Copy>(
     all: &[T],
     parse: fn(&str) -> Option<T>,
     what: &str,
+    expected: &str,
 ) -> anyhow::Result<Vec<T>> {
     if arg == "all" {
         return Ok(all.to_vec());
@@ -86,13 +87,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             &args.demand,
             &DemandShape::ALL,
             DemandShape::parse,
-            "demand shape (flat, growing, bursty, collapsing, all)",
+            "demand shape",
+            "flat, growing, bursty, collapsing or all",
         )?,
         emissions: list(
             &args.emission,
             &EmissionMode::ALL,
             EmissionMode::parse,
-            "emission rule (fixed, taper, all)",
+            "emission rule",
+            "fixed, taper or all",
         )?,
     };
     let runs = (cfg.demands.len() * cfg.emissions.len()) as u64;
