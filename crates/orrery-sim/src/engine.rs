@@ -631,7 +631,7 @@ fn router_timing(step: i64, offers: u64, mut times: Vec<f64>) -> RouterTiming {
 /// The reason of a refusal without its numbers, to group refusals.
 fn error_kind(message: &str) -> String {
     message
-        .split(|c: char| c == ':' || c == '(')
+        .split([':', '('])
         .next()
         .unwrap_or(message)
         .trim()
