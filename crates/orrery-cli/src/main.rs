@@ -47,6 +47,9 @@ enum Command {
     Wallet(cmd::wallet::WalletArgs),
     /// The chain's status as a node sees it.
     Chain(cmd::wallet::ChainArgs),
+    /// Simulate the economy on the real ledger and router (up to millions of providers, seeded,
+    /// no network) and write a JSON summary and plots.
+    Sim(cmd::sim::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -72,5 +75,6 @@ fn main() -> anyhow::Result<()> {
         Command::Key(args) => cmd::wallet::run_key(args),
         Command::Wallet(args) => cmd::wallet::run_wallet(args),
         Command::Chain(args) => cmd::wallet::run_chain(args),
+        Command::Sim(args) => cmd::sim::run(args),
     }
 }

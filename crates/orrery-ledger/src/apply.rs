@@ -21,8 +21,9 @@
 //! 3. End of block: matured unbonding returns to balances; lease timers fire (unstarted or
 //!    unfinished leases time out, committed leases whose challenge window closed settle);
 //!    inference checks whose deadlines passed are closed and revoked keys whose grace ended
-//!    return their deposit (see [`crate::inference`]); at an epoch boundary the emission is
-//!    minted to providers pro rata to settled work.
+//!    return their deposit (see [`crate::inference`]); at an epoch boundary the emission
+//!    (tapered by the epoch's burned fees when `emission_taper_bps > 0`) is minted to providers
+//!    pro rata to settled work.
 //! 4. The supply invariant is checked (and, in debug builds, a full audit); a violation is a
 //!    ledger bug and the block is reported as refused — the caller must then discard this
 //!    in-memory state and reload the last stored one.
@@ -858,7 +859,6 @@ fn end_block(state: &mut State) -> Vec<Event> {
     let epoch_blocks = state.params().epoch_blocks;
     if height.is_multiple_of(epoch_blocks) {
         let epoch = height / epoch_blocks - 1;
-        let emission = state.params().emission(epoch);
         let work: Vec<(AccountId, Amount)> =
             std::mem::take(&mut state.epoch_work).into_iter().collect();
         for (p, _) in &work {
@@ -867,6 +867,7 @@ fn end_block(state: &mut State) -> Vec<Event> {
         let total: u128 = work
             .iter()
             .fold(0u128, |acc, (_, w)| acc.saturating_add(w.units()));
+        let emission = state.params().epoch_emission(epoch, Amount(total));
         if total > 0 && !emission.is_zero() {
             for (provider, w) in work {
                 let amount = Amount(share(emission.units(), w.units(), total));

@@ -124,6 +124,14 @@ pub struct Params {
     /// Least throughput, in basis points of the claim, an answer must prove: below it the
     /// provider is docked and marked offline like a miss (its answer still counts as alive).
     pub challenge_min_claim_bps: u16,
+    /// How much of an epoch's burned lease and inference fees is taken off that epoch's
+    /// emission, in basis points (a demand-responsive emission, as Akash's AEP-76 proposes):
+    /// `emission − min(emission, burned fees × emission_taper_bps / 10^4)`, the burned fees
+    /// being the burn share of the protocol fee on the epoch's settled work. 0 (the default)
+    /// keeps the fixed schedule; 10,000 cuts the subsidy one ORR per ORR burned, so it pays
+    /// providers while demand is small and stops diluting holders once fees carry them (see
+    /// `docs/economics.md`, "Emission that tapers with burned fees", and `docs/sim/`).
+    pub emission_taper_bps: u16,
 }
 
 impl Default for Params {
@@ -167,6 +175,7 @@ impl Default for Params {
             challenge_open_blocks: 50,
             challenge_miss_penalty_bps: 100,
             challenge_min_claim_bps: 2_500,
+            emission_taper_bps: 0,
         }
     }
 }
@@ -193,6 +202,23 @@ impl Params {
         } else {
             Amount(self.emission_initial.units() >> halvings)
         }
+    }
+
+    /// Tokens minted at the end of epoch `epoch` when providers settled `work` in it: the
+    /// scheduled [`Params::emission`] less `emission_taper_bps` of the fees that work burned
+    /// (`work × fee_bps × fee_burn_bps`). With `emission_taper_bps = 0` this is the schedule.
+    pub fn epoch_emission(&self, epoch: u64, work: Amount) -> Amount {
+        let scheduled = self.emission(epoch);
+        if self.emission_taper_bps == 0 {
+            return scheduled;
+        }
+        let burned_fees = crate::apply::share(
+            work.units(),
+            u128::from(self.fee_bps) * u128::from(self.fee_burn_bps),
+            100_000_000,
+        );
+        let taper = crate::apply::share(burned_fees, u128::from(self.emission_taper_bps), 10_000);
+        Amount(scheduled.units().saturating_sub(taper))
     }
 
     /// The probability, in basis points, that a `sampled` lease worth at most `reward` from a
@@ -254,6 +280,10 @@ impl Params {
             (
                 self.min_inference_sample_bps,
                 "min_inference_sample_bps must be at most 10000",
+            ),
+            (
+                self.emission_taper_bps,
+                "emission_taper_bps must be at most 10000",
             ),
         ] {
             if bps > 10_000 {

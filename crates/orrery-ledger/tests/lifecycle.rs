@@ -376,6 +376,48 @@ fn epoch_emission_is_shared_pro_rata_to_settled_work() {
 }
 
 #[test]
+fn a_tapered_emission_mints_the_schedule_less_the_burned_fees_share() {
+    // One provider settles 10 ORR of work in epoch 0 (10M units at 1 ORR/M): 5% fee, half of it
+    // burned = 0.25 ORR.
+    let run = |taper: u16| {
+        let params = orrery_ledger::Params {
+            epoch_blocks: 50,
+            emission_initial: Amount::orr(1),
+            emission_taper_bps: taper,
+            ..Default::default()
+        };
+        let mut net = Net::with_params(3, params);
+        make_provider(&mut net, PROV, 1);
+        net.apply(vec![open(&net, REQ, PROV, 10_000_000, 40)]);
+        net.run(PROV, TxBody::StartLease { lease: 0 });
+        let usage = Usage {
+            seconds: 0,
+            units: 10_000_000,
+        };
+        assert!(commit(&mut net, 0, usage).is_ok());
+        assert!(net.run(REQ, TxBody::SettleLease { lease: 0 }).is_ok());
+        let to_boundary = 50 - net.state.height();
+        net.empty_blocks(to_boundary);
+        net.state.globals().minted
+    };
+    // Fixed schedule (the default): the whole 1 ORR.
+    assert_eq!(run(0), Amount::orr(1));
+    // 100% taper: 1 − 0.25 = 0.75 ORR; 50%: 1 − 0.125 = 0.875 ORR.
+    assert_eq!(run(10_000), Amount(750_000_000));
+    assert_eq!(run(5_000), Amount(875_000_000));
+    // The taper never mints less than nothing.
+    let p = orrery_ledger::Params {
+        emission_taper_bps: 10_000,
+        ..Default::default()
+    };
+    assert_eq!(
+        p.epoch_emission(0, Amount::orr(1_000_000_000)),
+        Amount::ZERO
+    );
+    assert_eq!(p.epoch_emission(0, Amount::ZERO), p.emission(0));
+}
+
+#[test]
 fn emission_halves_on_schedule() {
     let p = orrery_ledger::Params::default();
     assert_eq!(p.emission(0), p.emission_initial);

@@ -15,6 +15,8 @@
 //!   the nearest regions, else the cheapest mix.
 //! - [`format_table`] renders ranked offers for a terminal.
 //! - [`ModelRouter`] ranks the providers of an inference model name (see [`models`]).
+//! - [`reference`] is the one catalog of public cloud prices (per GPU-hour, vCPU-hour and
+//!   million tokens) that the explorer and the simulator set the network's prices beside.
 //!
 //! The filters and the score (an *effective cost*: the job's price times one plus weighted
 //! penalties, see [`RouterWeights`]) are specified in [`router`]; the search, and why it returns
@@ -31,6 +33,7 @@ pub mod cluster;
 pub mod index;
 pub mod models;
 pub mod offer;
+pub mod reference;
 pub mod router;
 pub mod table;
 

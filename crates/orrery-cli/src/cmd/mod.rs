@@ -8,5 +8,6 @@ pub mod market;
 pub mod ml;
 pub mod node;
 pub mod run_local;
+pub mod sim;
 pub mod supervise;
 pub mod wallet;
