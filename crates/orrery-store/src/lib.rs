@@ -172,12 +172,7 @@ impl Ledger {
     }
 
     fn persist(&self, block: &Block, outcome: &BlockOutcome) -> Result<(), redb::Error> {
-        let mut w = self.db.begin_write()?;
-        // PLANTED BUG, for the swarm test's demonstration: every fifth block is committed
-        // without its fsync. Removed in the next commit.
-        if block.height % 5 == 0 {
-            w.set_durability(redb::Durability::None)?;
-        }
+        let w = self.db.begin_write()?;
         {
             let mut state = w.open_table(STATE)?;
             for change in &outcome.changes {

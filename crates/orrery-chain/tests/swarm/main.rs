@@ -85,8 +85,12 @@ fn sweep(seeds: Vec<u64>, totals: &Totals) -> Vec<(u64, String)> {
                             totals.txs.fetch_add(o.txs, Ordering::Relaxed);
                             totals.faults.fetch_add(o.faults, Ordering::Relaxed);
                             totals.restarts.fetch_add(o.restarts, Ordering::Relaxed);
-                            totals.disk_crashes.fetch_add(o.disk.crashes, Ordering::Relaxed);
-                            totals.lost_ops.fetch_add(o.disk.lost_ops, Ordering::Relaxed);
+                            totals
+                                .disk_crashes
+                                .fetch_add(o.disk.crashes, Ordering::Relaxed);
+                            totals
+                                .lost_ops
+                                .fetch_add(o.disk.lost_ops, Ordering::Relaxed);
                             totals.torn.fetch_add(o.disk.torn_writes, Ordering::Relaxed);
                             totals
                                 .byzantine
@@ -99,7 +103,11 @@ fn sweep(seeds: Vec<u64>, totals: &Totals) -> Vec<(u64, String)> {
                                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                                 .unwrap_or_else(|| "panic".into());
                             eprintln!(
-                                "swarm: seed {seed} FAILED: {message}\n  plan: {plan:?}\n  replay: {}",
+                                "swarm: seed {seed} FAILED: {message}\n  validators: {}, \
+                                 Byzantine: {:?}, faults: {:?}\n  replay: {}",
+                                plan.validators,
+                                plan.byzantine,
+                                plan.faults,
                                 replay_command(seed)
                             );
                             failures.lock().unwrap().push((seed, message));
@@ -129,6 +137,11 @@ fn swarm_sweep() {
             (first..first + count).collect()
         }
     };
+    // One line per panic: the sweep reports each failing seed itself, with its replay command.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(|l| l.to_string()).unwrap_or_default();
+        eprintln!("swarm: panic at {location}");
+    }));
     let totals = Totals::default();
     let started = std::time::Instant::now();
     let (first, last) = (seeds[0], seeds[seeds.len() - 1]);
