@@ -22,7 +22,10 @@ fn wait_for_lines(s: &Supervisor, name: &str, n: usize) {
         if log.lines().count() >= n {
             return;
         }
-        assert!(Instant::now() < deadline, "{name} logged {log:?}, not {n} lines");
+        assert!(
+            Instant::now() < deadline,
+            "{name} logged {log:?}, not {n} lines"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
