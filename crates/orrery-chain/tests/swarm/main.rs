@@ -21,7 +21,9 @@
 //!   swarm_sweep --no-capture`.
 //! - A long sweep: `ORRERY_SWARM_SEEDS=10000 ORRERY_SWARM_FIRST=1000 cargo nextest run
 //!   --cargo-profile release -p orrery-chain --test swarm swarm_sweep --no-capture`; it prints
-//!   each failing seed with the command that replays it.
+//!   each failing seed with the command that replays it, and its progress every
+//!   [`PROGRESS_EVERY`] seeds. `ORRERY_SWARM_MINUTES` stops taking new seeds after that long,
+//!   `ORRERY_SWARM_THREADS` sets the worker threads (default: every core).
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -33,6 +35,10 @@ use plan::Plan;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// A long sweep reports its progress every this many seeds.
+const PROGRESS_EVERY: u64 = 100;
 
 /// Seeds CI sweeps: about a minute and a half on two cores in the test profile.
 const CI_SEEDS: u64 = 16;
@@ -65,18 +71,36 @@ struct Totals {
     byzantine: AtomicU64,
 }
 
-/// Run `seeds` on every core; returns the failing ones with their panic message.
+/// Run `seeds` on every core (or `ORRERY_SWARM_THREADS`), taking no new seed once
+/// `ORRERY_SWARM_MINUTES` have passed; returns the failing seeds with their panic message.
 fn sweep(seeds: Vec<u64>, totals: &Totals) -> Vec<(u64, String)> {
     let next = Mutex::new(seeds.into_iter());
     let failures = Mutex::new(Vec::new());
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = env_u64("ORRERY_SWARM_THREADS").map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        |n| n.max(1) as usize,
+    );
+    let budget = env_u64("ORRERY_SWARM_MINUTES").map(|m| Duration::from_secs(m * 60));
+    let started = Instant::now();
+    let done = AtomicU64::new(0);
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| {
                 loop {
+                    if budget.is_some_and(|b| started.elapsed() > b) {
+                        return;
+                    }
                     let Some(seed) = next.lock().unwrap().next() else {
                         return;
                     };
+                    let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    if finished % PROGRESS_EVERY == 0 {
+                        eprintln!(
+                            "swarm: {finished} seeds started, {} failed, {:.0} s",
+                            failures.lock().unwrap().len(),
+                            started.elapsed().as_secs_f64()
+                        );
+                    }
                     let plan = Plan::draw(seed);
                     match catch_unwind(AssertUnwindSafe(|| sim::run(&plan))) {
                         Ok(o) => {
@@ -143,12 +167,12 @@ fn swarm_sweep() {
         eprintln!("swarm: panic at {location}");
     }));
     let totals = Totals::default();
-    let started = std::time::Instant::now();
-    let (first, last) = (seeds[0], seeds[seeds.len() - 1]);
+    let started = Instant::now();
+    let first = seeds[0];
     let failures = sweep(seeds, &totals);
     let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
     println!(
-        "swarm: seeds {first}..={last}: {} passed, {} failed in {:.1} s; {} blocks finalized \
+        "swarm: seeds from {first}: {} passed, {} failed in {:.1} s; {} blocks finalized \
          ({} transactions); faults injected: {} (partitions, bad links, crashes, disk deaths), \
          {} restarts, {} disk power cuts losing {} unsynced writes ({} torn); {} Byzantine \
          validators",
