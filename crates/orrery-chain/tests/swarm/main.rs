@@ -94,7 +94,7 @@ fn sweep(seeds: Vec<u64>, totals: &Totals) -> Vec<(u64, String)> {
                         return;
                     };
                     let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
-                    if finished % PROGRESS_EVERY == 0 {
+                    if finished.is_multiple_of(PROGRESS_EVERY) {
                         eprintln!(
                             "swarm: {finished} seeds started, {} failed, {:.0} s",
                             failures.lock().unwrap().len(),
