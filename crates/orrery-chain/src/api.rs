@@ -34,30 +34,8 @@ pub struct Finalized {
     pub state_root: Hash,
 }
 
-/// What a validator reports about itself.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct ChainStatus {
-    /// The chain's id from genesis.
-    pub chain_id: String,
-    /// Height of the last finalized and applied block (0: genesis only).
-    pub height: u64,
-    /// State root after that block.
-    pub state_root: Hash,
-    /// Hash of that block (`Hash::ZERO` at genesis).
-    pub last_block_hash: Hash,
-    /// Its time, milliseconds since the Unix epoch.
-    pub last_block_time_ms: u64,
-    /// Size of the validator committee.
-    pub validators: usize,
-    /// Other committee members among the senders of the last few hundred consensus votes this
-    /// node received: the members it can hear, measured by consensus traffic (every live
-    /// member votes in every view) rather than socket state.
-    pub peers_connected: usize,
-    /// Transactions waiting in this node's mempool.
-    pub mempool_len: usize,
-    /// Whether this node is still catching up with finalized blocks it has not applied.
-    pub syncing: bool,
-}
+/// What a validator reports about itself (one definition, shared with the node's API).
+pub use orrery_types::status::ChainStatus;
 
 /// Why the chain could not start or answer.
 #[derive(Debug, thiserror::Error)]
@@ -131,9 +109,9 @@ impl Handle {
             state_root,
             last_block_hash,
             last_block_time_ms,
-            validators: self.validators,
-            peers_connected: self.live.peers_connected.load(Ordering::Relaxed),
-            mempool_len: crate::lock::lock(&self.mempool).len(),
+            validators: self.validators as u64,
+            peers_connected: self.live.peers_connected.load(Ordering::Relaxed) as u64,
+            mempool_len: crate::lock::lock(&self.mempool).len() as u64,
             syncing: self.live.syncing.load(Ordering::Relaxed),
         }
     }

@@ -111,13 +111,34 @@ where
     B: Blocker<PublicKey = ed25519::PublicKey> + Clone,
     P: Provider<PublicKey = ed25519::PublicKey> + Clone,
 {
-    let me = validator.key.public_key();
-    let prefix = hex::encode(me.encode());
     std::fs::create_dir_all(&validator.data_dir).map_err(|e| ChainError::Start {
         component: "data directory",
         reason: format!("{}: {e}", validator.data_dir.display()),
     })?;
     let ledger = Ledger::open(&validator.data_dir.join("ledger.redb"), &validator.genesis)?;
+    start_with_ledger(context, validator, ledger, channels, blocker, peer_provider).await
+}
+
+/// [`start_with`] on a ledger the caller opened: the simulation tests open it on a disk they
+/// can fault (`orrery_store::Ledger::open_with_backend`). `ledger` must have been opened from
+/// `validator.genesis`.
+pub async fn start_with_ledger<E, S, R, B, P>(
+    context: E,
+    validator: Validator,
+    ledger: Ledger,
+    channels: Channels<S, R>,
+    blocker: B,
+    peer_provider: P,
+) -> Result<Handle, ChainError>
+where
+    E: Spawner + Metrics + Clock + Storage + rand_core::CryptoRng,
+    S: Sender<PublicKey = ed25519::PublicKey>,
+    R: Receiver<PublicKey = ed25519::PublicKey>,
+    B: Blocker<PublicKey = ed25519::PublicKey> + Clone,
+    P: Provider<PublicKey = ed25519::PublicKey> + Clone,
+{
+    let me = validator.key.public_key();
+    let prefix = hex::encode(me.encode());
     let chain_id = ledger.state().chain_id().to_string();
     let committee = ledger.state().validators().len();
     tracing::info!(
@@ -247,6 +268,7 @@ where
     let (updates_tx, updates_rx) = futures::channel::mpsc::unbounded();
     let verified = Arc::new(Mutex::new(std::collections::HashMap::new()));
     let finalizer = finalizer::Actor {
+        context: context.child("finalizer_apply"),
         ledger: ledger.clone(),
         mempool: mempool.clone(),
         verified: verified.clone(),

@@ -42,28 +42,8 @@ pub struct SubmitResponse {
     pub hash: Hash,
 }
 
-/// The chain as the validator sees it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct ChainStatus {
-    /// The chain's name.
-    pub chain_id: String,
-    /// Height of the last finalized block.
-    pub height: u64,
-    /// State root after that block.
-    pub state_root: Hash,
-    /// Its hash.
-    pub last_block_hash: Hash,
-    /// Its time (milliseconds since the Unix epoch).
-    pub last_block_time_ms: u64,
-    /// Number of validators.
-    pub validators: u64,
-    /// Peers this validator is connected to.
-    pub peers_connected: u64,
-    /// Transactions waiting in the mempool.
-    pub mempool_len: u64,
-    /// Whether the validator is still catching up.
-    pub syncing: bool,
-}
+/// The chain as the validator sees it (one definition, in `orrery-types`).
+pub use orrery_types::status::ChainStatus;
 
 /// `GET /api/v1/status`: the chain and this node's own view of it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

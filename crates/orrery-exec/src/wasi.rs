@@ -117,6 +117,35 @@ fn write_bytes(mem: &mut [u8], ptr: u32, data: &[u8]) -> Option<()> {
     Some(())
 }
 
+/// Walk a guest's iovec array (`iovs_len` entries of `(ptr: u32, len: u32)` at `iovs`) in
+/// order, handing `visit` each entry's byte range in `mem`; `visit` returns whether to go on.
+/// The guest's errors come back as `Ok(Err(errno))`: `EINVAL` for more than [`MAX_IOVECS`]
+/// entries (before any is visited), `EFAULT` for an entry or a range outside memory (after the
+/// entries before it were visited, as POSIX allows). `visit`'s own error stops the guest.
+fn walk_iovecs(
+    mem: &mut [u8],
+    iovs: u32,
+    iovs_len: u32,
+    mut visit: impl FnMut(&mut [u8], std::ops::Range<usize>) -> Result<bool, wasmtime::Error>,
+) -> Result<Result<(), i32>, wasmtime::Error> {
+    if iovs_len > MAX_IOVECS {
+        return Ok(Err(EINVAL));
+    }
+    for i in 0..iovs_len {
+        let at = iovs.wrapping_add(i * 8);
+        let (Some(ptr), Some(len)) = (read_u32(mem, at), read_u32(mem, at.wrapping_add(4))) else {
+            return Ok(Err(EFAULT));
+        };
+        let Some(range) = slice(mem, ptr, len) else {
+            return Ok(Err(EFAULT));
+        };
+        if !visit(mem, range)? {
+            break;
+        }
+    }
+    Ok(Ok(()))
+}
+
 fn errno(result: Option<i32>) -> i32 {
     result.unwrap_or(EFAULT)
 }
@@ -141,21 +170,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> Result<(), wasmti
             if fd != 1 && fd != 2 {
                 return Ok(EBADF);
             }
-            let (iovs, iovs_len) = (iovs as u32, iovs_len as u32);
-            if iovs_len > MAX_IOVECS {
-                return Ok(EINVAL);
-            }
             let mut total: u32 = 0;
-            for i in 0..iovs_len {
-                let at = iovs.wrapping_add(i * 8);
-                let (Some(ptr), Some(len)) =
-                    (read_u32(data, at), read_u32(data, at.wrapping_add(4)))
-                else {
-                    return Ok(EFAULT);
-                };
-                let Some(range) = slice(data, ptr, len) else {
-                    return Ok(EFAULT);
-                };
+            let walked = walk_iovecs(data, iovs as u32, iovs_len as u32, |data, range| {
+                let len = range.len() as u32;
                 let bytes = &data[range];
                 if fd == 1 {
                     let attempted = host.stdout.len() as u64 + u64::from(len);
@@ -169,6 +186,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> Result<(), wasmti
                         .extend_from_slice(&bytes[..bytes.len().min(room)]);
                 }
                 total = total.saturating_add(len);
+                Ok(true)
+            })?;
+            if let Err(e) = walked {
+                return Ok(e);
             }
             Ok(errno(
                 write_bytes(data, nwritten as u32, &total.to_le_bytes()).map(|()| ESUCCESS),
@@ -190,29 +211,18 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> Result<(), wasmti
             if fd != 0 {
                 return Ok(EBADF);
             }
-            let (iovs, iovs_len) = (iovs as u32, iovs_len as u32);
-            if iovs_len > MAX_IOVECS {
-                return Ok(EINVAL);
-            }
             let mut total: u32 = 0;
-            for i in 0..iovs_len {
-                let at = iovs.wrapping_add(i * 8);
-                let (Some(ptr), Some(len)) =
-                    (read_u32(data, at), read_u32(data, at.wrapping_add(4)))
-                else {
-                    return Ok(EFAULT);
-                };
-                let Some(range) = slice(data, ptr, len) else {
-                    return Ok(EFAULT);
-                };
+            let walked = walk_iovecs(data, iovs as u32, iovs_len as u32, |data, range| {
                 let remaining = &host.stdin[host.stdin_pos.min(host.stdin.len())..];
                 let n = remaining.len().min(range.len());
                 data[range.start..range.start + n].copy_from_slice(&remaining[..n]);
                 host.stdin_pos += n;
                 total = total.saturating_add(n as u32);
-                if n < range.len() {
-                    break;
-                }
+                // A short read ends the call: stdin is exhausted.
+                Ok(n == range.len())
+            })?;
+            if let Err(e) = walked {
+                return Ok(e);
             }
             Ok(errno(
                 write_bytes(data, nread as u32, &total.to_le_bytes()).map(|()| ESUCCESS),

@@ -10,27 +10,15 @@
 //! - [`Backend::block`] returns every finalized block from height 1 to the status height.
 
 use orrery_client::api::ChainStatus;
-use orrery_ledger::{Event, Receipt, State};
+use orrery_ledger::State;
 use orrery_types::block::Block;
 use orrery_types::hash::Hash;
 use orrery_types::tx::SignedTx;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
-/// A finalized block and what applying it produced.
-#[derive(Clone, Debug)]
-pub struct Finalized {
-    /// The block.
-    pub block: Block,
-    /// Its hash.
-    pub block_hash: Hash,
-    /// One receipt per transaction, in order.
-    pub receipts: Vec<Receipt>,
-    /// End-of-block events.
-    pub events: Vec<Event>,
-    /// State root after the block.
-    pub state_root: Hash,
-}
+/// A finalized block and what applying it produced (the chain's own type).
+pub use orrery_chain::Finalized;
 
 /// Why the chain refused a submitted transaction, sorted into what the API reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

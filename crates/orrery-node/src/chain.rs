@@ -2,9 +2,9 @@
 //! and [`run_node`] / [`start_node`], which start a validator and serve the API over it.
 //!
 //! The only work done here is translation: the chain's `SubmitError` into a [`RejectKind`]
-//! (so the API picks the status code), its status into the API's shape, and its finalized
-//! blocks into the node's [`Finalized`] (a forwarding task per subscriber, started on the
-//! current tokio runtime; it ends when either side closes).
+//! (so the API picks the status code), and its stream of [`Finalized`] blocks onto the node's
+//! channel (a forwarding task per subscriber, started on the current tokio runtime; it ends
+//! when either side closes). Status and finalized blocks are the chain's own types.
 
 use crate::backend::{Backend, BackendError, Finalized, RejectKind, SubmitRejection};
 use crate::config::NodeConfig;
@@ -46,18 +46,7 @@ impl Backend for Handle {
     }
 
     fn status(&self) -> ChainStatus {
-        let s = Handle::status(self);
-        ChainStatus {
-            chain_id: s.chain_id,
-            height: s.height,
-            state_root: s.state_root,
-            last_block_hash: s.last_block_hash,
-            last_block_time_ms: s.last_block_time_ms,
-            validators: s.validators as u64,
-            peers_connected: s.peers_connected as u64,
-            mempool_len: s.mempool_len as u64,
-            syncing: s.syncing,
-        }
+        Handle::status(self)
     }
 
     fn read_state(&self, f: &mut dyn FnMut(&State)) {
@@ -75,14 +64,7 @@ impl Backend for Handle {
             loop {
                 match from_chain.recv().await {
                     Ok(f) => {
-                        let f = Finalized {
-                            block: f.block.clone(),
-                            block_hash: f.block_hash,
-                            receipts: f.receipts.clone(),
-                            events: f.events.clone(),
-                            state_root: f.state_root,
-                        };
-                        if tx.send(Arc::new(f)).is_err() {
+                        if tx.send(f).is_err() {
                             return;
                         }
                     }

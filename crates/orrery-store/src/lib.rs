@@ -80,8 +80,26 @@ impl Ledger {
     /// Open the database at `path`, creating it from `genesis` if it does not exist yet, and
     /// load the last fully applied state.
     pub fn open(path: &Path, genesis: &Genesis) -> Result<Ledger, StoreError> {
+        let db = Database::create(path).map_err(|e| db_error(path, e))?;
+        Ledger::open_db(db, path, genesis)
+    }
+
+    /// [`Ledger::open`] on any redb storage backend instead of a file: the deterministic
+    /// simulation tests give each validator a disk they can crash, tear and fail. `label` names
+    /// the store in errors and logs.
+    pub fn open_with_backend(
+        backend: impl redb::StorageBackend,
+        label: &Path,
+        genesis: &Genesis,
+    ) -> Result<Ledger, StoreError> {
+        let db = Database::builder()
+            .create_with_backend(backend)
+            .map_err(|e| db_error(label, e))?;
+        Ledger::open_db(db, label, genesis)
+    }
+
+    fn open_db(db: Database, path: &Path, genesis: &Genesis) -> Result<Ledger, StoreError> {
         let db_err = |e: redb::Error| db_error(path, e);
-        let db = Database::create(path).map_err(|e| db_err(e.into()))?;
         let gid = genesis_id(genesis);
         let stored_gid = {
             let r = db.begin_read().map_err(|e| db_err(e.into()))?;

@@ -19,6 +19,7 @@ pub mod merkle;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod resources;
+pub mod status;
 pub mod tx;
 pub mod workload;
 

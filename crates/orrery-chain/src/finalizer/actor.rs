@@ -5,6 +5,7 @@ use crate::block::{BlockDigest, ChainBlock};
 use crate::mempool::Mempool;
 use commonware_consensus::marshal::Update;
 use commonware_cryptography::Digestible as _;
+use commonware_runtime::Spawner;
 use commonware_utils::Acknowledgement as _;
 use futures::StreamExt as _;
 use futures::channel::mpsc;
@@ -16,7 +17,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::broadcast;
 
 /// The finalizer actor.
-pub(crate) struct Actor {
+pub(crate) struct Actor<E> {
+    /// Spawns each block's apply-and-persist as a blocking task, off the async executor.
+    pub(crate) context: E,
     pub(crate) ledger: Arc<RwLock<Ledger>>,
     pub(crate) mempool: Arc<Mutex<Mempool>>,
     pub(crate) verified: Arc<Mutex<HashMap<BlockDigest, u64>>>,
@@ -27,7 +30,7 @@ pub(crate) struct Actor {
     pub(crate) tip: u64,
 }
 
-impl Actor {
+impl<E: Spawner + Send + 'static> Actor<E> {
     /// Run until marshal goes away or a finalized block cannot be applied.
     pub(crate) async fn run(mut self) {
         while let Some(update) = self.receiver.next().await {
@@ -38,11 +41,27 @@ impl Actor {
                     self.mark_syncing(applied);
                 }
                 Update::Block(block, ack) => {
-                    if let Err(e) = self.apply(block.inner()) {
+                    let height = block.inner().block.height;
+                    let digest = block.digest();
+                    // Applying runs the ledger and waits for an fsync: a blocking task, so the
+                    // consensus tasks sharing this executor keep running meanwhile.
+                    let context = self.context.child("apply").shared(true);
+                    let applied = context
+                        .spawn(move |_| async move {
+                            let result = self.apply(block.inner());
+                            (self, result)
+                        })
+                        .await;
+                    let Ok((actor, result)) = applied else {
+                        // The apply task was aborted: this validator is shutting down.
+                        return;
+                    };
+                    self = actor;
+                    if let Err(e) = result {
                         tracing::error!(
                             error = %e,
-                            height = block.inner().block.height,
-                            digest = %block.digest(),
+                            height,
+                            digest = %digest,
                             "a finalized block does not apply to the ledger; halting this node's chain (restore the database or resync)"
                         );
                         // Holding the acknowledgement stalls marshal: this node stops rather

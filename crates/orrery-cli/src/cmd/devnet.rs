@@ -203,6 +203,7 @@ impl Devnet {
             api_port: args.api_port,
             chain_id: "orrery-devnet".into(),
             faucet: Amount::orr(10_000_000),
+            hosts: Vec::new(),
         };
         let providers: Vec<Keypair> = (0..args.providers)
             .map(|i| Keypair::from_seed(provider_key_seed(i)))

@@ -62,6 +62,63 @@ pub struct InitArgs {
     /// ORR given to the faucet account at genesis.
     #[arg(long, default_value = "10000000")]
     pub faucet: Amount,
+    /// Each validator's public IP address, comma-separated, one per validator, for a network
+    /// whose validators run on separate machines. Validator i's peers reach it at
+    /// `HOST_i:p2p-port` and its API at `HOST_i:api-port`; it listens on every interface
+    /// (0.0.0.0). Validators listed on the same host take the next ports. Without it, every
+    /// validator is on 127.0.0.1 with ports stepping from the first.
+    #[arg(long, value_delimiter = ',')]
+    pub hosts: Vec<std::net::IpAddr>,
+}
+
+/// Where validator `i` is reached (p2p, API) and what it binds (p2p, API).
+struct Placement {
+    p2p: SocketAddr,
+    api: SocketAddr,
+    p2p_listen: SocketAddr,
+    api_listen: SocketAddr,
+}
+
+/// Every validator's addresses: on loopback, or on the operator's `--hosts`.
+fn placements(args: &InitArgs) -> anyhow::Result<Vec<Placement>> {
+    if args.hosts.is_empty() {
+        return Ok((0..args.validators)
+            .map(|i| {
+                let p2p = SocketAddr::from(([127, 0, 0, 1], args.p2p_port + i as u16));
+                let api = SocketAddr::from(([127, 0, 0, 1], args.api_port + i as u16));
+                Placement {
+                    p2p,
+                    api,
+                    p2p_listen: p2p,
+                    api_listen: api,
+                }
+            })
+            .collect());
+    }
+    if args.hosts.len() != args.validators {
+        bail!(
+            "--hosts lists {} addresses for {} validators; give exactly one per validator",
+            args.hosts.len(),
+            args.validators
+        );
+    }
+    let any = std::net::IpAddr::from([0, 0, 0, 0]);
+    Ok(args
+        .hosts
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            // Validators sharing a host take the next ports.
+            let before = args.hosts[..i].iter().filter(|h| *h == host).count() as u16;
+            let (p2p_port, api_port) = (args.p2p_port + before, args.api_port + before);
+            Placement {
+                p2p: SocketAddr::new(*host, p2p_port),
+                api: SocketAddr::new(*host, api_port),
+                p2p_listen: SocketAddr::new(any, p2p_port),
+                api_listen: SocketAddr::new(any, api_port),
+            }
+        })
+        .collect())
 }
 
 /// One validator's configuration files.
@@ -132,7 +189,17 @@ pub fn init(args: &InitArgs, extra_accounts: &[GenesisAccount]) -> anyhow::Resul
         validator_balance: Amount::orr(1_000),
     })
     .context("cannot create the network's keys and genesis")?;
+    let placements = placements(args)?;
     let mut devnet = devnet;
+    // The dealer numbers peers in committee order; validator i's files are validator-i.
+    for config in &mut devnet.configs {
+        for (peer, place) in config.peers.iter_mut().zip(&placements) {
+            peer.address = place.p2p;
+        }
+    }
+    for (config, place) in devnet.configs.iter_mut().zip(&placements) {
+        config.listen = place.p2p_listen;
+    }
     // The genesis file and each validator's inline copy.
     local_challenges(&mut devnet.genesis.params);
     for v in &mut devnet.configs {
@@ -145,9 +212,7 @@ pub fn init(args: &InitArgs, extra_accounts: &[GenesisAccount]) -> anyhow::Resul
         args.dir.join("faucet.key"),
         format!("{}\n", hex::encode(faucet.secret_bytes())),
     )?;
-    let apis: Vec<SocketAddr> = (0..devnet.configs.len())
-        .map(|i| SocketAddr::from(([127, 0, 0, 1], args.api_port + i as u16)))
-        .collect();
+    let apis: Vec<SocketAddr> = placements.iter().map(|p| p.api).collect();
     for (i, v) in devnet.configs.iter().enumerate() {
         let (vpath, npath) = validator_files(&args.dir, i);
         std::fs::create_dir_all(&v.data_dir)?;
@@ -157,8 +222,14 @@ pub fn init(args: &InitArgs, extra_accounts: &[GenesisAccount]) -> anyhow::Resul
         )?;
         let node = NodeConfig {
             data_dir: v.data_dir.join("node"),
-            api_listen: apis[i],
-            limits: local_limits(),
+            api_listen: placements[i].api_listen,
+            // On loopback every client shares one address; across hosts the public
+            // per-address limits apply.
+            limits: if args.hosts.is_empty() {
+                local_limits()
+            } else {
+                orrery_node::Limits::default()
+            },
             peers: peers_of(&apis, i),
             ..NodeConfig::default()
         };

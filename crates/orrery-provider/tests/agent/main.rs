@@ -26,30 +26,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-const COUNTER_WAT: &str = r#"
-(module
-  (memory (export "memory") 1 1)
-  (global $heap (mut i32) (i32.const 1024))
-  (func (export "alloc") (param $len i32) (result i32)
-    (local $p i32)
-    (local.set $p (global.get $heap))
-    (global.set $heap (i32.add (local.get $p) (local.get $len)))
-    (local.get $p))
-  (func $pack (param $ptr i32) (param $len i32) (result i64)
-    (i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32))
-            (i64.extend_i32_u (local.get $len))))
-  (func (export "init") (param i32 i32) (result i64)
-    (i64.store (i32.const 0) (i64.const 0))
-    (call $pack (i32.const 0) (i32.const 8)))
-  (func (export "step") (param $k i64) (param $ptr i32) (param $len i32) (result i64)
-    (if (i32.ne (local.get $len) (i32.const 8)) (then unreachable))
-    (i64.store (i32.const 0) (i64.add (i64.load (local.get $ptr)) (i64.const 1)))
-    (call $pack (i32.const 0) (i32.const 8)))
-  (func (export "output") (param $ptr i32) (param $len i32) (result i64)
-    (if (i32.ne (local.get $len) (i32.const 8)) (then unreachable))
-    (i64.store (i32.const 0) (i64.mul (i64.load (local.get $ptr)) (i64.const 3)))
-    (call $pack (i32.const 0) (i32.const 8))))
-"#;
+const COUNTER_WAT: &str = include_str!("../../../../workloads/wasm/counter/counter.wat");
 
 /// The counter stepper (`state_k = k`, output `3n`) with `steps` steps, packed from files the
 /// way `orrery run-local --pack` does.

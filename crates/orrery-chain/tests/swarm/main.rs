@@ -1,0 +1,212 @@
+//! The swarm: whole validators — consensus, mempool, gossip, ledger and its storage — inside
+//! commonware's deterministic runtime, driven by one seed each.
+//!
+//! A seed draws the committee (4–7 validators, fewer than a third Byzantine: silent, or one of
+//! commonware's simplex mocks), the links (latency, jitter, loss), faults that heal
+//! (partitions, bad links, crashes with restarts, disks that die in the middle of a write and
+//! lose or tear what was not synced), and a transaction load (transfers, forged and
+//! far-future ones). See `plan.rs` for the draw, `disk.rs` for the disk model and `sim.rs` for
+//! the run.
+//!
+//! Every seed asserts:
+//! - no two validators finalize different blocks at a height;
+//! - equal state roots at equal heights, and the supply invariant after every block;
+//! - once every fault has healed, every honest validator finalizes new blocks;
+//! - and a replayed seed gives the same auditor state (see [`a_seed_replays_exactly`]).
+//!
+//! # Running
+//! - CI: `cargo nextest run -p orrery-chain --test swarm` runs [`swarm_sweep`] over
+//!   [`CI_SEEDS`] seeds.
+//! - One seed: `ORRERY_SWARM_SEED=<seed> cargo nextest run -p orrery-chain --test swarm
+//!   swarm_sweep --no-capture`.
+//! - A long sweep: `ORRERY_SWARM_SEEDS=10000 ORRERY_SWARM_FIRST=1000 cargo nextest run
+//!   --cargo-profile release -p orrery-chain --test swarm swarm_sweep --no-capture`; it prints
+//!   each failing seed with the command that replays it, and its progress every
+//!   [`PROGRESS_EVERY`] seeds. `ORRERY_SWARM_MINUTES` stops taking new seeds after that long,
+//!   `ORRERY_SWARM_THREADS` sets the worker threads (default: every core).
+
+#[path = "../common/mod.rs"]
+mod common;
+mod disk;
+mod plan;
+mod sim;
+
+use plan::Plan;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// A long sweep reports its progress every this many seeds.
+const PROGRESS_EVERY: u64 = 100;
+
+/// Seeds CI sweeps: about a minute and a half on two cores in the test profile.
+const CI_SEEDS: u64 = 16;
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().map(|v| {
+        v.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v} is not a number"))
+    })
+}
+
+fn replay_command(seed: u64) -> String {
+    format!(
+        "ORRERY_SWARM_SEED={seed} cargo nextest run -p orrery-chain --test swarm swarm_sweep --no-capture"
+    )
+}
+
+/// Totals over a sweep.
+#[derive(Default)]
+struct Totals {
+    seeds: AtomicU64,
+    blocks: AtomicU64,
+    txs: AtomicU64,
+    faults: AtomicU64,
+    restarts: AtomicU64,
+    disk_crashes: AtomicU64,
+    lost_ops: AtomicU64,
+    torn: AtomicU64,
+    byzantine: AtomicU64,
+}
+
+/// Run `seeds` on every core (or `ORRERY_SWARM_THREADS`), taking no new seed once
+/// `ORRERY_SWARM_MINUTES` have passed; returns the failing seeds with their panic message.
+fn sweep(seeds: Vec<u64>, totals: &Totals) -> Vec<(u64, String)> {
+    let next = Mutex::new(seeds.into_iter());
+    let failures = Mutex::new(Vec::new());
+    let workers = env_u64("ORRERY_SWARM_THREADS").map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        |n| n.max(1) as usize,
+    );
+    let budget = env_u64("ORRERY_SWARM_MINUTES").map(|m| Duration::from_secs(m * 60));
+    let started = Instant::now();
+    let done = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    if budget.is_some_and(|b| started.elapsed() > b) {
+                        return;
+                    }
+                    let Some(seed) = next.lock().unwrap().next() else {
+                        return;
+                    };
+                    let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    if finished.is_multiple_of(PROGRESS_EVERY) {
+                        eprintln!(
+                            "swarm: {finished} seeds started, {} failed, {:.0} s",
+                            failures.lock().unwrap().len(),
+                            started.elapsed().as_secs_f64()
+                        );
+                    }
+                    let plan = Plan::draw(seed);
+                    match catch_unwind(AssertUnwindSafe(|| sim::run(&plan))) {
+                        Ok(o) => {
+                            totals.seeds.fetch_add(1, Ordering::Relaxed);
+                            totals.blocks.fetch_add(o.blocks, Ordering::Relaxed);
+                            totals.txs.fetch_add(o.txs, Ordering::Relaxed);
+                            totals.faults.fetch_add(o.faults, Ordering::Relaxed);
+                            totals.restarts.fetch_add(o.restarts, Ordering::Relaxed);
+                            totals
+                                .disk_crashes
+                                .fetch_add(o.disk.crashes, Ordering::Relaxed);
+                            totals
+                                .lost_ops
+                                .fetch_add(o.disk.lost_ops, Ordering::Relaxed);
+                            totals.torn.fetch_add(o.disk.torn_writes, Ordering::Relaxed);
+                            totals
+                                .byzantine
+                                .fetch_add(plan.byzantine.len() as u64, Ordering::Relaxed);
+                        }
+                        Err(panic) => {
+                            let message = panic
+                                .downcast_ref::<String>()
+                                .cloned()
+                                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                                .unwrap_or_else(|| "panic".into());
+                            eprintln!(
+                                "swarm: seed {seed} FAILED: {message}\n  validators: {}, \
+                                 Byzantine: {:?}, faults: {:?}\n  replay: {}",
+                                plan.validators,
+                                plan.byzantine,
+                                plan.faults,
+                                replay_command(seed)
+                            );
+                            failures.lock().unwrap().push((seed, message));
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let mut failures = failures.into_inner().unwrap();
+    failures.sort();
+    failures
+}
+
+/// The sweep: [`CI_SEEDS`] seeds by default, `ORRERY_SWARM_SEEDS` seeds from
+/// `ORRERY_SWARM_FIRST` when set, or the one seed `ORRERY_SWARM_SEED`.
+#[test]
+fn swarm_sweep() {
+    let seeds: Vec<u64> = match env_u64("ORRERY_SWARM_SEED") {
+        Some(seed) => {
+            println!("swarm: seed {seed}: {:#?}", Plan::draw(seed));
+            vec![seed]
+        }
+        None => {
+            let first = env_u64("ORRERY_SWARM_FIRST").unwrap_or(0);
+            let count = env_u64("ORRERY_SWARM_SEEDS").unwrap_or(CI_SEEDS);
+            (first..first + count).collect()
+        }
+    };
+    // One line per panic: the sweep reports each failing seed itself, with its replay command.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(|l| l.to_string()).unwrap_or_default();
+        eprintln!("swarm: panic at {location}");
+    }));
+    let totals = Totals::default();
+    let started = Instant::now();
+    let first = seeds[0];
+    let failures = sweep(seeds, &totals);
+    let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    println!(
+        "swarm: seeds from {first}: {} passed, {} failed in {:.1} s; {} blocks finalized \
+         ({} transactions); faults injected: {} (partitions, bad links, crashes, disk deaths), \
+         {} restarts, {} disk power cuts losing {} unsynced writes ({} torn); {} Byzantine \
+         validators",
+        get(&totals.seeds),
+        failures.len(),
+        started.elapsed().as_secs_f64(),
+        get(&totals.blocks),
+        get(&totals.txs),
+        get(&totals.faults),
+        get(&totals.restarts),
+        get(&totals.disk_crashes),
+        get(&totals.lost_ops),
+        get(&totals.torn),
+        get(&totals.byzantine),
+    );
+    for (seed, message) in &failures {
+        println!(
+            "swarm: FAILED seed {seed}: {}\n  replay: {}",
+            message.lines().next().unwrap_or(""),
+            replay_command(*seed)
+        );
+    }
+    assert!(failures.is_empty(), "{} seeds failed", failures.len());
+}
+
+/// The same seed gives the same run: the runtime's auditor (every message, task and storage
+/// operation, hashed) ends in the same state, and so does everything the sweep counts.
+#[test]
+fn a_seed_replays_exactly() {
+    for seed in [7, 1_000_003] {
+        let plan = Plan::draw(seed);
+        let a = sim::run(&plan);
+        let b = sim::run(&plan);
+        assert_eq!(a.auditor, b.auditor, "seed {seed} does not replay");
+        assert_eq!((a.blocks, a.txs, a.restarts), (b.blocks, b.txs, b.restarts));
+    }
+}
