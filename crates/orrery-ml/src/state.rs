@@ -69,7 +69,7 @@ impl TrainState {
 
     /// Parse canonical bytes; any deviation is an error.
     pub fn decode(bytes: &[u8]) -> Result<TrainState> {
-        let mut r = Reader { bytes, pos: 0 };
+        let mut r = Reader::new(bytes, bad);
         if r.take(4)? != MAGIC {
             return Err(bad("not an orrery-ml training state (wrong magic)"));
         }
@@ -159,32 +159,39 @@ fn bad(why: &str) -> MlError {
     MlError::BadState(why.to_string())
 }
 
-struct Reader<'a> {
+/// A bounds-checked little-endian reader over untrusted bytes; running out is an error made by
+/// `err` (each format names its own kind of error).
+pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
+    err: fn(&str) -> MlError,
 }
 
 impl<'a> Reader<'a> {
-    fn remaining(&self) -> usize {
+    /// Read `bytes` from the start.
+    pub(crate) fn new(bytes: &'a [u8], err: fn(&str) -> MlError) -> Self {
+        Reader { bytes, pos: 0, err }
+    }
+    pub(crate) fn remaining(&self) -> usize {
         self.bytes.len() - self.pos
     }
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if n > self.remaining() {
-            return Err(bad("truncated"));
+            return Err((self.err)("truncated"));
         }
         let s = &self.bytes[self.pos..self.pos + n];
         self.pos += n;
         Ok(s)
     }
-    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
         let mut a = [0u8; N];
         a.copy_from_slice(self.take(N)?);
         Ok(a)
     }
-    fn u32(&mut self) -> Result<u32> {
+    pub(crate) fn u32(&mut self) -> Result<u32> {
         Ok(u32::from_le_bytes(self.array()?))
     }
-    fn u64(&mut self) -> Result<u64> {
+    pub(crate) fn u64(&mut self) -> Result<u64> {
         Ok(u64::from_le_bytes(self.array()?))
     }
 }

@@ -12,6 +12,7 @@
 //! another round or from another worker is refused, never applied.
 
 use crate::error::{MlError, Result};
+use crate::state::Reader;
 use crate::tensor::ParamSet;
 use orrery_types::Hash;
 use serde::{Deserialize, Serialize};
@@ -97,7 +98,7 @@ impl Delta {
     /// Parse a peer's bytes as worker `worker`'s delta for `round`, against the model's
     /// `template` (names and shapes, in order).
     pub fn decode(bytes: &[u8], template: &ParamSet, round: u64, worker: u32) -> Result<Delta> {
-        let mut r = Reader { bytes, pos: 0 };
+        let mut r = Reader::new(bytes, bad);
         if r.take(4)? != MAGIC {
             return Err(bad("not a cluster delta (wrong magic)"));
         }
@@ -162,7 +163,7 @@ impl Delta {
             }
             values.push(v);
         }
-        if r.pos != bytes.len() {
+        if r.remaining() != 0 {
             return Err(bad("trailing bytes after the delta"));
         }
         Ok(Delta {
@@ -215,34 +216,4 @@ fn header(round: u64, worker: u32, compression: Compression, tensors: usize) -> 
 
 fn bad(why: &str) -> MlError {
     MlError::BadDelta(why.to_string())
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        if self.bytes.len() - self.pos < n {
-            return Err(bad("truncated"));
-        }
-        let s = &self.bytes[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(s)
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N)?);
-        Ok(a)
-    }
-
-    fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.array()?))
-    }
-
-    fn u64(&mut self) -> Result<u64> {
-        Ok(u64::from_le_bytes(self.array()?))
-    }
 }
