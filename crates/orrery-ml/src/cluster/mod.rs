@@ -413,7 +413,6 @@ impl ClusterJob {
         let mut slots = state.slots.clone();
         let mut loss_sum = 0.0f64;
         let mut cost = 0u64;
-        let threads = self.inner.threads();
         for j in 0..h {
             let k = round * h + j;
             let batch = self.data().train_batch_in(
@@ -423,29 +422,9 @@ impl ClusterJob {
                 job.seq(),
                 shard(w, cfg.workers),
             );
-            let (loss, mut grads) = job.model.loss_and_grads(&params, &batch, threads)?;
-            if !loss.is_finite() {
-                return Err(MlError::NonFinite {
-                    step: k,
-                    what: "the training loss".into(),
-                });
-            }
-            if let Some(name) = grads.first_non_finite() {
-                return Err(MlError::NonFinite {
-                    step: k,
-                    what: format!("the gradient of `{name}`"),
-                });
-            }
-            if let Some(clip) = job.grad_clip {
-                crate::optim::clip_grad_norm(&mut grads, clip);
-            }
-            job.optimizer.apply(k + 1, &mut params, &grads, &mut slots);
-            if let Some(name) = params.first_non_finite() {
-                return Err(MlError::NonFinite {
-                    step: k,
-                    what: format!("parameter `{name}` after the update"),
-                });
-            }
+            let loss = self
+                .inner
+                .optimizer_step(k, &batch, &mut params, &mut slots)?;
             loss_sum += loss as f64;
             cost += job.model.step_cost(&batch);
         }

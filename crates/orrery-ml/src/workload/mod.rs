@@ -154,11 +154,6 @@ impl TrainWorkload {
         self.threads = threads.max(1);
     }
 
-    /// Worker threads used by each step.
-    pub fn threads(&self) -> usize {
-        self.threads
-    }
-
     /// Decode a state and check it belongs to this job's model and optimizer.
     pub fn decode_state(&self, bytes: &[u8]) -> Result<TrainState> {
         let st = TrainState::decode(bytes)?;
@@ -260,6 +255,49 @@ fn argmax_rows(logits: &[f32], cols: usize) -> Vec<u32> {
         .collect()
 }
 
+impl TrainWorkload {
+    /// Optimizer step `k` on `batch`: forward and backward on the workload's device, the
+    /// divergence checks, gradient clipping and the update of `params` and `slots`. Returns
+    /// the batch's loss. One definition for a training step and a cluster worker's inner step.
+    pub(crate) fn optimizer_step(
+        &self,
+        k: u64,
+        batch: &Batch,
+        params: &mut ParamSet,
+        slots: &mut [ParamSet],
+    ) -> Result<f32> {
+        let (loss, mut grads) =
+            self.spec
+                .model
+                .loss_and_grads_on(&self.device, params, batch, self.threads)?;
+        if !loss.is_finite() {
+            return Err(MlError::NonFinite {
+                step: k,
+                what: "the training loss".into(),
+            });
+        }
+        if let Some(name) = grads.first_non_finite() {
+            return Err(MlError::NonFinite {
+                step: k,
+                what: format!("the gradient of `{name}`"),
+            });
+        }
+        if let Some(clip) = self.spec.grad_clip {
+            crate::optim::clip_grad_norm(&mut grads, clip);
+        }
+        self.spec
+            .optimizer
+            .apply_on(&self.device, k + 1, params, &grads, slots)?;
+        if let Some(name) = params.first_non_finite() {
+            return Err(MlError::NonFinite {
+                step: k,
+                what: format!("parameter `{name}` after the update"),
+            });
+        }
+        Ok(loss)
+    }
+}
+
 impl Workload for TrainWorkload {
     type Error = MlError;
 
@@ -298,34 +336,7 @@ impl Workload for TrainWorkload {
             .train_batch(self.spec.seed, k, self.spec.batch_size, self.spec.seq());
         // Set before any divergence check: a diverged step did the whole step's work.
         self.failed_cost = self.spec.model.step_cost(&batch);
-        let (loss, mut grads) =
-            self.spec
-                .model
-                .loss_and_grads_on(&self.device, &st.params, &batch, self.threads)?;
-        if !loss.is_finite() {
-            return Err(MlError::NonFinite {
-                step: k,
-                what: "the training loss".into(),
-            });
-        }
-        if let Some(name) = grads.first_non_finite() {
-            return Err(MlError::NonFinite {
-                step: k,
-                what: format!("the gradient of `{name}`"),
-            });
-        }
-        if let Some(clip) = self.spec.grad_clip {
-            crate::optim::clip_grad_norm(&mut grads, clip);
-        }
-        self.spec
-            .optimizer
-            .apply_on(&self.device, k + 1, &mut st.params, &grads, &mut st.slots)?;
-        if let Some(name) = st.params.first_non_finite() {
-            return Err(MlError::NonFinite {
-                step: k,
-                what: format!("parameter `{name}` after the update"),
-            });
-        }
+        let loss = self.optimizer_step(k, &batch, &mut st.params, &mut st.slots)?;
         st.step = k + 1;
         st.last_loss = Some(loss);
         Ok(StepResult {
