@@ -269,13 +269,7 @@ where
             .insert(w, out.delta.clone());
     }
     let mut bytes_sent = 0u64;
-    let mut unsent: Vec<PublicKey> = link
-        .members
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i as u32 != w)
-        .map(|(_, pk)| pk.clone())
-        .collect();
+    let mut unsent = link.others();
     bytes_sent += link.send(&msg, &mut unsent);
     if let Err(e) = oracle.commit(r, w, out.delta.hash()) {
         tracing::warn!(worker = w, round = r, error = %e, "commitment refused; the round goes on without this worker's delta");
@@ -363,6 +357,16 @@ where
         send(&mut self.sender, msg, unsent)
     }
 
+    /// Every member but this worker.
+    fn others(&self) -> Vec<PublicKey> {
+        self.members
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i as u32 != self.me)
+            .map(|(_, pk)| pk.clone())
+            .collect()
+    }
+
     /// Ask every peer whose delta of round `r` is missing to send it again.
     fn ask_missing(&mut self, r: u64) {
         let mut missing: Vec<PublicKey> = {
@@ -396,13 +400,7 @@ where
             delta: Vec::new(),
         }
         .encode();
-        let mut unsent: Vec<PublicKey> = self
-            .members
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i as u32 != self.me)
-            .map(|(_, pk)| pk.clone())
-            .collect();
+        let mut unsent = self.others();
         let deadline = Instant::now() + timeout;
         while !unsent.is_empty() && Instant::now() < deadline {
             self.send(&hello, &mut unsent);
