@@ -259,6 +259,7 @@ impl<C: Chain> Worker<C> {
     /// Run ML leases that reserve GPUs on `gpu` (opened and self-checked by [`crate::gpu::open`]).
     pub fn use_gpu(&mut self, gpu: crate::gpu::MlGpu) {
         self.snapshot.gpu_backend = Some(gpu.device.name());
+        self.challenge.gpu = Some(gpu.device.clone());
         self.ml_gpu = Some(gpu);
     }
 
@@ -813,6 +814,7 @@ impl<C: Chain> Worker<C> {
                             "the GPU benchmark's product differs from the CPU's; ML jobs run on the CPU path"
                         );
                         self.ml_gpu = None;
+                        self.challenge.gpu = None;
                         self.snapshot.gpu_backend = None;
                     }
                     Err(e) => tracing::warn!(error = %e, "GPU benchmark failed"),

@@ -18,12 +18,16 @@
 //!
 //! # Speed
 //!
-//! Rows are split into one contiguous range per thread (`std::thread::scope`). Inside a
-//! range, [`ROW_BLOCK`] rows of `A` at a time go through `orrery_ml`'s blocked matrix kernel
-//! (packed panels, a register tile, the best SIMD the CPU has, picked at run time) on that
-//! thread. Every value is an exact small integer in `f32` (see the types' module docs), so the
-//! result equals the reference kernel's bit for bit whatever the order; the tests check it.
+//! Rows are dealt out in blocks from one shared counter to the claimed cores' threads
+//! ([`ROW_BLOCK`] rows each time) and, on a provider with a self-checked GPU backend, to a
+//! GPU feeder ([`GPU_BLOCK`] rows each time): whoever is free takes the next block, so a fast
+//! GPU does most of the rows and no party waits for another. On the CPU, a block goes through
+//! `orrery_ml`'s blocked matrix kernel (packed panels, a register tile, the best SIMD the CPU
+//! has, picked at run time); on the GPU, through `orrery_ml::Device::matmul`. Every value is
+//! an exact small integer in `f32` (see the types' module docs), so the result equals the
+//! reference kernel's bit for bit whatever the device or the order; the tests check it.
 
+use orrery_ml::Device;
 use orrery_ml::ops::{Trans, matmul};
 use orrery_types::challenge::{
     ChallengeRow, ChallengeRows, Matrix, a_row, b_matrix, matrix_row, row_leaf,
@@ -31,7 +35,7 @@ use orrery_types::challenge::{
 use orrery_types::codec::BoundedVec;
 use orrery_types::hash::Hash;
 use orrery_types::merkle::MerkleTree;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Rows of `A` multiplied at once: enough for the kernel's packed blocks (96 rows) to fill,
 /// few enough that a thread's share stays in cache.
@@ -65,68 +69,134 @@ pub enum SolveError {
 /// Solve the challenge `cseed` of side `n` with `rows` rows of `A` on `threads` threads: the
 /// Merkle tree over every row's leaf.
 pub fn solve(cseed: &Hash, n: usize, rows: u64, threads: usize) -> Result<MerkleTree, SolveError> {
-    solve_until(cseed, n, rows, threads, &AtomicBool::new(false))
+    solve_until(cseed, n, rows, threads, None, &AtomicBool::new(false))
 }
 
-/// [`solve`], giving up with [`SolveError::Cancelled`] soon after `cancel` is set (it is read
-/// once per [`ROW_BLOCK`] rows): a challenge that closed, or one the machine cannot finish in
-/// time, stops costing cores.
+/// [`solve`] on `threads` CPU threads and, when `gpu` is a GPU, on it too, giving up with
+/// [`SolveError::Cancelled`] soon after `cancel` is set (it is read once per block of rows): a
+/// challenge that closed, or one the machine cannot finish in time, stops costing cores.
+///
+/// The rows are dealt out in blocks from one shared counter, so each party takes the next block
+/// as soon as it is free: CPU threads take [`ROW_BLOCK`] rows, the GPU [`GPU_BLOCK`] at a time.
+/// A provider whose claim counts its GPUs is sized for them, and answers with them. A GPU
+/// error (out of memory, a lost device) makes the GPU's feeder finish its block on the CPU and
+/// stop taking blocks; the answer is the same bits either way.
 pub fn solve_until(
     cseed: &Hash,
     n: usize,
     rows: u64,
     threads: usize,
+    gpu: Option<&Device>,
     cancel: &AtomicBool,
 ) -> Result<MerkleTree, SolveError> {
     if n == 0 || !n.is_multiple_of(16) {
         return Err(SolveError::BadDim(n));
     }
     let b = b_matrix(cseed, n);
-    let mut leaves = vec![Hash::default(); usize::try_from(rows).unwrap_or(usize::MAX)];
-    let threads = threads.clamp(1, leaves.len().max(1));
-    let per = leaves.len().div_ceil(threads).max(1);
-    std::thread::scope(|s| {
-        for (t, chunk) in leaves.chunks_mut(per).enumerate() {
-            let b = &b;
-            s.spawn(move || solve_range(cseed, b, n, (t * per) as u64, chunk, cancel));
+    let total = usize::try_from(rows).unwrap_or(usize::MAX);
+    let next = AtomicUsize::new(0);
+    let cpu_threads = threads.clamp(1, total.div_ceil(ROW_BLOCK).max(1));
+    let gpu = gpu.filter(|d| d.is_gpu());
+    let parts: Vec<Vec<(usize, Vec<Hash>)>> = std::thread::scope(|s| {
+        let work = Work {
+            cseed,
+            b: &b,
+            n,
+            total,
+            next: &next,
+            cancel,
+        };
+        let mut handles = Vec::new();
+        if let Some(device) = gpu {
+            handles.push(s.spawn(move || work.run(GPU_BLOCK, Some(device))));
         }
-    });
+        for _ in 0..cpu_threads {
+            handles.push(s.spawn(move || work.run(ROW_BLOCK, None)));
+        }
+        handles
+            .into_iter()
+            .map(|h| h.join().map_err(|_| SolveError::Panicked))
+            .collect::<Result<_, _>>()
+    })?;
     if cancel.load(Ordering::Relaxed) {
         return Err(SolveError::Cancelled);
+    }
+    let mut leaves = vec![Hash::default(); total];
+    let mut filled = 0;
+    for (start, block) in parts.into_iter().flatten() {
+        filled += block.len();
+        leaves[start..start + block.len()].copy_from_slice(&block);
+    }
+    if filled != total {
+        return Err(SolveError::Panicked);
     }
     Ok(MerkleTree::new(&leaves))
 }
 
-/// Leaves of rows `first ..` into `out`, [`ROW_BLOCK`] rows at a time.
-fn solve_range(
-    cseed: &Hash,
-    b: &[f32],
+/// Rows of `A` the GPU multiplies in one dispatch: large enough that the upload of `B` and
+/// the dispatch's fixed cost are small beside the product (4,096 × 512 rows is 2 GFLOP), small
+/// enough that `A` and `C` (8 MiB each at `n = 512`) fit any GPU's buffer limits.
+pub const GPU_BLOCK: usize = 4_096;
+
+/// One solve's shared inputs and its block counter.
+#[derive(Clone, Copy)]
+struct Work<'a> {
+    cseed: &'a Hash,
+    b: &'a [f32],
     n: usize,
-    first: u64,
-    out: &mut [Hash],
-    cancel: &AtomicBool,
-) {
-    let mut a = vec![0f32; ROW_BLOCK * n];
-    let mut c = vec![0f32; ROW_BLOCK * n];
-    let mut values = vec![0u32; n];
-    for (block, leaves) in out.chunks_mut(ROW_BLOCK).enumerate() {
-        if cancel.load(Ordering::Relaxed) {
-            return;
-        }
-        let start = first + (block * ROW_BLOCK) as u64;
-        let m = leaves.len();
-        for r in 0..m {
-            let row = matrix_row(cseed, Matrix::A, n, start + r as u64);
-            for (dst, &x) in a[r * n..(r + 1) * n].iter_mut().zip(&row) {
-                *dst = f32::from(x);
+    total: usize,
+    next: &'a AtomicUsize,
+    cancel: &'a AtomicBool,
+}
+
+impl Work<'_> {
+    /// Take blocks of `block` rows until none are left (or the solve is called off), on
+    /// `gpu` if given: each block's first row and leaves.
+    fn run(self, block: usize, mut gpu: Option<&Device>) -> Vec<(usize, Vec<Hash>)> {
+        let n = self.n;
+        let mut a = vec![0f32; block * n];
+        let mut c = vec![0f32; block * n];
+        let mut values = vec![0u32; n];
+        let mut done = Vec::new();
+        loop {
+            if self.cancel.load(Ordering::Relaxed) {
+                return done;
             }
-        }
-        multiply(&a[..m * n], b, &mut c[..m * n], n);
-        for (r, leaf) in leaves.iter_mut().enumerate() {
-            for (v, &x) in values.iter_mut().zip(&c[r * n..(r + 1) * n]) {
-                *v = x as u32;
+            let start = self.next.fetch_add(block, Ordering::Relaxed);
+            if start >= self.total {
+                return done;
             }
-            *leaf = row_leaf(start + r as u64, &values);
+            let m = block.min(self.total - start);
+            for r in 0..m {
+                let row = matrix_row(self.cseed, Matrix::A, n, (start + r) as u64);
+                for (dst, &x) in a[r * n..(r + 1) * n].iter_mut().zip(&row) {
+                    *dst = f32::from(x);
+                }
+            }
+            let (a, c) = (&a[..m * n], &mut c[..m * n]);
+            match gpu {
+                Some(device) => {
+                    if let Err(e) = device.matmul(a, Trans::No, self.b, Trans::No, (m, n, n), c, 1)
+                    {
+                        tracing::warn!(error = %e, "challenge rows on the GPU failed; the CPU threads finish the solve");
+                        gpu = None;
+                        multiply(a, self.b, c, n);
+                    }
+                }
+                None => multiply(a, self.b, c, n),
+            }
+            let mut leaves = Vec::with_capacity(m);
+            for r in 0..m {
+                for (v, &x) in values.iter_mut().zip(&c[r * n..(r + 1) * n]) {
+                    *v = x as u32;
+                }
+                leaves.push(row_leaf((start + r) as u64, &values));
+            }
+            done.push((start, leaves));
+            if gpu.is_none() && block == GPU_BLOCK {
+                // The GPU failed: leave the rest to the CPU threads' smaller blocks.
+                return done;
+            }
         }
     }
 }

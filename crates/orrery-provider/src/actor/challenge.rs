@@ -69,6 +69,8 @@ struct Solving {
 /// The challenge part of the duty loop's state.
 pub(super) struct ChallengeDuty {
     threads: usize,
+    /// The self-checked GPU backend, when the agent has one: it solves beside the threads.
+    pub(super) gpu: Option<orrery_ml::Device>,
     solving: Option<Solving>,
     solved: Option<Solved>,
     last_request: Option<u64>,
@@ -82,6 +84,7 @@ impl ChallengeDuty {
     pub(super) fn new(threads: usize) -> ChallengeDuty {
         ChallengeDuty {
             threads: threads.max(1),
+            gpu: None,
             solving: None,
             solved: None,
             last_request: None,
@@ -141,12 +144,14 @@ impl ChallengeDuty {
         let cancel = Arc::new(AtomicBool::new(false));
         let stop = cancel.clone();
         let (seed, dim, rows, threads) = (task.seed, task.dim as usize, task.rows, self.threads);
+        let gpu = self.gpu.clone();
         let waker = self.waker.clone();
         tracing::info!(
             drawn_at = task.drawn_at,
             rows,
             dim,
             threads,
+            gpu = gpu.as_ref().map(|d| d.name()),
             flop = orrery_types::challenge::challenge_flops(rows, dim as u64),
             "challenge drawn; solving"
         );
@@ -154,7 +159,7 @@ impl ChallengeDuty {
         // stops mid-solve has no use for the answer.
         std::thread::spawn(move || {
             let start = Instant::now();
-            let r = challenge::solve_until(&seed, dim, rows, threads, &stop)
+            let r = challenge::solve_until(&seed, dim, rows, threads, gpu.as_ref(), &stop)
                 .map(|t| (t, start.elapsed().as_millis() as u64));
             let _ = tx.send(r);
             if let Some(w) = waker {

@@ -16,6 +16,38 @@ fn the_threaded_solver_equals_the_reference_for_any_thread_count() {
     }
 }
 
+/// A provider with a GPU backend solves on it beside its threads: the same root as the
+/// reference, with the GPU having done blocks of rows. Skips without an adapter unless
+/// `ORRERY_GPU_TESTS=1`.
+#[test]
+fn gpu_and_threads_together_solve_to_the_reference_root() {
+    let device = match orrery_ml::Device::gpu() {
+        Ok(d) => d,
+        Err(e) if std::env::var("ORRERY_GPU_TESTS").as_deref() == Ok("1") => {
+            panic!("ORRERY_GPU_TESTS=1 but {e}")
+        }
+        Err(e) => {
+            eprintln!("skipped: {e}");
+            return;
+        }
+    };
+    let orrery_ml::Device::Gpu(ctx) = &device else {
+        unreachable!("Device::gpu opens a GPU")
+    };
+    // More rows than one GPU block and a ragged tail, so both parties take blocks.
+    let (cseed, n, rows) = (seed(7), 64, (GPU_BLOCK + 2 * ROW_BLOCK + 5) as u64);
+    let reference = challenge::solve(&cseed, n, rows).root();
+    let before = ctx.dispatches();
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let tree = solve_until(&cseed, n, rows, 1, Some(&device), &cancel).unwrap();
+    assert_eq!(tree.root(), reference);
+    assert!(ctx.dispatches() > before, "the GPU did no rows");
+    // The CPU path given as the device solves on the threads alone.
+    let cpu = orrery_ml::Device::Cpu;
+    let tree = solve_until(&cseed, n, rows, 2, Some(&cpu), &cancel).unwrap();
+    assert_eq!(tree.root(), reference);
+}
+
 #[test]
 fn an_opening_passes_the_chains_checks() {
     let (cseed, n, rows) = (seed(2), 128, 50);
@@ -40,7 +72,7 @@ fn an_opening_passes_the_chains_checks() {
 fn a_cancelled_solve_stops_without_an_answer() {
     let cancel = std::sync::atomic::AtomicBool::new(true);
     assert_eq!(
-        solve_until(&seed(5), 64, 1_000, 2, &cancel).unwrap_err(),
+        solve_until(&seed(5), 64, 1_000, 2, None, &cancel).unwrap_err(),
         SolveError::Cancelled
     );
 }
