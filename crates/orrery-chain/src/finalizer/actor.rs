@@ -5,7 +5,7 @@ use crate::block::{BlockDigest, ChainBlock};
 use crate::mempool::Mempool;
 use commonware_consensus::marshal::Update;
 use commonware_cryptography::Digestible as _;
-use commonware_runtime::Spawner;
+use commonware_runtime::{Clock, Spawner};
 use commonware_utils::Acknowledgement as _;
 use futures::StreamExt as _;
 use futures::channel::mpsc;
@@ -30,7 +30,7 @@ pub(crate) struct Actor<E> {
     pub(crate) tip: u64,
 }
 
-impl<E: Spawner + Send + 'static> Actor<E> {
+impl<E: Spawner + Clock + Send + 'static> Actor<E> {
     /// Run until marshal goes away or a finalized block cannot be applied.
     pub(crate) async fn run(mut self) {
         while let Some(update) = self.receiver.next().await {
@@ -43,20 +43,43 @@ impl<E: Spawner + Send + 'static> Actor<E> {
                 Update::Block(block, ack) => {
                     let height = block.inner().block.height;
                     let digest = block.digest();
-                    // Applying runs the ledger and waits for an fsync: a blocking task, so the
-                    // consensus tasks sharing this executor keep running meanwhile.
-                    let context = self.context.child("apply").shared(true);
-                    let applied = context
-                        .spawn(move |_| async move {
-                            let result = self.apply(block.inner());
-                            (self, result)
-                        })
-                        .await;
-                    let Ok((actor, result)) = applied else {
-                        // The apply task was aborted: this validator is shutting down.
-                        return;
+                    let mut attempt = 0u32;
+                    let mut block = block;
+                    let result = loop {
+                        // Applying runs the ledger and waits for an fsync: a blocking task, so
+                        // the consensus tasks sharing this executor keep running meanwhile.
+                        let context = self.context.child("apply").shared(true);
+                        let applied = context
+                            .spawn(move |_| async move {
+                                let result = self.apply(block.inner());
+                                (self, block, result)
+                            })
+                            .await;
+                        let Ok((actor, returned, result)) = applied else {
+                            // The apply task was aborted: this validator is shutting down.
+                            return;
+                        };
+                        self = actor;
+                        block = returned;
+                        match result {
+                            Err(e) if is_host_failure(&e) => {
+                                // The host failed (the referee's runtime, memory, the disk),
+                                // not the block: the ledger went back to its stored state, so
+                                // the same block is retried, never skipped or ruled on.
+                                let wait = retry_wait(attempt);
+                                attempt = attempt.saturating_add(1);
+                                tracing::warn!(
+                                    error = %e,
+                                    height,
+                                    attempt,
+                                    wait_ms = wait.as_millis() as u64,
+                                    "a finalized block failed on this host; retrying it"
+                                );
+                                self.context.sleep(wait).await;
+                            }
+                            other => break other,
+                        }
                     };
-                    self = actor;
                     if let Err(e) = result {
                         tracing::error!(
                             error = %e,
@@ -143,5 +166,42 @@ impl<E: Spawner + Send + 'static> Actor<E> {
             state_root: outcome.state_root,
         }));
         Ok(())
+    }
+}
+
+/// Whether `e` came from this host rather than from the block: the referee's runtime could not
+/// run (or ran out of host memory), or the database could not be written. Every other
+/// validator applies the block; this one retries it until the host recovers.
+fn is_host_failure(e: &orrery_store::StoreError) -> bool {
+    matches!(
+        e,
+        orrery_store::StoreError::Block(orrery_ledger::BlockError::RefereeHost { .. })
+            | orrery_store::StoreError::Db { .. }
+    )
+}
+
+/// The wait before retry `attempt` (0-based) of a block that failed on this host: 100 ms,
+/// doubling, at most 30 s.
+fn retry_wait(attempt: u32) -> std::time::Duration {
+    let ms = 100u64.saturating_mul(1u64 << attempt.min(16));
+    std::time::Duration::from_millis(ms.min(30_000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_failures_are_retried_with_a_capped_backoff_and_ledger_refusals_are_not() {
+        assert_eq!(retry_wait(0).as_millis(), 100);
+        assert_eq!(retry_wait(3).as_millis(), 800);
+        assert_eq!(retry_wait(40).as_secs(), 30);
+        let host = orrery_store::StoreError::Block(orrery_ledger::BlockError::RefereeHost {
+            index: 0,
+            reason: "out of memory".into(),
+        });
+        assert!(is_host_failure(&host));
+        let corrupt = orrery_store::StoreError::CorruptBlock(3);
+        assert!(!is_host_failure(&corrupt));
     }
 }

@@ -10,6 +10,12 @@
 //!    the block and its state changes in one atomic write — then prunes the mempool, publishes
 //!    a [`crate::Finalized`] to subscribers and only then acknowledges.
 //!
+//! A block that fails on this host — the referee's runtime cannot start or runs out of host
+//! memory (`BlockError::RefereeHost`), or the database cannot be written — is not the block's
+//! fault: the store has gone back to its last persisted state, and the finalizer retries the
+//! same block with a backoff (100 ms doubling to 30 s) until it applies, never acknowledging
+//! it before. No other outcome is possible for it here, so no validator rules differently.
+//!
 //! A finalized block that the ledger refuses means consensus and the ledger disagree (a bug or
 //! a corrupted database): the finalizer logs it and stops acknowledging, which halts this node
 //! rather than letting it diverge from the others.
