@@ -149,7 +149,7 @@ pub struct ChallengeRecordView {
     /// Whether the chain routes its offers: false after a miss or a below-claim answer, true
     /// again after a passing answer. A new provider starts online.
     pub online: bool,
-    /// `answered ÷ drawn` in basis points; `None` before the first draw.
+    /// `answered ÷ (answered + missed)` in basis points; `None` before the first is decided.
     pub uptime_bps: Option<u32>,
     /// Throughput its last correct answer proved, FLOP/s; `None` before the first.
     pub proven_flops: Option<u64>,
@@ -208,7 +208,7 @@ pub struct ProviderActivity {
     pub slashes: u64,
     /// Stake taken from it by slashes and missed deadlines.
     pub slashed: Amount,
-    /// Challenges answered ÷ drawn, in basis points (`None` before the first draw): the
+    /// Challenges answered ÷ decided, in basis points (`None` before the first is decided): the
     /// chain's seed-drawn challenges are its measure of availability (the same figure as
     /// `challenges.uptime_bps`).
     pub uptime_bps: Option<u32>,

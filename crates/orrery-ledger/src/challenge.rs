@@ -45,7 +45,7 @@
 //!
 //! Per provider ([`ProvenRecord`]): challenges drawn, answered, missed, wrong, below the claim;
 //! online; the last measured FLOP/s; the proven score (measured ÷ claimed, capped at 10000 bps,
-//! averaged with weight ¼ per new answer). Uptime is answered ÷ drawn.
+//! averaged with weight ¼ per new answer). Uptime is answered ÷ decided (answered + missed): a challenge still open counts for neither.
 
 use crate::apply::overflow;
 use crate::entries::{Challenge, ChallengePhase, ProvenRecord};

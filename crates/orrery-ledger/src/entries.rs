@@ -62,7 +62,8 @@ pub struct ProvenRecord {
     /// Challenges drawn for it (by the seed or on its request).
     pub challenges_drawn: u64,
     /// Challenges answered and opened correctly in time (including answers below the claim:
-    /// the machine was alive). Uptime is `challenges_answered / challenges_drawn`.
+    /// the machine was alive). Uptime is answered ÷ (answered + missed): a challenge still
+    /// open counts for neither, so uptime does not dip while the provider is solving.
     pub challenges_answered: u64,
     /// Challenges missed: not answered in time, not opened in time, or answered wrongly.
     pub challenges_missed: u64,
@@ -110,13 +111,20 @@ impl Default for ProvenRecord {
 }
 
 impl ProvenRecord {
-    /// Answered ÷ drawn in basis points; 10000 before the first challenge.
+    /// Challenges answered or missed: every drawn one but an open one.
+    pub fn decided(&self) -> u64 {
+        self.challenges_answered
+            .saturating_add(self.challenges_missed)
+    }
+
+    /// Answered ÷ decided (answered + missed) in basis points; 10000 before the first decided
+    /// challenge. An open challenge is not counted until it is answered or missed.
     pub fn uptime_bps(&self) -> u32 {
-        if self.challenges_drawn == 0 {
+        let decided = u128::from(self.decided());
+        if decided == 0 {
             return 10_000;
         }
-        (u128::from(self.challenges_answered) * 10_000 / u128::from(self.challenges_drawn))
-            .min(10_000) as u32
+        (u128::from(self.challenges_answered) * 10_000 / decided).min(10_000) as u32
     }
 }
 

@@ -23,7 +23,7 @@
 //!   0.5 — worse than any proven provider still online, so proving pays, but not so bad that a
 //!   newcomer cannot win on price. The agent's own benchmark is shown, never scored: nobody
 //!   checks it.
-//! - `uptime_bps`: challenges answered ÷ drawn. It joins the reputation penalty as an equal
+//! - `uptime_bps`: challenges answered ÷ decided (answered + missed; an open one is not counted). It joins the reputation penalty as an equal
 //!   half: `p_rep = (p_leases + (1 − uptime)) / 2`, never drawn counting 0.5. Leases and
 //!   challenges are both evidence of "will this provider be there and do the work", so one
 //!   weight (0.5 by default) covers both; the combined penalty stays in `[0, 1]`, so the
@@ -76,7 +76,7 @@ pub struct Offer {
     /// Whether the chain counts it online: false after a missed or failed challenge, until it
     /// answers one again. Offline offers never route.
     pub online: bool,
-    /// Challenges answered ÷ drawn, in basis points; `None` if never drawn.
+    /// Challenges answered ÷ decided, in basis points; `None` before the first is decided.
     pub uptime_bps: Option<u32>,
     /// Throughput the chain measured ÷ the throughput its hardware claims, in basis points
     /// (capped at 10 000); `None` if never measured.
@@ -98,7 +98,7 @@ impl Offer {
             last_seen_ms: None,
             latency_ms: None,
             online: provider.proof.online,
-            uptime_bps: (provider.proof.challenges_drawn > 0).then(|| provider.proof.uptime_bps()),
+            uptime_bps: (provider.proof.decided() > 0).then(|| provider.proof.uptime_bps()),
             proven_score_bps: (provider.proof.proven_flops > 0)
                 .then_some(provider.proof.proven_score_bps),
         }

@@ -205,7 +205,7 @@ export async function providers(main, params, rerender) {
     { label: 'Price', cell: (p) => priceText(p.offer.prices), class: 'num' },
     { label: 'Stake', cell: (p) => orr(p.stake), class: 'num' },
     { label: 'Reputation', cell: (p) => pct(p.activity && p.activity.reputation_bps), class: 'num' },
-    { label: 'Uptime', cell: (p) => h('span', { 'data-testid': 'provider-uptime-cell', title: 'challenges answered ÷ drawn' }, pct(challengesOf(p).uptime_bps)), class: 'num' },
+    { label: 'Uptime', cell: (p) => h('span', { 'data-testid': 'provider-uptime-cell', title: 'challenges answered ÷ decided (answered + missed)' }, pct(challengesOf(p).uptime_bps)), class: 'num' },
     { label: 'Slashes', cell: (p) => num(p.activity ? p.activity.slashes : p.reputation.slashed), class: 'num' },
   ], page.items, 'providers-table', (p) => ({ 'data-testid': 'provider-row', 'data-id': p.id }));
   main.replaceChildren(

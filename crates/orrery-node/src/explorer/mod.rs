@@ -334,7 +334,7 @@ pub(crate) async fn series(
 #[into_params(parameter_in = Query)]
 pub(crate) struct ProviderParams {
     /// `id` (default), `price` (GPU-hour, then core-hour), `stake`, `reputation`, `uptime`
-    /// (challenges answered ÷ drawn), `score` (the proven score: measured ÷ claimed throughput).
+    /// (challenges answered ÷ decided), `score` (the proven score: measured ÷ claimed throughput).
     #[param(value_type = Option<ProviderSort>)]
     sort: Option<String>,
     /// `asc` (default for `id` and `price`) or `desc` (default for the others).
@@ -362,9 +362,9 @@ fn reputation_bps(p: &Provider) -> Option<u32> {
     (good + bad > 0).then(|| (good * 10_000 / (good + bad)) as u32)
 }
 
-/// Challenges answered ÷ drawn, in basis points; `None` before the first draw.
+/// Challenges answered ÷ decided (answered + missed), in basis points; `None` before the first is decided.
 fn uptime_bps(p: &Provider) -> Option<u32> {
-    (p.proof.challenges_drawn > 0).then(|| p.proof.uptime_bps())
+    (p.proof.decided() > 0).then(|| p.proof.uptime_bps())
 }
 
 /// Proven ÷ claimed throughput, in basis points; `None` before the first measurement.

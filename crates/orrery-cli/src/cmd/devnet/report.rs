@@ -117,7 +117,7 @@ pub struct ProviderLine {
     pub penalties: Vec<String>,
     /// Challenges the chain drew for it, and of those answered and missed.
     pub challenges: (u64, u64, u64),
-    /// Challenges answered ÷ drawn, basis points (`None` before the first draw).
+    /// Challenges answered ÷ decided, basis points (`None` before the first is decided).
     pub uptime_bps: Option<u32>,
     /// Proven ÷ claimed throughput, basis points (`None` before the first answer).
     pub proven_score_bps: Option<u32>,
