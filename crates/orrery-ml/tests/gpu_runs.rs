@@ -7,6 +7,7 @@
 mod common;
 
 use orrery_ml::Device;
+use orrery_ml::infer::{Generator, ModelFiles, SampleParams};
 use orrery_ml::model::ModelConfig;
 use orrery_ml::spec::JobSpec;
 use orrery_ml::weights;
@@ -122,4 +123,46 @@ fn gpu_inference_gives_the_cpu_outputs() {
         run(&mut w, Start::Fresh, |_, _, _| true).unwrap().unwrap()
     };
     assert_eq!(classify(&gpu), classify(&Device::Cpu));
+}
+
+/// The hub-model path (`infer::Generator`, as the inference gateway's providers serve it) on
+/// the GPU: the shipped GPT-2-layout model gives the CPU's logits and its sampled tokens, bit
+/// for bit, with its linear layers running on the GPU.
+#[test]
+fn gpu_hub_generator_gives_the_cpu_logits_and_tokens() {
+    let Some(gpu) = common::gpu_or_skip("gpu_hub_generator_gives_the_cpu_logits_and_tokens") else {
+        return;
+    };
+    let dir =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/genesis-gpt2");
+    let files = ModelFiles::load_dir(&dir).unwrap();
+    let cpu = Generator::load(&files.weights, &files.config, &files.tokenizer).unwrap();
+    let mut on_gpu = Generator::load(&files.weights, &files.config, &files.tokenizer).unwrap();
+    on_gpu.use_device(&gpu).unwrap();
+    let Device::Gpu(ctx) = &gpu else {
+        unreachable!()
+    };
+    let before = ctx.dispatches();
+    let prompt = orrery_ml::data::encode("In the beginning God").unwrap();
+    let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+    assert_eq!(
+        bits(on_gpu.logits(&prompt, 1).unwrap()),
+        bits(cpu.logits(&prompt, 1).unwrap())
+    );
+    let params = SampleParams {
+        max_tokens: 16,
+        temperature: 0.8,
+        top_p: 0.95,
+        seed: 7,
+        stop: vec![],
+    };
+    let g = on_gpu.generate(&prompt, &params, 1, |_| true).unwrap();
+    assert_eq!(g, cpu.generate(&prompt, &params, 2, |_| true).unwrap());
+    assert_eq!(g.tokens_out, 16);
+    // One product per linear layer and token at least: the GPU did the work.
+    assert!(
+        ctx.dispatches() - before >= 16 * 4 * 3,
+        "{}",
+        ctx.dispatches() - before
+    );
 }

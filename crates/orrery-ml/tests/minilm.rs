@@ -6,6 +6,8 @@
 //! `$ORRERY_MODELS` (default `<repo>/target/models`). Without them this test says "skipped" and
 //! passes, unless `ORRERY_E2E=1` (as `.ci/run` sets), where it fails.
 
+mod common;
+
 use orrery_ml::infer::{Embedder, ModelFiles};
 use std::path::PathBuf;
 
@@ -95,4 +97,33 @@ fn minilm_matches_the_float64_reference_and_is_thread_count_independent() {
     let long = "word ".repeat(300);
     let err = embedder.embed(&[long.as_str()], 1).unwrap_err();
     assert!(err.to_string().contains("at most 256"), "{err}");
+}
+
+/// all-MiniLM-L6-v2 with its linear layers on the GPU backend gives the CPU's embeddings bit
+/// for bit. Skips without the model or without an adapter (unless `ORRERY_E2E=1` or
+/// `ORRERY_GPU_TESTS=1`).
+#[test]
+fn gpu_minilm_embeddings_equal_the_cpu_bitwise() {
+    let Some(dir) = model_dir() else { return };
+    let Some(gpu) = common::gpu_or_skip("gpu_minilm_embeddings_equal_the_cpu_bitwise") else {
+        return;
+    };
+    let files = ModelFiles::load_dir(&dir).unwrap();
+    let cpu = Embedder::load(&files.weights, &files.config, &files.tokenizer).unwrap();
+    let mut on_gpu = Embedder::load(&files.weights, &files.config, &files.tokenizer).unwrap();
+    on_gpu.use_device(&gpu).unwrap();
+    let texts = [
+        "A man is eating food.",
+        "The stock market fell today.",
+        "Orrery pools idle GPUs into one market.",
+    ];
+    let bits = |e: Vec<orrery_ml::infer::Embedding>| {
+        e.into_iter()
+            .map(|x| (x.tokens, x.vector.into_iter().map(f32::to_bits).collect()))
+            .collect::<Vec<(u32, Vec<u32>)>>()
+    };
+    assert_eq!(
+        bits(on_gpu.embed(&texts, 1).unwrap()),
+        bits(cpu.embed(&texts, 1).unwrap())
+    );
 }

@@ -142,6 +142,7 @@ impl Agent {
         let offer = config.offer(hardware)?;
         let (mailbox, receiver, stop) = ingress::mailbox();
         let mut worker = Worker::new(&config, offer, chain, stop)?;
+        let serve_device = ml_gpu.as_ref().map(|g| g.device.clone());
         if let Some(gpu) = ml_gpu {
             worker.use_gpu(gpu);
         }
@@ -151,6 +152,7 @@ impl Agent {
                 config.keypair()?,
                 config.cheat,
                 &config.data_dir,
+                serve_device.as_ref(),
             )?);
             let server = serve::http::start(serving.clone(), &serve.listen)?;
             worker.serve(serving, Some(server));

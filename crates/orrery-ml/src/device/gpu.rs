@@ -54,6 +54,35 @@ pub(crate) enum Out<'a> {
     Init(&'a [f32]),
 }
 
+/// What a kernel call reads: bytes uploaded for this call, or a buffer uploaded once and kept
+/// on the device (a model's weights).
+pub(crate) enum In<'a> {
+    /// Uploaded before the call, dropped after it.
+    Bytes(&'a [u8]),
+    /// Already on the device.
+    Resident(&'a Resident),
+}
+
+/// A read-only tensor kept on the GPU across calls: a model's weights, uploaded once at load
+/// instead of on every call.
+pub(crate) struct Resident {
+    buffer: wgpu::Buffer,
+    len: usize,
+}
+
+impl std::fmt::Debug for Resident {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resident").field("len", &self.len).finish()
+    }
+}
+
+impl Resident {
+    /// Its length in `f32`s.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
 /// An opened GPU: the wgpu device and queue, what the adapter is, and the compiled kernels.
 pub struct GpuContext {
     device: wgpu::Device,
@@ -213,6 +242,24 @@ impl GpuContext {
             .map(drop)
     }
 
+    /// Upload `data` once into a buffer that stays on the device (see [`Resident`]); a tensor
+    /// the device cannot hold is `Err(DeviceOutOfMemory)` naming its size.
+    pub(crate) fn resident(&self, what: &str, data: &[f32]) -> Result<Resident> {
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        let buffer = self.buffer(
+            what,
+            bytes.len() as u64,
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+        )?;
+        if !bytes.is_empty() {
+            self.queue.write_buffer(&buffer, 0, bytes);
+        }
+        Ok(Resident {
+            buffer,
+            len: data.len(),
+        })
+    }
+
     /// Run `kernel` over `invocations` invocations. Binding 0 gets `[0, invocations,
     /// params...]`, bindings `1..` the `inputs` (read-only) and then the `outputs`
     /// (read-write), whose contents are returned in order.
@@ -224,6 +271,19 @@ impl GpuContext {
         inputs: &[&[u8]],
         outputs: &[Out<'_>],
     ) -> Result<Vec<Vec<f32>>> {
+        let inputs: Vec<In<'_>> = inputs.iter().map(|b| In::Bytes(b)).collect();
+        self.run_with(kernel, invocations, params, &inputs, outputs)
+    }
+
+    /// [`GpuContext::run`] with inputs that may already be on the device.
+    pub(crate) fn run_with(
+        &self,
+        kernel: &'static str,
+        invocations: usize,
+        params: &[u32],
+        inputs: &[In<'_>],
+        outputs: &[Out<'_>],
+    ) -> Result<Vec<Vec<f32>>> {
         let pipeline = self.pipeline(kernel)?;
         let invocations_u32 = u32::try_from(invocations).map_err(|_| {
             MlError::Device(format!("{kernel}: {invocations} invocations is too many"))
@@ -231,18 +291,31 @@ impl GpuContext {
         let mut words = vec![0u32, invocations_u32];
         words.extend_from_slice(params);
         let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
-        let mut buffers = Vec::with_capacity(1 + inputs.len() + outputs.len());
         let pbuf = self.buffer("parameters", (words.len() * 4) as u64, storage)?;
         self.queue
             .write_buffer(&pbuf, 0, bytemuck::cast_slice(&words));
-        buffers.push(pbuf);
-        for (i, data) in inputs.iter().enumerate() {
-            let b = self.buffer(&format!("{kernel} input {i}"), data.len() as u64, storage)?;
-            if !data.is_empty() {
-                self.queue.write_buffer(&b, 0, data);
+        // Per-call buffers are owned here; resident ones are borrowed from their owner.
+        let mut owned = Vec::with_capacity(inputs.len());
+        for (i, input) in inputs.iter().enumerate() {
+            if let In::Bytes(data) = input {
+                let b = self.buffer(&format!("{kernel} input {i}"), data.len() as u64, storage)?;
+                if !data.is_empty() {
+                    self.queue.write_buffer(&b, 0, data);
+                }
+                owned.push(b);
             }
-            buffers.push(b);
         }
+        let mut owned_inputs = owned.iter();
+        let mut input_buffers: Vec<&wgpu::Buffer> = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            input_buffers.push(match input {
+                In::Resident(r) => &r.buffer,
+                In::Bytes(_) => owned_inputs.next().ok_or_else(|| {
+                    MlError::Device(format!("{kernel}: input buffers out of step"))
+                })?,
+            });
+        }
+        let mut out_buffers = Vec::with_capacity(outputs.len());
         let mut out_bytes = Vec::with_capacity(outputs.len());
         for (i, o) in outputs.iter().enumerate() {
             let (len, init) = match o {
@@ -254,11 +327,12 @@ impl GpuContext {
             if let Some(d) = init.filter(|d| !d.is_empty()) {
                 self.queue.write_buffer(&b, 0, bytemuck::cast_slice(d));
             }
-            buffers.push(b);
+            out_buffers.push(b);
             out_bytes.push(len as u64);
         }
-        let entries: Vec<_> = buffers
-            .iter()
+        let entries: Vec<_> = std::iter::once(&pbuf)
+            .chain(input_buffers.iter().copied())
+            .chain(out_buffers.iter())
             .enumerate()
             .map(|(i, b)| wgpu::BindGroupEntry {
                 binding: i as u32,
@@ -298,7 +372,7 @@ impl GpuContext {
             pass.dispatch_workgroups(gx, gy, 1);
         }
         let mut offset = 0;
-        for (b, &len) in buffers[1 + inputs.len()..].iter().zip(&out_bytes) {
+        for (b, &len) in out_buffers.iter().zip(&out_bytes) {
             if len > 0 {
                 encoder.copy_buffer_to_buffer(b, 0, &staging, offset, len);
             }

@@ -32,7 +32,7 @@ pub use gpu::GpuContext;
 
 use crate::error::{MlError, Result};
 use crate::ops::{self, AttnShape, LayerNormCache, Trans};
-use gpu::Out;
+use gpu::{In, Out, Resident};
 use std::sync::Arc;
 
 /// The device class of the CPU reference path.
@@ -404,6 +404,29 @@ impl Device {
         Ok(())
     }
 
+    /// Keep the `k × n` matrix `w` (row-major, `y = x · W`) on this device for
+    /// [`GpuMatrix::matmul`]: uploaded once, used by every product after. `None` on the CPU
+    /// path (nothing to upload); `Err(DeviceOutOfMemory)` naming the size when the GPU cannot
+    /// hold it.
+    pub fn upload_matrix(
+        &self,
+        what: &str,
+        w: &[f32],
+        k: usize,
+        n: usize,
+    ) -> Result<Option<GpuMatrix>> {
+        let Device::Gpu(g) = self else {
+            return Ok(None);
+        };
+        assert_eq!(w.len(), k * n, "upload_matrix: W has the wrong length");
+        Ok(Some(GpuMatrix {
+            ctx: g.clone(),
+            data: Arc::new(g.resident(what, w)?),
+            k,
+            n,
+        }))
+    }
+
     /// Allocate a buffer of `bytes` on the device (for the out-of-memory test and the agent's
     /// self-check): `Err(DeviceOutOfMemory)` naming the size when the device cannot hold it.
     pub fn probe_allocation(&self, bytes: u64) -> Result<()> {
@@ -411,6 +434,39 @@ impl Device {
             Device::Cpu => Ok(()),
             Device::Gpu(g) => g.probe(bytes),
         }
+    }
+}
+
+/// A `k × n` weight matrix kept on a GPU (see [`Device::upload_matrix`]): products with it
+/// upload only the activations.
+#[derive(Clone, Debug)]
+pub struct GpuMatrix {
+    ctx: Arc<GpuContext>,
+    data: Arc<Resident>,
+    k: usize,
+    n: usize,
+}
+
+impl GpuMatrix {
+    /// `x · W` for `rows` rows of width `k`: the GPU's `matmul` kernel, bitwise
+    /// [`ops::matmul`] (one multiply and one add per term, `p` increasing from `0.0`).
+    pub fn matmul(&self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
+        let (k, n) = (self.k, self.n);
+        assert_eq!(x.len(), rows * k, "matmul: x has the wrong length");
+        debug_assert_eq!(self.data.len(), k * n);
+        let params = [u(rows)?, u(k)?, u(n)?, 0, 0];
+        one(self.ctx.run_with(
+            "matmul",
+            rows * n,
+            &params,
+            &[In::Bytes(bytes(x)), In::Resident(&self.data)],
+            &[Out::Zeroed(rows * n)],
+        )?)
+    }
+
+    /// The GPU it lives on.
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
     }
 }
 

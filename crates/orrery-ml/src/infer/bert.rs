@@ -33,6 +33,7 @@ use super::kernels::{self, PackedMatrix, attend_row, linear};
 use super::tensors::TensorFile;
 use super::tokenizer::Tokenizer;
 use super::{InferError, Result, parse_config};
+use crate::Device;
 use crate::ops;
 use serde::Deserialize;
 
@@ -209,6 +210,24 @@ impl Embedder {
             layers,
             tokenizer,
         })
+    }
+
+    /// Run the encoder's linear layers on `device` when it is a GPU: each weight matrix is
+    /// uploaded once, and every product after runs there, bitwise the CPU's (see
+    /// [`kernels::linear`]). Embeddings, layer norms, GELU, attention and pooling stay on the
+    /// CPU: O(n·d) beside the products' O(n·d²). `Err(DeviceOutOfMemory)` names the matrix
+    /// that does not fit.
+    pub fn use_device(&mut self, device: &Device) -> Result<()> {
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            let name = |m: &str| format!("encoder.layer.{i}.{m}");
+            l.q_w.upload(device, &name("attention.self.query"))?;
+            l.k_w.upload(device, &name("attention.self.key"))?;
+            l.v_w.upload(device, &name("attention.self.value"))?;
+            l.ao_w.upload(device, &name("attention.output.dense"))?;
+            l.i_w.upload(device, &name("intermediate.dense"))?;
+            l.o_w.upload(device, &name("output.dense"))?;
+        }
+        Ok(())
     }
 
     /// Length of an embedding vector.

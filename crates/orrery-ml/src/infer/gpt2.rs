@@ -37,6 +37,7 @@ use super::sample::{self, SampleParams};
 use super::tensors::TensorFile;
 use super::tokenizer::Tokenizer;
 use super::{InferError, Result, parse_config};
+use crate::Device;
 use crate::ops;
 use crate::rng::Rng;
 use serde::Deserialize;
@@ -279,6 +280,22 @@ impl Generator {
             eos,
             tokenizer,
         })
+    }
+
+    /// Run the model's linear layers (and its output head) on `device` when it is a GPU:
+    /// each weight matrix is uploaded once, and every product after runs there, bitwise the
+    /// CPU's (see [`kernels::linear`]). Layer norms, GELU, attention over the KV cache and
+    /// sampling stay on the CPU: they are O(d) per token beside the products' O(d²).
+    /// `Err(DeviceOutOfMemory)` names the matrix that does not fit.
+    pub fn use_device(&mut self, device: &Device) -> Result<()> {
+        for (i, b) in self.blocks.iter_mut().enumerate() {
+            b.qkv_w.upload(device, &format!("h.{i}.attn.c_attn"))?;
+            b.proj_w.upload(device, &format!("h.{i}.attn.c_proj"))?;
+            b.fc_w.upload(device, &format!("h.{i}.mlp.c_fc"))?;
+            b.fcp_w.upload(device, &format!("h.{i}.mlp.c_proj"))?;
+        }
+        self.head.upload(device, "lm_head")?;
+        Ok(())
     }
 
     /// The model's context length in tokens (prompt plus generated).

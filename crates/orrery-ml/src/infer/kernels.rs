@@ -14,6 +14,7 @@
 //!   `(Σ_c q[c] · k[j][c]) · scale`, softmax (max, `exp(s − max)` and sum in `j` order, times
 //!   `1/sum`), then `o[c] = Σ_j p[j] · v[j][c]`, `j` increasing from `0.0`.
 
+use crate::device::{Device, GpuMatrix};
 use crate::ops;
 
 /// Output columns per packed panel: 16 accumulators per row are two AVX2 or one AVX-512
@@ -27,12 +28,14 @@ const ROW_BLOCK: usize = 4;
 pub const PARALLEL_MIN_WORK: usize = 1 << 22;
 
 /// A `k × n` weight matrix (`y = x · W`) packed for [`linear`]: panel `c` holds columns
-/// `c·PANEL ..` as `k` rows of `PANEL` values, the last panel padded with zeros.
+/// `c·PANEL ..` as `k` rows of `PANEL` values, the last panel padded with zeros. After
+/// [`PackedMatrix::upload`] to a GPU it also lives there, and [`linear`] multiplies on the GPU.
 #[derive(Clone, Debug)]
 pub struct PackedMatrix {
     k: usize,
     n: usize,
     panels: Vec<f32>,
+    gpu: Option<GpuMatrix>,
 }
 
 impl PackedMatrix {
@@ -60,7 +63,41 @@ impl PackedMatrix {
                 }
             }
         }
-        PackedMatrix { k, n, panels }
+        PackedMatrix {
+            k,
+            n,
+            panels,
+            gpu: None,
+        }
+    }
+
+    /// The matrix `k × n`, row-major, unpacked from its panels.
+    fn unpacked(&self) -> Vec<f32> {
+        let (k, n) = (self.k, self.n);
+        let mut w = vec![0.0f32; k * n];
+        for (c, panel) in self.panels.chunks_exact(k * PANEL).enumerate() {
+            for p in 0..k {
+                for l in 0..PANEL.min(n - c * PANEL) {
+                    w[p * n + c * PANEL + l] = panel[p * PANEL + l];
+                }
+            }
+        }
+        w
+    }
+
+    /// Keep a copy on `device` when it is a GPU, so [`linear`] multiplies there (the CPU
+    /// panels stay, for a GPU that fails later). Nothing to do on the CPU path.
+    /// `Err(DeviceOutOfMemory)` names `what` and its size when the GPU cannot hold it.
+    pub fn upload(&mut self, device: &Device, what: &str) -> crate::error::Result<()> {
+        if device.is_gpu() {
+            self.gpu = device.upload_matrix(what, &self.unpacked(), self.k, self.n)?;
+        }
+        Ok(())
+    }
+
+    /// Whether [`linear`] runs on a GPU for this matrix.
+    pub fn on_gpu(&self) -> bool {
+        self.gpu.is_some()
     }
 
     /// Input width.
@@ -76,9 +113,30 @@ impl PackedMatrix {
 
 /// `y = x · W (+ b)` for `rows` rows of width `W.k()`; bitwise [`crate::ops::matmul_naive`]
 /// (plus the bias added after the sum) on any thread count.
+///
+/// With the matrix on a GPU ([`PackedMatrix::upload`]) the product runs there: the GPU's
+/// matmul kernel is bitwise the same sum. Should the GPU fail mid-call (a lost device), this
+/// call falls back to the CPU panels, with a warning: same bits, slower.
 pub fn linear(x: &[f32], rows: usize, w: &PackedMatrix, b: &[f32], threads: usize) -> Vec<f32> {
     let (k, n) = (w.k, w.n);
     assert_eq!(x.len(), rows * k, "linear: x has the wrong length");
+    if let Some(g) = &w.gpu {
+        match g.matmul(x, rows) {
+            Ok(mut y) => {
+                if !b.is_empty() {
+                    ops::add_row_broadcast(&mut y, b);
+                }
+                return y;
+            }
+            Err(e) => tracing::warn!(
+                error = %e,
+                rows,
+                k,
+                n,
+                "a GPU product failed; this one runs on the CPU (same bits)"
+            ),
+        }
+    }
     let panels_n = n.div_ceil(PANEL);
     let threads = if rows * k * n < PARALLEL_MIN_WORK {
         1

@@ -125,6 +125,10 @@ pub enum InferError {
     /// A sampling parameter out of range.
     #[error("sampling parameters: {0}")]
     BadParams(String),
+    /// The model's weights could not be placed on the device (out of memory names the
+    /// matrix and its size).
+    #[error("device: {0}")]
+    Device(#[from] crate::error::MlError),
     /// The model produced NaN or infinity (weights that overflow on this input).
     #[error(
         "the model produced a non-finite value in {0}; the weights are unusable for this input"

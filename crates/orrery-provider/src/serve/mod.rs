@@ -104,16 +104,32 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Serving {
     /// Load every configured model (perturbed for [`Cheat::WrongModel`]) and open the books
     /// in `data_dir`.
+    ///
+    /// With a (self-checked) GPU `device`, each model's linear layers run on it; a model the
+    /// GPU cannot hold is served from the CPU, with a warning (same answers, slower).
     pub fn load(
         config: &ServeConfig,
         key: Keypair,
         cheat: Cheat,
         data_dir: &Path,
+        device: Option<&orrery_ml::Device>,
     ) -> Result<Serving, ServeError> {
         let mut models = Vec::new();
         for m in &config.models {
-            let model = ServedModel::load(m, cheat)?;
-            tracing::info!(name = %m.name, weights = %model.weights(), kind = ?model.offer().kind, "model loaded");
+            let mut model = ServedModel::load(m, cheat)?;
+            let mut on = "cpu".to_string();
+            if let Some(device) = device.filter(|d| d.is_gpu()) {
+                // Load again on failure: a half-uploaded model keeps the matrices that fit on
+                // the GPU, which is correct but uneven; the CPU path is the clear fallback.
+                match model.use_device(device) {
+                    Ok(()) => on = device.name(),
+                    Err(e) => {
+                        tracing::warn!(name = %m.name, error = %e, "the model does not fit the GPU; serving it on the CPU");
+                        model = ServedModel::load(m, cheat)?;
+                    }
+                }
+            }
+            tracing::info!(name = %m.name, weights = %model.weights(), kind = ?model.offer().kind, device = %on, "model loaded");
             models.push(model);
         }
         Ok(Self::new(config, key, models, Book::open(data_dir)?))

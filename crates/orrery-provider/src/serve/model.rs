@@ -158,6 +158,19 @@ impl ServedModel {
         })
     }
 
+    /// Run the model's linear layers on `device` when it is a GPU (the weights are uploaded
+    /// once); answers are bitwise the CPU's, so checkers on any device agree. A GPU that
+    /// cannot hold the weights is an error naming the matrix and its size.
+    pub fn use_device(
+        &mut self,
+        device: &orrery_ml::Device,
+    ) -> Result<(), orrery_ml::infer::InferError> {
+        match &mut self.engine {
+            Engine::Embedding(e) => e.use_device(device),
+            Engine::Generation(g) => g.use_device(device),
+        }
+    }
+
     /// [`ServedModel::load`] from files already in memory.
     pub fn from_files(
         config: &ServedModelConfig,

@@ -581,6 +581,32 @@ fn wrong_model_serves_other_outputs_under_the_real_hash() {
     assert_ne!(a.digest(), b.digest());
 }
 
+/// A provider with a GPU backend serves from it: the same response, bit for bit, as the CPU
+/// (so checkers on any device agree). Skips without an adapter unless `ORRERY_GPU_TESTS=1`.
+#[test]
+fn gpu_served_model_answers_as_the_cpu() {
+    let gpu = match orrery_ml::Device::gpu() {
+        Ok(d) => d,
+        Err(e) if std::env::var("ORRERY_GPU_TESTS").as_deref() == Ok("1") => {
+            panic!("ORRERY_GPU_TESTS=1 but {e}")
+        }
+        Err(e) => {
+            eprintln!("skipped: {e}");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let m = model_config(&write_model(dir.path()));
+    let cpu = ServedModel::load(&m, Cheat::None).unwrap();
+    let mut on_gpu = ServedModel::load(&m, Cheat::None).unwrap();
+    on_gpu.use_device(&gpu).unwrap();
+    let req = completion(cpu.weights(), 5, "on the gpu", 12);
+    assert_eq!(
+        on_gpu.compute(&req.task, 1).unwrap(),
+        cpu.compute(&req.task, 1).unwrap()
+    );
+}
+
 /// For `orrery_ml`'s deterministic engine: generation is the same on 1 and 2 threads.
 #[test]
 fn thread_count_does_not_change_a_response() {
@@ -604,6 +630,7 @@ fn serving_loads_from_config_and_reports_missing_files() {
         provider_key(),
         Cheat::None,
         &dir.path().join("data"),
+        None,
     )
     .unwrap();
     assert_eq!(s.offers()[0].context, CONTEXT as u32);

@@ -58,6 +58,7 @@ fn agent(chain: &LedgerChain, seed: u64, data: &std::path::Path, cheat: Cheat) -
             cfg.keypair().unwrap(),
             cheat,
             &cfg.data_dir,
+            None,
         )
         .unwrap(),
     );
