@@ -27,7 +27,8 @@
 //!    value ≥ 2^24) or a proof does not lead to the root. Otherwise Freivalds' test decides:
 //!    - a row fails: a wrong answer, handled as a miss (below);
 //!    - all pass: the throughput `rows · 2n² / (elapsed_ms − challenge_latency_ms)` is
-//!      measured against the claim. At or above `challenge_min_claim_bps`: passed, the
+//!      measured against the claim (the record keeps `rows · 2n² / elapsed_ms`, a proven
+//!      lower bound). At or above `challenge_min_claim_bps`: passed, the
 //!      provider is online. Below: docked and offline like a miss, though the answer counts as
 //!      answered (the machine was alive; it is just not what it claims).
 //! 5. **Expiry** (`end_block`): a challenge still `Drawn` at `drawn_at + deadline_blocks`, or
@@ -331,20 +332,27 @@ pub(crate) fn open(
     overflow(measure(state, who, &c, elapsed_ms)).map(|e| vec![e])
 }
 
-/// Throughput of a correct answer, `rows · 2n² / compute time`, in FLOP/s, and its score
-/// against the claim in basis points (10000 when nothing was claimed).
+/// Throughput of a correct answer and its score against the claim in basis points (10000 when
+/// nothing was claimed).
+///
+/// The two use different clocks on purpose. The score — what docks a provider — divides by
+/// the compute time, `elapsed − challenge_latency_ms`, so an honest machine is not blamed for
+/// block times and network delay. The recorded FLOP/s divide by the whole elapsed time: a
+/// proven lower bound (the work cannot have taken longer), which stays meaningful when an
+/// answer lands inside the latency allowance, where the compute time is not measurable.
 fn throughput(params: &Params, c: &Challenge, elapsed_ms: u64) -> (u64, u32) {
+    let flop = u128::from(challenge_flops(c.rows, c.dim)) * 1000;
     let compute_ms = elapsed_ms
         .saturating_sub(params.challenge_latency_ms)
         .max(1);
-    let flops = u128::from(challenge_flops(c.rows, c.dim)) * 1000 / u128::from(compute_ms);
-    let flops = u64::try_from(flops).unwrap_or(u64::MAX);
+    let estimated = flop / u128::from(compute_ms);
+    let proven = u64::try_from(flop / u128::from(elapsed_ms.max(1))).unwrap_or(u64::MAX);
     let score = if c.claimed_flops == 0 {
         10_000
     } else {
-        (u128::from(flops) * 10_000 / u128::from(c.claimed_flops)).min(10_000) as u32
+        (estimated * 10_000 / u128::from(c.claimed_flops)).min(10_000) as u32
     };
-    (flops, score)
+    (proven, score)
 }
 
 /// Record a correct answer: passed, or below the claim (docked, offline, still alive).

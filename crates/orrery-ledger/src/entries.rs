@@ -76,7 +76,8 @@ pub struct ProvenRecord {
     pub online: bool,
     /// Height of the last passing answer (0 = none).
     pub last_answered_at: u64,
-    /// Throughput measured by the last correct answer, FLOP/s (0 = none yet).
+    /// Throughput proven by the last correct answer, FLOP/s: its work ÷ the whole time from draw
+    /// to answer, a lower bound (0 = none yet).
     pub proven_flops: u64,
     /// Measured ÷ claimed throughput in basis points, capped at 10000, averaged over correct
     /// answers (each new measurement weighs a quarter); 0 until the first.

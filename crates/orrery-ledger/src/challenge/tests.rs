@@ -20,15 +20,23 @@ fn throughput_subtracts_the_latency_allowance_and_caps_the_score() {
     let work = challenge_flops(rows, 512);
     let c = challenge(rows, work);
     // Computed in exactly 1 s after the allowed latency: the claimed rate.
-    let (flops, score) = throughput(&params, &c, 1_000 + params.challenge_latency_ms);
-    assert_eq!(flops, work);
+    let elapsed = 1_000 + params.challenge_latency_ms;
+    let (flops, score) = throughput(&params, &c, elapsed);
     assert_eq!(score, 10_000);
+    // The recorded rate is the proven lower bound: the work over the whole elapsed time.
+    assert_eq!(flops, work * 1_000 / elapsed);
+    assert!(flops < work);
     // Four times slower: a quarter of the claim.
     let (_, score) = throughput(&params, &c, 4_000 + params.challenge_latency_ms);
     assert_eq!(score, 2_500);
     // Faster than claimed, or faster than the latency allowance: capped, never a division by 0.
-    let (_, score) = throughput(&params, &c, 10);
+    let (flops, score) = throughput(&params, &c, 10);
     assert_eq!(score, 10_000);
+    assert_eq!(
+        flops,
+        work * 100,
+        "inside the allowance: the work over 10 ms, not over 1 ms"
+    );
     // A claim of nothing is met by any answer.
     let (_, score) = throughput(&params, &challenge(16, 0), 60_000);
     assert_eq!(score, 10_000);
