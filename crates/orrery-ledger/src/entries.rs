@@ -1463,7 +1463,7 @@ pub struct RoundCommit {
     pub worker: AccountId,
     /// Hash of the weights it started from.
     pub start: Hash,
-    /// Hash of its delta's canonical bytes.
+    /// `cluster_delta_commitment` of its delta's hash.
     pub delta: Hash,
     /// Its mean inner loss.
     pub loss: orrery_types::cluster::LossBits,

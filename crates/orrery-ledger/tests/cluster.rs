@@ -7,7 +7,7 @@ use common::{Net, make_provider, offer, prices};
 use orrery_ledger::entries::{ClusterPhase, CommitStatus, MemberStatus};
 use orrery_ledger::{Event, Params, State, TxError};
 use orrery_types::amount::Amount;
-use orrery_types::cluster::{LossBits, cluster_check_seal};
+use orrery_types::cluster::{LossBits, cluster_check_seal, cluster_delta_commitment};
 use orrery_types::codec::BoundedVec;
 use orrery_types::crypto::AccountId;
 use orrery_types::hash::Hash;
@@ -73,12 +73,13 @@ fn delta(worker: usize, round: u32) -> Hash {
     Hash::of_parts(&[b"delta", &[worker as u8], &round.to_be_bytes()])
 }
 
-fn commit_body(lease: LeaseId, round: u32, d: Hash) -> TxBody {
+/// `worker`'s commit of a round whose delta hashes to `d`.
+fn commit_as(net: &Net, worker: usize, lease: LeaseId, round: u32, d: Hash) -> TxBody {
     TxBody::CommitClusterRound {
         lease,
         round,
         start: Hash::of_parts(&[b"weights", &round.to_be_bytes()]),
-        delta: d,
+        delta: cluster_delta_commitment(lease, round, &net.id(worker), &d),
         loss: LossBits::of(3.0 - round as f32 * 0.1),
     }
 }
@@ -87,7 +88,7 @@ fn commit_body(lease: LeaseId, round: u32, d: Hash) -> TxBody {
 fn commit_all(net: &mut Net, lease: LeaseId, round: u32, workers: &[usize]) {
     let txs = workers
         .iter()
-        .map(|w| net.tx(*w, commit_body(lease, round, delta(*w, round))))
+        .map(|w| net.tx(*w, commit_as(net, *w, lease, round, delta(*w, round))))
         .collect();
     let out = net.apply(txs);
     for r in out.receipts {
@@ -177,7 +178,7 @@ fn a_worker_missing_a_round_is_dropped_docked_and_unpaid() {
     assert_eq!(dropped, Some((net.id(3), docked)));
     assert_eq!(stake(&net, 3), stake3.checked_sub(docked).unwrap());
     // Its late commit is refused: it is out of the lease.
-    let late = net.run(3, commit_body(lease, 0, delta(3, 0)));
+    let late = net.run(3, commit_as(&net, 3, lease, 0, delta(3, 0)));
     assert!(matches!(refused(&late), TxError::MemberDropped { .. }));
     // The lease goes on with the others; round 1 closes as soon as both committed.
     commit_all(&mut net, lease, 1, &[1, 2]);
@@ -259,8 +260,8 @@ fn a_wrong_delta_is_caught_slashed_and_excluded_and_the_verifiers_are_rewarded()
     let lease = open(&mut net, &[1, 2], 1, 10_000);
     // Worker 1 sends a delta that is not what its round computes; worker 2 is honest.
     let txs = vec![
-        net.tx(1, commit_body(lease, 0, Hash::of(b"lazy delta"))),
-        net.tx(2, commit_body(lease, 0, delta(2, 0))),
+        net.tx(1, commit_as(&net, 1, lease, 0, Hash::of(b"lazy delta"))),
+        net.tx(2, commit_as(&net, 2, lease, 0, delta(2, 0))),
     ];
     net.apply(txs);
     let out = net.apply(vec![]);
@@ -409,19 +410,22 @@ fn bad_cluster_input_is_refused_with_typed_errors() {
         Event::ClusterLeaseOpened { lease, .. } => *lease,
         e => panic!("unexpected event {e:?}"),
     };
-    let unknown = net.run(1, commit_body(lease + 100, 0, delta(1, 0)));
+    let unknown = net.run(1, commit_as(&net, 1, lease + 100, 0, delta(1, 0)));
     assert_eq!(refused(&unknown), TxError::UnknownClusterLease(lease + 100));
-    let outsider = net.run(3, commit_body(lease, 0, delta(3, 0)));
+    let outsider = net.run(3, commit_as(&net, 3, lease, 0, delta(3, 0)));
     assert!(matches!(refused(&outsider), TxError::NotAMember { .. }));
-    let ahead = net.run(1, commit_body(lease, 1, delta(1, 1)));
+    let ahead = net.run(1, commit_as(&net, 1, lease, 1, delta(1, 1)));
     assert!(matches!(
         refused(&ahead),
         TxError::WrongRound { got: 1, .. }
     ));
-    assert!(net.run(1, commit_body(lease, 0, delta(1, 0))).is_ok());
-    let again = net.run(1, commit_body(lease, 0, delta(1, 0)));
+    assert!(
+        net.run(1, commit_as(&net, 1, lease, 0, delta(1, 0)))
+            .is_ok()
+    );
+    let again = net.run(1, commit_as(&net, 1, lease, 0, delta(1, 0)));
     assert!(matches!(refused(&again), TxError::AlreadyCommitted { .. }));
-    let mut other_start = commit_body(lease, 0, delta(2, 0));
+    let mut other_start = commit_as(&net, 2, lease, 0, delta(2, 0));
     if let TxBody::CommitClusterRound { start, .. } = &mut other_start {
         *start = Hash::of(b"other weights");
     }
@@ -431,9 +435,9 @@ fn bad_cluster_input_is_refused_with_typed_errors() {
     ));
     // Past the deadline the round closes without worker 2; its late commit is refused.
     net.empty_blocks(20);
-    let late = net.run(2, commit_body(lease, 0, delta(2, 0)));
+    let late = net.run(2, commit_as(&net, 2, lease, 0, delta(2, 0)));
     assert!(matches!(refused(&late), TxError::MemberDropped { .. }));
-    let stale = net.run(1, commit_body(lease, 0, delta(1, 0)));
+    let stale = net.run(1, commit_as(&net, 1, lease, 0, delta(1, 0)));
     assert!(matches!(
         refused(&stale),
         TxError::WrongRound { got: 0, .. }

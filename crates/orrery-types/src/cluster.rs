@@ -4,8 +4,8 @@
 //! Each round, every live member trains `inner_steps` steps on its own shard from the round's
 //! starting weights, exchanges its delta with the other members peer to peer, and commits the
 //! round on chain ([`crate::tx::TxBody::CommitClusterRound`]): the hash of the weights it
-//! started from, its delta's hash (`Hash::of(delta canonical bytes)`) and its mean inner loss.
-//! Deltas never go on chain.
+//! started from, [`cluster_delta_commitment`] of its delta's hash (`orrery_ml`'s `Delta::hash`,
+//! over the delta's canonical bytes) and its mean inner loss. Deltas never go on chain.
 //!
 //! A committed (worker, round) pair drawn for a check is re-executed by a drawn verifier, who
 //! seals ([`cluster_check_seal`]) and then reveals the delta hash it computed. The ledger's
@@ -77,6 +77,25 @@ impl commonware_codec::Read for LossBits {
     ) -> Result<Self, commonware_codec::Error> {
         Ok(LossBits(<u32 as commonware_codec::ReadExt>::read(buf)?))
     }
+}
+
+/// What a worker commits for its round's delta: the delta's hash (`Delta::hash`, over its
+/// canonical bytes) bound to the lease, the round and the worker. The worker's peers, who hold the delta,
+/// check it against this; a verifier, who does not, cannot read the delta's hash from it and
+/// must re-execute the round to match it.
+pub fn cluster_delta_commitment(
+    lease: LeaseId,
+    round: u32,
+    worker: &AccountId,
+    delta: &Hash,
+) -> Hash {
+    let mut h = HashWriter::new();
+    h.update(b"orrery/cluster-delta/v1")
+        .update(&lease.to_be_bytes())
+        .update(&round.to_be_bytes())
+        .update(&worker.0)
+        .update(delta.as_bytes());
+    h.finish()
 }
 
 /// The seal a verifier commits over the delta hash it computed for `worker`'s `round`, bound

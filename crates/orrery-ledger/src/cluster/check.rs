@@ -10,7 +10,7 @@ use crate::entries::{
 use crate::receipt::{Event, TxError};
 use crate::state::State;
 use crate::verify::{draw_u64, take_slash};
-use orrery_types::cluster::cluster_check_seal;
+use orrery_types::cluster::{cluster_check_seal, cluster_delta_commitment};
 use orrery_types::codec::BoundedVec;
 use orrery_types::crypto::AccountId;
 use orrery_types::hash::Hash;
@@ -408,12 +408,20 @@ fn resolve(
         .commit_of(&check.worker)
         .map(|c| c.delta)
         .ok_or(TxError::Overflow)?;
+    // Claims compare as the worker committed them: each verifier's delta hash bound to the
+    // worker and round.
     let revealed: Vec<(AccountId, Hash)> = check
         .slots
         .as_slice()
         .iter()
         .filter(|s| s.status == ClaimStatus::Active)
-        .filter_map(|s| s.revealed.map(|h| (s.verifier, h)))
+        .filter_map(|s| {
+            let h = s.revealed?;
+            Some((
+                s.verifier,
+                cluster_delta_commitment(lease.id, round, &check.worker, &h),
+            ))
+        })
         .collect();
     let verdict = if !check.tiebreak {
         if revealed.iter().any(|(_, h)| *h != worker_delta) {

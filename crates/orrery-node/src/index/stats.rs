@@ -156,6 +156,18 @@ fn event_lease(e: &Event) -> Option<u64> {
         | LeaseFailed { lease, .. }
         | LeaseSettled { lease, .. }
         | LeaseTimedOut { lease, .. } => Some(*lease),
+        // Cluster leases take their ids from the same counter: their events sit in the same
+        // per-lease log.
+        ClusterLeaseOpened { lease, .. }
+        | ClusterRoundCommitted { lease, .. }
+        | ClusterRoundClosed { lease, .. }
+        | ClusterMemberDropped { lease, .. }
+        | ClusterRoundPaid { lease, .. }
+        | ClusterCheckDrawn { lease, .. }
+        | ClusterCheckRevealed { lease, .. }
+        | ClusterCheckResolved { lease, .. }
+        | ClusterVerifierPaid { lease, .. }
+        | ClusterLeaseFinished { lease, .. } => Some(*lease),
         Transferred { .. }
         | ProviderRegistered { .. }
         | ProviderUpdated { .. }

@@ -23,3 +23,14 @@ fn loss_bits_round_trip_exactly() {
     assert_eq!(back, l);
     assert_eq!(back.value().to_bits(), 2.718_281_7f32.to_bits());
 }
+
+#[test]
+fn delta_commitment_is_bound_to_its_worker_and_round() {
+    let (a, b) = (AccountId([1; 20]), AccountId([2; 20]));
+    let d = Hash::of(b"delta");
+    let c = cluster_delta_commitment(1, 0, &a, &d);
+    assert_ne!(c, d, "the commitment does not show the delta's hash");
+    assert_ne!(c, cluster_delta_commitment(1, 0, &b, &d));
+    assert_ne!(c, cluster_delta_commitment(1, 1, &a, &d));
+    assert_eq!(c, cluster_delta_commitment(1, 0, &a, &d));
+}

@@ -387,7 +387,8 @@ pub enum TxBody {
         round: u32,
         /// Hash of the weights the worker started the round from.
         start: Hash,
-        /// `Hash::of` the worker's delta in canonical bytes.
+        /// [`crate::cluster::cluster_delta_commitment`] of the worker's delta hash
+        /// (`Delta::hash`, over its canonical bytes).
         delta: Hash,
         /// The worker's mean inner loss over the round.
         loss: LossBits,
