@@ -12,7 +12,7 @@ use orrery_types::codec::BoundedVec;
 use orrery_types::crypto::AccountId;
 use orrery_types::hash::Hash;
 use orrery_types::resources::ResourceRequest;
-use orrery_types::tx::{LeaseId, LeaseTerms, TxBody};
+use orrery_types::tx::{LeaseId, LeaseTerms, SignedTx, TxBody};
 
 const REQUESTER: usize = 0;
 /// One worker-round's pay: 2 ORR per GPU-hour for one GPU-hour, no units.
@@ -453,4 +453,186 @@ fn bad_cluster_input_is_refused_with_typed_errors() {
         refused(&net.run(4, seal)),
         TxError::NoClusterCheck { .. }
     ));
+}
+
+/// What a worker does in a round of the seeded runs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Move {
+    Honest,
+    Wrong,
+    Silent,
+}
+
+/// Drive one seeded cluster lease to its end: workers commit honestly, wrongly or not at all,
+/// drawn verifiers (honest) seal and reveal what the round really computes. Returns the chain.
+fn seeded_run(seed: u64) -> (Net, LeaseId, Vec<Vec<Move>>) {
+    let mut net = net();
+    net.seed_salt = seed;
+    let mut rng = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let n = 1 + next(3) as usize;
+    let rounds = 1 + next(3) as u32;
+    let check_bps = [0, 5_000, 10_000][next(3) as usize];
+    let workers: Vec<usize> = (1..=n).collect();
+    let lease = open(&mut net, &workers, rounds, check_bps);
+    let moves: Vec<Vec<Move>> = (0..rounds)
+        .map(|_| {
+            (0..n)
+                .map(|_| [Move::Honest, Move::Honest, Move::Wrong, Move::Silent][next(4) as usize])
+                .collect()
+        })
+        .collect();
+    for _ in 0..400 {
+        let l = net.state.cluster_lease(lease).unwrap().clone();
+        if l.phase == ClusterPhase::Finished {
+            break;
+        }
+        let mut txs = Vec::new();
+        if !l.rounds_over() && net.state.height() + 1 >= l.round_opens_at {
+            let r = l.round;
+            for (i, w) in workers.iter().enumerate() {
+                let live = l.member(&net.id(*w)).unwrap().status == MemberStatus::Live;
+                let done = net
+                    .state
+                    .cluster_round(lease, r)
+                    .is_some_and(|rec| rec.commit_of(&net.id(*w)).is_some());
+                let d = match moves[r as usize][i] {
+                    Move::Honest => delta(*w, r),
+                    Move::Wrong => Hash::of(b"wrong"),
+                    Move::Silent => continue,
+                };
+                if live && !done {
+                    txs.push(net.tx(*w, commit_as(&net, *w, lease, r, d)));
+                }
+            }
+        }
+        txs.extend(verifier_txs(&net, lease));
+        net.apply(txs);
+    }
+    (net, lease, moves)
+}
+
+/// The seal or reveal every seated verifier owes now, for the honest delta.
+fn verifier_txs(net: &Net, lease: LeaseId) -> Vec<SignedTx> {
+    use orrery_ledger::entries::ClusterCheckPhase;
+    let mut txs = Vec::new();
+    let mut nonce_offset: std::collections::BTreeMap<usize, u64> = Default::default();
+    for (r, rec) in net.state.cluster_rounds(lease) {
+        for check in rec.checks.as_slice() {
+            if rec.commit_of(&check.worker).unwrap().status != CommitStatus::Checking {
+                continue;
+            }
+            let w = index_of(net, check.worker);
+            let honest = delta(w, r);
+            for slot in check.slots.as_slice() {
+                let v = index_of(net, slot.verifier);
+                let body = match (check.phase, slot.seal, slot.revealed) {
+                    (ClusterCheckPhase::Sealing, None, _) => TxBody::SealClusterCheck {
+                        lease,
+                        round: r,
+                        worker: check.worker,
+                        seal: cluster_check_seal(lease, r, &check.worker, &slot.verifier, &honest),
+                    },
+                    (ClusterCheckPhase::Revealing, Some(_), None) => TxBody::RevealClusterCheck {
+                        lease,
+                        round: r,
+                        worker: check.worker,
+                        delta: honest,
+                    },
+                    _ => continue,
+                };
+                let off = nonce_offset.entry(v).or_default();
+                txs.push(net.tx_at(v, *off, body));
+                *off += 1;
+            }
+        }
+    }
+    txs
+}
+
+#[test]
+fn seeded_cluster_runs_pay_exactly_what_was_earned_and_never_slash_the_honest() {
+    // How often each case happened over the seeds: each must, or the test proves little.
+    let (mut caught, mut missed_wrong, mut drops, mut checks) = (0, 0, 0, 0);
+    for seed in 0..24 {
+        let stakes: Vec<Amount> = (1..=6).map(|i| stake(&net(), i)).collect();
+        let start = net().balance(REQUESTER);
+        let (net, lease, moves) = seeded_run(seed);
+        let l = net.state.cluster_lease(lease).unwrap();
+        assert_eq!(
+            l.phase,
+            ClusterPhase::Finished,
+            "seed {seed}: the lease ends"
+        );
+        let mut paid_rounds = 0u128;
+        for (i, m) in l.members.as_slice().iter().enumerate() {
+            let w = i + 1;
+            let mut expected = 0;
+            let mut dropped = false;
+            for (r, round_moves) in moves.iter().enumerate() {
+                if dropped {
+                    break;
+                }
+                let rec = net.state.cluster_round(lease, r as u32).unwrap();
+                match round_moves[i] {
+                    Move::Silent => dropped = true,
+                    Move::Honest => expected += 1,
+                    // A wrong delta is paid only when no check drew it.
+                    Move::Wrong => {
+                        let c = rec.commit_of(&net.id(w)).unwrap();
+                        if rec.checks.as_slice().iter().all(|k| k.worker != c.worker) {
+                            expected += 1;
+                            missed_wrong += 1;
+                        } else {
+                            caught += 1;
+                            assert_eq!(c.status, CommitStatus::Excluded, "seed {seed}");
+                            assert!(rec.recompute);
+                        }
+                    }
+                }
+            }
+            assert_eq!(m.rounds_paid, expected, "seed {seed} worker {w}: {moves:?}");
+            assert_eq!(m.status == MemberStatus::Dropped, dropped, "seed {seed}");
+            drops += usize::from(dropped);
+            paid_rounds += u128::from(m.rounds_paid);
+            let honest_only = moves.iter().all(|r| r[i] != Move::Wrong);
+            if honest_only {
+                let lost = stakes[i].checked_sub(stake(&net, w)).unwrap();
+                assert_eq!(
+                    lost,
+                    if dropped { m.docked } else { Amount::ZERO },
+                    "seed {seed}"
+                );
+            }
+        }
+        // Honest verifiers are never slashed.
+        for v in 4..=6 {
+            assert!(
+                stake(&net, v) >= stakes[v - 1],
+                "seed {seed}: verifier {v} lost stake"
+            );
+        }
+        // The requester paid exactly the worker-rounds completed plus the funded checks.
+        let funded: u128 = net
+            .state
+            .cluster_rounds(lease)
+            .map(|(_, rec)| rec.checks.len() as u128)
+            .sum();
+        checks += funded;
+        let spent = ROUND_COST.checked_mul(paid_rounds + funded).unwrap();
+        assert_eq!(
+            net.balance(REQUESTER),
+            start.checked_sub(spent).unwrap(),
+            "seed {seed}"
+        );
+    }
+    assert!(
+        caught > 0 && missed_wrong > 0 && drops > 0 && checks > 0,
+        "caught {caught}, unchecked wrong {missed_wrong}, drops {drops}, checks {checks}"
+    );
 }
