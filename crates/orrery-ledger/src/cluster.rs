@@ -401,13 +401,13 @@ fn close_round(state: &mut State, id: LeaseId) -> Result<Vec<Event>, TxError> {
 }
 
 /// Pay `who` one worker-round's price out of the lease's escrow, less the protocol fee; from
-/// the check budget when `from_budget`. Returns `(paid, fee)`.
+/// the check budget when `from_budget`. Returns `(paid, fee, burned part of the fee)`.
 fn pay(
     state: &mut State,
     lease: &mut ClusterLease,
     who: AccountId,
     from_budget: bool,
-) -> Result<(Amount, Amount), TxError> {
+) -> Result<(Amount, Amount, Amount), TxError> {
     let cost = round_cost(lease)?;
     let free = overflow(lease.escrow.checked_sub(lease.check_budget))?;
     if from_budget {
@@ -424,7 +424,7 @@ fn pay(
     let fee = overflow(cost.bps(state.params().fee_bps))?;
     let paid = overflow(cost.checked_sub(fee))?;
     overflow(state.credit(who, paid))?;
-    collect_fee(state, fee)?;
+    let burned = collect_fee(state, fee)?;
     if let Some(p) = state.providers.get_mut(&who) {
         p.earned = p.earned.checked_add(paid).unwrap_or(p.earned);
         p.reputation.settled += 1;
@@ -433,7 +433,7 @@ fn pay(
     let work = state.epoch_work.entry(who).or_default();
     *work = work.checked_add(cost).unwrap_or(*work);
     state.touch(StateKey::EpochWork(who));
-    Ok((paid, fee))
+    Ok((paid, fee, burned))
 }
 
 /// Pay a worker for its round and mark its commit paid.
@@ -443,7 +443,7 @@ fn pay_worker(
     (round, rec): (u32, &mut ClusterRound),
     worker: AccountId,
 ) -> Result<Event, TxError> {
-    let (paid, fee) = pay(state, lease, worker, false)?;
+    let (paid, fee, burned) = pay(state, lease, worker, false)?;
     if let Some(c) = rec
         .commits
         .as_mut_slice()
@@ -467,6 +467,7 @@ fn pay_worker(
         worker,
         paid,
         fee,
+        burned,
     })
 }
 
@@ -479,11 +480,12 @@ fn pay_verifier(
     if lease.check_budget < round_cost(lease)? {
         return Ok(None);
     }
-    let (paid, _) = pay(state, lease, verifier, true)?;
+    let (paid, _, burned) = pay(state, lease, verifier, true)?;
     Ok(Some(Event::ClusterVerifierPaid {
         lease: lease.id,
         verifier,
         paid,
+        burned,
     }))
 }
 

@@ -289,6 +289,8 @@ pub enum Event {
         paid: Amount,
         /// Protocol fee.
         fee: Amount,
+        /// Part of the fee burned (the rest went to validators).
+        burned: Amount,
     },
     /// A worker's round was drawn for a check.
     ClusterCheckDrawn {
@@ -334,6 +336,8 @@ pub enum Event {
         verifier: AccountId,
         /// Paid, after the fee.
         paid: Amount,
+        /// Part of the fee burned (the rest went to validators).
+        burned: Amount,
     },
     /// A cluster lease ended: every round closed and every check resolved.
     ClusterLeaseFinished {

@@ -475,6 +475,17 @@ fn a_cluster_lease_page_shows_members_rounds_losses_and_checks() {
     for m in page["lease"]["members"].as_array().expect("members") {
         assert_eq!(m["rounds_paid"], 1);
     }
+    // The index counts what the cluster lease burned (its fees' burned share) like the ledger.
+    let o = ok(&node, "/api/v1/overview");
+    let burned: Amount = o["supply"]["burned"]
+        .as_str()
+        .expect("burned")
+        .parse()
+        .expect("amount");
+    assert!(!burned.is_zero(), "the round's pay burned part of its fee");
+    let s = ok(&node, "/api/v1/series?points=2");
+    let last_burned = s["burned"][1].as_f64().expect("burned");
+    assert!((last_burned - orr(burned)).abs() < 1e-9, "{last_burned}");
     // A missing id is a clear 404.
     let (status, body) = get(&node, "/api/v1/cluster-leases/7");
     assert_eq!(status, 404);

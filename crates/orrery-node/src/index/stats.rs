@@ -322,6 +322,20 @@ pub(super) fn record_block(
                     add(&mut a.slashed, *docked);
                 }
             }
+            Event::ClusterMemberDropped {
+                docked,
+                member: party,
+                ..
+            } => {
+                add(&mut stats.burned, *docked);
+                load(&activity_t, &mut activity, *party)?;
+                if let Some(a) = activity.get_mut(party) {
+                    add(&mut a.slashed, *docked);
+                }
+            }
+            Event::ClusterRoundPaid { burned, .. } | Event::ClusterVerifierPaid { burned, .. } => {
+                add(&mut stats.burned, *burned)
+            }
             Event::DisputeOpened { .. } => stats.disputes += 1,
             Event::RefereeRuled { .. } => stats.referee_rulings += 1,
             Event::TiebreakDrawn { .. } => stats.tiebreaks += 1,
