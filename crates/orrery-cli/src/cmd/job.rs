@@ -383,6 +383,57 @@ fn submit_cluster(
     Ok(())
 }
 
+/// A cluster lease as `job status` prints it: its phase and round, each member's pay, and
+/// each round's mean loss with who missed it and which workers were checked.
+fn cluster_status(id: u64, c: &serde_json::Value) -> Vec<String> {
+    let l = &c["lease"];
+    let text = |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+    let rounds = l["rounds"].as_u64().unwrap_or(0);
+    let mut out = vec![format!(
+        "cluster lease {id}: {} — round {} of {rounds}, H = {}, escrow {}, refunded {}",
+        text(&l["phase"]),
+        l["round"].as_u64().unwrap_or(0).min(rounds),
+        l["inner_steps"],
+        text(&l["escrow"]),
+        text(&l["refunded"]),
+    )];
+    for (i, m) in l["members"].as_array().into_iter().flatten().enumerate() {
+        out.push(format!(
+            "  worker {i}: {} {} — {} rounds paid, {} paid, {} docked",
+            text(&m["provider"]),
+            text(&m["status"]),
+            m["rounds_paid"],
+            text(&m["paid"]),
+            text(&m["docked"]),
+        ));
+    }
+    for r in c["rounds"].as_array().into_iter().flatten() {
+        let names = |k: &str| -> String {
+            let v: Vec<String> = r[k].as_array().into_iter().flatten().map(text).collect();
+            if v.is_empty() {
+                "none".into()
+            } else {
+                v.join(", ")
+            }
+        };
+        let loss = r["mean_loss"]
+            .as_f64()
+            .map_or_else(|| "—".to_string(), |x| format!("{x:.4}"));
+        out.push(format!(
+            "  round {}: mean loss {loss}, missed {}, checked {}{}",
+            r["round"],
+            names("missed"),
+            names("checked"),
+            if r["recompute"] == true {
+                ", recompute"
+            } else {
+                ""
+            },
+        ));
+    }
+    out
+}
+
 /// What to tell the user when the node refuses the bundle: for a bundle over the node's blob
 /// limit (413 `blob_too_large`), its size and the limit, and what to do about it.
 fn upload_error(size: usize, e: &orrery_client::Error) -> anyhow::Error {
@@ -598,9 +649,17 @@ pub fn run(args: JobArgs) -> anyhow::Result<()> {
             watch,
         } => submit(&file, &key.key, &node.node, watch),
         JobCmd::Status { lease, node } => {
-            let l = Client::new(&node.node)
-                .lease(lease)?
-                .with_context(|| format!("no lease {lease} on this chain"))?;
+            let client = Client::new(&node.node);
+            let Some(l) = client.lease(lease)? else {
+                // Cluster leases share the lease numbers.
+                let c = client
+                    .cluster_lease(lease)?
+                    .with_context(|| format!("no lease {lease} on this chain"))?;
+                for line in cluster_status(lease, &c) {
+                    println!("{line}");
+                }
+                return Ok(());
+            };
             println!(
                 "lease {lease}: {} — provider {}, escrow {}, deadline height {}",
                 l.state, l.provider, l.escrow, l.deadline

@@ -124,3 +124,39 @@ fn more_workers_than_fitting_offers_and_h_zero_are_clear_errors() {
     .to_string();
     assert!(e.contains("inner_steps = 0"), "{e}");
 }
+
+#[test]
+fn a_cluster_lease_status_shows_rounds_losses_misses_and_checks() {
+    let c = serde_json::json!({
+        "lease": {
+            "phase": "running", "round": 2, "rounds": 3, "inner_steps": 20,
+            "escrow": "4 ORR", "refunded": "0 ORR",
+            "members": [
+                {"provider": "orrA", "status": "live", "rounds_paid": 2, "paid": "3.8 ORR", "docked": "0 ORR"},
+                {"provider": "orrB", "status": "dropped", "rounds_paid": 1, "paid": "1.9 ORR", "docked": "0.2 ORR"}
+            ]
+        },
+        "rounds": [
+            {"round": 0, "mean_loss": 2.5, "missed": [], "checked": ["orrA"], "recompute": false},
+            {"round": 1, "mean_loss": 2.25, "missed": ["orrB"], "checked": [], "recompute": true}
+        ]
+    });
+    let lines = cluster_status(7, &c);
+    assert_eq!(
+        lines[0],
+        "cluster lease 7: running — round 2 of 3, H = 20, escrow 4 ORR, refunded 0 ORR"
+    );
+    assert!(
+        lines[2].contains("orrB dropped — 1 rounds paid"),
+        "{}",
+        lines[2]
+    );
+    assert_eq!(
+        lines[3],
+        "  round 0: mean loss 2.5000, missed none, checked orrA"
+    );
+    assert_eq!(
+        lines[4],
+        "  round 1: mean loss 2.2500, missed orrB, checked none, recompute"
+    );
+}
