@@ -343,6 +343,12 @@ impl Client {
         self.get_opt(&format!("/leases/{id}"))
     }
 
+    /// A cluster training lease with its rounds (`GET /cluster-leases/{id}`), as the node's
+    /// JSON: `{ lease, rounds }` (see `docs/api.md`); `None` if there is no such cluster lease.
+    pub fn cluster_lease(&self, id: LeaseId) -> Result<Option<serde_json::Value>, Error> {
+        self.get_opt(&format!("/cluster-leases/{id}"))
+    }
+
     /// Transactions that acted on a lease, newest first.
     pub fn lease_txs(
         &self,

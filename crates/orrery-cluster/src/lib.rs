@@ -15,7 +15,8 @@
 //! 1. Compute `worker_round(r, w, θ_r, state_w)` off the async executor (a dedicated thread):
 //!    the delta's canonical bytes and its hash.
 //! 2. Send `r ‖ w ‖ delta` to every other member on [`CHANNEL_DELTAS`], then commit the hash
-//!    with the oracle. (Sending first means a worker whose commit is accepted has already
+//!    (with the hash of the state it started from and its mean loss: a [`RoundCommit`]) with
+//!    the oracle. (Sending first means a worker whose commit is accepted has already
 //!    offered its delta to everyone.)
 //! 3. Receive peers' deltas for round `r` until it holds all of them or `round_timeout`
 //!    passes. Each message is checked before it is kept: the authenticated sender must be the
@@ -41,7 +42,7 @@ mod oracle;
 mod wire;
 mod worker;
 
-pub use oracle::{LocalOracle, RoundOracle};
+pub use oracle::{LocalOracle, RoundCommit, RoundOracle};
 pub use wire::{CHANNEL_DELTAS, DeltaMessage, Kind, max_message_bytes};
 pub use worker::{RoundRecord, WorkerConfig, WorkerError, WorkerReport, run_worker};
 

@@ -12,14 +12,26 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// What a worker commits for a round: on the chain, the fields of its `CommitClusterRound`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RoundCommit {
+    /// Its delta's hash (`Delta::hash`).
+    pub delta: Hash,
+    /// The hash of the cluster state it started the round from (`GlobalState::hash`).
+    pub start: Hash,
+    /// Its mean inner loss over the round.
+    pub loss: f32,
+}
+
 /// Decides each round's final set of deltas; every worker must get the same answer.
 pub trait RoundOracle: Clone + Send + Sync + 'static {
-    /// Worker `worker` commits `delta` (its delta's hash) for `round`. Refused after the
-    /// round's commit deadline.
-    fn commit(&self, round: u64, worker: u32, delta: Hash) -> Result<(), String>;
+    /// Worker `worker` commits its work for `round`. Refused after the round's commit
+    /// deadline.
+    fn commit(&self, round: u64, worker: u32, commit: RoundCommit) -> Result<(), String>;
 
     /// Worker `worker` says which deltas of `round` it holds (worker → hash); the answer is
-    /// the round's final set (worker → hash), the same for every caller.
+    /// the round's final set (worker → what the oracle names its delta by, see
+    /// [`RoundOracle::names`]), the same for every caller.
     fn settle<C: Clock>(
         &self,
         clock: &C,
@@ -27,6 +39,14 @@ pub trait RoundOracle: Clone + Send + Sync + 'static {
         worker: u32,
         held: BTreeMap<u32, Hash>,
     ) -> impl Future<Output = BTreeMap<u32, Hash>> + Send;
+
+    /// Whether a delta of `worker` for `round` with hash `delta` is the one the final set
+    /// names `named`. The set names deltas by their hash unless the oracle says otherwise (the
+    /// chain names them by the worker's bound commitment).
+    fn names(&self, round: u64, worker: u32, delta: &Hash, named: &Hash) -> bool {
+        let _ = (round, worker);
+        delta == named
+    }
 }
 
 #[derive(Default)]
@@ -102,7 +122,7 @@ impl LocalOracle {
 }
 
 impl RoundOracle for LocalOracle {
-    fn commit(&self, round: u64, worker: u32, delta: Hash) -> Result<(), String> {
+    fn commit(&self, round: u64, worker: u32, commit: RoundCommit) -> Result<(), String> {
         let mut rounds = self.rounds.lock().unwrap();
         let r = rounds.entry(round).or_default();
         let opened = *r.opened.get_or_insert_with(Instant::now);
@@ -112,7 +132,7 @@ impl RoundOracle for LocalOracle {
         if r.committed.contains_key(&worker) {
             return Err(format!("worker {worker} already committed round {round}"));
         }
-        r.committed.insert(worker, delta);
+        r.committed.insert(worker, commit.delta);
         Ok(())
     }
 

@@ -1,7 +1,7 @@
 //! One worker's run loop (see the crate docs for the round protocol).
 
 use crate::CLUSTER_NAMESPACE;
-use crate::oracle::{RoundOracle, members};
+use crate::oracle::{RoundCommit, RoundOracle, members};
 use crate::wire::{CHANNEL_DELTAS, DeltaMessage, Kind, max_message_bytes};
 use commonware_cryptography::ed25519::{PrivateKey, PublicKey};
 use commonware_cryptography::{ChaCha20Poly1305, Signer as _};
@@ -41,6 +41,11 @@ pub struct WorkerConfig {
     pub round_timeout: Duration,
     /// Where it starts: the cluster's state at the round it joins (`None`: round 0).
     pub start: Option<GlobalState>,
+    /// How long it keeps answering peers' requests for its deltas after its last round. An
+    /// oracle that settles a round without every worker's report (the chain) lets a worker
+    /// finish while a peer still lacks its last delta; lingering lets that peer ask for it
+    /// again. Zero when the oracle waits for every report.
+    pub linger: Duration,
 }
 
 /// What one round did, as this worker saw it.
@@ -196,6 +201,8 @@ where
         );
         rounds.push(record);
     }
+    // Keep the pump (and the network) up for peers still asking for this worker's last delta.
+    context.sleep(cfg.linger).await;
     let refused = std::mem::take(&mut link.shared.lock().unwrap().refused);
     Ok(WorkerReport {
         rounds,
@@ -244,6 +251,7 @@ where
 {
     let started = Instant::now();
     let r = g.round;
+    let start_hash = g.hash();
     let (job2, weights, ws, w) = (job.clone(), g.weights.clone(), state.clone(), cfg.index);
     // The round's compute holds a core for seconds: off the async executor.
     let out = context
@@ -271,7 +279,12 @@ where
     let mut bytes_sent = 0u64;
     let mut unsent = link.others();
     bytes_sent += link.send(&msg, &mut unsent);
-    if let Err(e) = oracle.commit(r, w, out.delta.hash()) {
+    let commit = RoundCommit {
+        delta: out.delta.hash(),
+        start: start_hash,
+        loss: out.mean_loss,
+    };
+    if let Err(e) = oracle.commit(r, w, commit) {
         tracing::warn!(worker = w, round = r, error = %e, "commitment refused; the round goes on without this worker's delta");
     }
     // Gather peers' deltas until all are here or the round's time is up; ask a peer whose
@@ -306,25 +319,46 @@ where
         .map(|m| m.iter().map(|(w, d)| (*w, d.hash())).collect())
         .unwrap_or_default();
     let set = oracle.settle(context, r, w, held).await;
+    // The set is final. A delta of it that has not arrived yet (an oracle like the chain does
+    // not wait for every worker's report) is asked for again until the round's time is up.
+    let missing = |mine: &BTreeMap<u32, Delta>| -> Vec<u32> {
+        set.iter()
+            .filter(|(sw, named)| {
+                mine.get(sw)
+                    .is_none_or(|d| !oracle.names(r, **sw, &d.hash(), named))
+            })
+            .map(|(sw, _)| *sw)
+            .collect()
+    };
+    let wait_until = Instant::now() + cfg.round_timeout;
+    loop {
+        let lacking = {
+            let sh = link.shared.lock().unwrap();
+            missing(sh.buffered.get(&r).unwrap_or(&BTreeMap::new()))
+        };
+        if lacking.is_empty() || Instant::now() >= wait_until {
+            break;
+        }
+        context.sleep(POLL).await;
+        if asked.elapsed() >= ASK_EVERY {
+            link.ask_missing(r);
+            asked = Instant::now();
+        }
+    }
     let (mine, bytes_received) = {
         let mut sh = link.shared.lock().unwrap();
         let mine = sh.buffered.remove(&r).unwrap_or_default();
         (mine, sh.received - received_before)
     };
-    let deltas: Vec<Delta> = set
-        .iter()
-        .filter_map(|(w, h)| mine.get(w).filter(|d| d.hash() == *h).cloned())
-        .collect();
-    if deltas.len() != set.len() {
-        // Only a worker whose report did not count (its commitment came too late) can lack a
-        // delta of the final set: it cannot follow the cluster from here.
-        let missing: Vec<u32> = set
-            .keys()
-            .filter(|w| !mine.contains_key(w))
-            .copied()
-            .collect();
-        return Err(WorkerError::OutOfSync { round: r, missing });
+    let lacking = missing(&mine);
+    if !lacking.is_empty() {
+        // It never received a delta of the final set: it cannot follow the cluster from here.
+        return Err(WorkerError::OutOfSync {
+            round: r,
+            missing: lacking,
+        });
     }
+    let deltas: Vec<Delta> = set.keys().filter_map(|sw| mine.get(sw).cloned()).collect();
     if deltas.is_empty() {
         // Nobody's delta made the round: the weights stay, the round is spent.
         g.round += 1;

@@ -12,87 +12,15 @@ use commonware_stream::sake::{self, Sake};
 use commonware_utils::ordered::Map;
 use commonware_utils::{NZU32, NZUsize};
 use orrery_cluster::{
-    CHANNEL_DELTAS, CLUSTER_NAMESPACE, DeltaMessage, Kind, LocalOracle, WorkerConfig, WorkerReport,
+    CHANNEL_DELTAS, CLUSTER_NAMESPACE, DeltaMessage, Kind, LocalOracle, WorkerReport,
     max_message_bytes, run_worker,
 };
-use orrery_ml::cluster::{ClusterJob, ClusterSpec, GlobalState};
+use orrery_ml::cluster::ClusterJob;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-fn job(workers: u32, rounds: u32) -> Arc<ClusterJob> {
-    let text = format!(
-        r#"
-seed = 9
-steps = {steps}
-batch_size = 4
-seq_len = 16
-[model]
-kind = "transformer"
-vocab_size = 96
-d_model = 16
-n_layers = 1
-n_heads = 2
-context = 16
-[data]
-kind = "corpus"
-[optimizer]
-kind = "adamw"
-lr = 0.003
-[cluster]
-workers = {workers}
-inner_steps = 2
-rounds = {rounds}
-compression = "int8"
-"#,
-        steps = 2 * rounds
-    );
-    Arc::new(ClusterJob::new(ClusterSpec::from_toml(&text).unwrap(), 1).unwrap())
-}
-
-/// Keys and loopback addresses for `n` members, on ports unlikely to collide with other tests.
-fn members(n: u32, slot: u16) -> Vec<(PrivateKey, SocketAddr)> {
-    let base = 30_000 + (std::process::id() % 500) as u16 * 10 + slot * 5;
-    (0..n)
-        .map(|i| {
-            (
-                PrivateKey::from_seed(1000 + i as u64),
-                SocketAddr::from(([127, 0, 0, 1], base + i as u16)),
-            )
-        })
-        .collect()
-}
-
-fn config(all: &[(PrivateKey, SocketAddr)], i: usize, timeout: Duration) -> WorkerConfig {
-    WorkerConfig {
-        index: i as u32,
-        key: all[i].0.clone(),
-        listen: all[i].1,
-        members: all.iter().map(|(k, a)| (k.public_key(), *a)).collect(),
-        round_timeout: timeout,
-        start: None,
-    }
-}
-
-/// The reference: every worker's round in one process, every delta applied.
-fn reference(job: &ClusterJob, skip_from: Option<(u32, u64)>) -> GlobalState {
-    let n = job.spec().cluster.workers;
-    let mut g = job.initial();
-    let mut ws: Vec<_> = (0..n).map(|_| job.worker_initial()).collect();
-    for r in 0..job.spec().cluster.rounds as u64 {
-        let mut deltas = Vec::new();
-        for w in 0..n {
-            if skip_from.is_some_and(|(sw, sr)| sw == w && r >= sr) {
-                continue;
-            }
-            let out = job.worker_round(r, w, &g.weights, &ws[w as usize]).unwrap();
-            deltas.push(out.delta);
-            ws[w as usize] = out.state;
-        }
-        job.outer_step(&mut g, &deltas, &[]).unwrap();
-    }
-    g
-}
+mod common;
+use common::{config, job, members, reference};
 
 #[test]
 fn workers_over_p2p_end_bitwise_equal_to_the_reference_and_send_their_deltas_only() {

@@ -29,6 +29,7 @@
 //!    in-memory state and reload the last stored one.
 
 use crate::challenge;
+use crate::cluster;
 use crate::entries::{Lease, LeaseState, ProvenRecord, Provider, Reputation};
 use crate::inference;
 use crate::receipt::{BlockError, BlockOutcome, Event, Receipt, TxError};
@@ -331,6 +332,56 @@ fn apply_body(
             challenge::open(state, sender, *drawn_at, rows.as_slice())?
         }
         TxBody::RequestChallenge {} => challenge::request(state, sender)?,
+        TxBody::OpenClusterLease {
+            members,
+            job,
+            terms,
+            rounds,
+            inner_steps,
+            round_blocks,
+            check_bps,
+        } => cluster::open(
+            state,
+            sender,
+            cluster::ClusterRequest {
+                members,
+                job: *job,
+                terms,
+                rounds: *rounds,
+                inner_steps: *inner_steps,
+                round_blocks: *round_blocks,
+                check_bps: *check_bps,
+            },
+        )?,
+        TxBody::CommitClusterRound {
+            lease,
+            round,
+            start,
+            delta,
+            loss,
+        } => cluster::commit(
+            state,
+            sender,
+            *lease,
+            cluster::RoundWork {
+                round: *round,
+                start: *start,
+                delta: *delta,
+                loss: *loss,
+            },
+        )?,
+        TxBody::SealClusterCheck {
+            lease,
+            round,
+            worker,
+            seal,
+        } => cluster::seal_check(state, sender, (*lease, *round, *worker), *seal)?,
+        TxBody::RevealClusterCheck {
+            lease,
+            round,
+            worker,
+            delta,
+        } => cluster::reveal_check(state, sender, (*lease, *round, *worker), *delta)?,
     };
     Ok(events)
 }
@@ -794,6 +845,8 @@ fn begin_block(state: &mut State, seed: &Hash) -> Vec<Event> {
     events.extend(inference::begin_block(state, seed));
     // Provider challenges: requests and the seed's sample are drawn, answers get their rows.
     events.extend(challenge::begin_block(state, seed));
+    // Cluster rounds closed in the previous block, and tie-breakers of their checks.
+    events.extend(cluster::begin_block(state, seed));
     events
 }
 
@@ -854,6 +907,9 @@ fn end_block(state: &mut State) -> Vec<Event> {
 
     // 3b. Challenges whose answer or opening window closed are missed.
     events.extend(challenge::end_block(state));
+
+    // 3c. Cluster rounds whose deadline is this block close; cluster checks past a deadline.
+    events.extend(cluster::end_block(state));
 
     // 4. Epoch emission, pro rata to settled work.
     let epoch_blocks = state.params().epoch_blocks;

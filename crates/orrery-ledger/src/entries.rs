@@ -1295,3 +1295,296 @@ codec_struct!(ChainConfig {
     params: Params,
     validators: BoundedVec<AccountId, MAX_VALIDATORS>,
 });
+
+/// Where a cluster member stands in its lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberStatus {
+    /// Expected to commit every round.
+    Live,
+    /// Missed a round's deadline: docked once and out of the lease for good.
+    Dropped,
+}
+codec_unit_enum!(MemberStatus {
+    Live = 0,
+    Dropped = 1
+});
+
+/// One member of a cluster lease and what it has earned there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ClusterMember {
+    /// The provider.
+    pub provider: AccountId,
+    /// Whether it is still expected.
+    pub status: MemberStatus,
+    /// Rounds it was paid for.
+    pub rounds_paid: u32,
+    /// What it was paid, after the protocol fee.
+    pub paid: Amount,
+    /// Burned from its stake for a missed round (the round that dropped it).
+    pub docked: Amount,
+}
+codec_struct!(ClusterMember {
+    provider: AccountId,
+    status: MemberStatus,
+    rounds_paid: u32,
+    paid: Amount,
+    docked: Amount,
+});
+
+/// Where a cluster lease is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClusterPhase {
+    /// Rounds are running, or checks of closed rounds are still open.
+    Running,
+    /// Every round closed and every check resolved; the rest of the escrow went back.
+    Finished,
+}
+codec_unit_enum!(ClusterPhase {
+    Running = 0,
+    Finished = 1
+});
+
+/// A cluster training lease: one escrow, N members, `rounds` rounds. The rules are
+/// [`crate::cluster`]'s module docs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ClusterLease {
+    /// Its number (from the same counter as single-provider leases).
+    pub id: LeaseId,
+    /// Who pays.
+    pub requester: AccountId,
+    /// Content hash of the cluster job bundle.
+    pub job: Hash,
+    /// One worker-round's resources, prices and limits; `terms.max_cost()` pays one.
+    pub terms: LeaseTerms,
+    /// Rounds the lease runs.
+    pub rounds: u32,
+    /// Inner steps per round (H).
+    pub inner_steps: u32,
+    /// Blocks each round has.
+    pub round_blocks: u64,
+    /// Probability that a committed (worker, round) is checked, in basis points.
+    pub check_bps: u16,
+    /// The members, in worker order.
+    pub members: BoundedVec<ClusterMember, { orrery_types::cluster::MAX_CLUSTER_MEMBERS }>,
+    /// Tokens still locked: unpaid worker-rounds plus what is left of the check budget.
+    pub escrow: Amount,
+    /// Part of `escrow` that may still pay verifiers.
+    pub check_budget: Amount,
+    /// Height of `OpenClusterLease`.
+    pub opened_at: u64,
+    /// The round members are committing now (`rounds` once every round closed).
+    pub round: u32,
+    /// First height at which commits for `round` are accepted (the block after the previous
+    /// round closed, so at most one round closes per block).
+    pub round_opens_at: u64,
+    /// Last height at which `round` may be committed; at the end of this block it closes.
+    pub round_deadline: u64,
+    /// When the round that closed last (`round - 1`) has its checks drawn: the start of the
+    /// block after it closed, by that block's seed.
+    pub draw_at: Option<u64>,
+    /// Checks drawn and not yet resolved, over all rounds.
+    pub open_checks: u32,
+    /// Where the lease is.
+    pub phase: ClusterPhase,
+    /// Returned to the requester when it finished.
+    pub refunded: Amount,
+}
+codec_struct!(ClusterLease {
+    id: LeaseId,
+    requester: AccountId,
+    job: Hash,
+    terms: LeaseTerms,
+    rounds: u32,
+    inner_steps: u32,
+    round_blocks: u64,
+    check_bps: u16,
+    members: BoundedVec<ClusterMember, { orrery_types::cluster::MAX_CLUSTER_MEMBERS }>,
+    escrow: Amount,
+    check_budget: Amount,
+    opened_at: u64,
+    round: u32,
+    round_opens_at: u64,
+    round_deadline: u64,
+    draw_at: Option<u64>,
+    open_checks: u32,
+    phase: ClusterPhase,
+    refunded: Amount,
+});
+
+impl ClusterLease {
+    /// Whether every round has closed or no member is left to run one.
+    pub fn rounds_over(&self) -> bool {
+        self.round >= self.rounds
+            || self
+                .members
+                .as_slice()
+                .iter()
+                .all(|m| m.status == MemberStatus::Dropped)
+    }
+
+    /// The member entry of `who`, if it is one.
+    pub fn member(&self, who: &AccountId) -> Option<&ClusterMember> {
+        self.members.as_slice().iter().find(|m| m.provider == *who)
+    }
+
+    /// The height at which the ledger acts on the lease itself: the next block's draw
+    /// (`begin_block`) or the open round's deadline (`end_block`).
+    pub fn timer(&self) -> Option<u64> {
+        if self.phase == ClusterPhase::Finished {
+            return None;
+        }
+        if let Some(at) = self.draw_at {
+            return Some(at);
+        }
+        if self.rounds_over() {
+            return None;
+        }
+        Some(self.round_deadline)
+    }
+}
+
+/// What became of one worker's commit for a round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommitStatus {
+    /// Committed; the round has not been drawn yet.
+    Committed,
+    /// Drawn for a check that has not resolved.
+    Checking,
+    /// Paid (unchecked, or checked and upheld).
+    Paid,
+    /// Shown wrong (or unconfirmable): its delta is excluded from the round, unpaid.
+    Excluded,
+}
+codec_unit_enum!(CommitStatus {
+    Committed = 0,
+    Checking = 1,
+    Paid = 2,
+    Excluded = 3
+});
+
+/// One worker's commit for one round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RoundCommit {
+    /// The worker.
+    pub worker: AccountId,
+    /// Hash of the weights it started from.
+    pub start: Hash,
+    /// `cluster_delta_commitment` of its delta's hash.
+    pub delta: Hash,
+    /// Its mean inner loss.
+    pub loss: orrery_types::cluster::LossBits,
+    /// What became of it.
+    pub status: CommitStatus,
+}
+codec_struct!(RoundCommit {
+    worker: AccountId,
+    start: Hash,
+    delta: Hash,
+    loss: orrery_types::cluster::LossBits,
+    status: CommitStatus,
+});
+
+/// One verifier's part in a cluster check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct CheckSlot {
+    /// The verifier.
+    pub verifier: AccountId,
+    /// Its seal, once sent.
+    pub seal: Option<Hash>,
+    /// The delta hash it revealed.
+    pub revealed: Option<Hash>,
+    /// Still in play, absent (missed a deadline, docked) or slashed.
+    pub status: ClaimStatus,
+}
+codec_struct!(CheckSlot {
+    verifier: AccountId,
+    seal: Option<Hash>,
+    revealed: Option<Hash>,
+    status: ClaimStatus,
+});
+
+/// Most verifiers one cluster check seats: the first, then the tie-breakers.
+pub const MAX_CLUSTER_CHECKERS: usize = 8;
+
+/// Where a cluster check is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClusterCheckPhase {
+    /// Verifiers re-execute the round and seal.
+    Sealing,
+    /// Verifiers reveal.
+    Revealing,
+    /// The first verifier dissented: tie-breakers are drawn at the start of block `due`.
+    AwaitingTiebreak,
+}
+codec_unit_enum!(ClusterCheckPhase {
+    Sealing = 0,
+    Revealing = 1,
+    AwaitingTiebreak = 2
+});
+
+/// A drawn check of one worker's round.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ClusterCheck {
+    /// Whose work.
+    pub worker: AccountId,
+    /// Where it is.
+    pub phase: ClusterCheckPhase,
+    /// Deadline of the phase (for `AwaitingTiebreak`, the height of the draw).
+    pub due: u64,
+    /// Whether tie-breakers were seated (the check is decided by strict majority).
+    pub tiebreak: bool,
+    /// The verifiers, in the order drawn.
+    pub slots: BoundedVec<CheckSlot, MAX_CLUSTER_CHECKERS>,
+}
+codec_struct!(ClusterCheck {
+    worker: AccountId,
+    phase: ClusterCheckPhase,
+    due: u64,
+    tiebreak: bool,
+    slots: BoundedVec<CheckSlot, MAX_CLUSTER_CHECKERS>,
+});
+
+/// The chain's record of one round of a cluster lease.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ClusterRound {
+    /// The commits, in the order they applied.
+    pub commits: BoundedVec<RoundCommit, { orrery_types::cluster::MAX_CLUSTER_MEMBERS }>,
+    /// Live members that missed the deadline and were dropped.
+    pub missed: BoundedVec<AccountId, { orrery_types::cluster::MAX_CLUSTER_MEMBERS }>,
+    /// Height at which it closed, once closed.
+    pub closed_at: Option<u64>,
+    /// Its checks, open and resolved.
+    pub checks: BoundedVec<ClusterCheck, { orrery_types::cluster::MAX_CLUSTER_MEMBERS }>,
+    /// A delta of this round was excluded after it closed: the members recompute the
+    /// round's outer step without it.
+    pub recompute: bool,
+}
+codec_struct!(ClusterRound {
+    commits: BoundedVec<RoundCommit, { orrery_types::cluster::MAX_CLUSTER_MEMBERS }>,
+    missed: BoundedVec<AccountId, { orrery_types::cluster::MAX_CLUSTER_MEMBERS }>,
+    closed_at: Option<u64>,
+    checks: BoundedVec<ClusterCheck, { orrery_types::cluster::MAX_CLUSTER_MEMBERS }>,
+    recompute: bool,
+});
+
+impl ClusterRound {
+    /// The earliest deadline among its open checks (handled at `end_block`; an
+    /// `AwaitingTiebreak` check's draw at `begin_block` of that height).
+    pub fn timer(&self) -> Option<u64> {
+        self.checks
+            .as_slice()
+            .iter()
+            .filter(|c| self.commit_of(&c.worker).map(|x| x.status) == Some(CommitStatus::Checking))
+            .map(|c| c.due)
+            .min()
+    }
+
+    /// The commit of `worker`, if it committed.
+    pub fn commit_of(&self, worker: &AccountId) -> Option<&RoundCommit> {
+        self.commits.as_slice().iter().find(|c| c.worker == *worker)
+    }
+}

@@ -9,11 +9,13 @@
 //! then [`verify`] (sealed results, random checks, bisection disputes and slashing) and
 //! [`referee`] (the one-step re-execution that ends a dispute), then [`state`] (the state root
 //! and the supply invariant), then [`entries`] (the records). [`inference`] specifies model
-//! offers, API keys, voucher settlement and the sampled checks of inference responses.
+//! offers, API keys, voucher settlement and the sampled checks of inference responses;
+//! [`cluster`] specifies cluster training leases (one escrow, N members, checkable rounds).
 //! The protocol is specified in `docs/protocol.md`; the parameters in `docs/economics.md`.
 
 pub mod apply;
 pub mod challenge;
+pub mod cluster;
 pub mod entries;
 pub mod inference;
 pub mod params;

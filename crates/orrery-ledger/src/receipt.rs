@@ -233,6 +233,119 @@ pub enum Event {
         /// Burned from the provider's stake.
         docked: Amount,
     },
+    /// A cluster lease was opened.
+    ClusterLeaseOpened {
+        /// The lease.
+        lease: LeaseId,
+        /// Who pays.
+        requester: AccountId,
+        /// The members, in worker order.
+        members: Vec<AccountId>,
+        /// Tokens locked.
+        escrow: Amount,
+    },
+    /// A member committed a round.
+    ClusterRoundCommitted {
+        /// The lease.
+        lease: LeaseId,
+        /// The round.
+        round: u32,
+        /// The member.
+        worker: AccountId,
+        /// Its delta hash.
+        delta: Hash,
+    },
+    /// A round closed: everyone live committed, or its deadline passed.
+    ClusterRoundClosed {
+        /// The lease.
+        lease: LeaseId,
+        /// The round.
+        round: u32,
+        /// Members whose commits it holds.
+        completed: Vec<AccountId>,
+        /// Members dropped for missing it.
+        missed: Vec<AccountId>,
+    },
+    /// A member missed a round: dropped from the lease and docked.
+    ClusterMemberDropped {
+        /// The lease.
+        lease: LeaseId,
+        /// The round it missed.
+        round: u32,
+        /// The member.
+        member: AccountId,
+        /// Burned from its stake.
+        docked: Amount,
+    },
+    /// A worker was paid for a round.
+    ClusterRoundPaid {
+        /// The lease.
+        lease: LeaseId,
+        /// The round.
+        round: u32,
+        /// The worker.
+        worker: AccountId,
+        /// Paid, after the fee.
+        paid: Amount,
+        /// Protocol fee.
+        fee: Amount,
+        /// Part of the fee burned (the rest went to validators).
+        burned: Amount,
+    },
+    /// A worker's round was drawn for a check.
+    ClusterCheckDrawn {
+        /// The lease.
+        lease: LeaseId,
+        /// The round.
+        round: u32,
+        /// The worker.
+        worker: AccountId,
+        /// The verifiers seated.
+        verifiers: Vec<AccountId>,
+    },
+    /// A cluster verifier revealed the delta hash it computed.
+    ClusterCheckRevealed {
+        /// The lease.
+        lease: LeaseId,
+        /// The round.
+        round: u32,
+        /// The worker.
+        worker: AccountId,
+        /// The verifier.
+        verifier: AccountId,
+        /// The delta hash it computed.
+        delta: Hash,
+    },
+    /// A check ended.
+    ClusterCheckResolved {
+        /// The lease.
+        lease: LeaseId,
+        /// The round.
+        round: u32,
+        /// The worker.
+        worker: AccountId,
+        /// Whether the worker's delta stands; `false` excludes it and marks the round for
+        /// recomputation.
+        upheld: bool,
+    },
+    /// A cluster verifier was paid for a check whose verdict its claim matched.
+    ClusterVerifierPaid {
+        /// The lease.
+        lease: LeaseId,
+        /// The verifier.
+        verifier: AccountId,
+        /// Paid, after the fee.
+        paid: Amount,
+        /// Part of the fee burned (the rest went to validators).
+        burned: Amount,
+    },
+    /// A cluster lease ended: every round closed and every check resolved.
+    ClusterLeaseFinished {
+        /// The lease.
+        lease: LeaseId,
+        /// Escrow returned to the requester.
+        refunded: Amount,
+    },
     /// Epoch emission minted to a provider.
     Minted {
         /// The provider.
@@ -961,6 +1074,90 @@ pub enum TxError {
     /// Only a bonded provider is challenged.
     #[error("{0} has no stake; only bonded providers are challenged (send Bond first)")]
     NotBonded(AccountId),
+    /// A cluster lease named no member, or more than the protocol allows.
+    #[error("a cluster lease names 1 to {max} members; this one names {got}")]
+    BadClusterSize {
+        /// Members named.
+        got: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A named member cannot serve this cluster lease.
+    #[error("member {member} cannot join this cluster lease: {why}")]
+    BadClusterMember {
+        /// The member.
+        member: AccountId,
+        /// Why not, in words the requester can act on.
+        why: &'static str,
+    },
+    /// A cluster lease's round shape is out of bounds.
+    #[error("bad cluster rounds: {0}")]
+    BadClusterRounds(&'static str),
+    /// The id names no cluster lease.
+    #[error("no cluster lease {0}")]
+    UnknownClusterLease(LeaseId),
+    /// The sender is not a member of the cluster lease.
+    #[error("{who} is not a member of cluster lease {lease}")]
+    NotAMember {
+        /// The lease.
+        lease: LeaseId,
+        /// The sender.
+        who: AccountId,
+    },
+    /// The member was dropped after missing a round.
+    #[error("{who} was dropped from cluster lease {lease} after missing a round")]
+    MemberDropped {
+        /// The lease.
+        lease: LeaseId,
+        /// The member.
+        who: AccountId,
+    },
+    /// The round is not the one open for commits.
+    #[error(
+        "cluster lease {lease} takes commits for round {open} (from height {opens_at}), not round {got}"
+    )]
+    WrongRound {
+        /// The lease.
+        lease: LeaseId,
+        /// The open round (the lease's round count once all closed).
+        open: u32,
+        /// First height it takes commits.
+        opens_at: u64,
+        /// The round the transaction named.
+        got: u32,
+    },
+    /// The member already committed this round.
+    #[error("{who} already committed round {round} of cluster lease {lease}")]
+    AlreadyCommitted {
+        /// The lease.
+        lease: LeaseId,
+        /// The round.
+        round: u32,
+        /// The member.
+        who: AccountId,
+    },
+    /// The commit names other starting weights than the round's first commit.
+    #[error("round starts from weights {expected}, the commit names {got}")]
+    StartWeightsMismatch {
+        /// The round's starting weights (its first commit's).
+        expected: Hash,
+        /// The commit's.
+        got: Hash,
+    },
+    /// No open check of this worker's round seats the sender, or it is in another phase.
+    #[error("no {needed} cluster check of {worker}'s round {round} in lease {lease} seats {who}")]
+    NoClusterCheck {
+        /// The lease.
+        lease: LeaseId,
+        /// The round.
+        round: u32,
+        /// The worker.
+        worker: AccountId,
+        /// The sender.
+        who: AccountId,
+        /// The phase the transaction needs.
+        needed: &'static str,
+    },
     /// Unbonding would leave active leases under-collateralized.
     #[error(
         "unbonding would leave {remaining} staked, below the {need} required while leases are active"

@@ -23,8 +23,8 @@
 //! recounts everything from scratch to check the running totals themselves.
 
 use crate::entries::{
-    Account, BatchPhase, ChainConfig, Challenge, Globals, InferenceBatch, InferenceChannel,
-    InferenceKey, Lease, Provider,
+    Account, BatchPhase, ChainConfig, Challenge, ClusterLease, ClusterPhase, ClusterRound, Globals,
+    InferenceBatch, InferenceChannel, InferenceKey, Lease, MemberStatus, Provider,
 };
 use crate::params::{Genesis, Params};
 use orrery_types::amount::Amount;
@@ -41,6 +41,10 @@ use std::collections::{BTreeMap, BTreeSet};
 /// to millions of entries.
 pub const NUM_BUCKETS: usize = 65_536;
 const _: () = assert!(NUM_BUCKETS.is_power_of_two());
+
+/// The round number a cluster lease's own timer carries in [`State`]'s cluster timers (a
+/// round's timers carry the round).
+pub(crate) const LEASE_TIMER: u32 = u32::MAX;
 
 /// The key of one state entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -69,6 +73,10 @@ pub enum StateKey {
     InferenceBatch(BatchId),
     /// A provider's open challenge.
     Challenge(AccountId),
+    /// A cluster lease.
+    ClusterLease(LeaseId),
+    /// One round of a cluster lease.
+    ClusterRound(LeaseId, u32),
 }
 
 impl StateKey {
@@ -121,6 +129,15 @@ impl StateKey {
                 out.push(0x19);
                 out.extend_from_slice(&a.0);
             }
+            StateKey::ClusterLease(id) => {
+                out.push(0x1a);
+                out.extend_from_slice(&id.to_be_bytes());
+            }
+            StateKey::ClusterRound(id, round) => {
+                out.push(0x1b);
+                out.extend_from_slice(&id.to_be_bytes());
+                out.extend_from_slice(&round.to_be_bytes());
+            }
         }
         out
     }
@@ -150,6 +167,11 @@ impl StateKey {
             )),
             0x18 => Some(StateKey::InferenceBatch(u64_at(rest)?)),
             0x19 => Some(StateKey::Challenge(account(rest)?)),
+            0x1a => Some(StateKey::ClusterLease(u64_at(rest)?)),
+            0x1b if rest.len() == 12 => Some(StateKey::ClusterRound(
+                u64_at(&rest[..8])?,
+                u32::from_be_bytes(rest[8..].try_into().ok()?),
+            )),
             _ => None,
         }
     }
@@ -173,7 +195,7 @@ pub struct Totals {
     pub stakes: Amount,
     /// Sum of unbonding entries.
     pub unbonding: Amount,
-    /// Sum of lease escrows.
+    /// Sum of lease escrows, single-provider and cluster.
     pub escrow: Amount,
     /// Sum of inference key deposits.
     pub deposits: Amount,
@@ -232,6 +254,9 @@ pub enum InvariantError {
     /// providers, a stale timer, a challenge for no provider).
     #[error("challenge records inconsistent: {0}")]
     Challenges(&'static str),
+    /// The cluster records break their rules.
+    #[error("cluster records inconsistent: {0}")]
+    Clusters(&'static str),
 }
 
 /// The leaf committed for one entry.
@@ -394,6 +419,11 @@ pub struct State {
     pub(crate) inference_channels: BTreeMap<(AccountId, AccountId, u64), InferenceChannel>,
     pub(crate) inference_batches: BTreeMap<BatchId, InferenceBatch>,
     pub(crate) challenges: BTreeMap<AccountId, Challenge>,
+    pub(crate) cluster_leases: BTreeMap<LeaseId, ClusterLease>,
+    pub(crate) cluster_rounds: BTreeMap<(LeaseId, u32), ClusterRound>,
+    /// Derived: `(fire_at, lease, round)` for every cluster lease with a timer (round
+    /// [`LEASE_TIMER`]) and every round with an open check.
+    pub(crate) cluster_timers: BTreeSet<(u64, LeaseId, u32)>,
     /// Derived: `(fire_at, provider)` for every open challenge.
     pub(crate) challenge_timers: BTreeSet<(u64, AccountId)>,
     /// Derived: the bonded providers, each at its `draw_slot` (the challenge draw indexes it
@@ -488,6 +518,9 @@ impl State {
             inference_channels: BTreeMap::new(),
             inference_batches: BTreeMap::new(),
             challenges: BTreeMap::new(),
+            cluster_leases: BTreeMap::new(),
+            cluster_rounds: BTreeMap::new(),
+            cluster_timers: BTreeSet::new(),
             challenge_timers: BTreeSet::new(),
             draw_list: Vec::new(),
             timers: BTreeSet::new(),
@@ -644,6 +677,8 @@ impl State {
                 .map(codec::encode),
             StateKey::InferenceBatch(id) => self.inference_batches.get(id).map(codec::encode),
             StateKey::Challenge(a) => self.challenges.get(a).map(codec::encode),
+            StateKey::ClusterLease(id) => self.cluster_leases.get(id).map(codec::encode),
+            StateKey::ClusterRound(id, r) => self.cluster_rounds.get(&(*id, *r)).map(codec::encode),
         }
     }
 
@@ -704,7 +739,17 @@ impl State {
                     .keys()
                     .map(|id| StateKey::InferenceBatch(*id)),
             )
-            .chain(self.challenges.keys().map(|a| StateKey::Challenge(*a)));
+            .chain(self.challenges.keys().map(|a| StateKey::Challenge(*a)))
+            .chain(
+                self.cluster_leases
+                    .keys()
+                    .map(|id| StateKey::ClusterLease(*id)),
+            )
+            .chain(
+                self.cluster_rounds
+                    .keys()
+                    .map(|(id, r)| StateKey::ClusterRound(*id, *r)),
+            );
         keys.filter_map(|k| Some((k.to_bytes(), self.encode_entry(&k)?)))
     }
 
@@ -735,6 +780,7 @@ impl State {
         state.batch_timers = state.derive_batch_timers();
         state.key_timers = state.derive_key_timers();
         state.challenge_timers = state.derive_challenge_timers();
+        state.cluster_timers = state.derive_cluster_timers();
         state.draw_list = state.derive_draw_list().ok_or(InvariantError::Challenges(
             "stored draw slots are not a permutation of the bonded providers",
         ))?;
@@ -789,6 +835,14 @@ impl State {
             StateKey::Challenge(a) => {
                 self.challenges.insert(a, codec::decode("challenge", v)?);
             }
+            StateKey::ClusterLease(id) => {
+                self.cluster_leases
+                    .insert(id, codec::decode("cluster lease", v)?);
+            }
+            StateKey::ClusterRound(id, r) => {
+                self.cluster_rounds
+                    .insert((id, r), codec::decode("cluster round", v)?);
+            }
         }
         Ok(())
     }
@@ -798,6 +852,18 @@ impl State {
             .values()
             .filter_map(|l| l.timer().map(|t| (t, l.id)))
             .collect()
+    }
+
+    fn derive_cluster_timers(&self) -> BTreeSet<(u64, LeaseId, u32)> {
+        let leases = self
+            .cluster_leases
+            .values()
+            .filter_map(|l| l.timer().map(|t| (t, l.id, LEASE_TIMER)));
+        let rounds = self
+            .cluster_rounds
+            .iter()
+            .filter_map(|((id, r), rec)| rec.timer().map(|t| (t, *id, *r)));
+        leases.chain(rounds).collect()
     }
 
     fn derive_model_index(&self) -> BTreeMap<Hash, BTreeSet<AccountId>> {
@@ -860,7 +926,12 @@ impl State {
             balances: checked_sum(self.accounts.values().map(|a| a.balance))?,
             stakes: checked_sum(self.providers.values().map(|p| p.stake))?,
             unbonding: checked_sum(self.unbonding.values().copied())?,
-            escrow: checked_sum(self.leases.values().map(|l| l.escrow))?,
+            escrow: checked_sum(
+                self.leases
+                    .values()
+                    .map(|l| l.escrow)
+                    .chain(self.cluster_leases.values().map(|l| l.escrow)),
+            )?,
             deposits: checked_sum(self.inference_keys.values().map(|k| k.deposit))?,
             holds: checked_sum(self.inference_batches.values().map(|b| b.held))?,
         })
@@ -896,6 +967,15 @@ impl State {
                 *active.entry(l.provider).or_default() += 1;
             }
         }
+        for l in self.cluster_leases.values() {
+            if l.phase == ClusterPhase::Running {
+                for m in l.members.as_slice() {
+                    if m.status == MemberStatus::Live {
+                        *active.entry(m.provider).or_default() += 1;
+                    }
+                }
+            }
+        }
         for (id, p) in &self.providers {
             let n = active.get(id).copied().unwrap_or(0);
             if n != p.active_leases {
@@ -906,7 +986,33 @@ impl State {
             return Err(InvariantError::Timers);
         }
         self.audit_inference()?;
-        self.audit_challenges()
+        self.audit_challenges()?;
+        self.audit_clusters()
+    }
+
+    /// The cluster records' rules: a finished lease holds nothing, the check budget is part of
+    /// the escrow, every round record belongs to a lease, and the timers match.
+    fn audit_clusters(&self) -> Result<(), InvariantError> {
+        let bad = |what| Err(InvariantError::Clusters(what));
+        for l in self.cluster_leases.values() {
+            if l.phase == ClusterPhase::Finished && !l.escrow.is_zero() {
+                return bad("a finished cluster lease still holds escrow");
+            }
+            if l.check_budget > l.escrow {
+                return bad("a cluster lease's check budget exceeds its escrow");
+            }
+        }
+        if self
+            .cluster_rounds
+            .keys()
+            .any(|(id, r)| self.cluster_leases.get(id).is_none_or(|l| *r >= l.rounds))
+        {
+            return bad("a round record for no lease, or past its lease's rounds");
+        }
+        if self.derive_cluster_timers() != self.cluster_timers {
+            return bad("cluster timers do not match the records");
+        }
+        Ok(())
     }
 
     /// The challenge records' rules: the draw list is exactly the bonded providers at their
@@ -1175,6 +1281,76 @@ impl State {
             self.model_offers.insert(provider, offers);
         }
         self.touch(StateKey::ModelOffers(provider));
+    }
+
+    /// Write a cluster lease, keeping the escrow total and its timer in step: the only way a
+    /// cluster lease changes.
+    pub(crate) fn put_cluster_lease(&mut self, lease: ClusterLease) -> Option<()> {
+        let id = lease.id;
+        let old = self.cluster_leases.get(&id);
+        let old_escrow = old.map_or(Amount::ZERO, |l| l.escrow);
+        let old_timer = old.and_then(ClusterLease::timer);
+        let escrow = self
+            .totals
+            .escrow
+            .checked_sub(old_escrow)?
+            .checked_add(lease.escrow)?;
+        assert!(
+            lease.check_budget <= lease.escrow,
+            "cluster lease {id}: check budget above escrow"
+        );
+        assert!(
+            lease.phase != ClusterPhase::Finished || lease.escrow.is_zero(),
+            "cluster lease {id} finished while holding escrow"
+        );
+        if let Some(t) = old_timer {
+            self.cluster_timers.remove(&(t, id, LEASE_TIMER));
+        }
+        if let Some(t) = lease.timer() {
+            self.cluster_timers.insert((t, id, LEASE_TIMER));
+        }
+        self.totals.escrow = escrow;
+        self.cluster_leases.insert(id, lease);
+        self.touch(StateKey::ClusterLease(id));
+        Some(())
+    }
+
+    /// Write one round's record, keeping its timer in step.
+    pub(crate) fn put_cluster_round(&mut self, id: LeaseId, round: u32, rec: ClusterRound) {
+        if let Some(t) = self
+            .cluster_rounds
+            .get(&(id, round))
+            .and_then(ClusterRound::timer)
+        {
+            self.cluster_timers.remove(&(t, id, round));
+        }
+        if let Some(t) = rec.timer() {
+            self.cluster_timers.insert((t, id, round));
+        }
+        self.cluster_rounds.insert((id, round), rec);
+        self.touch(StateKey::ClusterRound(id, round));
+    }
+
+    /// A cluster lease.
+    pub fn cluster_lease(&self, id: LeaseId) -> Option<&ClusterLease> {
+        self.cluster_leases.get(&id)
+    }
+
+    /// All cluster leases, by id.
+    pub fn cluster_leases(&self) -> &BTreeMap<LeaseId, ClusterLease> {
+        &self.cluster_leases
+    }
+
+    /// One round's record of a cluster lease (absent until its first commit or its close).
+    pub fn cluster_round(&self, id: LeaseId, round: u32) -> Option<&ClusterRound> {
+        self.cluster_rounds.get(&(id, round))
+    }
+
+    /// The round records of a cluster lease, in round order.
+    pub fn cluster_rounds(&self, id: LeaseId) -> impl Iterator<Item = (u32, &ClusterRound)> {
+        self.cluster_rounds
+            .range((id, 0)..=(id, u32::MAX))
+            .map(|((_, r), rec)| (*r, rec))
     }
 
     /// Replace a lease's state, keeping its timer in step.

@@ -16,6 +16,7 @@ const ROUTES = [
   [/^\/providers\/([^/]+)$/, 'provider', pages.provider],
   [/^\/jobs\/?$/, 'jobs', pages.jobs],
   [/^\/leases\/([^/]+)$/, 'lease', pages.lease],
+  [/^\/cluster-leases\/([^/]+)$/, 'cluster-lease', pages.clusterLease],
   [/^\/blocks\/?$/, 'blocks', pages.blocks],
   [/^\/blocks\/([^/]+)$/, 'block', pages.block],
   [/^\/txs\/([^/]+)$/, 'tx', pages.tx],

@@ -330,7 +330,14 @@ function eventLine(e) {
 
 export async function lease(main, [id]) {
   if (!/^\d+$/.test(id)) throw new ApiError(400, 'bad_number', `"${id}" is not a lease number`);
-  const ev = await api(`/leases/${id}/evidence`);
+  let ev;
+  try {
+    ev = await api(`/leases/${id}/evidence`);
+  } catch (e) {
+    // Cluster leases share the lease numbers: an id that is no single-provider lease may be one.
+    if (e.status === 404) return clusterLease(main, [id]);
+    throw e;
+  }
   const l = ev.lease;
   const entry = (t) => h('li', { class: `tl ${t.ok ? '' : 'refused'}`, 'data-testid': 'timeline-entry', 'data-kind': t.kind,
     'data-events': t.events.map((e) => e.event).join(' ') },
@@ -399,6 +406,55 @@ export async function lease(main, [id]) {
       card('Dispute: bisection rounds', rounds),
       card('Referee’s verdict', verdict)),
     card('Transfers', transfers),
+  );
+}
+
+// ---------- cluster lease ----------
+
+// A cluster training lease: its members and their pay, and every round with each worker's
+// loss, who missed it, and which workers' rounds were checked and how.
+export async function clusterLease(main, [id]) {
+  if (!/^\d+$/.test(id)) throw new ApiError(400, 'bad_number', `"${id}" is not a lease number`);
+  const c = await api(`/cluster-leases/${id}`);
+  const l = c.lease;
+  const members = table([
+    { label: 'Worker', cell: (m) => num(l.members.indexOf(m)) },
+    { label: 'Provider', cell: (m) => providerLink(m.provider) },
+    { label: 'Status', cell: (m) => stateBadge(m.status) },
+    { label: 'Rounds paid', cell: (m) => num(m.rounds_paid), class: 'num' },
+    { label: 'Paid', cell: (m) => orr(m.paid), class: 'num' },
+    { label: 'Docked', cell: (m) => orr(m.docked), class: 'num' },
+  ], l.members, 'cluster-members');
+  const checkText = (r) => (r.checks.length ? r.checks.map((k) => {
+    const commit = r.commits.find((x) => x.worker === k.worker);
+    const outcome = commit && commit.status === 'excluded' ? 'excluded' : commit && commit.status === 'paid' ? 'upheld' : 'open';
+    return `${short(k.worker)}: ${outcome}${k.tiebreak ? ' (tie-break)' : ''}`;
+  }).join('; ') : '—');
+  const rounds = table([
+    { label: 'Round', cell: (r) => num(r.round), class: 'num' },
+    { label: 'Closed at', cell: (r) => (r.closed_at == null ? 'open' : blockLink(r.closed_at)) },
+    { label: 'Mean loss', cell: (r) => (r.mean_loss == null ? '—' : r.mean_loss.toFixed(4)), class: 'num' },
+    { label: 'Losses', cell: (r) => r.commits.map((x) => `${short(x.worker)} ${x.loss.toFixed(4)}`).join(' · ') },
+    { label: 'Missed', cell: (r) => (r.missed.length ? r.missed.map(short).join(', ') : '—') },
+    { label: 'Checked', cell: checkText },
+    { label: 'Recompute', cell: (r) => (r.recompute ? 'yes' : '') },
+  ], c.rounds, 'cluster-rounds', (r) => ({ 'data-checked': r.checked.length }));
+  main.replaceChildren(
+    pageTitle(`Cluster lease ${l.id}`, h('span', {}, stateBadge(l.phase), ` · ${l.members.length} workers · round ${Math.min(l.round, l.rounds)} of ${l.rounds}`)),
+    card('Terms', kv([
+      ['Requester', accountLink(l.requester)],
+      ['Job bundle', h('span', { class: 'mono break' }, l.job)],
+      ['Rounds × inner steps (H)', `${num(l.rounds)} × ${num(l.inner_steps)}`],
+      ['Round deadline', `${num(l.round_blocks)} blocks`],
+      ['Checked', pct(l.check_bps)],
+      ['Resources per worker', `${l.terms.resources.gpus} GPU · ${l.terms.resources.cpu_cores} cores · ${l.terms.resources.ram_gib} GiB`],
+      ['Agreed prices (per worker-round)', priceText(l.terms.prices)],
+      ['Escrow held', orr(l.escrow)],
+      ['Refunded at the end', orr(l.refunded)],
+      ['Opened', blockLink(l.opened_at)],
+    ], 'cluster-terms')),
+    card('Members', members),
+    card('Rounds', c.rounds.length ? rounds : h('p', { class: 'muted', 'data-testid': 'cluster-rounds' }, 'No round committed yet.')),
   );
 }
 

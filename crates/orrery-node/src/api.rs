@@ -114,6 +114,7 @@ pub type AppState = Arc<Shared>;
         crate::explorer::evidence,
         crate::explorer::search,
         crate::explorer::inference::overview,
+        crate::explorer::cluster::cluster_lease,
         crate::inference::models,
         crate::inference::key,
         crate::inference::batch,

@@ -414,3 +414,80 @@ fn explorer_endpoints_page_and_stay_fast_over_thousands_of_leases() {
     assert!(b["next_cursor"].is_null());
     node.stop();
 }
+
+#[test]
+fn a_cluster_lease_page_shows_members_rounds_losses_and_checks() {
+    use orrery_types::cluster::{LossBits, cluster_delta_commitment};
+    use orrery_types::codec::BoundedVec;
+    use orrery_types::resources::ResourceRequest;
+    use orrery_types::tx::LeaseTerms;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let k = keys(4);
+    let node = TestNode::start(config(dir.path()), TestChain::new(&k));
+    let c = &node.client;
+    register_and_bond(c, &k[..2]);
+    node.block();
+    let members = BoundedVec::new(vec![k[0].account(), k[1].account()]).expect("members");
+    let open = TxBody::OpenClusterLease {
+        members,
+        job: Hash::of(b"cluster job"),
+        terms: LeaseTerms {
+            resources: ResourceRequest {
+                gpus: 1,
+                cpu_cores: 2,
+                ram_gib: 8,
+            },
+            prices: common::prices(),
+            max_seconds: 3_600,
+            max_units: 0,
+        },
+        rounds: 2,
+        inner_steps: 10,
+        round_blocks: 20,
+        check_bps: 0,
+    };
+    c.submit(&sign(&k[2], 0, open)).expect("open");
+    node.block();
+    for (i, key) in k[..2].iter().enumerate() {
+        let body = TxBody::CommitClusterRound {
+            lease: 0,
+            round: 0,
+            start: Hash::of(b"weights 0"),
+            delta: cluster_delta_commitment(0, 0, &key.account(), &Hash::of(&[i as u8])),
+            loss: LossBits::of(2.5 + i as f32),
+        };
+        c.submit(&sign(key, 2, body)).expect("commit");
+    }
+    let closed = node.block();
+    node.block(); // the draw pays round 0
+    let page = ok(&node, "/api/v1/cluster-leases/0");
+    assert_eq!(
+        page["lease"]["members"].as_array().expect("members").len(),
+        2
+    );
+    assert_eq!(page["lease"]["round"], 1, "round 0 closed, round 1 open");
+    let r0 = &page["rounds"][0];
+    assert_eq!(r0["closed_at"], closed.block.height);
+    assert_eq!(r0["mean_loss"].as_f64(), Some(3.0));
+    assert_eq!(r0["commits"][1]["loss"].as_f64(), Some(3.5));
+    assert_eq!(r0["commits"][0]["status"], "paid");
+    assert_eq!(r0["checked"].as_array().expect("checked").len(), 0);
+    for m in page["lease"]["members"].as_array().expect("members") {
+        assert_eq!(m["rounds_paid"], 1);
+    }
+    // The index counts what the cluster lease burned (its fees' burned share) like the ledger.
+    let o = ok(&node, "/api/v1/overview");
+    let burned: Amount = o["supply"]["burned"]
+        .as_str()
+        .expect("burned")
+        .parse()
+        .expect("amount");
+    assert!(!burned.is_zero(), "the round's pay burned part of its fee");
+    let s = ok(&node, "/api/v1/series?points=2");
+    let last_burned = s["burned"][1].as_f64().expect("burned");
+    assert!((last_burned - orr(burned)).abs() < 1e-9, "{last_burned}");
+    // A missing id is a clear 404.
+    let (status, body) = get(&node, "/api/v1/cluster-leases/7");
+    assert_eq!(status, 404);
+    assert_eq!(body["code"], "cluster_lease_not_found", "{body}");
+}

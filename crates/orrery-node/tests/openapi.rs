@@ -57,7 +57,7 @@ fn every_operation_documents_its_refusals() {
     let ops = operations(&doc);
     assert_eq!(
         ops.len(),
-        30,
+        31,
         "{:?}",
         ops.iter().map(|o| (&o.0, &o.1)).collect::<Vec<_>>()
     );

@@ -11,6 +11,7 @@
 pub mod amount;
 pub mod block;
 pub mod challenge;
+pub mod cluster;
 pub mod codec;
 pub mod crypto;
 pub mod hash;

@@ -17,6 +17,20 @@
 //! # max_gpu_hour = "2"; max_cost = "10"
 //! ```
 //!
+//! A **cluster training request** adds a `[cluster]` table; the job then runs as one cluster
+//! lease over `workers` providers (chosen by the router's cluster selection: one region if one
+//! can host them all, else the nearest regions), and `max_seconds`/`max_units` are one
+//! worker-round's:
+//!
+//! ```toml
+//! [cluster]
+//! workers = 3          # N distinct providers (1..=16)
+//! rounds = 20          # DiLoCo rounds
+//! inner_steps = 50     # H, must match the bundle's [cluster] spec; 0 is refused
+//! round_blocks = 50    # blocks each round has before a silent worker is dropped
+//! check_bps = 1000     # probability a worker's round is re-executed by a verifier
+//! ```
+//!
 //! `submit` packs and uploads the bundle, ranks the offers (an impossible requirement or a price
 //! below every offer is refused, naming which; so is a bundle over the node's blob limit, naming
 //! the limit), opens the lease with the best offer's prices, and prints the lease id. `watch` follows it to the end; `result` downloads the output and shows
@@ -104,6 +118,28 @@ struct Request {
     deadline_blocks: u64,
     #[serde(default)]
     requirements: Needs,
+    #[serde(default)]
+    cluster: Option<ClusterNeeds>,
+}
+
+/// A request's `[cluster]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClusterNeeds {
+    workers: usize,
+    rounds: u32,
+    inner_steps: u32,
+    #[serde(default = "default_round_blocks")]
+    round_blocks: u64,
+    #[serde(default = "default_check_bps")]
+    check_bps: u16,
+}
+
+fn default_round_blocks() -> u64 {
+    50
+}
+fn default_check_bps() -> u16 {
+    1_000
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -203,6 +239,10 @@ fn submit(file: &Path, key: &Path, node: &str, watch_after: bool) -> anyhow::Res
     };
     let index = crate::cmd::market::offer_index(&client)?;
     let params = crate::cmd::market::chain_params(&client)?;
+    if let Some(cluster) = &req.cluster {
+        let plan = plan_cluster(cluster, &req, &needs, &index, &params)?;
+        return submit_cluster(&client, &key, &bundle, plan);
+    }
     let routing = index
         .rank(&needs, &RouterWeights::default(), &params)
         .map_err(|e| anyhow::anyhow!("no provider can run this job: {e}"))?;
@@ -233,6 +273,165 @@ fn submit(file: &Path, key: &Path, node: &str, watch_after: bool) -> anyhow::Res
         watch(&client, lease, Duration::from_secs(600))?;
     }
     Ok(())
+}
+
+/// A cluster lease ready to open: its members (worker order) and the transaction.
+#[derive(Debug)]
+struct ClusterPlan {
+    members: Vec<AccountId>,
+    body: TxBody,
+    why: String,
+}
+
+/// Choose the members of a cluster request with the router's cluster selection and write its
+/// `OpenClusterLease` (for a job whose hash is filled in at upload). One worker-round's prices
+/// are the cheapest of the members' listed prices, component by component, so they are within
+/// every member's offer (what the ledger requires).
+fn plan_cluster(
+    cluster: &ClusterNeeds,
+    req: &Request,
+    needs: &Requirements,
+    index: &orrery_market::OfferIndex,
+    params: &orrery_ledger::Params,
+) -> anyhow::Result<ClusterPlan> {
+    use orrery_types::cluster::{MAX_CLUSTER_MEMBERS, MAX_CLUSTER_ROUNDS};
+    if cluster.inner_steps == 0 {
+        bail!("[cluster] inner_steps = 0: each round must train at least one inner step (H ≥ 1)");
+    }
+    if cluster.rounds == 0 || cluster.rounds > MAX_CLUSTER_ROUNDS {
+        bail!(
+            "[cluster] rounds = {}: use 1 to {MAX_CLUSTER_ROUNDS}",
+            cluster.rounds
+        );
+    }
+    if cluster.workers == 0 || cluster.workers > MAX_CLUSTER_MEMBERS {
+        bail!(
+            "[cluster] workers = {}: a cluster lease has 1 to {MAX_CLUSTER_MEMBERS} workers",
+            cluster.workers
+        );
+    }
+    let chosen = orrery_market::select_cluster(
+        index,
+        needs,
+        cluster.workers,
+        &RouterWeights::default(),
+        params,
+        &orrery_market::RegionLatency::new(),
+    )
+    .map_err(|e| anyhow::anyhow!("no cluster of {} can run this job: {e}", cluster.workers))?;
+    let members: Vec<AccountId> = chosen.members.iter().map(|m| m.offer.provider).collect();
+    let min = |f: fn(&orrery_types::resources::PriceList) -> Amount| {
+        chosen
+            .members
+            .iter()
+            .map(|m| f(&m.offer.prices))
+            .min()
+            .unwrap_or(Amount::ZERO)
+    };
+    let prices = orrery_types::resources::PriceList {
+        gpu_hour: min(|p| p.gpu_hour),
+        cpu_core_hour: min(|p| p.cpu_core_hour),
+        ram_gib_hour: min(|p| p.ram_gib_hour),
+        mega_unit: min(|p| p.mega_unit),
+    };
+    let body = TxBody::OpenClusterLease {
+        members: orrery_types::codec::BoundedVec::new(members.clone())
+            .map_err(|e| anyhow::anyhow!("too many members: {e}"))?,
+        job: Hash::ZERO,
+        terms: LeaseTerms {
+            resources: needs.resources,
+            prices,
+            max_seconds: req.max_seconds,
+            max_units: req.max_units,
+        },
+        rounds: cluster.rounds,
+        inner_steps: cluster.inner_steps,
+        round_blocks: cluster.round_blocks,
+        check_bps: cluster.check_bps,
+    };
+    Ok(ClusterPlan {
+        members,
+        body,
+        why: chosen.explanation,
+    })
+}
+
+/// Upload the bundle and open the planned cluster lease.
+fn submit_cluster(
+    client: &Client,
+    key: &Keypair,
+    bundle: &orrery_exec::Bundle,
+    mut plan: ClusterPlan,
+) -> anyhow::Result<()> {
+    let stored = client
+        .put_blob(bundle.bytes())
+        .map_err(|e| upload_error(bundle.bytes().len(), &e))?;
+    if let TxBody::OpenClusterLease { job, .. } = &mut plan.body {
+        *job = stored.hash;
+    }
+    let record = submit_and_wait(client, key, plan.body, Duration::from_secs(60))?;
+    let lease = opened_lease(&record)?;
+    println!(
+        "cluster lease {lease}: job {} → {} workers",
+        stored.hash,
+        plan.members.len()
+    );
+    for (i, m) in plan.members.iter().enumerate() {
+        println!("  worker {i}: {m}");
+    }
+    println!("  why: {}", plan.why);
+    Ok(())
+}
+
+/// A cluster lease as `job status` prints it: its phase and round, each member's pay, and
+/// each round's mean loss with who missed it and which workers were checked.
+fn cluster_status(id: u64, c: &serde_json::Value) -> Vec<String> {
+    let l = &c["lease"];
+    let text = |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+    let rounds = l["rounds"].as_u64().unwrap_or(0);
+    let mut out = vec![format!(
+        "cluster lease {id}: {} — round {} of {rounds}, H = {}, escrow {}, refunded {}",
+        text(&l["phase"]),
+        l["round"].as_u64().unwrap_or(0).min(rounds),
+        l["inner_steps"],
+        text(&l["escrow"]),
+        text(&l["refunded"]),
+    )];
+    for (i, m) in l["members"].as_array().into_iter().flatten().enumerate() {
+        out.push(format!(
+            "  worker {i}: {} {} — {} rounds paid, {} paid, {} docked",
+            text(&m["provider"]),
+            text(&m["status"]),
+            m["rounds_paid"],
+            text(&m["paid"]),
+            text(&m["docked"]),
+        ));
+    }
+    for r in c["rounds"].as_array().into_iter().flatten() {
+        let names = |k: &str| -> String {
+            let v: Vec<String> = r[k].as_array().into_iter().flatten().map(text).collect();
+            if v.is_empty() {
+                "none".into()
+            } else {
+                v.join(", ")
+            }
+        };
+        let loss = r["mean_loss"]
+            .as_f64()
+            .map_or_else(|| "—".to_string(), |x| format!("{x:.4}"));
+        out.push(format!(
+            "  round {}: mean loss {loss}, missed {}, checked {}{}",
+            r["round"],
+            names("missed"),
+            names("checked"),
+            if r["recompute"] == true {
+                ", recompute"
+            } else {
+                ""
+            },
+        ));
+    }
+    out
 }
 
 /// What to tell the user when the node refuses the bundle: for a bundle over the node's blob
@@ -450,9 +649,17 @@ pub fn run(args: JobArgs) -> anyhow::Result<()> {
             watch,
         } => submit(&file, &key.key, &node.node, watch),
         JobCmd::Status { lease, node } => {
-            let l = Client::new(&node.node)
-                .lease(lease)?
-                .with_context(|| format!("no lease {lease} on this chain"))?;
+            let client = Client::new(&node.node);
+            let Some(l) = client.lease(lease)? else {
+                // Cluster leases share the lease numbers.
+                let c = client
+                    .cluster_lease(lease)?
+                    .with_context(|| format!("no lease {lease} on this chain"))?;
+                for line in cluster_status(lease, &c) {
+                    println!("{line}");
+                }
+                return Ok(());
+            };
             println!(
                 "lease {lease}: {} — provider {}, escrow {}, deadline height {}",
                 l.state, l.provider, l.escrow, l.deadline
@@ -473,3 +680,6 @@ pub fn run(args: JobArgs) -> anyhow::Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

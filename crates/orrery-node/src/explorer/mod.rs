@@ -29,6 +29,7 @@
 
 pub mod assets;
 pub mod catalog;
+pub mod cluster;
 pub mod inference;
 
 use crate::api::{
@@ -98,6 +99,7 @@ pub fn api_routes() -> Router<AppState> {
         .route("/leases/{id}/evidence", get(evidence))
         .route("/search", get(search))
         .route("/inference/overview", get(inference::overview))
+        .route("/cluster-leases/{id}", get(cluster::cluster_lease))
 }
 
 /// The ledger's parameters (fees, deadlines, stakes, sampling rates).

@@ -156,6 +156,18 @@ fn event_lease(e: &Event) -> Option<u64> {
         | LeaseFailed { lease, .. }
         | LeaseSettled { lease, .. }
         | LeaseTimedOut { lease, .. } => Some(*lease),
+        // Cluster leases take their ids from the same counter: their events sit in the same
+        // per-lease log.
+        ClusterLeaseOpened { lease, .. }
+        | ClusterRoundCommitted { lease, .. }
+        | ClusterRoundClosed { lease, .. }
+        | ClusterMemberDropped { lease, .. }
+        | ClusterRoundPaid { lease, .. }
+        | ClusterCheckDrawn { lease, .. }
+        | ClusterCheckRevealed { lease, .. }
+        | ClusterCheckResolved { lease, .. }
+        | ClusterVerifierPaid { lease, .. }
+        | ClusterLeaseFinished { lease, .. } => Some(*lease),
         Transferred { .. }
         | ProviderRegistered { .. }
         | ProviderUpdated { .. }
@@ -309,6 +321,20 @@ pub(super) fn record_block(
                 if let Some(a) = activity.get_mut(party) {
                     add(&mut a.slashed, *docked);
                 }
+            }
+            Event::ClusterMemberDropped {
+                docked,
+                member: party,
+                ..
+            } => {
+                add(&mut stats.burned, *docked);
+                load(&activity_t, &mut activity, *party)?;
+                if let Some(a) = activity.get_mut(party) {
+                    add(&mut a.slashed, *docked);
+                }
+            }
+            Event::ClusterRoundPaid { burned, .. } | Event::ClusterVerifierPaid { burned, .. } => {
+                add(&mut stats.burned, *burned)
             }
             Event::DisputeOpened { .. } => stats.disputes += 1,
             Event::RefereeRuled { .. } => stats.referee_rulings += 1,

@@ -255,6 +255,17 @@ impl<T, const MAX: usize> BoundedVec<T, MAX> {
     pub fn len(&self) -> usize {
         self.0.len()
     }
+    /// Append an item, unless the list is full.
+    pub fn push(&mut self, item: T) -> Result<(), TooLong> {
+        if self.0.len() >= MAX {
+            return Err(TooLong {
+                len: self.0.len() + 1,
+                max: MAX,
+            });
+        }
+        self.0.push(item);
+        Ok(())
+    }
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

@@ -15,6 +15,7 @@
 
 use crate::amount::Amount;
 use crate::challenge::{ChallengeRows, MAX_CHALLENGE_OPEN_BYTES};
+use crate::cluster::{ClusterMembers, LossBits};
 use crate::codec::{self, Blob, BoundedVec, DecodeError, Text};
 use crate::codec_struct;
 use crate::crypto::{self, AccountId, Keypair, NAMESPACE_TX, PublicKey, Signature};
@@ -358,6 +359,62 @@ pub enum TxBody {
     /// A bonded provider without an open challenge asks for one at the next block: how an
     /// offline provider comes back without waiting to be drawn.
     RequestChallenge {},
+    /// Rent a cluster of providers for one training job run in rounds (see
+    /// [`crate::cluster`]): one lease, one escrow. `terms` are one worker-round's: its
+    /// resources, prices within every member's offer, and the seconds and units a round may
+    /// take; a completed worker-round is paid `terms.max_cost()`.
+    OpenClusterLease {
+        /// The member providers, in worker order.
+        members: ClusterMembers,
+        /// Content hash of the cluster job bundle (model, data and `[cluster]` spec).
+        job: Hash,
+        /// One worker-round's resources, prices and limits.
+        terms: LeaseTerms,
+        /// Number of rounds.
+        rounds: u32,
+        /// Inner steps each worker trains per round (H); must match the bundle's spec.
+        inner_steps: u32,
+        /// Blocks each round has before members that have not committed are dropped.
+        round_blocks: u64,
+        /// Probability, in basis points, that a committed (worker, round) is re-executed.
+        check_bps: u16,
+    },
+    /// A member commits its work for one round: one transaction per worker per round.
+    CommitClusterRound {
+        /// Which cluster lease.
+        lease: LeaseId,
+        /// Which round (the lease's open round).
+        round: u32,
+        /// Hash of the weights the worker started the round from.
+        start: Hash,
+        /// [`crate::cluster::cluster_delta_commitment`] of the worker's delta hash
+        /// (`Delta::hash`, over its canonical bytes).
+        delta: Hash,
+        /// The worker's mean inner loss over the round.
+        loss: LossBits,
+    },
+    /// A drawn verifier seals the delta hash it computed for a worker's round.
+    SealClusterCheck {
+        /// Which cluster lease.
+        lease: LeaseId,
+        /// Which round.
+        round: u32,
+        /// Whose work.
+        worker: AccountId,
+        /// [`crate::cluster::cluster_check_seal`] of the verifier's delta hash.
+        seal: Hash,
+    },
+    /// A verifier reveals the delta hash it sealed.
+    RevealClusterCheck {
+        /// Which cluster lease.
+        lease: LeaseId,
+        /// Which round.
+        round: u32,
+        /// Whose work.
+        worker: AccountId,
+        /// The delta hash the verifier computed.
+        delta: Hash,
+    },
 }
 
 impl TxBody {
@@ -388,6 +445,10 @@ impl TxBody {
             TxBody::SealInferenceCheck { .. } => "seal_inference_check",
             TxBody::RevealInferenceCheck { .. } => "reveal_inference_check",
             TxBody::OpenInferenceResponse { .. } => "open_inference_response",
+            TxBody::OpenClusterLease { .. } => "open_cluster_lease",
+            TxBody::CommitClusterRound { .. } => "commit_cluster_round",
+            TxBody::SealClusterCheck { .. } => "seal_cluster_check",
+            TxBody::RevealClusterCheck { .. } => "reveal_cluster_check",
         }
     }
 }
@@ -554,6 +615,62 @@ impl Write for TxBody {
                 rows.write(buf);
             }
             TxBody::RequestChallenge {} => 23u8.write(buf),
+            TxBody::OpenClusterLease {
+                members,
+                job,
+                terms,
+                rounds,
+                inner_steps,
+                round_blocks,
+                check_bps,
+            } => {
+                24u8.write(buf);
+                members.write(buf);
+                job.write(buf);
+                terms.write(buf);
+                rounds.write(buf);
+                inner_steps.write(buf);
+                round_blocks.write(buf);
+                check_bps.write(buf);
+            }
+            TxBody::CommitClusterRound {
+                lease,
+                round,
+                start,
+                delta,
+                loss,
+            } => {
+                25u8.write(buf);
+                lease.write(buf);
+                round.write(buf);
+                start.write(buf);
+                delta.write(buf);
+                loss.write(buf);
+            }
+            TxBody::SealClusterCheck {
+                lease,
+                round,
+                worker,
+                seal,
+            } => {
+                26u8.write(buf);
+                lease.write(buf);
+                round.write(buf);
+                worker.write(buf);
+                seal.write(buf);
+            }
+            TxBody::RevealClusterCheck {
+                lease,
+                round,
+                worker,
+                delta,
+            } => {
+                27u8.write(buf);
+                lease.write(buf);
+                round.write(buf);
+                worker.write(buf);
+                delta.write(buf);
+            }
         }
     }
 }
@@ -650,6 +767,53 @@ impl EncodeSize for TxBody {
             } => drawn_at.encode_size() + rows.encode_size() + root.encode_size(),
             TxBody::OpenChallenge { drawn_at, rows } => drawn_at.encode_size() + rows.encode_size(),
             TxBody::RequestChallenge {} => 0,
+            TxBody::OpenClusterLease {
+                members,
+                job,
+                terms,
+                rounds,
+                inner_steps,
+                round_blocks,
+                check_bps,
+            } => {
+                members.encode_size()
+                    + job.encode_size()
+                    + terms.encode_size()
+                    + rounds.encode_size()
+                    + inner_steps.encode_size()
+                    + round_blocks.encode_size()
+                    + check_bps.encode_size()
+            }
+            TxBody::CommitClusterRound {
+                lease,
+                round,
+                start,
+                delta,
+                loss,
+            } => {
+                lease.encode_size()
+                    + round.encode_size()
+                    + start.encode_size()
+                    + delta.encode_size()
+                    + loss.encode_size()
+            }
+            TxBody::SealClusterCheck {
+                lease,
+                round,
+                worker,
+                seal: hash,
+            }
+            | TxBody::RevealClusterCheck {
+                lease,
+                round,
+                worker,
+                delta: hash,
+            } => {
+                lease.encode_size()
+                    + round.encode_size()
+                    + worker.encode_size()
+                    + hash.encode_size()
+            }
         }
     }
 }
@@ -756,6 +920,34 @@ impl Read for TxBody {
                 rows: ChallengeRows::read(buf)?,
             },
             23 => TxBody::RequestChallenge {},
+            24 => TxBody::OpenClusterLease {
+                members: ClusterMembers::read(buf)?,
+                job: Hash::read(buf)?,
+                terms: LeaseTerms::read(buf)?,
+                rounds: u32::read(buf)?,
+                inner_steps: u32::read(buf)?,
+                round_blocks: u64::read(buf)?,
+                check_bps: u16::read(buf)?,
+            },
+            25 => TxBody::CommitClusterRound {
+                lease: u64::read(buf)?,
+                round: u32::read(buf)?,
+                start: Hash::read(buf)?,
+                delta: Hash::read(buf)?,
+                loss: LossBits::read(buf)?,
+            },
+            26 => TxBody::SealClusterCheck {
+                lease: u64::read(buf)?,
+                round: u32::read(buf)?,
+                worker: AccountId::read(buf)?,
+                seal: Hash::read(buf)?,
+            },
+            27 => TxBody::RevealClusterCheck {
+                lease: u64::read(buf)?,
+                round: u32::read(buf)?,
+                worker: AccountId::read(buf)?,
+                delta: Hash::read(buf)?,
+            },
             t => return Err(CodecError::InvalidEnum(t)),
         })
     }

@@ -121,6 +121,53 @@ pub(crate) fn sample_bodies() -> Vec<TxBody> {
             .unwrap(),
         },
         TxBody::RequestChallenge {},
+        TxBody::OpenClusterLease {
+            members: BoundedVec::new(
+                (0..crate::cluster::MAX_CLUSTER_MEMBERS as u64)
+                    .map(|i| Keypair::from_seed(100 + i).account())
+                    .collect(),
+            )
+            .unwrap(),
+            job: Hash::of(b"cluster job"),
+            terms: LeaseTerms {
+                resources: ResourceRequest {
+                    gpus: 1,
+                    cpu_cores: 4,
+                    ram_gib: 16,
+                },
+                prices: PriceList {
+                    gpu_hour: Amount::orr(1),
+                    cpu_core_hour: Amount::ZERO,
+                    ram_gib_hour: Amount::ZERO,
+                    mega_unit: Amount::ZERO,
+                },
+                max_seconds: 600,
+                max_units: 1_000_000,
+            },
+            rounds: 20,
+            inner_steps: 50,
+            round_blocks: 30,
+            check_bps: 1_000,
+        },
+        TxBody::CommitClusterRound {
+            lease: 3,
+            round: 7,
+            start: Hash::of(b"start"),
+            delta: Hash::of(b"delta"),
+            loss: crate::cluster::LossBits::of(3.25),
+        },
+        TxBody::SealClusterCheck {
+            lease: 3,
+            round: 7,
+            worker: Keypair::from_seed(5).account(),
+            seal: Hash::of(b"seal"),
+        },
+        TxBody::RevealClusterCheck {
+            lease: 3,
+            round: 7,
+            worker: Keypair::from_seed(5).account(),
+            delta: Hash::of(b"delta"),
+        },
     ]
 }
 
