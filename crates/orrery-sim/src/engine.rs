@@ -19,7 +19,7 @@ use orrery_types::resources::{PriceList, ResourceRequest, Usage};
 use orrery_types::tx::{
     ChainId, LeaseId, LeaseTerms, ResultClaim, SignedTx, Tx, TxBody, Verification, result_seal,
 };
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 /// Genesis time of every simulated chain (2026-01-01T00:00:00Z).
@@ -232,6 +232,8 @@ pub struct Engine<'a> {
     urgent: Vec<(u32, TxBody)>,
     /// Openings of answered challenges, by provider, ready when the answer lands.
     openings: HashMap<u32, ChallengeRows>,
+    /// Providers whose queued `OpenLease` was withdrawn (see [`Engine::withdraw_planned`]).
+    withdrawn: HashSet<AccountId>,
     planned: BTreeMap<u32, Planned>,
     leases: BTreeMap<LeaseId, SimLease>,
     commits_due: BTreeMap<u32, Vec<LeaseId>>,
@@ -355,6 +357,7 @@ impl<'a> Engine<'a> {
             followups: Vec::new(),
             urgent: Vec::new(),
             openings: HashMap::new(),
+            withdrawn: HashSet::new(),
             planned: BTreeMap::new(),
             leases: BTreeMap::new(),
             commits_due: BTreeMap::new(),
@@ -455,7 +458,11 @@ impl<'a> Engine<'a> {
         let room = BLOCK_FILL.saturating_sub(followups.len());
         let take = share.min(room);
         let mut bodies = followups;
-        bodies.extend(self.work.drain(..take));
+        let withdrawn = &mut self.withdrawn;
+        bodies.extend(self.work.drain(..take).filter(|(_, body)| match body {
+            TxBody::OpenLease { provider, .. } => !withdrawn.remove(provider),
+            _ => true,
+        }));
         if bodies.len() > BLOCK_FILL {
             // More follow-ups than a block holds: the rest wait for the next block.
             let rest = bodies.split_off(BLOCK_FILL);
@@ -1104,6 +1111,7 @@ impl Engine<'_> {
                     // Docked: its offer must show the stake left, and it bonds back up.
                     self.to_top_up.insert(sl.provider);
                     self.refresh.insert(sl.provider);
+                    self.withdraw_planned(sl.provider);
                 }
             }
             Event::ChallengeDrawn {
@@ -1188,6 +1196,18 @@ impl Engine<'_> {
         self.books.challenges_failed[k] += 1;
         self.to_top_up.insert(i);
         self.refresh.insert(i);
+        self.withdraw_planned(i);
+    }
+
+    /// A provider docked or slashed before the lease it was routed this step was sent: its
+    /// stake may now be below its minimum, so the requester, which reads the chain before it
+    /// sends, withdraws the order instead of sending an `OpenLease` the ledger would refuse.
+    fn withdraw_planned(&mut self, i: u32) {
+        if self.planned.remove(&i).is_some() {
+            self.withdrawn.insert(self.pop.keys.accounts[i as usize]);
+            self.set_busy(i, false);
+            self.unmet += 1;
+        }
     }
 
     fn lease_opened(&mut self, lease: LeaseId, provider: &AccountId) {
@@ -1275,6 +1295,7 @@ impl Engine<'_> {
             self.books.caught[k] += 1;
             self.to_top_up.insert(i);
             self.refresh.insert(i);
+            self.withdraw_planned(i);
         }
         let winner = self.leases.get(&lease).and_then(|l| l.challenger);
         if let Some(w) = winner {
