@@ -43,7 +43,9 @@
 //!
 //! Every block runs the ledger's supply check (and, in debug builds, its full audit); the full
 //! audit also runs after every simulated day and at the end. A refused block stops the run.
-//! Refused transactions are counted by reason in the summary: a correct run has none.
+//! Refused transactions are counted by reason in the summary: a correct run has none. (A
+//! requester routed to a provider that is docked or slashed before its `OpenLease` is sent
+//! withdraws the order, as a client that reads the chain before sending would.)
 //!
 //! # What it never does
 //!
