@@ -35,7 +35,11 @@ fn the_ci_run_keeps_the_invariants_and_writes_summary_timings_and_plots() {
     );
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let runs = summary["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 8, "four demand shapes under two emission rules");
+    assert_eq!(
+        runs.len(),
+        12,
+        "four demand shapes under three emission rules"
+    );
     for r in runs {
         assert_eq!(r["refused"], serde_json::json!({}), "{}", r["refused"]);
         assert_eq!(r["audits_passed"], 2);

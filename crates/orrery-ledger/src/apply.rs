@@ -23,7 +23,8 @@
 //!    inference checks whose deadlines passed are closed and revoked keys whose grace ended
 //!    return their deposit (see [`crate::inference`]); at an epoch boundary the emission
 //!    (tapered by the epoch's burned fees when `emission_taper_bps > 0`) is minted to providers
-//!    pro rata to settled work.
+//!    pro rata to settled work (work nobody re-executed weighted by
+//!    `emission_unchecked_weight_bps`).
 //! 4. The supply invariant is checked (and, in debug builds, a full audit); a violation is a
 //!    ledger bug and the block is reported as refused — the caller must then discard this
 //!    in-memory state and reload the last stored one.
@@ -720,8 +721,18 @@ pub(crate) fn settle_with(
         p.earned = p.earned.checked_add(provider_paid).unwrap_or(p.earned);
     }
     state.touch(StateKey::Provider(lease.provider));
+    // Work nobody re-executed counts `emission_unchecked_weight_bps` of its value.
+    let counted = if verifiers.is_empty() {
+        Amount(share(
+            cost.units(),
+            u128::from(params.emission_unchecked_weight_bps),
+            10_000,
+        ))
+    } else {
+        cost
+    };
     let work = state.epoch_work.entry(lease.provider).or_default();
-    *work = work.checked_add(cost).unwrap_or(*work);
+    *work = work.checked_add(counted).unwrap_or(*work);
     state.touch(StateKey::EpochWork(lease.provider));
     let settled = LeaseState::Settled {
         output,

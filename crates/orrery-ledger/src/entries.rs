@@ -1278,6 +1278,7 @@ codec_struct!(Params {
     challenge_miss_penalty_bps: u16,
     challenge_min_claim_bps: u16,
     emission_taper_bps: u16,
+    emission_unchecked_weight_bps: u16,
 });
 
 /// What never changes after genesis; committed to by the state root all the same.

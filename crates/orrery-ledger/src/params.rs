@@ -132,6 +132,14 @@ pub struct Params {
     /// providers while demand is small and stops diluting holders once fees carry them (see
     /// `docs/economics.md`, "Emission that tapers with burned fees", and `docs/sim/`).
     pub emission_taper_bps: u16,
+    /// How much a lease that no verifier re-executed counts towards its provider's share of
+    /// the epoch emission, in basis points of its settled value. 10,000 (the default) counts
+    /// all settled work alike; 0 shares the emission only over *checked* work (leases whose
+    /// drawn verifiers re-executed and agreed, and the verifiers' own re-execution). Below
+    /// 10,000 a self-dealer farming the emission must ask for checks and pay a verifier the
+    /// job's price each time one is drawn, which closes wash trading at any network size (see
+    /// `docs/economics.md`, "Emission, and why wash trading does not pay").
+    pub emission_unchecked_weight_bps: u16,
 }
 
 impl Default for Params {
@@ -176,6 +184,7 @@ impl Default for Params {
             challenge_miss_penalty_bps: 100,
             challenge_min_claim_bps: 2_500,
             emission_taper_bps: 0,
+            emission_unchecked_weight_bps: 10_000,
         }
     }
 }
@@ -284,6 +293,10 @@ impl Params {
             (
                 self.emission_taper_bps,
                 "emission_taper_bps must be at most 10000",
+            ),
+            (
+                self.emission_unchecked_weight_bps,
+                "emission_unchecked_weight_bps must be at most 10000",
             ),
         ] {
             if bps > 10_000 {

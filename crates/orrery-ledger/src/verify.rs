@@ -232,7 +232,34 @@ fn claims_of(v: Vec<Claim>) -> Result<BoundedVec<Claim, { crate::entries::MAX_CL
     BoundedVec::new(v).map_err(|_| TxError::Overflow)
 }
 
-/// Bonded providers that may check `lease`, ordered by a seed-derived lottery; the first `n`.
+/// Draws of the draw list per wanted verifier before [`pick_verifiers`] falls back to a scan.
+/// A draw costs one provider lookup; 1,024 of them find an eligible provider unless fewer than
+/// about 1 in 100 bonded providers fit the lease (missed with probability `(1 − share)^1024`:
+/// 3·10⁻⁵ at 1%), so the scan is left to leases almost no one can check.
+pub const VERIFIER_DRAW_TRIES: u64 = 1_024;
+
+/// May `id` check `lease`? Bonded to at least its minimum stake, hardware that fits, not
+/// excluded.
+fn may_verify(state: &State, lease: &Lease, id: &AccountId, exclude: &[AccountId]) -> bool {
+    let params = state.params();
+    !exclude.contains(id)
+        && state.provider(id).is_some_and(|p| {
+            p.offer.hardware.fits(&lease.terms.resources)
+                && !p.stake.is_zero()
+                && params
+                    .min_stake(&p.offer.hardware)
+                    .is_some_and(|m| p.stake >= m)
+        })
+}
+
+/// `n` distinct providers that may check `lease`, drawn uniformly by the seed.
+///
+/// Draw `j` takes slot `H("orrery/verifier/slot", seed, lease, j)` of the committed draw list
+/// (every bonded provider, see [`crate::challenge`]) and keeps it when it is eligible and not
+/// already taken: O(n) lookups, whatever the number of providers. Only when
+/// [`VERIFIER_DRAW_TRIES`]` · n` draws leave places empty (almost no provider fits) are the
+/// rest taken from a scan of every provider in the order of `H("orrery/verifier", seed, lease,
+/// id)`, so a lease that someone can check is always checked.
 fn pick_verifiers(
     state: &State,
     lease: &Lease,
@@ -243,22 +270,35 @@ fn pick_verifiers(
     if n == 0 {
         return Vec::new();
     }
-    let params = state.params();
-    let mut eligible: Vec<(u64, AccountId)> = state
-        .providers
-        .iter()
-        .filter(|(id, p)| {
-            !exclude.contains(id)
-                && p.offer.hardware.fits(&lease.terms.resources)
-                && !p.stake.is_zero()
-                && params
-                    .min_stake(&p.offer.hardware)
-                    .is_some_and(|m| p.stake >= m)
-        })
-        .map(|(id, _)| (draw_u64(seed, b"orrery/verifier", lease.id, &id.0), *id))
-        .collect();
-    eligible.sort();
-    eligible.into_iter().take(n).map(|(_, id)| id).collect()
+    let mut picked: Vec<AccountId> = Vec::with_capacity(n);
+    let bonded = state.draw_list.len() as u64;
+    if bonded > 0 {
+        let tries = VERIFIER_DRAW_TRIES.saturating_mul(n as u64);
+        for j in 0..tries {
+            if picked.len() == n {
+                break;
+            }
+            let x = draw_u64(seed, b"orrery/verifier/slot", lease.id, &j.to_be_bytes());
+            let slot = ((u128::from(x) * u128::from(bonded)) >> 64) as usize;
+            let id = state.draw_list[slot];
+            if !picked.contains(&id) && may_verify(state, lease, &id, exclude) {
+                picked.push(id);
+            }
+        }
+    }
+    if picked.len() < n {
+        let mut rest: Vec<(u64, AccountId)> = state
+            .providers
+            .keys()
+            .filter(|id| !picked.contains(id) && may_verify(state, lease, id, exclude))
+            .map(|id| (draw_u64(seed, b"orrery/verifier", lease.id, &id.0), *id))
+            .collect();
+        rest.sort();
+        let missing = n - picked.len();
+        picked.extend(rest.into_iter().take(missing).map(|(_, id)| id));
+    }
+    debug_assert!(picked.len() <= n, "at most n verifiers");
+    picked
 }
 
 /// Start of the block after a commitment: draw whether and by whom the result is checked.

@@ -418,6 +418,54 @@ fn a_tapered_emission_mints_the_schedule_less_the_burned_fees_share() {
 }
 
 #[test]
+fn unchecked_work_earns_emission_only_at_its_weight() {
+    // One provider settles 10 ORR of work nobody checks (verification `none`) in epoch 0.
+    let run = |weight: u16| {
+        let params = orrery_ledger::Params {
+            epoch_blocks: 50,
+            emission_initial: Amount::orr(1),
+            emission_unchecked_weight_bps: weight,
+            ..Default::default()
+        };
+        let mut net = Net::with_params(3, params);
+        make_provider(&mut net, PROV, 1);
+        net.apply(vec![open(&net, REQ, PROV, 10_000_000, 40)]);
+        net.run(PROV, TxBody::StartLease { lease: 0 });
+        let usage = Usage {
+            seconds: 0,
+            units: 10_000_000,
+        };
+        assert!(commit(&mut net, 0, usage).is_ok());
+        assert!(net.run(REQ, TxBody::SettleLease { lease: 0 }).is_ok());
+        let to_boundary = 50 - net.state.height();
+        net.empty_blocks(to_boundary);
+        (
+            net.state.globals().minted,
+            net.state.account(&net.id(PROV)).balance,
+        )
+    };
+    let (all_minted, all_balance) = run(10_000);
+    assert_eq!(
+        all_minted,
+        Amount::orr(1),
+        "the default counts all settled work"
+    );
+    // Only checked work counts: unchecked work earns its pay and no emission.
+    let (none_minted, none_balance) = run(0);
+    assert_eq!(none_minted, Amount::ZERO);
+    assert_eq!(
+        all_balance.checked_sub(none_balance),
+        Some(Amount::orr(1)),
+        "the provider misses exactly the emission"
+    );
+    let bad = orrery_ledger::Params {
+        emission_unchecked_weight_bps: 10_001,
+        ..Default::default()
+    };
+    assert!(bad.validate().is_err());
+}
+
+#[test]
 fn emission_halves_on_schedule() {
     let p = orrery_ledger::Params::default();
     assert_eq!(p.emission(0), p.emission_initial);

@@ -11,6 +11,7 @@ use orrery_ledger::{
 use orrery_market::{OfferIndex, RegionPreference, Requirements, RouterWeights, offer::Offer};
 use orrery_types::amount::Amount;
 use orrery_types::block::{Block, BlockTxs, MAX_BLOCK_TXS};
+use orrery_types::challenge::ChallengeRows;
 use orrery_types::crypto::{AccountId, NAMESPACE_TX, Signature};
 use orrery_types::hash::Hash;
 use orrery_types::merkle::node_hash;
@@ -18,7 +19,7 @@ use orrery_types::resources::{PriceList, ResourceRequest, Usage};
 use orrery_types::tx::{
     ChainId, LeaseId, LeaseTerms, ResultClaim, SignedTx, Tx, TxBody, Verification, result_seal,
 };
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 /// Genesis time of every simulated chain (2026-01-01T00:00:00Z).
@@ -95,25 +96,52 @@ pub fn blocks_per_step(sc: &Scenario, cfg: &RunConfig) -> u64 {
     let leases = n * sc.demand.base_utilization * cfg.demand.peak() * f64::from(sc.step_hours)
         / f64::from(sc.demand.job_hours_mean);
     let wash = n * sc.cheaters.wash_trader_share;
-    let txs = leases * 6.5 + wash * 5.0 + n * sc.population.churn_per_day;
+    let challenges = f64::from(challenges_per_step(sc, cfg));
+    let txs = leases * 6.5 + wash * 5.0 + n * sc.population.churn_per_day + challenges * 3.0;
     ((txs * 1.25 / BLOCK_FILL as f64).ceil() as u64).max(2)
 }
 
+/// Providers the ledger challenges per step: one challenge per provider every
+/// `challenges.hours_between` simulated hours, at most `challenges.max_per_step`.
+pub fn challenges_per_step(sc: &Scenario, cfg: &RunConfig) -> u16 {
+    let want = f64::from(cfg.providers) * f64::from(sc.step_hours) / sc.challenges.hours_between;
+    let cap = sc.challenges.max_per_step.min(u32::from(u16::MAX));
+    (want.ceil() as u32).clamp(1, cap) as u16
+}
+
+/// Side of the challenge matrices in the simulation: the smallest the ledger allows, since the
+/// simulator computes the opened rows for real ([`crate::challenge`]).
+const SIM_CHALLENGE_DIM: u64 = 16;
+
 /// The ledger parameters of a simulated chain: the defaults, with the emission expressed per
 /// step (one epoch per step, the schedule's hourly emission times the step's hours, halving
-/// after the same simulated year) and the chosen taper. One change of window: a dispute round
-/// is 25 blocks (5 s) on chain, which would be days of simulated time here; it is 2 blocks (the
-/// shortest in which the honest party's move and the deadline both fit), so a caught cheater is
-/// slashed within the step, as it is within seconds on chain.
-pub fn params(sc: &Scenario, blocks_per_step: u64, emission: EmissionMode) -> Params {
+/// after the same simulated year) and the chosen taper. Windows counted in blocks would be days
+/// of simulated time here, so they are as short as the honest party's answer allows: a dispute
+/// round is 2 blocks (the honest move and the deadline both fit), so a caught cheater is
+/// slashed within the step, as within seconds on chain; challenges are drawn at the first
+/// block of a step only (the draw and the answer share the step's block time), `k` at a time,
+/// to be answered and opened within the step.
+pub fn params(
+    sc: &Scenario,
+    blocks_per_step: u64,
+    challenges: u16,
+    emission: EmissionMode,
+) -> Params {
     let d = Params::default();
     let hours = u64::from(sc.step_hours);
+    let window = blocks_per_step.saturating_sub(1).max(2);
     Params {
         epoch_blocks: blocks_per_step,
         emission_initial: Amount(d.emission_initial.units() * u128::from(hours)),
         emission_halving_epochs: (d.emission_halving_epochs / hours).max(1),
         emission_taper_bps: emission.taper_bps(),
+        emission_unchecked_weight_bps: emission.unchecked_weight_bps(),
         dispute_round_blocks: 2,
+        challenges_per_block: challenges,
+        challenge_every_blocks: blocks_per_step,
+        challenge_dim: SIM_CHALLENGE_DIM,
+        challenge_deadline_blocks: window,
+        challenge_open_blocks: window,
         ..d
     }
 }
@@ -146,6 +174,9 @@ struct Books {
     emission: [u128; 5],
     self_dealing: [u128; 5],
     slashed: [u128; 5],
+    /// Stake burned for failed challenges.
+    docked: [u128; 5],
+    challenges_failed: [u64; 5],
     electricity_usd: [f64; 5],
     caught: [u64; 5],
     kind_leases: [u64; 5],
@@ -197,6 +228,12 @@ pub struct Engine<'a> {
     work: VecDeque<(u32, TxBody)>,
     /// Follow-ups to the last block (draws, starts, disputes), before any new work.
     followups: Vec<(u32, TxBody)>,
+    /// Challenge answers and openings: deadline-bound, so before the other follow-ups.
+    urgent: Vec<(u32, TxBody)>,
+    /// Openings of answered challenges, by provider, ready when the answer lands.
+    openings: HashMap<u32, ChallengeRows>,
+    /// Providers whose queued `OpenLease` was withdrawn (see [`Engine::withdraw_planned`]).
+    withdrawn: HashSet<AccountId>,
     planned: BTreeMap<u32, Planned>,
     leases: BTreeMap<LeaseId, SimLease>,
     commits_due: BTreeMap<u32, Vec<LeaseId>>,
@@ -216,6 +253,7 @@ pub struct Engine<'a> {
     summary_days: Vec<DayRow>,
     leases_count: LeaseCounts,
     refused: BTreeMap<String, u64>,
+    challenges: ChallengeCounts,
     transactions: u64,
     audits: u64,
     unmet: u64,
@@ -236,7 +274,7 @@ impl<'a> Engine<'a> {
         let setup = Instant::now();
         let steps = cfg.days * (24 / sc.step_hours);
         let bps = blocks_per_step(sc, &cfg);
-        let params = params(sc, bps, cfg.emission);
+        let params = params(sc, bps, challenges_per_step(sc, &cfg), cfg.emission);
         let pop = Population::draw(sc, cfg.providers, steps, cfg.seed, sc.sign_transactions);
         let mut accounts = Vec::with_capacity(pop.keys.accounts.len());
         for (i, p) in pop.providers.iter().enumerate() {
@@ -317,6 +355,9 @@ impl<'a> Engine<'a> {
             time_ms: GENESIS_TIME_MS,
             work: VecDeque::new(),
             followups: Vec::new(),
+            urgent: Vec::new(),
+            openings: HashMap::new(),
+            withdrawn: HashSet::new(),
             planned: BTreeMap::new(),
             leases: BTreeMap::new(),
             commits_due: BTreeMap::new(),
@@ -332,6 +373,7 @@ impl<'a> Engine<'a> {
             summary_days: Vec::new(),
             leases_count: LeaseCounts::default(),
             refused: BTreeMap::new(),
+            challenges: ChallengeCounts::default(),
             transactions: 0,
             audits: 0,
             unmet: 0,
@@ -411,12 +453,16 @@ impl<'a> Engine<'a> {
     /// Apply one block: the follow-ups of the last block, then an even share of the step's
     /// remaining work (`blocks_left` blocks remain in the step, this one included).
     fn apply_next_block(&mut self, step: i64, blocks_left: u64) -> Result<(), SimError> {
-        let followups = std::mem::take(&mut self.followups);
+        let followups = self.take_followups();
         let share = self.work.len().div_ceil(blocks_left.max(1) as usize);
         let room = BLOCK_FILL.saturating_sub(followups.len());
         let take = share.min(room);
         let mut bodies = followups;
-        bodies.extend(self.work.drain(..take));
+        let withdrawn = &mut self.withdrawn;
+        bodies.extend(self.work.drain(..take).filter(|(_, body)| match body {
+            TxBody::OpenLease { provider, .. } => !withdrawn.remove(provider),
+            _ => true,
+        }));
         if bodies.len() > BLOCK_FILL {
             // More follow-ups than a block holds: the rest wait for the next block.
             let rest = bodies.split_off(BLOCK_FILL);
@@ -425,19 +471,63 @@ impl<'a> Engine<'a> {
         self.apply_bodies(step, bodies)
     }
 
-    fn apply_bodies(&mut self, step: i64, bodies: Vec<(u32, TxBody)>) -> Result<(), SimError> {
-        let txs: Vec<SignedTx> = bodies.into_iter().map(|(k, b)| self.sign(k, b)).collect();
-        let n = txs.len();
+    /// Urgent follow-ups (challenges), then the others.
+    fn take_followups(&mut self) -> Vec<(u32, TxBody)> {
+        let mut bodies = std::mem::take(&mut self.urgent);
+        bodies.append(&mut self.followups);
+        bodies
+    }
+
+    /// The seed of the block at `height` (the simulator's stand-in for consensus randomness).
+    fn block_seed(&self, height: u64) -> Hash {
+        Hash::of_parts(&[
+            b"orrery-sim",
+            &self.cfg.seed.to_be_bytes(),
+            &height.to_be_bytes(),
+        ])
+    }
+
+    /// Fill in the root of each challenge answer going into the block at `height`: its rows
+    /// are opened by the seed of the next block, which the simulator already knows.
+    fn answer_challenges(&mut self, height: u64, bodies: &mut [(u32, TxBody)]) {
+        let open_seed = self.block_seed(height + 1);
+        let open_rows = u64::from(self.state.params().challenge_open_rows);
+        for (i, body) in bodies.iter_mut() {
+            let TxBody::AnswerChallenge {
+                drawn_at,
+                rows,
+                root,
+            } = body
+            else {
+                continue;
+            };
+            let account = self.pop.keys.accounts[*i as usize];
+            let Some(c) = self
+                .state
+                .challenge(&account)
+                .filter(|c| c.drawn_at == *drawn_at)
+            else {
+                continue;
+            };
+            if let Some(a) =
+                crate::challenge::answer(&c.seed, c.dim as usize, *rows, &open_seed, open_rows)
+            {
+                *root = a.root;
+                self.openings.insert(*i, a.rows);
+            }
+        }
+    }
+
+    fn apply_bodies(&mut self, step: i64, mut bodies: Vec<(u32, TxBody)>) -> Result<(), SimError> {
         let g = *self.state.globals();
         let height = g.height + 1;
+        self.answer_challenges(height, &mut bodies);
+        let txs: Vec<SignedTx> = bodies.into_iter().map(|(k, b)| self.sign(k, b)).collect();
+        let n = txs.len();
         let block = Block {
             height,
             time_ms: self.time_ms,
-            seed: Hash::of_parts(&[
-                b"orrery-sim",
-                &self.cfg.seed.to_be_bytes(),
-                &height.to_be_bytes(),
-            ]),
+            seed: self.block_seed(height),
             parent: g.last_block,
             txs: BlockTxs::new(txs)
                 .unwrap_or_else(|_| unreachable!("blocks are filled to BLOCK_FILL")),
@@ -488,8 +578,9 @@ impl<'a> Engine<'a> {
         let initial = self.pop.initial;
         let mut next = 0u32;
         while next < initial {
-            let end = (next + (BLOCK_FILL / 2) as u32).min(initial);
-            let mut bodies = Vec::with_capacity(2 * (end - next) as usize);
+            let mut bodies = self.take_followups();
+            let room = BLOCK_FILL.saturating_sub(bodies.len()) / 2;
+            let end = (next + room as u32).min(initial);
             for i in next..end {
                 bodies.extend(self.join_bodies(i));
             }
@@ -507,6 +598,12 @@ impl<'a> Engine<'a> {
                 registering: true,
             });
             next = end;
+        }
+        // Challenges are drawn at heights that are multiples of the step's blocks: pad so that
+        // each step starts at one (its draws then share the step's block time with answers).
+        while !(self.state.height() + 1).is_multiple_of(self.blocks_per_step) {
+            let bodies = self.take_followups();
+            self.apply_bodies(-1, bodies)?;
         }
         Ok(())
     }
@@ -849,13 +946,16 @@ impl Engine<'_> {
             .remove(&self.pop.keys.accounts[provider as usize]);
     }
 
-    /// Wash traders lease their own machine, one step at a time, whenever it is free.
+    /// Wash traders lease their own machine, one step at a time, whenever it is free. When
+    /// unchecked work earns less emission (`emission_unchecked_weight_bps` below 10,000) they
+    /// ask for `sampled` checks, the only way their volume still counts.
     fn wash_trades(&mut self) {
+        let sampled = self.state.params().emission_unchecked_weight_bps < 10_000;
         for w in 0..self.pop.wash_accounts.len() {
             let (p, k) = self.pop.wash_accounts[w];
             let sp = &self.pop.providers[p as usize];
             if sp.status == Status::Live && !sp.busy && !self.planned.contains_key(&p) {
-                self.plan_lease(p, k, 1, false, true);
+                self.plan_lease(p, k, 1, sampled, true);
             }
         }
     }
@@ -1007,8 +1107,46 @@ impl Engine<'_> {
             } => self.settled(*lease, *provider_paid, *verifiers_paid, *fee),
             Event::LeaseTimedOut { lease, .. } => {
                 self.leases_count.timed_out += 1;
-                self.leases.remove(lease);
+                if let Some(sl) = self.leases.remove(lease) {
+                    // Docked: its offer must show the stake left, and it bonds back up.
+                    self.to_top_up.insert(sl.provider);
+                    self.refresh.insert(sl.provider);
+                    self.withdraw_planned(sl.provider);
+                }
             }
+            Event::ChallengeDrawn {
+                provider,
+                drawn_at,
+                rows,
+                ..
+            } => self.challenge_drawn(provider, *drawn_at, *rows),
+            Event::ChallengeAnswered {
+                provider, drawn_at, ..
+            } => {
+                if let Some(&i) = self.by_account.get(provider)
+                    && let Some(rows) = self.openings.remove(&i)
+                {
+                    self.urgent.push((
+                        i,
+                        TxBody::OpenChallenge {
+                            drawn_at: *drawn_at,
+                            rows,
+                        },
+                    ));
+                }
+            }
+            Event::ChallengePassed { provider, .. } => {
+                self.challenges.passed += 1;
+                if let Some(&i) = self.by_account.get(provider) {
+                    self.refresh.insert(i);
+                }
+            }
+            Event::ChallengeMissed {
+                provider, docked, ..
+            }
+            | Event::ChallengeBelowClaim {
+                provider, docked, ..
+            } => self.challenge_failed(provider, *docked),
             Event::Minted {
                 provider, amount, ..
             } => {
@@ -1023,6 +1161,52 @@ impl Engine<'_> {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A provider with the hardware it claims answers in the next block (the root is filled
+    /// in when the block is built, [`Engine::answer_challenges`]); a spoofer cannot finish the
+    /// product before the deadline and lets it pass.
+    fn challenge_drawn(&mut self, provider: &AccountId, drawn_at: u64, rows: u64) {
+        self.challenges.drawn += 1;
+        let Some(&i) = self.by_account.get(provider) else {
+            return;
+        };
+        if self.kind_of(i).answers_challenges() {
+            self.urgent.push((
+                i,
+                TxBody::AnswerChallenge {
+                    drawn_at,
+                    rows,
+                    root: Hash::ZERO,
+                },
+            ));
+        }
+    }
+
+    /// Missed or below the claim: docked and offline. Its offer leaves the router (the index
+    /// skips offline offers) and it bonds back up to its minimum at the next step.
+    fn challenge_failed(&mut self, provider: &AccountId, docked: Amount) {
+        self.challenges.failed += 1;
+        let Some(&i) = self.by_account.get(provider) else {
+            return;
+        };
+        let k = self.kind_of(i).idx();
+        self.books.docked[k] += docked.units();
+        self.books.challenges_failed[k] += 1;
+        self.to_top_up.insert(i);
+        self.refresh.insert(i);
+        self.withdraw_planned(i);
+    }
+
+    /// A provider docked or slashed before the lease it was routed this step was sent: its
+    /// stake may now be below its minimum, so the requester, which reads the chain before it
+    /// sends, withdraws the order instead of sending an `OpenLease` the ledger would refuse.
+    fn withdraw_planned(&mut self, i: u32) {
+        if self.planned.remove(&i).is_some() {
+            self.withdrawn.insert(self.pop.keys.accounts[i as usize]);
+            self.set_busy(i, false);
+            self.unmet += 1;
         }
     }
 
@@ -1111,6 +1295,7 @@ impl Engine<'_> {
             self.books.caught[k] += 1;
             self.to_top_up.insert(i);
             self.refresh.insert(i);
+            self.withdraw_planned(i);
         }
         let winner = self.leases.get(&lease).and_then(|l| l.challenger);
         if let Some(w) = winner {
@@ -1185,12 +1370,13 @@ impl Engine<'_> {
             let hw = &sc.hardware[usize::from(class)];
             let kwh_price = sc.regions[usize::from(region)].usd_per_kwh;
             let load = match kind {
-                Kind::Lazy | Kind::WashTrader => hw.idle_watts,
+                // A spoofer's real machine is a small one: the claimed class's idle draw.
+                Kind::Lazy | Kind::WashTrader | Kind::SpoofedHardware => hw.idle_watts,
                 Kind::WrongOutput => {
                     hw.load_watts
                         - sc.cheaters.wrong_output_saving * (hw.load_watts - hw.idle_watts)
                 }
-                Kind::Honest | Kind::SpoofedHardware => hw.load_watts,
+                Kind::Honest => hw.load_watts,
             };
             let usd = (busy * load + idle * hw.idle_watts) / 1000.0 * hours * kwh_price;
             self.books.electricity_usd[kind.idx()] += usd;
@@ -1265,6 +1451,7 @@ impl Engine<'_> {
         units_to_usd(b.income[i], usd)
             - units_to_usd(b.self_dealing[i], usd)
             - units_to_usd(b.slashed[i], usd)
+            - units_to_usd(b.docked[i], usd)
             - b.electricity_usd[i]
     }
 
@@ -1287,13 +1474,14 @@ impl Engine<'_> {
                 let profit = self.profit_usd(k, usd);
                 KindSummary {
                     kind: k,
-                    simulated: k.simulated(),
                     providers: b.ever_live[i],
                     income_usd: round6(units_to_usd(b.income[i], usd)),
                     emission_usd: round6(units_to_usd(b.emission[i], usd)),
                     self_dealing_usd: round6(units_to_usd(b.self_dealing[i], usd)),
                     electricity_usd: round6(b.electricity_usd[i]),
                     slashed_usd: round6(units_to_usd(b.slashed[i], usd)),
+                    docked_usd: round6(units_to_usd(b.docked[i], usd)),
+                    challenges_failed: b.challenges_failed[i],
                     profit_usd: round6(profit),
                     profit_per_provider_usd: round6(profit / b.ever_live[i].max(1) as f64),
                     caught: b.caught[i],
@@ -1307,6 +1495,7 @@ impl Engine<'_> {
             blocks: self.state.height(),
             transactions: self.transactions,
             refused: self.refused.clone(),
+            challenges: self.challenges.clone(),
             audits_passed: self.audits,
             final_state_root: hex(self.state.root().as_bytes()),
             leases: self.leases_count.clone(),

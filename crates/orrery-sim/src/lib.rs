@@ -33,14 +33,19 @@
 //!   block. `sign_transactions = true` signs and verifies every transaction (small runs).
 //! - **Verifier work** is paid as the ledger pays it but not charged electricity or machine
 //!   time; verifiers are always honest.
-//! - **Spoofed hardware** is a cheater kind the simulation does not draw: the hardware
-//!   challenges that would catch it are not in this ledger yet ([`population::Kind`]).
+//! - **Hardware challenges.** The ledger draws `challenges.max_per_step`-capped providers at
+//!   the first block of each step (`challenge_every_blocks = blocks_per_step`), so that a draw
+//!   and its answer fall in one step's block time; honest providers answer in the next block
+//!   and open in the one after ([`challenge`] says how the simulator answers without doing
+//!   the whole product); spoofers never answer in time and are missed.
 //!
 //! # Invariants
 //!
 //! Every block runs the ledger's supply check (and, in debug builds, its full audit); the full
 //! audit also runs after every simulated day and at the end. A refused block stops the run.
-//! Refused transactions are counted by reason in the summary: a correct run has none.
+//! Refused transactions are counted by reason in the summary: a correct run has none. (A
+//! requester routed to a provider that is docked or slashed before its `OpenLease` is sent
+//! withdraws the order, as a client that reads the chain before sending would.)
 //!
 //! # What it never does
 //!
@@ -48,6 +53,7 @@
 //! the scenario, size, seed and choices, byte for byte. Wall-clock measurements go to
 //! [`Timings`] only.
 
+pub mod challenge;
 pub mod engine;
 pub mod plots;
 pub mod population;
@@ -59,8 +65,6 @@ pub use engine::{Engine, Progress, RunConfig, SimError};
 pub use scenario::{DEFAULT_SCENARIO, Scenario, ScenarioError};
 pub use summary::{DemandShape, EmissionMode, Summary, Timings};
 
-use population::Kind;
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// What to simulate.
@@ -107,11 +111,6 @@ pub fn simulate(
     }
     timings.wall_s = start.elapsed().as_secs_f64();
     timings.peak_memory_mib = peak_memory_mib();
-    let mut not_simulated = BTreeMap::new();
-    not_simulated.insert(
-        Kind::SpoofedHardware.name(),
-        "pending hardware challenges: the ledger has nothing yet that a spoofed GPU must beat",
-    );
     let summary = Summary {
         providers: cfg.providers,
         days: cfg.days,
@@ -120,13 +119,12 @@ pub fn simulate(
         model: summary::ModelNotes {
             step_hours: sc.step_hours,
             blocks_per_step,
-            emission_per_step_orr: engine::params(sc, blocks_per_step, EmissionMode::Fixed)
+            emission_per_step_orr: engine::params(sc, blocks_per_step, 1, EmissionMode::Fixed)
                 .emission_initial
                 .units() as f64
                 / 1e9,
             signed: sc.sign_transactions,
         },
-        not_simulated,
         runs,
     };
     Ok((summary, timings))

@@ -496,13 +496,12 @@ fn cheaters<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &Summary) -> R
     let runs = runs_of(s, main_emission(s));
     let areas = grid(
         root,
-        "Cumulative profit per provider by kind (income - electricity - slashed stake - self-dealing)",
+        "Cumulative profit per provider by kind (income - electricity - slashed and docked stake - self-dealing)",
         runs.len(),
     )?;
     for (area, r) in areas.iter().zip(&runs) {
-        let lines: Vec<Line<'_>> = Kind::ALL
+        let mut lines: Vec<Line<'_>> = Kind::ALL
             .iter()
-            .filter(|k| k.simulated())
             .map(|k| Line {
                 label: k.name(),
                 points: days_of(r, |d| d.profit_per_provider[k.idx()]),
@@ -514,6 +513,20 @@ fn cheaters<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &Summary) -> R
                 },
             })
             .collect();
+        // The fix for wash trading: the same demand with emission for checked work only.
+        let checked = s
+            .runs
+            .iter()
+            .find(|c| c.emission == EmissionMode::Checked && c.demand == r.demand);
+        if let Some(c) = checked.filter(|_| r.emission != EmissionMode::Checked) {
+            let w = Kind::WashTrader;
+            lines.push(Line {
+                label: "wash_trader, emission for checked work only",
+                points: days_of(c, |d| d.profit_per_provider[w.idx()]),
+                color: PALETTE[Kind::ALL.len()],
+                style: Sty::Dots,
+            });
+        }
         panel(
             area,
             &format!("{} demand", r.demand.name()),

@@ -28,10 +28,9 @@ pub enum Kind {
     Lazy,
     /// Leases its own machine through a second account to farm the emission.
     WashTrader,
-    /// Claims hardware it does not have. **Pending challenges: not simulated.** The hardware
-    /// challenges (proven throughput, `docs/protocol.md` "Proven providers") are being added to
-    /// the ledger in another branch; until they land there is nothing on chain for this kind to
-    /// beat, so the simulation draws none and reports the kind as not simulated.
+    /// Claims hardware it does not have (it registers its class's machine but owns only a
+    /// small one): it cannot answer a challenge sized to its claim before the deadline, and it
+    /// commits wrong results for the leases it cannot run.
     SpoofedHardware,
 }
 
@@ -45,14 +44,14 @@ impl Kind {
         Kind::SpoofedHardware,
     ];
 
-    /// Whether the simulation draws providers of this kind.
-    pub fn simulated(self) -> bool {
-        self != Kind::SpoofedHardware
-    }
-
     /// Whether a result it commits is wrong.
     pub fn commits_wrong_results(self) -> bool {
-        matches!(self, Kind::WrongOutput | Kind::Lazy)
+        matches!(self, Kind::WrongOutput | Kind::Lazy | Kind::SpoofedHardware)
+    }
+
+    /// Whether it answers the ledger's hardware challenges (it has the hardware it claims).
+    pub fn answers_challenges(self) -> bool {
+        self != Kind::SpoofedHardware
     }
 
     /// Name in outputs.
@@ -216,6 +215,12 @@ fn draw_provider(sc: &Scenario, rng: &mut Rng, join_step: u32) -> SimProvider {
         Kind::Lazy
     } else if x < c.wrong_output_share + c.lazy_share + c.wash_trader_share {
         Kind::WashTrader
+    } else if x < c.wrong_output_share
+        + c.lazy_share
+        + c.wash_trader_share
+        + c.spoofed_hardware_share
+    {
+        Kind::SpoofedHardware
     } else {
         Kind::Honest
     };

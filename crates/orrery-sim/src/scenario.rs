@@ -36,6 +36,8 @@ pub struct Scenario {
     pub demand: Demand,
     /// Cheaters.
     pub cheaters: Cheaters,
+    /// Hardware challenges.
+    pub challenges: Challenges,
 }
 
 /// One kind of machine.
@@ -128,6 +130,19 @@ pub struct Cheaters {
     pub wash_trader_share: f64,
     /// Their self-dealing price, multiple of their listed price.
     pub wash_price_multiple: f64,
+    /// Share of providers that claim hardware they do not have.
+    pub spoofed_hardware_share: f64,
+}
+
+/// How often the ledger challenges each provider's hardware claim.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Challenges {
+    /// Mean simulated hours between two challenges of one provider.
+    pub hours_between: f64,
+    /// At most this many challenges per step, whatever the network's size: each costs three
+    /// transactions and a few hashes, so this bounds the simulation's cost.
+    pub max_per_step: u32,
 }
 
 /// Why a scenario is refused.
@@ -262,7 +277,10 @@ impl Scenario {
         share("cheaters.wrong_output_saving", c.wrong_output_saving)?;
         share("cheaters.lazy_share", c.lazy_share)?;
         share("cheaters.wash_trader_share", c.wash_trader_share)?;
-        if c.wrong_output_share + c.lazy_share + c.wash_trader_share > 0.5 {
+        share("cheaters.spoofed_hardware_share", c.spoofed_hardware_share)?;
+        if c.wrong_output_share + c.lazy_share + c.wash_trader_share + c.spoofed_hardware_share
+            > 0.5
+        {
             return Err(range(
                 "cheaters",
                 "the cheater shares add up to more than half the providers",
@@ -270,6 +288,10 @@ impl Scenario {
         }
         if !(c.wash_price_multiple >= 1.0 && c.wash_price_multiple <= 1_000.0) {
             return Err(range("cheaters.wash_price_multiple", "must be 1 to 1000"));
+        }
+        positive("challenges.hours_between", self.challenges.hours_between)?;
+        if self.challenges.max_per_step == 0 || self.challenges.max_per_step > u32::from(u16::MAX) {
+            return Err(range("challenges.max_per_step", "must be 1 to 65535"));
         }
         Ok(())
     }

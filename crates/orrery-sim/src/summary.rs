@@ -90,17 +90,32 @@ pub enum EmissionMode {
     Fixed,
     /// Emission less the epoch's burned fees, one for one (`emission_taper_bps = 10000`).
     Taper,
+    /// The schedule, shared over checked work only (`emission_unchecked_weight_bps = 0`):
+    /// the fix for wash trading.
+    Checked,
 }
 
 impl EmissionMode {
-    /// Both, in report order.
-    pub const ALL: [EmissionMode; 2] = [EmissionMode::Fixed, EmissionMode::Taper];
+    /// Every rule, in report order.
+    pub const ALL: [EmissionMode; 3] = [
+        EmissionMode::Fixed,
+        EmissionMode::Taper,
+        EmissionMode::Checked,
+    ];
 
-    /// The ledger parameter.
+    /// The ledger's `emission_taper_bps`.
     pub fn taper_bps(self) -> u16 {
         match self {
-            EmissionMode::Fixed => 0,
+            EmissionMode::Fixed | EmissionMode::Checked => 0,
             EmissionMode::Taper => 10_000,
+        }
+    }
+
+    /// The ledger's `emission_unchecked_weight_bps`.
+    pub fn unchecked_weight_bps(self) -> u16 {
+        match self {
+            EmissionMode::Fixed | EmissionMode::Taper => 10_000,
+            EmissionMode::Checked => 0,
         }
     }
 
@@ -109,6 +124,7 @@ impl EmissionMode {
         match self {
             EmissionMode::Fixed => "fixed",
             EmissionMode::Taper => "taper",
+            EmissionMode::Checked => "checked",
         }
     }
 
@@ -131,8 +147,6 @@ pub struct Summary {
     pub scenario: Scenario,
     /// How the simulation maps the chain onto simulated time.
     pub model: ModelNotes,
-    /// Cheater kinds the simulation does not draw, and why.
-    pub not_simulated: BTreeMap<&'static str, &'static str>,
     /// One per (demand shape, emission mode).
     pub runs: Vec<RunSummary>,
 }
@@ -164,6 +178,8 @@ pub struct RunSummary {
     pub transactions: u64,
     /// Refused transactions by reason (a correct simulation has none).
     pub refused: BTreeMap<String, u64>,
+    /// Hardware challenges over the run.
+    pub challenges: ChallengeCounts,
     /// Full ledger audits that passed (one per simulated day and one at the end; debug builds
     /// also audit inside every block).
     pub audits_passed: u64,
@@ -281,8 +297,6 @@ pub struct ClassSummary {
 pub struct KindSummary {
     /// Kind.
     pub kind: Kind,
-    /// Whether simulated.
-    pub simulated: bool,
     /// Providers ever live.
     pub providers: u64,
     /// Income: lease payments, verifier pay, emission, slash rewards, USD.
@@ -295,7 +309,11 @@ pub struct KindSummary {
     pub electricity_usd: f64,
     /// Stake lost to slashes, USD.
     pub slashed_usd: f64,
-    /// Income − self-dealing − electricity − slashed, USD.
+    /// Stake burned for missed or failed hardware challenges, USD.
+    pub docked_usd: f64,
+    /// Hardware challenges missed, failed or answered below the claim.
+    pub challenges_failed: u64,
+    /// Income − self-dealing − electricity − slashed − docked, USD.
     pub profit_usd: f64,
     /// Per provider.
     pub profit_per_provider_usd: f64,
@@ -365,4 +383,15 @@ pub struct RouterTiming {
     pub median_us: f64,
     /// 99th percentile, µs.
     pub p99_us: f64,
+}
+
+/// Hardware challenges over a run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ChallengeCounts {
+    /// Drawn by the ledger.
+    pub drawn: u64,
+    /// Answered, opened and passed.
+    pub passed: u64,
+    /// Missed, wrong or below the claim (docked unless already offline).
+    pub failed: u64,
 }

@@ -67,8 +67,19 @@ fn a_small_signed_run_keeps_every_invariant_and_catches_cheaters() {
         .iter()
         .find(|k| k.kind == Kind::SpoofedHardware)
         .unwrap();
-    assert!(!spoofed.simulated && spoofed.providers == 0);
-    assert!(summary.not_simulated.contains_key("spoofed_hardware"));
+    assert!(spoofed.providers > 0, "spoofers are drawn");
+    assert!(r.challenges.passed > 100, "{:?}", r.challenges);
+    assert!(
+        spoofed.challenges_failed > 0 && spoofed.docked_usd > 0.0,
+        "a spoofer misses its challenges and is docked: {spoofed:?}"
+    );
+    for k in r.kinds.iter().filter(|k| k.kind.answers_challenges()) {
+        assert_eq!(
+            k.challenges_failed, 0,
+            "{:?} answer every challenge",
+            k.kind
+        );
+    }
     assert_eq!(r.days.len(), 2);
 }
 

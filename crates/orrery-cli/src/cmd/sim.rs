@@ -23,7 +23,7 @@ pub struct Args {
     #[arg(long, default_value = "all")]
     pub demand: String,
     /// Emission rules to run, comma-separated: fixed (the ledger's schedule), taper (less the
-    /// burned fees), or all.
+    /// burned fees), checked (the schedule shared over checked work only), or all.
     #[arg(long, default_value = "all")]
     pub emission: String,
     /// Scenario file (TOML) replacing the built-in one; `--print-scenario` shows the built-in
@@ -95,7 +95,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             &EmissionMode::ALL,
             EmissionMode::parse,
             "emission rule",
-            "fixed, taper or all",
+            "fixed, taper, checked or all",
         )?,
     };
     let runs = (cfg.demands.len() * cfg.emissions.len()) as u64;
