@@ -238,18 +238,26 @@ fn claims_of(v: Vec<Claim>) -> Result<BoundedVec<Claim, { crate::entries::MAX_CL
 /// 3·10⁻⁵ at 1%), so the scan is left to leases almost no one can check.
 pub const VERIFIER_DRAW_TRIES: u64 = 1_024;
 
-/// May `id` check `lease`? Bonded to at least its minimum stake, hardware that fits, not
-/// excluded.
+/// May provider `p` be drawn to check anyone's work (a lease, an inference response, a cluster
+/// round)? Bonded to at least its minimum stake, and online: a provider that missed its last
+/// challenge (see [`crate::challenge`]) has left routing, and leaves checking with it until it
+/// answers again — drawn, it would likely miss the check's deadline, leaving the work
+/// unchecked and itself docked, and it would earn verifier pay while its offers earn nothing.
+pub(crate) fn may_check(params: &crate::params::Params, p: &crate::entries::Provider) -> bool {
+    p.proof.online
+        && !p.stake.is_zero()
+        && params
+            .min_stake(&p.offer.hardware)
+            .is_some_and(|m| p.stake >= m)
+}
+
+/// May `id` check `lease`? [`may_check`], hardware that fits, not excluded.
 fn may_verify(state: &State, lease: &Lease, id: &AccountId, exclude: &[AccountId]) -> bool {
     let params = state.params();
     !exclude.contains(id)
-        && state.provider(id).is_some_and(|p| {
-            p.offer.hardware.fits(&lease.terms.resources)
-                && !p.stake.is_zero()
-                && params
-                    .min_stake(&p.offer.hardware)
-                    .is_some_and(|m| p.stake >= m)
-        })
+        && state
+            .provider(id)
+            .is_some_and(|p| p.offer.hardware.fits(&lease.terms.resources) && may_check(params, p))
 }
 
 /// `n` distinct providers that may check `lease`, drawn uniformly by the seed.

@@ -836,3 +836,81 @@ fn only_bonded_providers_are_drawn() {
         });
     }
 }
+
+/// A provider offline after a missed challenge has left checking as well as routing: over
+/// twenty redundantly checked leases it is never drawn, while the online providers are.
+#[test]
+fn an_offline_provider_is_never_drawn_to_check() {
+    use orrery_types::resources::{ResourceRequest, Usage};
+    use orrery_types::tx::{LeaseTerms, Verification, result_seal};
+    let mut sim = quiet(4);
+    let requester = 4;
+    requested(&mut sim, 1);
+    for _ in 0..sim.net.state.params().challenge_deadline_blocks {
+        sim.block(vec![], 1);
+    }
+    assert!(!sim.record(1).online, "provider 1 missed and is offline");
+    let offline = sim.net.id(1);
+    let mut drawn = std::collections::BTreeSet::new();
+    for n in 0..20u64 {
+        let open = sim.net.tx(
+            requester,
+            TxBody::OpenLease {
+                provider: sim.net.id(0),
+                job: Hash::of(&n.to_be_bytes()),
+                terms: LeaseTerms {
+                    resources: ResourceRequest {
+                        gpus: 0,
+                        cpu_cores: 1,
+                        ram_gib: 1,
+                    },
+                    prices: prices(),
+                    max_seconds: 60,
+                    max_units: 10,
+                },
+                deadline: sim.net.state.height() + 50,
+                verification: Verification::Redundant { k: 3 },
+            },
+        );
+        let out = sim.block(vec![open], 1);
+        assert!(out.receipts[0].is_ok(), "{:?}", out.receipts[0]);
+        let lease = sim.net.state.leases().keys().copied().max().unwrap();
+        let start = sim.net.tx(0, TxBody::StartLease { lease });
+        assert!(sim.block(vec![start], 1).receipts[0].is_ok());
+        let usage = Usage {
+            seconds: 1,
+            units: 1,
+        };
+        let c = claim().with_units(usage.units);
+        let commit = sim.net.tx(
+            0,
+            TxBody::CommitResult {
+                lease,
+                seal: result_seal(lease, &sim.net.id(0), &c),
+                usage,
+            },
+        );
+        assert!(sim.block(vec![commit], 1).receipts[0].is_ok());
+        let out = sim.block(vec![], 1);
+        let verifiers = out
+            .events
+            .iter()
+            .find_map(|e| match e {
+                Event::CheckDrawn {
+                    lease: l,
+                    verifiers,
+                    unfilled,
+                    ..
+                } if *l == lease => Some((verifiers.clone(), *unfilled)),
+                _ => None,
+            })
+            .expect("the check is drawn");
+        assert!(
+            !verifiers.0.contains(&offline),
+            "lease {lease}: {verifiers:?}"
+        );
+        assert_eq!(verifiers.0.len(), 2, "the two online providers check it");
+        drawn.extend(verifiers.0);
+    }
+    assert_eq!(drawn.len(), 2);
+}

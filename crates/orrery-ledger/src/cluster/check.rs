@@ -29,7 +29,8 @@ fn never_checkers(lease: &ClusterLease) -> Vec<AccountId> {
 }
 
 /// Bonded providers that may check `worker`'s `round`, in the seed's lottery order; the first
-/// `n`. Eligible: holds its minimum stake, fits the lease's resources, not in `exclude`.
+/// `n`. Eligible: may check at all ([`crate::verify::may_check`]: bonded, online), fits the
+/// lease's resources, not in `exclude`.
 fn pick_verifiers(
     state: &State,
     lease: &ClusterLease,
@@ -44,11 +45,8 @@ fn pick_verifiers(
         .iter()
         .filter(|(id, p)| {
             !exclude.contains(id)
-                && !p.stake.is_zero()
                 && p.offer.hardware.fits(&lease.terms.resources)
-                && params
-                    .min_stake(&p.offer.hardware)
-                    .is_some_and(|m| p.stake >= m)
+                && crate::verify::may_check(params, p)
         })
         .map(|(id, _)| {
             let mut extra = round.to_be_bytes().to_vec();

@@ -74,8 +74,8 @@ fn batch_of(state: &State, id: BatchId) -> Result<InferenceBatch, TxError> {
 }
 
 /// Providers that may check response `index` of `batch`, in the seed's lottery order; the
-/// first `n`. Eligible: offers the batch's weights, holds at least its minimum stake, and is
-/// not in `exclude`.
+/// first `n`. Eligible: offers the batch's weights, may check at all
+/// ([`crate::verify::may_check`]: bonded, online), and is not in `exclude`.
 fn pick_checkers(
     state: &State,
     (id, batch): (BatchId, &InferenceBatch),
@@ -89,12 +89,9 @@ fn pick_checkers(
         .model_servers(&batch.model)
         .filter(|p| !exclude.contains(p))
         .filter(|p| {
-            state.provider(p).is_some_and(|x| {
-                !x.stake.is_zero()
-                    && params
-                        .min_stake(&x.offer.hardware)
-                        .is_some_and(|m| x.stake >= m)
-            })
+            state
+                .provider(p)
+                .is_some_and(|x| crate::verify::may_check(params, x))
         })
         .map(|p| {
             let mut extra = index.to_be_bytes().to_vec();
