@@ -28,6 +28,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod disk;
+mod leases;
 mod plan;
 mod sim;
 
@@ -69,6 +70,13 @@ struct Totals {
     lost_ops: AtomicU64,
     torn: AtomicU64,
     byzantine: AtomicU64,
+    lies: AtomicU64,
+    leases: AtomicU64,
+    checked: AtomicU64,
+    disputed: AtomicU64,
+    settled: AtomicU64,
+    failed: AtomicU64,
+    timed_out: AtomicU64,
 }
 
 /// Run `seeds` on every core (or `ORRERY_SWARM_THREADS`), taking no new seed once
@@ -83,6 +91,7 @@ fn sweep(seeds: Vec<u64>, totals: &Totals) -> Vec<(u64, String)> {
     let budget = env_u64("ORRERY_SWARM_MINUTES").map(|m| Duration::from_secs(m * 60));
     let started = Instant::now();
     let done = AtomicU64::new(0);
+    let verbose = env_u64("ORRERY_SWARM_SEED").is_some();
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| {
@@ -119,6 +128,21 @@ fn sweep(seeds: Vec<u64>, totals: &Totals) -> Vec<(u64, String)> {
                             totals
                                 .byzantine
                                 .fetch_add(plan.byzantine.len() as u64, Ordering::Relaxed);
+                            totals.lies.fetch_add(o.lies, Ordering::Relaxed);
+                            let l = o.leases;
+                            totals.leases.fetch_add(l.opened, Ordering::Relaxed);
+                            totals.checked.fetch_add(l.checked, Ordering::Relaxed);
+                            totals.disputed.fetch_add(l.disputed, Ordering::Relaxed);
+                            totals.settled.fetch_add(l.settled, Ordering::Relaxed);
+                            totals.failed.fetch_add(l.failed, Ordering::Relaxed);
+                            totals.timed_out.fetch_add(l.timed_out, Ordering::Relaxed);
+                            if verbose {
+                                eprintln!(
+                                    "swarm: seed {seed}: {} blocks, {} txs, {} faults, {} \
+                                     restarts, {} lies, {:?}",
+                                    o.blocks, o.txs, o.faults, o.restarts, o.lies, o.leases
+                                );
+                            }
                         }
                         Err(panic) => {
                             let message = panic
@@ -175,7 +199,8 @@ fn swarm_sweep() {
         "swarm: seeds from {first}: {} passed, {} failed in {:.1} s; {} blocks finalized \
          ({} transactions); faults injected: {} (partitions, bad links, crashes, disk deaths), \
          {} restarts, {} disk power cuts losing {} unsynced writes ({} torn); {} Byzantine \
-         validators",
+         validators ({} corrupted proposals refused); {} leases opened, {} checked, {} disputed, \
+         {} settled, {} failed, {} timed out",
         get(&totals.seeds),
         failures.len(),
         started.elapsed().as_secs_f64(),
@@ -187,6 +212,13 @@ fn swarm_sweep() {
         get(&totals.lost_ops),
         get(&totals.torn),
         get(&totals.byzantine),
+        get(&totals.lies),
+        get(&totals.leases),
+        get(&totals.checked),
+        get(&totals.disputed),
+        get(&totals.settled),
+        get(&totals.failed),
+        get(&totals.timed_out),
     );
     for (seed, message) in &failures {
         println!(
