@@ -79,6 +79,37 @@ struct Totals {
     timed_out: AtomicU64,
 }
 
+impl Totals {
+    /// The count line: seeds, faults injected, blocks finalized and what the load did.
+    fn line(&self, failed: usize, elapsed: Duration) -> String {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        format!(
+            "{} passed, {failed} failed in {:.1} s; {} blocks finalized ({} transactions); \
+             faults injected: {} (partitions, bad links, crashes, disk deaths), {} restarts, {} \
+             disk power cuts losing {} unsynced writes ({} torn); {} Byzantine validators ({} \
+             corrupted proposals refused); {} leases opened, {} checked, {} disputed, {} \
+             settled, {} failed, {} timed out",
+            get(&self.seeds),
+            elapsed.as_secs_f64(),
+            get(&self.blocks),
+            get(&self.txs),
+            get(&self.faults),
+            get(&self.restarts),
+            get(&self.disk_crashes),
+            get(&self.lost_ops),
+            get(&self.torn),
+            get(&self.byzantine),
+            get(&self.lies),
+            get(&self.leases),
+            get(&self.checked),
+            get(&self.disputed),
+            get(&self.settled),
+            get(&self.failed),
+            get(&self.timed_out),
+        )
+    }
+}
+
 /// Run `seeds` on every core (or `ORRERY_SWARM_THREADS`), taking no new seed once
 /// `ORRERY_SWARM_MINUTES` have passed; returns the failing seeds with their panic message.
 fn sweep(seeds: Vec<u64>, totals: &Totals) -> Vec<(u64, String)> {
@@ -102,14 +133,6 @@ fn sweep(seeds: Vec<u64>, totals: &Totals) -> Vec<(u64, String)> {
                     let Some(seed) = next.lock().unwrap().next() else {
                         return;
                     };
-                    let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
-                    if finished.is_multiple_of(PROGRESS_EVERY) {
-                        eprintln!(
-                            "swarm: {finished} seeds started, {} failed, {:.0} s",
-                            failures.lock().unwrap().len(),
-                            started.elapsed().as_secs_f64()
-                        );
-                    }
                     let plan = Plan::draw(seed);
                     match catch_unwind(AssertUnwindSafe(|| sim::run(&plan))) {
                         Ok(o) => {
@@ -161,6 +184,14 @@ fn sweep(seeds: Vec<u64>, totals: &Totals) -> Vec<(u64, String)> {
                             failures.lock().unwrap().push((seed, message));
                         }
                     }
+                    let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    if finished.is_multiple_of(PROGRESS_EVERY) {
+                        let failed = failures.lock().unwrap().len();
+                        eprintln!(
+                            "swarm: progress (up to seed {seed}): {}",
+                            totals.line(failed, started.elapsed())
+                        );
+                    }
                 }
             });
         }
@@ -194,31 +225,9 @@ fn swarm_sweep() {
     let started = Instant::now();
     let first = seeds[0];
     let failures = sweep(seeds, &totals);
-    let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
     println!(
-        "swarm: seeds from {first}: {} passed, {} failed in {:.1} s; {} blocks finalized \
-         ({} transactions); faults injected: {} (partitions, bad links, crashes, disk deaths), \
-         {} restarts, {} disk power cuts losing {} unsynced writes ({} torn); {} Byzantine \
-         validators ({} corrupted proposals refused); {} leases opened, {} checked, {} disputed, \
-         {} settled, {} failed, {} timed out",
-        get(&totals.seeds),
-        failures.len(),
-        started.elapsed().as_secs_f64(),
-        get(&totals.blocks),
-        get(&totals.txs),
-        get(&totals.faults),
-        get(&totals.restarts),
-        get(&totals.disk_crashes),
-        get(&totals.lost_ops),
-        get(&totals.torn),
-        get(&totals.byzantine),
-        get(&totals.lies),
-        get(&totals.leases),
-        get(&totals.checked),
-        get(&totals.disputed),
-        get(&totals.settled),
-        get(&totals.failed),
-        get(&totals.timed_out),
+        "swarm: seeds from {first}: {}",
+        totals.line(failures.len(), started.elapsed())
     );
     for (seed, message) in &failures {
         println!(
