@@ -123,7 +123,11 @@ fn check_batch(bytes: &[u8]) {
 fn check_block(bytes: &[u8]) {
     if let Ok(b) = ChainBlock::decode_cfg(Copying(bytes), &MAX_BLOCK_BYTES) {
         assert!(b.block.encode().len() <= MAX_BLOCK_BYTES);
-        assert_eq!(b.encode().as_ref(), bytes, "a block decodes from two encodings");
+        assert_eq!(
+            b.encode().as_ref(),
+            bytes,
+            "a block decodes from two encodings"
+        );
         let _ = orrery_ledger::verify_block_signatures(&b.block);
     }
 }

@@ -1,15 +1,19 @@
 //! The swarm: whole validators — consensus, mempool, gossip, ledger and its storage — inside
 //! commonware's deterministic runtime, driven by one seed each.
 //!
-//! A seed draws the committee (4–7 validators, fewer than a third Byzantine: silent, or one of
-//! commonware's simplex mocks), the links (latency, jitter, loss), faults that heal
+//! A seed draws the committee (4–7 validators, fewer than a third Byzantine: silent, one of
+//! commonware's simplex vote mocks, or a proposer whose every block is corrupted — the mock
+//! actor in `../common/proposer.rs`), the links (latency, jitter, loss), faults that heal
 //! (partitions, bad links, crashes with restarts, disks that die in the middle of a write and
-//! lose or tear what was not synced), and a transaction load (transfers, forged and
-//! far-future ones). See `plan.rs` for the draw, `disk.rs` for the disk model and `sim.rs` for
-//! the run.
+//! lose or tear what was not synced), and a load: transfers (with forged and far-future ones)
+//! and leases played through the ledger's real transactions — bonding, opening, the seed's
+//! draw of checkers, sealed commitments and reveals, and disputes of lying providers (see
+//! `leases.rs`). See `plan.rs` for the draw, `disk.rs` for the disk model and `sim.rs` for the
+//! run.
 //!
 //! Every seed asserts:
-//! - no two validators finalize different blocks at a height;
+//! - no two validators finalize different blocks at a height, and none finalizes a block a
+//!   Byzantine proposer corrupted;
 //! - equal state roots at equal heights, and the supply invariant after every block;
 //! - once every fault has healed, every honest validator finalizes new blocks;
 //! - and a replayed seed gives the same auditor state (see [`a_seed_replays_exactly`]).
@@ -19,10 +23,10 @@
 //!   [`CI_SEEDS`] seeds.
 //! - One seed: `ORRERY_SWARM_SEED=<seed> cargo nextest run -p orrery-chain --test swarm
 //!   swarm_sweep --no-capture`.
-//! - A long sweep: `ORRERY_SWARM_SEEDS=10000 ORRERY_SWARM_FIRST=1000 cargo nextest run
-//!   --cargo-profile release -p orrery-chain --test swarm swarm_sweep --no-capture`; it prints
-//!   each failing seed with the command that replays it, and its progress every
-//!   [`PROGRESS_EVERY`] seeds. `ORRERY_SWARM_MINUTES` stops taking new seeds after that long,
+//! - A long sweep: `ORRERY_SWARM_FIRST=1000 ORRERY_SWARM_SEEDS=10000 cargo test --release -p
+//!   orrery-chain --test swarm swarm_sweep -- --nocapture` (plain `cargo test`: nextest's
+//!   slow-test limit would stop it after ten minutes); it prints each failing seed with the
+//!   command that replays it, the count line every [`PROGRESS_EVERY`] seeds and at the end. `ORRERY_SWARM_MINUTES` stops taking new seeds after that long,
 //!   `ORRERY_SWARM_THREADS` sets the worker threads (default: every core).
 
 #[path = "../common/mod.rs"]
