@@ -12,6 +12,7 @@ use commonware_consensus::marshal::ancestry::Ancestry;
 use commonware_consensus::simplex::types::Context;
 use commonware_cryptography::{Digested, Digestible as _, ed25519};
 use commonware_runtime::Clock;
+use futures::StreamExt as _;
 use orrery_chain::application::App;
 use orrery_chain::block::{BlockDigest, ChainBlock};
 use orrery_chain::engine::Scheme;
@@ -29,7 +30,7 @@ pub enum Corruption {
     ChosenSeed,
     /// One more transaction whose signature does not cover its nonce.
     ForgedTx,
-    /// A time before the parent's.
+    /// A time before the parent's (or, on a parent at time 0, an hour past the drift allowed).
     BackInTime,
     /// A parent hash that is not the certified parent.
     WrongParent,
@@ -46,8 +47,8 @@ impl Corruption {
         Corruption::WrongHeight,
     ];
 
-    /// Break `block` this way.
-    pub fn apply(self, block: &mut Block) {
+    /// Break `block`, built on a parent of time `parent_time_ms`, this way.
+    pub fn apply(self, block: &mut Block, parent_time_ms: u64) {
         match self {
             Corruption::ChosenSeed => block.seed = chosen_seed(),
             Corruption::ForgedTx => {
@@ -60,7 +61,11 @@ impl Corruption {
                     Err(_) => block.seed = chosen_seed(),
                 }
             }
-            Corruption::BackInTime => block.time_ms = block.time_ms.min(1),
+            // A parent at time 0 (genesis in tests) leaves no earlier time: go too far ahead.
+            Corruption::BackInTime => match parent_time_ms.checked_sub(1) {
+                Some(before) => block.time_ms = before,
+                None => block.time_ms = block.time_ms.saturating_add(3_600_000),
+            },
             Corruption::WrongParent => block.parent = Hash::of(b"elsewhere"),
             Corruption::WrongHeight => block.height += 1,
         }
@@ -125,9 +130,10 @@ impl<E: Clock + Send + Sync + 'static> Application<E> for Proposer {
         ancestry: impl Ancestry<Self::Block>,
         input: (),
     ) -> Option<Digested<Self::Block>> {
+        let parent_time_ms = ancestry.clone().next().await?.inner().block.time_ms;
         let honest = Application::<E>::propose(&mut self.honest, context, ancestry, input).await?;
         let mut block = honest.inner().block.clone();
-        self.corruption.apply(&mut block);
+        self.corruption.apply(&mut block, parent_time_ms);
         let lie = ChainBlock::new(block, honest.inner().seed_proof.clone());
         self.lies.0.lock().unwrap().insert(lie.hash());
         let digest = lie.digest();
