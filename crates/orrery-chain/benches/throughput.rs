@@ -10,18 +10,54 @@
 //! finality latency per block (validator 0's finalization time minus the proposer's block
 //! timestamp, p50/p99), and per transfer (submission to finalization on validator 0, p50/p99).
 //!
+//! Beside it, the machine's ceiling, measured in the same run before the validators start: the
+//! ledger's single-core rate of batch-verifying the signatures of, and applying, blocks of the
+//! same transfers (`verify_block_signatures` then `apply_block`, blocks of `max_block_txs`, no
+//! consensus, no storage), × the machine's cores ÷ the 4 validators — each validator verifies
+//! and applies every transfer, and here all four share this machine's cores. The ratio of the
+//! throughput to that ceiling is what consensus, networking, storage and the mempool leave.
+//!
 //! `cargo bench -p orrery-chain --bench throughput` (set `ORRERY_BENCH_TXS` to change the load).
 
 use commonware_runtime::{Clock, Runner as _, Spawner as _, Supervisor as _, tokio};
 use orrery_chain::devnet::{self, DevnetSpec};
-use orrery_ledger::GenesisAccount;
+use orrery_ledger::{
+    Genesis, GenesisAccount, Signatures, State, apply_block, verify_block_signatures,
+};
 use orrery_types::amount::Amount;
+use orrery_types::block::{Block, BlockTxs};
 use orrery_types::crypto::Keypair;
 use orrery_types::tx::{ChainId, SignedTx, Tx, TxBody};
 use std::collections::HashMap;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 const SENDERS: u64 = 2_000;
+/// Validators in the benchmark's committee.
+const VALIDATORS: usize = 4;
+
+/// The ledger's single-core rate (transfers per second) of batch-verifying and applying `txs`
+/// in blocks of `block_txs`, on a fresh state from `genesis`.
+fn verify_and_apply_rate(genesis: &Genesis, txs: &[SignedTx], block_txs: usize) -> f64 {
+    let mut state = State::genesis(genesis).expect("genesis");
+    let start = Instant::now();
+    for chunk in txs.chunks(block_txs) {
+        let g = state.globals();
+        let block = Block {
+            height: g.height + 1,
+            time_ms: g.time_ms,
+            seed: orrery_types::hash::Hash::ZERO,
+            parent: g.last_block,
+            txs: BlockTxs::new(chunk.to_vec()).expect("a block's worth of transfers"),
+        };
+        verify_block_signatures(&block).expect("every transfer is signed");
+        let out = apply_block(&mut state, &block, Signatures::PreVerified).expect("block applies");
+        assert!(
+            out.receipts.iter().all(|r| r.is_ok()),
+            "a transfer was refused"
+        );
+    }
+    txs.len() as f64 / start.elapsed().as_secs_f64()
+}
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -47,7 +83,7 @@ fn main() {
         .as_millis() as u64;
     let port = 40_000 + (std::process::id() % 10_000) as u16;
     let net = devnet::generate(&DevnetSpec {
-        validators: 4,
+        validators: VALIDATORS,
         seed: 7,
         chain_id: "orrery-bench".into(),
         genesis_time_ms: now_ms,
@@ -84,6 +120,9 @@ fn main() {
     }
     txs.truncate(txs_total as usize);
     let n = txs.len();
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let single_core = verify_and_apply_rate(&net.genesis, &txs, net.configs[0].max_block_txs);
+    let ceiling = single_core * cores as f64 / VALIDATORS as f64;
 
     let cfg = tokio::Config::new().with_storage_directory(dir.path().join("consensus"));
     tokio::Runner::new(cfg).start(|context| async move {
@@ -158,7 +197,12 @@ fn main() {
         println!("orrery-chain throughput: 4 validators, tokio runtime, authenticated p2p over loopback");
         println!("  transfers finalized      {n}");
         println!("  wall time                {:.2} s", elapsed.as_secs_f64());
-        println!("  throughput               {:.0} transfers/s", n as f64 / elapsed.as_secs_f64());
+        let throughput = n as f64 / elapsed.as_secs_f64();
+        println!("  throughput               {throughput:.0} transfers/s");
+        println!(
+            "  machine ceiling          {ceiling:.0} transfers/s (ledger verify+apply {single_core:.0}/s on one core × {cores} cores ÷ {VALIDATORS} validators)"
+        );
+        println!("  ratio to the ceiling     {:.2}", throughput / ceiling);
         println!("  blocks                   {blocks} (largest {max_block} transfers)");
         println!(
             "  block finality latency   p50 {:.0} ms, p99 {:.0} ms (proposer timestamp to finalized on validator 0)",

@@ -156,10 +156,6 @@ pub struct Validator {
     pub certification_timeout: Duration,
     /// Mempool limits.
     pub mempool: MempoolLimits,
-    /// Test hook for Byzantine-proposer simulations: mutates every block this validator
-    /// proposes. Never set by [`ValidatorConfig::parse`]; an honest validator leaves it `None`.
-    #[doc(hidden)]
-    pub corrupt_proposals: Option<fn(&mut orrery_types::block::Block)>,
 }
 
 fn bad(what: impl Into<String>) -> ChainError {
@@ -267,7 +263,6 @@ impl ValidatorConfig {
             leader_timeout: Duration::from_millis(self.leader_timeout_ms),
             certification_timeout: Duration::from_millis(self.certification_timeout_ms),
             mempool: self.mempool,
-            corrupt_proposals: None,
         })
     }
 }

@@ -26,6 +26,7 @@ use crate::mempool::Mempool;
 use crate::seeds::{SeedReporter, Seeds};
 use commonware_broadcast::buffered;
 use commonware_codec::Encode as _;
+use commonware_consensus::Application;
 use commonware_consensus::marshal::core::Actor as MarshalActor;
 use commonware_consensus::marshal::resolver::p2p as marshal_resolver;
 use commonware_consensus::marshal::standard::{Inline, Standard};
@@ -33,6 +34,7 @@ use commonware_consensus::marshal::{Config as MarshalConfig, Start};
 use commonware_consensus::simplex;
 use commonware_consensus::simplex::config::{ForwardPolicy, SkipBudget, SkipPolicy};
 use commonware_consensus::simplex::elector::RoundRobin;
+use commonware_consensus::simplex::types::Context;
 use commonware_consensus::types::{Epoch, FixedEpocher, ViewDelta};
 use commonware_cryptography::certificate::ConstantProvider;
 use commonware_cryptography::sha256::Sha256;
@@ -136,6 +138,62 @@ where
     R: Receiver<PublicKey = ed25519::PublicKey>,
     B: Blocker<PublicKey = ed25519::PublicKey> + Clone,
     P: Provider<PublicKey = ed25519::PublicKey> + Clone,
+{
+    start_with_application(
+        context,
+        validator,
+        ledger,
+        channels,
+        blocker,
+        peer_provider,
+        |app| app,
+    )
+    .await
+}
+
+/// The application consensus can drive in place of [`App`]: same block, context and scheme.
+pub trait ChainApplication<E>:
+    Application<
+        E,
+        SigningScheme = Scheme,
+        Context = Context<BlockDigest, ed25519::PublicKey>,
+        Block = ChainBlock,
+        Input = (),
+    >
+{
+}
+
+impl<E, A> ChainApplication<E> for A where
+    A: Application<
+            E,
+            SigningScheme = Scheme,
+            Context = Context<BlockDigest, ed25519::PublicKey>,
+            Block = ChainBlock,
+            Input = (),
+        >
+{
+}
+
+/// [`start_with_ledger`], with consensus driving `wrap(app)` instead of this validator's
+/// honest [`App`]. This is the seam for test mocks (a Byzantine proposer wraps the honest
+/// builder and corrupts what it returns, as commonware's simplex mocks replace an honest
+/// actor); production code passes the identity, through [`start_with_ledger`].
+pub async fn start_with_application<E, S, R, B, P, A>(
+    context: E,
+    validator: Validator,
+    ledger: Ledger,
+    channels: Channels<S, R>,
+    blocker: B,
+    peer_provider: P,
+    wrap: impl FnOnce(App) -> A,
+) -> Result<Handle, ChainError>
+where
+    E: Spawner + Metrics + Clock + Storage + rand_core::CryptoRng,
+    S: Sender<PublicKey = ed25519::PublicKey>,
+    R: Receiver<PublicKey = ed25519::PublicKey>,
+    B: Blocker<PublicKey = ed25519::PublicKey> + Clone,
+    P: Provider<PublicKey = ed25519::PublicKey> + Clone,
+    A: ChainApplication<E>,
 {
     let me = validator.key.public_key();
     let prefix = hex::encode(me.encode());
@@ -289,7 +347,6 @@ where
             block_interval: validator.block_interval,
             max_block_txs: validator.max_block_txs,
             max_block_bytes: validator.max_block_bytes,
-            corrupt_proposals: validator.corrupt_proposals,
         }),
         ledger: ledger.clone(),
         mempool: mempool.clone(),
@@ -298,7 +355,7 @@ where
     };
     let inline = Inline::new(
         context.child("application"),
-        app,
+        wrap(app),
         marshal.clone(),
         FixedEpocher::new(NonZeroU64::MAX),
     );

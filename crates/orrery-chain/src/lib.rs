@@ -35,6 +35,6 @@ mod lock;
 
 pub use api::{ChainError, ChainStatus, Finalized, Handle, SubmitError};
 pub use config::{PeerConfig, Validator, ValidatorConfig};
-pub use engine::{Channels, start_with, start_with_ledger};
+pub use engine::{Channels, start_with, start_with_application, start_with_ledger};
 pub use mempool::{Mempool, MempoolLimits};
 pub use network::start;

@@ -107,8 +107,6 @@ pub struct AppConfig {
     pub max_block_txs: usize,
     /// Most ledger-block bytes per block (transactions' encoded bytes).
     pub max_block_bytes: usize,
-    /// See [`crate::Validator::corrupt_proposals`].
-    pub corrupt_proposals: Option<fn(&mut Block)>,
 }
 
 /// The application: shared by clones.
@@ -240,7 +238,7 @@ impl App {
                 self.config.max_block_bytes.saturating_sub(1024),
             )
         };
-        let mut block = Block {
+        let block = Block {
             height: parent.block.height + 1,
             time_ms: now_ms.max(parent.block.time_ms),
             seed,
@@ -248,9 +246,6 @@ impl App {
             // `select` never returns more than `max_block_txs` ≤ MAX_BLOCK_TXS.
             txs: orrery_types::block::BlockTxs::new(txs).unwrap_or_default(),
         };
-        if let Some(corrupt) = self.config.corrupt_proposals {
-            corrupt(&mut block);
-        }
         ChainBlock::new(block, proof)
     }
 }

@@ -3,18 +3,23 @@
 
 #![allow(dead_code)]
 
+pub mod proposer;
+
 use commonware_cryptography::{Signer as _, ed25519};
 use commonware_p2p::simulated::{self, Link, Network, Oracle};
 use commonware_runtime::{Clock, Quota, Spawner, Supervisor as _, deterministic};
 use commonware_utils::{NZU32, NZUsize, probability};
 use futures::channel::oneshot;
+use orrery_chain::application::App;
 use orrery_chain::devnet::{self, Devnet, DevnetSpec};
+use orrery_chain::engine::ChainApplication;
 use orrery_chain::engine::{
     CHANNEL_BACKFILL, CHANNEL_BLOCKS, CHANNEL_CERTIFICATES, CHANNEL_RESOLVER, CHANNEL_TXS,
     CHANNEL_VOTES,
 };
-use orrery_chain::{Channels, Finalized, Handle, ValidatorConfig, start_with};
+use orrery_chain::{Channels, Finalized, Handle, ValidatorConfig, start_with_application};
 use orrery_ledger::GenesisAccount;
+use orrery_store::Ledger;
 use orrery_types::amount::Amount;
 use orrery_types::crypto::AccountId;
 use orrery_types::crypto::Keypair;
@@ -152,6 +157,39 @@ pub async fn start_parsed(
     oracle: &Oracle<ed25519::PublicKey, deterministic::Context>,
     validator: orrery_chain::Validator,
 ) -> Node {
+    start_wrapped(context, oracle, validator, |app| app).await
+}
+
+/// A validator whose proposals lie ([`proposer::Proposer`]); returns the log of its lies.
+pub async fn start_lying(
+    context: &deterministic::Context,
+    oracle: &Oracle<ed25519::PublicKey, deterministic::Context>,
+    validator: orrery_chain::Validator,
+    corruption: proposer::Corruption,
+) -> (Node, proposer::Lies) {
+    let lies = proposer::Lies::default();
+    let log = lies.clone();
+    let node = start_wrapped(context, oracle, validator, move |honest| {
+        proposer::Proposer {
+            honest,
+            corruption,
+            lies: log,
+        }
+    })
+    .await;
+    (node, lies)
+}
+
+/// Start `validator` on its own ledger file, with consensus driving `wrap(app)`.
+async fn start_wrapped<A>(
+    context: &deterministic::Context,
+    oracle: &Oracle<ed25519::PublicKey, deterministic::Context>,
+    validator: orrery_chain::Validator,
+    wrap: impl FnOnce(App) -> A + Send + 'static,
+) -> Node
+where
+    A: ChainApplication<deterministic::Context>,
+{
     let me = validator.key.public_key();
     let control = oracle.control(me.clone());
     let quota = Quota::per_second(NZU32!(100_000));
@@ -164,14 +202,17 @@ pub async fn start_parsed(
         txs: control.register(CHANNEL_TXS, quota).await.unwrap(),
     };
     let manager = oracle.manager();
+    std::fs::create_dir_all(&validator.data_dir).unwrap();
+    let ledger = Ledger::open(&validator.data_dir.join("ledger.redb"), &validator.genesis).unwrap();
     let (tx, rx) = oneshot::channel();
     let task = context
         .child("validator")
         .with_attribute("key", &me)
         .spawn(move |ctx| async move {
-            let handle = start_with(ctx, validator, channels, control, manager)
-                .await
-                .unwrap();
+            let handle =
+                start_with_application(ctx, validator, ledger, channels, control, manager, wrap)
+                    .await
+                    .unwrap();
             let _ = tx.send(handle);
             futures::future::pending::<()>().await;
         });

@@ -1,15 +1,19 @@
 //! The swarm: whole validators — consensus, mempool, gossip, ledger and its storage — inside
 //! commonware's deterministic runtime, driven by one seed each.
 //!
-//! A seed draws the committee (4–7 validators, fewer than a third Byzantine: silent, or one of
-//! commonware's simplex mocks), the links (latency, jitter, loss), faults that heal
+//! A seed draws the committee (4–7 validators, fewer than a third Byzantine: silent, one of
+//! commonware's simplex vote mocks, or a proposer whose every block is corrupted — the mock
+//! actor in `../common/proposer.rs`), the links (latency, jitter, loss), faults that heal
 //! (partitions, bad links, crashes with restarts, disks that die in the middle of a write and
-//! lose or tear what was not synced), and a transaction load (transfers, forged and
-//! far-future ones). See `plan.rs` for the draw, `disk.rs` for the disk model and `sim.rs` for
-//! the run.
+//! lose or tear what was not synced), and a load: transfers (with forged and far-future ones)
+//! and leases played through the ledger's real transactions — bonding, opening, the seed's
+//! draw of checkers, sealed commitments and reveals, and disputes of lying providers (see
+//! `leases.rs`). See `plan.rs` for the draw, `disk.rs` for the disk model and `sim.rs` for the
+//! run.
 //!
 //! Every seed asserts:
-//! - no two validators finalize different blocks at a height;
+//! - no two validators finalize different blocks at a height, and none finalizes a block a
+//!   Byzantine proposer corrupted;
 //! - equal state roots at equal heights, and the supply invariant after every block;
 //! - once every fault has healed, every honest validator finalizes new blocks;
 //! - and a replayed seed gives the same auditor state (see [`a_seed_replays_exactly`]).
@@ -19,15 +23,16 @@
 //!   [`CI_SEEDS`] seeds.
 //! - One seed: `ORRERY_SWARM_SEED=<seed> cargo nextest run -p orrery-chain --test swarm
 //!   swarm_sweep --no-capture`.
-//! - A long sweep: `ORRERY_SWARM_SEEDS=10000 ORRERY_SWARM_FIRST=1000 cargo nextest run
-//!   --cargo-profile release -p orrery-chain --test swarm swarm_sweep --no-capture`; it prints
-//!   each failing seed with the command that replays it, and its progress every
-//!   [`PROGRESS_EVERY`] seeds. `ORRERY_SWARM_MINUTES` stops taking new seeds after that long,
+//! - A long sweep: `ORRERY_SWARM_FIRST=1000 ORRERY_SWARM_SEEDS=10000 cargo test --release -p
+//!   orrery-chain --test swarm swarm_sweep -- --nocapture` (plain `cargo test`: nextest's
+//!   slow-test limit would stop it after ten minutes); it prints each failing seed with the
+//!   command that replays it, the count line every [`PROGRESS_EVERY`] seeds and at the end. `ORRERY_SWARM_MINUTES` stops taking new seeds after that long,
 //!   `ORRERY_SWARM_THREADS` sets the worker threads (default: every core).
 
 #[path = "../common/mod.rs"]
 mod common;
 mod disk;
+mod leases;
 mod plan;
 mod sim;
 
@@ -69,6 +74,44 @@ struct Totals {
     lost_ops: AtomicU64,
     torn: AtomicU64,
     byzantine: AtomicU64,
+    lies: AtomicU64,
+    leases: AtomicU64,
+    checked: AtomicU64,
+    disputed: AtomicU64,
+    settled: AtomicU64,
+    failed: AtomicU64,
+    timed_out: AtomicU64,
+}
+
+impl Totals {
+    /// The count line: seeds, faults injected, blocks finalized and what the load did.
+    fn line(&self, failed: usize, elapsed: Duration) -> String {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        format!(
+            "{} passed, {failed} failed in {:.1} s; {} blocks finalized ({} transactions); \
+             faults injected: {} (partitions, bad links, crashes, disk deaths), {} restarts, {} \
+             disk power cuts losing {} unsynced writes ({} torn); {} Byzantine validators ({} \
+             corrupted proposals refused); {} leases opened, {} checked, {} disputed, {} \
+             settled, {} failed, {} timed out",
+            get(&self.seeds),
+            elapsed.as_secs_f64(),
+            get(&self.blocks),
+            get(&self.txs),
+            get(&self.faults),
+            get(&self.restarts),
+            get(&self.disk_crashes),
+            get(&self.lost_ops),
+            get(&self.torn),
+            get(&self.byzantine),
+            get(&self.lies),
+            get(&self.leases),
+            get(&self.checked),
+            get(&self.disputed),
+            get(&self.settled),
+            get(&self.failed),
+            get(&self.timed_out),
+        )
+    }
 }
 
 /// Run `seeds` on every core (or `ORRERY_SWARM_THREADS`), taking no new seed once
@@ -83,6 +126,7 @@ fn sweep(seeds: Vec<u64>, totals: &Totals) -> Vec<(u64, String)> {
     let budget = env_u64("ORRERY_SWARM_MINUTES").map(|m| Duration::from_secs(m * 60));
     let started = Instant::now();
     let done = AtomicU64::new(0);
+    let verbose = env_u64("ORRERY_SWARM_SEED").is_some();
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| {
@@ -93,14 +137,6 @@ fn sweep(seeds: Vec<u64>, totals: &Totals) -> Vec<(u64, String)> {
                     let Some(seed) = next.lock().unwrap().next() else {
                         return;
                     };
-                    let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
-                    if finished.is_multiple_of(PROGRESS_EVERY) {
-                        eprintln!(
-                            "swarm: {finished} seeds started, {} failed, {:.0} s",
-                            failures.lock().unwrap().len(),
-                            started.elapsed().as_secs_f64()
-                        );
-                    }
                     let plan = Plan::draw(seed);
                     match catch_unwind(AssertUnwindSafe(|| sim::run(&plan))) {
                         Ok(o) => {
@@ -119,6 +155,21 @@ fn sweep(seeds: Vec<u64>, totals: &Totals) -> Vec<(u64, String)> {
                             totals
                                 .byzantine
                                 .fetch_add(plan.byzantine.len() as u64, Ordering::Relaxed);
+                            totals.lies.fetch_add(o.lies, Ordering::Relaxed);
+                            let l = o.leases;
+                            totals.leases.fetch_add(l.opened, Ordering::Relaxed);
+                            totals.checked.fetch_add(l.checked, Ordering::Relaxed);
+                            totals.disputed.fetch_add(l.disputed, Ordering::Relaxed);
+                            totals.settled.fetch_add(l.settled, Ordering::Relaxed);
+                            totals.failed.fetch_add(l.failed, Ordering::Relaxed);
+                            totals.timed_out.fetch_add(l.timed_out, Ordering::Relaxed);
+                            if verbose {
+                                eprintln!(
+                                    "swarm: seed {seed}: {} blocks, {} txs, {} faults, {} \
+                                     restarts, {} lies, {:?}",
+                                    o.blocks, o.txs, o.faults, o.restarts, o.lies, o.leases
+                                );
+                            }
                         }
                         Err(panic) => {
                             let message = panic
@@ -136,6 +187,14 @@ fn sweep(seeds: Vec<u64>, totals: &Totals) -> Vec<(u64, String)> {
                             );
                             failures.lock().unwrap().push((seed, message));
                         }
+                    }
+                    let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    if finished.is_multiple_of(PROGRESS_EVERY) {
+                        let failed = failures.lock().unwrap().len();
+                        eprintln!(
+                            "swarm: progress (up to seed {seed}): {}",
+                            totals.line(failed, started.elapsed())
+                        );
                     }
                 }
             });
@@ -170,23 +229,9 @@ fn swarm_sweep() {
     let started = Instant::now();
     let first = seeds[0];
     let failures = sweep(seeds, &totals);
-    let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
     println!(
-        "swarm: seeds from {first}: {} passed, {} failed in {:.1} s; {} blocks finalized \
-         ({} transactions); faults injected: {} (partitions, bad links, crashes, disk deaths), \
-         {} restarts, {} disk power cuts losing {} unsynced writes ({} torn); {} Byzantine \
-         validators",
-        get(&totals.seeds),
-        failures.len(),
-        started.elapsed().as_secs_f64(),
-        get(&totals.blocks),
-        get(&totals.txs),
-        get(&totals.faults),
-        get(&totals.restarts),
-        get(&totals.disk_crashes),
-        get(&totals.lost_ops),
-        get(&totals.torn),
-        get(&totals.byzantine),
+        "swarm: seeds from {first}: {}",
+        totals.line(failures.len(), started.elapsed())
     );
     for (seed, message) in &failures {
         println!(

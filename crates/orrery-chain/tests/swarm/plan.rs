@@ -1,6 +1,8 @@
 //! One seed, one scenario: everything the swarm does is drawn here, before the run starts, so
 //! that a seed names a scenario and the scenario can be printed.
 
+use crate::common::proposer::Corruption;
+use orrery_types::tx::Verification;
 use std::time::Duration;
 
 /// splitmix64: small, seedable and the same on every machine.
@@ -41,9 +43,13 @@ impl Rng {
     }
 }
 
-/// What a Byzantine validator does (commonware's simplex mocks, or nothing at all).
+/// What a Byzantine validator does (commonware's simplex mocks, our proposer mock, or nothing
+/// at all).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Byzantine {
+    /// A whole validator whose every proposal is corrupted this way
+    /// ([`crate::common::proposer::Proposer`]); it votes honestly.
+    Proposer(Corruption),
     /// Never speaks.
     Silent,
     /// Answers every proposal with a nullify vote for its view, and finalizes nothing.
@@ -85,6 +91,23 @@ pub enum Load {
     FutureNonce { from: usize },
 }
 
+/// A lease a requester opens.
+#[derive(Clone, Debug)]
+pub struct LeasePlan {
+    /// When the requester opens it (once its earlier leases are open).
+    pub at: Duration,
+    /// Which requester (`0..LEASE_REQUESTERS`) and provider (`0..LEASE_PROVIDERS`).
+    pub requester: usize,
+    pub provider: usize,
+    pub verification: Verification,
+    /// The provider lies: its checkpoints from this step on are made up.
+    pub lie: Option<u64>,
+}
+
+/// Providers and requesters playing leases (funded beside the transfer users).
+pub const LEASE_PROVIDERS: usize = 3;
+pub const LEASE_REQUESTERS: usize = 2;
+
 /// The scenario of one seed.
 #[derive(Clone, Debug)]
 pub struct Plan {
@@ -102,6 +125,8 @@ pub struct Plan {
     /// Funded users.
     pub users: usize,
     pub load: Vec<(Duration, usize, Load)>,
+    /// Leases, by opening time.
+    pub leases: Vec<LeasePlan>,
     /// When every fault is healed and the chain must go on.
     pub heal_at: Duration,
 }
@@ -121,11 +146,14 @@ impl Plan {
             if byzantine.iter().any(|(i, _)| *i == who) {
                 continue;
             }
-            let kind = match rng.below(4) {
+            let kind = match rng.below(5) {
                 0 => Byzantine::Silent,
                 1 => Byzantine::NullifyOnly,
                 2 => Byzantine::Conflicter,
-                _ => Byzantine::Nuller,
+                3 => Byzantine::Nuller,
+                _ => Byzantine::Proposer(
+                    Corruption::ALL[rng.below(Corruption::ALL.len() as u64) as usize],
+                ),
             };
             byzantine.push((who, kind));
         }
@@ -187,6 +215,22 @@ impl Plan {
             load.push((at, to_node, tx));
         }
         load.sort_by_key(|(at, _, _)| *at);
+        let mut leases = Vec::new();
+        for _ in 0..rng.range(1, 6) {
+            let verification = match rng.below(4) {
+                0 => Verification::None,
+                1 => Verification::Sampled,
+                _ => Verification::Redundant { k: 2 },
+            };
+            leases.push(LeasePlan {
+                at: rng.millis(2_000, FAULT_WINDOW_MS),
+                requester: rng.below(LEASE_REQUESTERS as u64) as usize,
+                provider: rng.below(LEASE_PROVIDERS as u64) as usize,
+                verification,
+                lie: rng.chance(40).then(|| rng.range(1, super::leases::STEPS)),
+            });
+        }
+        leases.sort_by_key(|l| l.at);
         Plan {
             seed,
             validators,
@@ -198,6 +242,7 @@ impl Plan {
             faults,
             users,
             load,
+            leases,
             heal_at: Duration::from_millis(FAULT_WINDOW_MS + 7_000),
         }
     }

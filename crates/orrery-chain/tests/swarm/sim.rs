@@ -1,7 +1,9 @@
 //! Runs one [`Plan`] in the deterministic runtime and checks the committee's invariants.
 
 use super::disk::{Disk, DiskStats};
-use super::plan::{Byzantine, Fault, Load, Plan};
+use super::leases::{LeaseStats, Leases};
+use super::plan::{Byzantine, Fault, LEASE_PROVIDERS, LEASE_REQUESTERS, Load, Plan};
+use crate::common::proposer::{Lies, Proposer};
 use crate::common::{self, CHAIN};
 use commonware_consensus::simplex::mocks::{conflicter, nuller, nullify_only};
 use commonware_cryptography::sha256::Sha256;
@@ -11,12 +13,14 @@ use commonware_runtime::{Clock, Quota, Runner as _, Spawner, Supervisor as _, de
 use commonware_utils::ordered::Set;
 use commonware_utils::{NZU32, Probability};
 use futures::channel::oneshot;
+use orrery_chain::application::App;
 use orrery_chain::config::CONSENSUS_NAMESPACE;
+use orrery_chain::engine::ChainApplication;
 use orrery_chain::engine::{
     CHANNEL_BACKFILL, CHANNEL_BLOCKS, CHANNEL_CERTIFICATES, CHANNEL_RESOLVER, CHANNEL_TXS,
     CHANNEL_VOTES, Scheme,
 };
-use orrery_chain::{Channels, Handle, Validator, start_with_ledger};
+use orrery_chain::{Channels, Handle, Validator, start_with_application};
 use orrery_store::Ledger;
 use orrery_types::crypto::Keypair;
 use orrery_types::hash::Hash;
@@ -32,6 +36,8 @@ const PROGRESS_LIMIT: Duration = Duration::from_secs(120);
 const PROGRESS_BLOCKS: u64 = 3;
 /// How often the harness looks for dead disks.
 const TICK: Duration = Duration::from_millis(100);
+/// How often the lease parties look at the chain and move.
+const LEASE_TICK: Duration = Duration::from_millis(250);
 /// A validator whose disk died is back this long after.
 const DISK_REPLACEMENT: Duration = Duration::from_millis(1_000);
 
@@ -48,6 +54,10 @@ pub struct Outcome {
     pub restarts: u64,
     /// What the disks did.
     pub disk: DiskStats,
+    /// What the lease load did.
+    pub leases: LeaseStats,
+    /// Blocks Byzantine proposers corrupted (none may be finalized).
+    pub lies: u64,
     /// The deterministic runtime's auditor state: equal for equal seeds.
     pub auditor: String,
 }
@@ -71,6 +81,7 @@ enum Action {
     Restart(usize),
     Send(usize, Load),
     Tick,
+    Leases,
     HealAll,
 }
 
@@ -86,11 +97,14 @@ struct Sim {
     started: Vec<bool>,
     users: Vec<Keypair>,
     nonces: Vec<u64>,
+    leases: Leases,
     partition: Option<Vec<bool>>,
     bad_links: bool,
     healed: bool,
     seen: Seen,
     violations: Violations,
+    /// Every block a Byzantine proposer built: none may be finalized.
+    lies: Lies,
     outcome: Outcome,
     queue: BTreeMap<(Duration, u64), Action>,
     next_id: u64,
@@ -100,7 +114,8 @@ struct Sim {
 /// Run `plan`; panics with a description of the first broken invariant.
 pub fn run(plan: &Plan) -> Outcome {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let net = common::devnet(plan.validators, plan.seed, dir.path(), plan.users as u64);
+    let funded = plan.users + LEASE_PROVIDERS + LEASE_REQUESTERS;
+    let net = common::devnet(plan.validators, plan.seed, dir.path(), funded as u64);
     let validators: Vec<Validator> = net.configs.iter().map(|c| c.parse().unwrap()).collect();
     let plan = plan.clone();
     common::runner(plan.seed, Duration::from_secs(900)).start(|context| async move {
@@ -110,7 +125,14 @@ pub fn run(plan: &Plan) -> Outcome {
             .map(|i| Disk::new(plan.seed ^ ((i as u64 + 1) << 32), plan.tearing))
             .collect();
         let start = context.current();
+        let funded_keys = common::users(funded as u64);
+        let leases = Leases::new(
+            funded_keys[plan.users..plan.users + LEASE_PROVIDERS].to_vec(),
+            funded_keys[plan.users + LEASE_PROVIDERS..].to_vec(),
+            &plan.leases,
+        );
         let mut sim = Sim {
+            leases,
             oracle,
             running: (0..plan.validators).map(|_| None).collect(),
             started: vec![false; plan.validators],
@@ -124,6 +146,7 @@ pub fn run(plan: &Plan) -> Outcome {
             healed: false,
             seen: Arc::default(),
             violations: Arc::default(),
+            lies: Lies::default(),
             outcome: Outcome::default(),
             queue: BTreeMap::new(),
             next_id: 0,
@@ -165,6 +188,7 @@ impl Sim {
             self.at(at, Action::Send(node, load));
         }
         self.at(TICK, Action::Tick);
+        self.at(LEASE_TICK, Action::Leases);
         self.at(self.plan.heal_at, Action::HealAll);
         while let Some(((at, _), action)) = self.queue.pop_first() {
             let now = self.now();
@@ -206,6 +230,12 @@ impl Sim {
                 }
                 if !self.healed {
                     self.at(now + TICK, Action::Tick);
+                }
+            }
+            Action::Leases => {
+                self.lease_moves(now);
+                if now + LEASE_TICK < self.plan.heal_at {
+                    self.at(now + LEASE_TICK, Action::Leases);
                 }
             }
             Action::HealAll => self.heal_all().await,
@@ -318,6 +348,8 @@ impl Sim {
             assert!(supply.is_ok(), "validator {n}: {supply:?}");
         }
         self.outcome.blocks = target;
+        self.outcome.leases = reference.read(|s| self.leases.stats(s));
+        self.outcome.lies = self.lies.count() as u64;
         for disk in &self.disks {
             let s = disk.stats();
             self.outcome.disk.crashes += s.crashes;
@@ -394,6 +426,17 @@ impl Sim {
 
     /// Start (or restart) honest validator `node` on what its disk holds.
     async fn start_honest(&mut self, node: usize) {
+        self.start_validator(node, |app| app).await;
+    }
+
+    /// Start validator `node` on what its disk holds, consensus driving `wrap(app)`.
+    async fn start_validator<A>(
+        &mut self,
+        node: usize,
+        wrap: impl FnOnce(App) -> A + Send + 'static,
+    ) where
+        A: ChainApplication<deterministic::Context>,
+    {
         let validator = self.validators[node].clone();
         let label = std::path::PathBuf::from(format!("swarm-disk-{node}"));
         let ledger =
@@ -410,9 +453,11 @@ impl Sim {
             .child("validator")
             .with_attribute("index", node)
             .spawn(move |ctx| async move {
-                let handle = start_with_ledger(ctx, validator, ledger, channels, control, manager)
-                    .await
-                    .unwrap();
+                let handle = start_with_application(
+                    ctx, validator, ledger, channels, control, manager, wrap,
+                )
+                .await
+                .unwrap();
                 let _ = tx.send(handle);
                 futures::future::pending::<()>().await;
             });
@@ -442,6 +487,7 @@ impl Sim {
     fn record(&self, node: usize, handle: &Handle) -> commonware_runtime::Handle<()> {
         let mut rx = handle.subscribe();
         let (h, seen, violations) = (handle.clone(), self.seen.clone(), self.violations.clone());
+        let lies = self.lies.clone();
         self.context
             .child("recorder")
             .spawn(move |_| async move {
@@ -457,6 +503,13 @@ impl Sim {
                         problems.push(format!(
                             "validator {node}: supply invariant broken at height {}: {e}",
                             f.block.height
+                        ));
+                    }
+                    if lies.told(&f.block_hash) {
+                        problems.push(format!(
+                            "validator {node} finalized block {} at height {}, which a \
+                             Byzantine proposer corrupted",
+                            f.block_hash, f.block.height
                         ));
                     }
                     let mine = (f.block_hash, f.state_root);
@@ -480,8 +533,19 @@ impl Sim {
     }
 
     async fn start_byzantine(&mut self, node: usize, kind: Byzantine) {
-        if kind == Byzantine::Silent {
-            return;
+        match kind {
+            Byzantine::Silent => return,
+            Byzantine::Proposer(corruption) => {
+                let lies = self.lies.clone();
+                return self
+                    .start_validator(node, move |honest| Proposer {
+                        honest,
+                        corruption,
+                        lies,
+                    })
+                    .await;
+            }
+            _ => {}
         }
         let v = &self.validators[node];
         let participants =
@@ -501,7 +565,7 @@ impl Sim {
             .child("byzantine")
             .with_attribute("index", node);
         match kind {
-            Byzantine::Silent => {}
+            Byzantine::Silent | Byzantine::Proposer(_) => {}
             Byzantine::NullifyOnly => {
                 nullify_only::NullifyOnly::<_, _, Sha256>::new(
                     context,
@@ -517,6 +581,31 @@ impl Sim {
                 nuller::Nuller::<_, _, Sha256>::new(context, nuller::Config { scheme })
                     .start(votes);
             }
+        }
+    }
+
+    /// The lease parties' moves, read from the most advanced honest validator running and
+    /// submitted to it.
+    fn lease_moves(&mut self, now: Duration) {
+        let Some(node) = (0..self.plan.validators)
+            .filter(|n| self.plan.byzantine(*n).is_none() && self.running[*n].is_some())
+            .max_by_key(|n| (self.handle(*n).status().height, std::cmp::Reverse(*n)))
+        else {
+            return;
+        };
+        let handle = self.handle(node).clone();
+        let leases = &mut self.leases;
+        let moves = handle.read(|state| leases.moves(state, now));
+        let chain_id = ChainId::new(CHAIN).unwrap();
+        for (party, nonce, body) in moves {
+            let tx = Tx {
+                chain_id: chain_id.clone(),
+                nonce,
+                body,
+            }
+            .sign(&self.leases.parties[party].key);
+            // A refusal (a duplicate, a full mempool) is resent from the chain's state later.
+            let _ = handle.submit(tx);
         }
     }
 

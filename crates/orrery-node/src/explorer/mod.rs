@@ -51,8 +51,8 @@ use orrery_client::api::{
     ProviderActivity, ProviderView, ProvidersOverview, SearchMatch, SearchResult, SeriesView,
     TimelineEntry, TransferView, TxRecord, VerificationCounts,
 };
-use orrery_ledger::Params;
 use orrery_ledger::entries::{Challenge, ChallengePhase, Provider};
+use orrery_ledger::{Event, Params};
 use orrery_types::amount::Amount;
 use orrery_types::crypto::AccountId;
 use orrery_types::hash::Hash;
@@ -667,23 +667,20 @@ fn is_about(e: &Value, lease: u64) -> bool {
     e.get("lease").and_then(Value::as_u64) == Some(lease)
 }
 
-fn amount_of(e: &Value, field: &str) -> Option<Amount> {
-    e.get(field)
-        .and_then(Value::as_str)
-        .and_then(|s| s.parse().ok())
-        .filter(|a: &Amount| !a.is_zero())
+/// An event from the index or a receipt as the ledger's typed [`Event`]; `None` for an event
+/// this build does not know (a newer ledger's), which then moves no tokens on the page.
+fn typed(e: &Value) -> Option<Event> {
+    serde_json::from_value(e.clone()).ok()
 }
 
-fn str_of(e: &Value, field: &str) -> String {
-    e.get(field)
-        .and_then(Value::as_str)
-        .unwrap_or("?")
-        .to_string()
+/// `amount`, unless it is zero (a movement of nothing is not shown).
+fn nonzero(amount: Amount) -> Option<Amount> {
+    (!amount.is_zero()).then_some(amount)
 }
 
 /// The token movements an event reports.
 fn transfers_of(
-    e: &Value,
+    e: &Event,
     lease: &LeaseView,
     height: u64,
     tx: Option<Hash>,
@@ -691,8 +688,8 @@ fn transfers_of(
 ) {
     let requester = lease.requester.to_string();
     let provider = lease.provider.to_string();
-    let mut push = |kind: &str, from: String, to: String, amount: Option<Amount>| {
-        if let Some(amount) = amount {
+    let mut push = |kind: &str, from: String, to: String, amount: Amount| {
+        if let Some(amount) = nonzero(amount) {
             out.push(TransferView {
                 kind: kind.to_string(),
                 from,
@@ -703,82 +700,67 @@ fn transfers_of(
             });
         }
     };
-    match e.get("event").and_then(Value::as_str) {
-        Some("lease_opened") => push(
-            "escrow_locked",
-            requester.clone(),
-            "escrow".into(),
-            amount_of(e, "escrow"),
-        ),
-        Some("lease_settled") => {
-            push(
-                "provider_paid",
-                "escrow".into(),
-                provider.clone(),
-                amount_of(e, "provider_paid"),
-            );
+    match e {
+        Event::LeaseOpened { escrow, .. } => {
+            push("escrow_locked", requester, "escrow".into(), *escrow)
+        }
+        Event::LeaseSettled {
+            provider_paid,
+            verifiers_paid,
+            fee,
+            burned,
+            refunded,
+            ..
+        } => {
+            push("provider_paid", "escrow".into(), provider, *provider_paid);
             push(
                 "verifiers_paid",
                 "escrow".into(),
                 "verifiers".into(),
-                amount_of(e, "verifiers_paid"),
+                *verifiers_paid,
             );
-            let fee = amount_of(e, "fee");
-            let burned = amount_of(e, "burned");
-            let to_validators = fee.and_then(|f| f.checked_sub(burned.unwrap_or(Amount::ZERO)));
-            push("fee_burned", "escrow".into(), "burn".into(), burned);
-            push(
-                "fee",
-                "escrow".into(),
-                "validators".into(),
-                to_validators.filter(|a| !a.is_zero()),
-            );
-            push(
-                "refunded",
-                "escrow".into(),
-                requester.clone(),
-                amount_of(e, "refunded"),
-            );
+            push("fee_burned", "escrow".into(), "burn".into(), *burned);
+            let to_validators = fee.checked_sub(*burned).unwrap_or(Amount::ZERO);
+            push("fee", "escrow".into(), "validators".into(), to_validators);
+            push("refunded", "escrow".into(), requester, *refunded);
         }
-        Some("lease_failed") => push(
-            "refunded",
-            "escrow".into(),
-            requester.clone(),
-            amount_of(e, "refunded"),
-        ),
-        Some("lease_timed_out") => {
-            push(
-                "refunded",
-                "escrow".into(),
-                requester.clone(),
-                amount_of(e, "refunded"),
-            );
+        Event::LeaseFailed { refunded, .. } => {
+            push("refunded", "escrow".into(), requester, *refunded)
+        }
+        Event::LeaseTimedOut {
+            refunded, docked, ..
+        } => {
+            push("refunded", "escrow".into(), requester, *refunded);
             push(
                 "docked",
                 format!("stake of {provider}"),
                 "burn".into(),
-                amount_of(e, "docked"),
+                *docked,
             );
         }
-        Some("check_absent") => push(
+        Event::CheckAbsent { party, docked, .. } => push(
             "docked",
-            format!("stake of {}", str_of(e, "party")),
+            format!("stake of {party}"),
             "burn".into(),
-            amount_of(e, "docked"),
+            *docked,
         ),
-        Some("slashed") => {
-            let party = str_of(e, "party");
+        Event::Slashed {
+            party,
+            rewarded,
+            burned,
+            ..
+        } => {
             push(
                 "slash_reward",
                 format!("stake of {party}"),
                 "winners".into(),
-                amount_of(e, "rewarded"),
+                *rewarded,
             );
             push(
                 "slash_burned",
                 format!("stake of {party}"),
                 "burn".into(),
-                amount_of(e, "burned"),
+                *burned,
             );
         }
         _ => {}
@@ -838,20 +820,13 @@ fn build_evidence(
     let mut verifiers = Vec::new();
     let mut complete = !cut;
     let mut note = |e: &Value, height: u64, tx: Option<Hash>, transfers: &mut Vec<TransferView>| {
-        transfers_of(e, &lease, height, tx, transfers);
-        match e.get("event").and_then(Value::as_str) {
-            Some("referee_ruled") | Some("tiebreak_drawn") => verdict = Some(e.clone()),
-            Some("check_drawn") => {
-                verifiers = e
-                    .get("verifiers")
-                    .and_then(Value::as_array)
-                    .map(|v| {
-                        v.iter()
-                            .filter_map(|a| a.as_str().and_then(|s| s.parse().ok()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-            }
+        let Some(event) = typed(e) else {
+            return;
+        };
+        transfers_of(&event, &lease, height, tx, transfers);
+        match event {
+            Event::RefereeRuled { .. } | Event::TiebreakDrawn { .. } => verdict = Some(e.clone()),
+            Event::CheckDrawn { verifiers: v, .. } => verifiers = v,
             _ => {}
         }
     };
@@ -896,13 +871,14 @@ fn build_evidence(
             note(e, t.height, Some(t.tx.hash), &mut transfers);
         }
         if r.ok && r.kind == "dispute_move" {
-            let moved = mine
+            let events: Vec<Event> = mine.iter().filter_map(typed).collect();
+            let round = events
                 .iter()
-                .find(|e| e.get("event").and_then(Value::as_str) == Some("dispute_moved"));
-            let round = moved
-                .and_then(|e| e.get("round"))
-                .and_then(Value::as_u64)
-                .unwrap_or(0) as u32;
+                .find_map(|e| match e {
+                    Event::DisputeMoved { round, .. } => Some(*round),
+                    _ => None,
+                })
+                .unwrap_or(0);
             let hash = |f: &str| {
                 t.tx.body
                     .get(f)
@@ -927,13 +903,10 @@ fn build_evidence(
                 height: t.height,
                 tx: t.tx.hash,
             });
-            if let Some(n) = mine
-                .iter()
-                .find(|e| e.get("event").and_then(Value::as_str) == Some("dispute_narrowed"))
-            {
-                let f = |k: &str| n.get(k).and_then(Value::as_u64).unwrap_or(0);
-                entry.narrowed_to = Some((f("start"), f("size")));
-            }
+            entry.narrowed_to = events.iter().find_map(|e| match e {
+                Event::DisputeNarrowed { start, size, .. } => Some((*start, *size)),
+                _ => None,
+            });
         }
         timeline.push((
             t.height,

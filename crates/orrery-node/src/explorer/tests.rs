@@ -25,6 +25,11 @@ fn account(seed: u64) -> AccountId {
     orrery_types::crypto::Keypair::from_seed(seed).account()
 }
 
+/// An event as the index and receipts hold it: the ledger's typed event as JSON.
+fn json(event: Event) -> Value {
+    serde_json::to_value(event).expect("events serialize")
+}
+
 fn record(height: u64, sender: AccountId, kind: &str, body: Value, events: Vec<Value>) -> TxRecord {
     use orrery_client::api::{ReceiptView, TxView};
     let hash = Hash::of(format!("{height}{kind}{sender}{body}").as_bytes());
@@ -76,11 +81,18 @@ fn evidence_pairs_bisection_moves_by_round_and_finds_the_verdict_and_transfers()
     };
     let h = |s: &str| Hash::of(s.as_bytes()).to_string();
     let mv = |height, who: AccountId, round: u32, l: &str, narrowed: Option<(u64, u64)>| {
-        let mut events = vec![
-            serde_json::json!({"event": "dispute_moved", "lease": 7, "party": who.to_string(), "round": round}),
-        ];
+        let mut events = vec![json(Event::DisputeMoved {
+            lease: 7,
+            party: who,
+            round,
+        })];
         if let Some((start, size)) = narrowed {
-            events.push(serde_json::json!({"event": "dispute_narrowed", "lease": 7, "round": round + 1, "start": start, "size": size}));
+            events.push(json(Event::DisputeNarrowed {
+                lease: 7,
+                round: round + 1,
+                start,
+                size,
+            }));
         }
         record(
             height,
@@ -96,7 +108,12 @@ fn evidence_pairs_bisection_moves_by_round_and_finds_the_verdict_and_transfers()
             requester,
             "open_lease",
             serde_json::json!({"type": "open_lease"}),
-            vec![serde_json::json!({"event": "lease_opened", "lease": 7, "escrow": "10 ORR"})],
+            vec![json(Event::LeaseOpened {
+                lease: 7,
+                requester,
+                provider,
+                escrow: Amount::orr(10),
+            })],
         ),
         mv(5, provider, 0, "p0", None),
         mv(5, verifier, 0, "v0", Some((0, 8))),
@@ -108,16 +125,43 @@ fn evidence_pairs_bisection_moves_by_round_and_finds_the_verdict_and_transfers()
             "adjudicate",
             serde_json::json!({"type": "adjudicate", "lease": 7, "bundle": vec![0u8; 500]}),
             vec![
-                serde_json::json!({"event": "referee_ruled", "lease": 7, "provider_right": false, "challenger_right": true}),
-                serde_json::json!({"event": "slashed", "lease": 7, "party": provider.to_string(), "amount": "50 ORR", "rewarded": "25 ORR", "burned": "25 ORR"}),
-                serde_json::json!({"event": "lease_failed", "lease": 7, "refunded": "10 ORR"}),
-                serde_json::json!({"event": "lease_opened", "lease": 8, "escrow": "1 ORR"}),
+                json(Event::RefereeRuled {
+                    lease: 7,
+                    kind: orrery_ledger::entries::DisputeKind::Checkpoints,
+                    step: Some(5),
+                    provider_right: false,
+                    challenger_right: true,
+                    fuel: 1_000,
+                    failure: None,
+                }),
+                json(Event::Slashed {
+                    lease: 7,
+                    party: provider,
+                    amount: Amount::orr(50),
+                    rewarded: Amount::orr(25),
+                    burned: Amount::orr(25),
+                }),
+                json(Event::LeaseFailed {
+                    lease: 7,
+                    refunded: Amount::orr(10),
+                }),
+                json(Event::LeaseOpened {
+                    lease: 8,
+                    requester,
+                    provider,
+                    escrow: Amount::orr(1),
+                }),
             ],
         ),
     ];
     let drawn = vec![(
         4,
-        serde_json::json!({"event": "check_drawn", "lease": 7, "verifiers": [verifier.to_string()]}),
+        json(Event::CheckDrawn {
+            lease: 7,
+            p_bps: 1_000,
+            verifiers: vec![verifier],
+            unfilled: 0,
+        }),
     )];
     let times = BTreeMap::from([(1, 1_000), (4, 4_000), (9, 9_000)]);
     let ev = build_evidence(lease, &txs, &drawn, &times, false);
