@@ -197,10 +197,12 @@ fn a_settled_lease_has_its_evidence_and_every_id_is_found() {
     let c = &one["challenges"];
     assert_eq!(one["activity"]["uptime_bps"], c["uptime_bps"], "{one}");
     assert!(c["claimed_flops"].as_u64().is_some_and(|f| f > 0), "{one}");
+    // An open challenge counts for neither side: no uptime until the first is decided.
+    let decided = c["answered"].as_u64().unwrap() + c["missed"].as_u64().unwrap();
     assert_eq!(
         c["uptime_bps"].is_null(),
-        c["drawn"] == 0,
-        "no uptime before the first draw: {one}"
+        decided == 0,
+        "no uptime before the first decided challenge: {one}"
     );
     let leases = ok(
         &node,

@@ -259,7 +259,13 @@ impl<C: Chain> Worker<C> {
     /// Run ML leases that reserve GPUs on `gpu` (opened and self-checked by [`crate::gpu::open`]).
     pub fn use_gpu(&mut self, gpu: crate::gpu::MlGpu) {
         self.snapshot.gpu_backend = Some(gpu.device.name());
-        self.challenge.gpu = Some(gpu.device.clone());
+        // Challenges are sized for the GPUs the offer claims, so those GPUs help answer them.
+        // A software adapter (lavapipe) computes on the same cores as the solver's threads, far
+        // slower: it would only hold back blocks of rows.
+        let hardware_gpu = matches!(&gpu.device, orrery_ml::Device::Gpu(ctx) if !ctx.is_software());
+        if self.offer.hardware.gpu.is_some() && hardware_gpu {
+            self.challenge.gpu = Some(gpu.device.clone());
+        }
         self.ml_gpu = Some(gpu);
     }
 

@@ -19,9 +19,10 @@
 //! # Speed
 //!
 //! Rows are dealt out in blocks from one shared counter to the claimed cores' threads
-//! ([`ROW_BLOCK`] rows each time) and, on a provider with a self-checked GPU backend, to a
-//! GPU feeder ([`GPU_BLOCK`] rows each time): whoever is free takes the next block, so a fast
-//! GPU does most of the rows and no party waits for another. On the CPU, a block goes through
+//! ([`ROW_BLOCK`] rows each time) and, on a provider whose offer claims GPUs and whose
+//! self-checked GPU backend is hardware, to a GPU feeder (up to [`GPU_BLOCK`] rows, at most
+//! half of those left): whoever is free takes the next block, so a fast GPU does most of the
+//! rows and no party waits long for another. On the CPU, a block goes through
 //! `orrery_ml`'s blocked matrix kernel (packed panels, a register tile, the best SIMD the CPU
 //! has, picked at run time); on the GPU, through `orrery_ml::Device::matmul`. Every value is
 //! an exact small integer in `f32` (see the types' module docs), so the result equals the
@@ -77,7 +78,8 @@ pub fn solve(cseed: &Hash, n: usize, rows: u64, threads: usize) -> Result<Merkle
 /// challenge that closed, or one the machine cannot finish in time, stops costing cores.
 ///
 /// The rows are dealt out in blocks from one shared counter, so each party takes the next block
-/// as soon as it is free: CPU threads take [`ROW_BLOCK`] rows, the GPU [`GPU_BLOCK`] at a time.
+/// as soon as it is free: CPU threads take [`ROW_BLOCK`] rows, the GPU up to [`GPU_BLOCK`] at a
+/// time but never more than half of what is left.
 /// A provider whose claim counts its GPUs is sized for them, and answers with them. A GPU
 /// error (out of memory, a lost device) makes the GPU's feeder finish its block on the CPU and
 /// stop taking blocks; the answer is the same bits either way.
@@ -162,11 +164,19 @@ impl Work<'_> {
             if self.cancel.load(Ordering::Relaxed) {
                 return done;
             }
-            let start = self.next.fetch_add(block, Ordering::Relaxed);
+            // The GPU takes at most half of what is left, so a GPU slower than hoped never holds
+            // the last large block while the threads sit idle.
+            let take = if gpu.is_some() {
+                let left = self.total.saturating_sub(self.next.load(Ordering::Relaxed));
+                (left / 2).clamp(ROW_BLOCK, block)
+            } else {
+                block
+            };
+            let start = self.next.fetch_add(take, Ordering::Relaxed);
             if start >= self.total {
                 return done;
             }
-            let m = block.min(self.total - start);
+            let m = take.min(self.total - start);
             for r in 0..m {
                 let row = matrix_row(self.cseed, Matrix::A, n, (start + r) as u64);
                 for (dst, &x) in a[r * n..(r + 1) * n].iter_mut().zip(&row) {
