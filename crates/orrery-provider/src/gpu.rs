@@ -85,3 +85,19 @@ pub fn open(configured: Option<u16>) -> Option<MlGpu> {
         configured,
     })
 }
+
+/// The GPU for a unit test, or `None` with a printed reason; no adapter is a failure under
+/// `ORRERY_GPU_TESTS=1` (as CI sets after installing lavapipe).
+#[cfg(test)]
+pub(crate) fn gpu_or_skip(test: &str) -> Option<Device> {
+    match Device::gpu() {
+        Ok(d) => Some(d),
+        Err(e) if std::env::var("ORRERY_GPU_TESTS").as_deref() == Ok("1") => {
+            panic!("{test}: ORRERY_GPU_TESTS=1 but {e}")
+        }
+        Err(e) => {
+            eprintln!("{test}: skipped, {e}");
+            None
+        }
+    }
+}

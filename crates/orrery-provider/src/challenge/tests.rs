@@ -21,15 +21,10 @@ fn the_threaded_solver_equals_the_reference_for_any_thread_count() {
 /// `ORRERY_GPU_TESTS=1`.
 #[test]
 fn gpu_and_threads_together_solve_to_the_reference_root() {
-    let device = match orrery_ml::Device::gpu() {
-        Ok(d) => d,
-        Err(e) if std::env::var("ORRERY_GPU_TESTS").as_deref() == Ok("1") => {
-            panic!("ORRERY_GPU_TESTS=1 but {e}")
-        }
-        Err(e) => {
-            eprintln!("skipped: {e}");
-            return;
-        }
+    let Some(device) =
+        crate::gpu::gpu_or_skip("gpu_and_threads_together_solve_to_the_reference_root")
+    else {
+        return;
     };
     let orrery_ml::Device::Gpu(ctx) = &device else {
         unreachable!("Device::gpu opens a GPU")

@@ -585,15 +585,8 @@ fn wrong_model_serves_other_outputs_under_the_real_hash() {
 /// (so checkers on any device agree). Skips without an adapter unless `ORRERY_GPU_TESTS=1`.
 #[test]
 fn gpu_served_model_answers_as_the_cpu() {
-    let gpu = match orrery_ml::Device::gpu() {
-        Ok(d) => d,
-        Err(e) if std::env::var("ORRERY_GPU_TESTS").as_deref() == Ok("1") => {
-            panic!("ORRERY_GPU_TESTS=1 but {e}")
-        }
-        Err(e) => {
-            eprintln!("skipped: {e}");
-            return;
-        }
+    let Some(gpu) = crate::gpu::gpu_or_skip("gpu_served_model_answers_as_the_cpu") else {
+        return;
     };
     let dir = tempfile::tempdir().unwrap();
     let m = model_config(&write_model(dir.path()));
