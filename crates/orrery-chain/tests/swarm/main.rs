@@ -71,6 +71,7 @@ struct Totals {
     txs: AtomicU64,
     faults: AtomicU64,
     restarts: AtomicU64,
+    failed_starts: AtomicU64,
     disk_crashes: AtomicU64,
     lost_ops: AtomicU64,
     torn: AtomicU64,
@@ -90,8 +91,8 @@ impl Totals {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         format!(
             "{} passed, {failed} failed in {:.1} s; {} blocks finalized ({} transactions); \
-             faults injected: {} (partitions, bad links, crashes, disk deaths), {} restarts, {} \
-             disk power cuts losing {} unsynced writes ({} torn); {} Byzantine validators ({} \
+             faults injected: {} (partitions, bad links, crashes, disk deaths), {} restarts ({} \
+             failed starts on a dying disk), {} disk power cuts losing {} unsynced writes ({} torn); {} Byzantine validators ({} \
              corrupted proposals refused); {} leases opened, {} checked, {} disputed, {} \
              settled, {} failed, {} timed out",
             get(&self.seeds),
@@ -100,6 +101,7 @@ impl Totals {
             get(&self.txs),
             get(&self.faults),
             get(&self.restarts),
+            get(&self.failed_starts),
             get(&self.disk_crashes),
             get(&self.lost_ops),
             get(&self.torn),
@@ -146,6 +148,9 @@ fn sweep(seeds: Vec<u64>, totals: &Totals) -> Vec<(u64, String)> {
                             totals.txs.fetch_add(o.txs, Ordering::Relaxed);
                             totals.faults.fetch_add(o.faults, Ordering::Relaxed);
                             totals.restarts.fetch_add(o.restarts, Ordering::Relaxed);
+                            totals
+                                .failed_starts
+                                .fetch_add(o.failed_starts, Ordering::Relaxed);
                             totals
                                 .disk_crashes
                                 .fetch_add(o.disk.crashes, Ordering::Relaxed);

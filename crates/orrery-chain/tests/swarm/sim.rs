@@ -52,6 +52,8 @@ pub struct Outcome {
     pub faults: u64,
     /// Validator restarts.
     pub restarts: u64,
+    /// Starts that failed because the disk died while the validator opened it.
+    pub failed_starts: u64,
     /// What the disks did.
     pub disk: DiskStats,
     /// What the lease load did.
@@ -440,10 +442,18 @@ impl Sim {
         let validator = self.validators[node].clone();
         let label = std::path::PathBuf::from(format!("swarm-disk-{node}"));
         let ledger =
-            Ledger::open_with_backend(self.disks[node].backend(), &label, &validator.genesis)
-                .unwrap_or_else(|e| {
-                    panic!("validator {node} cannot reopen its ledger after a crash: {e}")
-                });
+            match Ledger::open_with_backend(self.disks[node].backend(), &label, &validator.genesis)
+            {
+                Ok(ledger) => ledger,
+                // The disk died while the ledger opened (a death planned while the validator
+                // was down): the start fails as a real node's would, and the operator replaces
+                // the disk. On a healthy disk, a ledger that cannot reopen is a bug.
+                Err(_) if self.disks[node].tripped() => {
+                    self.failed_start(node);
+                    return;
+                }
+                Err(e) => panic!("validator {node} cannot reopen its ledger after a crash: {e}"),
+            };
         let channels = self.channels(node).await;
         let control = self.oracle.control(self.keys[node].clone());
         let manager = self.oracle.manager();
@@ -453,15 +463,25 @@ impl Sim {
             .child("validator")
             .with_attribute("index", node)
             .spawn(move |ctx| async move {
-                let handle = start_with_application(
+                let started = start_with_application(
                     ctx, validator, ledger, channels, control, manager, wrap,
                 )
-                .await
-                .unwrap();
-                let _ = tx.send(handle);
-                futures::future::pending::<()>().await;
+                .await;
+                let failed = started.is_err();
+                let _ = tx.send(started);
+                if !failed {
+                    futures::future::pending::<()>().await;
+                }
             });
-        let handle = rx.await.unwrap();
+        let handle = match rx.await.unwrap() {
+            Ok(handle) => handle,
+            Err(_) if self.disks[node].tripped() => {
+                task.abort();
+                self.failed_start(node);
+                return;
+            }
+            Err(e) => panic!("validator {node} cannot start: {e}"),
+        };
         let recorder = self.record(node, &handle);
         if self.started[node] {
             self.outcome.restarts += 1;
@@ -472,6 +492,15 @@ impl Sim {
             task,
             recorder,
         });
+    }
+
+    /// `node`'s disk died while it started: cut the power, and start it again once the disk
+    /// is replaced.
+    fn failed_start(&mut self, node: usize) {
+        self.outcome.failed_starts += 1;
+        self.disks[node].crash();
+        let now = self.now();
+        self.at(now + DISK_REPLACEMENT, Action::Restart(node));
     }
 
     /// Kill `node` and cut its disk's power.
