@@ -247,6 +247,22 @@ impl Plan {
         }
     }
 
+    /// Whether `a` and `b` are both commonware vote mocks. Those answer every vote they hear
+    /// with freshly signed ones, so two of them linked answer each other without end: seed 15
+    /// (two conflicters) spent 98.6% of its CPU in their BLS signing and finalized 24 blocks
+    /// in 1,322 s. They are never linked to each other; each still hears and hits every
+    /// honest validator.
+    pub fn vote_mocks(&self, a: usize, b: usize) -> bool {
+        let mock = |n| {
+            matches!(
+                self.byzantine(n),
+                Some(Byzantine::Conflicter | Byzantine::Nuller | Byzantine::NullifyOnly)
+            )
+        };
+        mock(a) && mock(b)
+    }
+
+    /// What validator `node` does, if it is Byzantine.
     pub fn byzantine(&self, node: usize) -> Option<Byzantine> {
         self.byzantine
             .iter()

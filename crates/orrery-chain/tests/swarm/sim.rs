@@ -400,7 +400,7 @@ impl Sim {
                     .partition
                     .as_ref()
                     .is_some_and(|side| side[a] != side[b]);
-                if !split {
+                if !split && !self.plan.vote_mocks(a, b) {
                     let _ = self.oracle.add_link(ka, kb, link.clone()).await;
                 }
             }
