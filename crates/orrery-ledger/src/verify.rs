@@ -275,6 +275,29 @@ fn pick_verifiers(
     seed: &Hash,
     exclude: &[AccountId],
 ) -> Vec<AccountId> {
+    draw_checkers(
+        state,
+        n,
+        |j| draw_u64(seed, b"orrery/verifier/slot", lease.id, &j.to_be_bytes()),
+        |id| draw_u64(seed, b"orrery/verifier", lease.id, &id.0),
+        |id| may_verify(state, lease, id, exclude),
+    )
+}
+
+/// `n` distinct providers for which `eligible` holds, drawn uniformly from the committed draw
+/// list: draw `j` takes slot `slot(j)` (a uniform 64-bit value scaled to the list) and keeps
+/// it when eligible and not yet taken — O(n) lookups whatever the number of providers. Only
+/// when [`VERIFIER_DRAW_TRIES`]` · n` draws leave places empty (almost no provider is eligible)
+/// are the rest taken from a scan of every provider in the order of `scan(id)`, so work that
+/// someone can check is always checked. The one draw of every checker of leases and cluster
+/// rounds.
+pub(crate) fn draw_checkers(
+    state: &State,
+    n: usize,
+    slot: impl Fn(u64) -> u64,
+    scan: impl Fn(&AccountId) -> u64,
+    eligible: impl Fn(&AccountId) -> bool,
+) -> Vec<AccountId> {
     if n == 0 {
         return Vec::new();
     }
@@ -286,10 +309,10 @@ fn pick_verifiers(
             if picked.len() == n {
                 break;
             }
-            let x = draw_u64(seed, b"orrery/verifier/slot", lease.id, &j.to_be_bytes());
-            let slot = ((u128::from(x) * u128::from(bonded)) >> 64) as usize;
-            let id = state.draw_list[slot];
-            if !picked.contains(&id) && may_verify(state, lease, &id, exclude) {
+            let x = slot(j);
+            let index = ((u128::from(x) * u128::from(bonded)) >> 64) as usize;
+            let id = state.draw_list[index];
+            if !picked.contains(&id) && eligible(&id) {
                 picked.push(id);
             }
         }
@@ -298,14 +321,14 @@ fn pick_verifiers(
         let mut rest: Vec<(u64, AccountId)> = state
             .providers
             .keys()
-            .filter(|id| !picked.contains(id) && may_verify(state, lease, id, exclude))
-            .map(|id| (draw_u64(seed, b"orrery/verifier", lease.id, &id.0), *id))
+            .filter(|id| !picked.contains(id) && eligible(id))
+            .map(|id| (scan(id), *id))
             .collect();
         rest.sort();
         let missing = n - picked.len();
         picked.extend(rest.into_iter().take(missing).map(|(_, id)| id));
     }
-    debug_assert!(picked.len() <= n, "at most n verifiers");
+    debug_assert!(picked.len() <= n, "at most n checkers");
     picked
 }
 

@@ -28,9 +28,10 @@ fn never_checkers(lease: &ClusterLease) -> Vec<AccountId> {
     v
 }
 
-/// Bonded providers that may check `worker`'s `round`, in the seed's lottery order; the first
-/// `n`. Eligible: may check at all ([`crate::verify::may_check`]: bonded, online), fits the
-/// lease's resources, not in `exclude`.
+/// `n` distinct providers that may check `worker`'s `round`, drawn uniformly by the seed from
+/// the committed draw list ([`crate::verify::draw_checkers`]: O(n) lookups, a scan only when
+/// almost no provider is eligible). Eligible: may check at all ([`crate::verify::may_check`]:
+/// bonded, online), fits the lease's resources, not in `exclude`.
 fn pick_verifiers(
     state: &State,
     lease: &ClusterLease,
@@ -40,26 +41,32 @@ fn pick_verifiers(
     exclude: &[AccountId],
 ) -> Vec<AccountId> {
     let params = state.params();
-    let mut eligible: Vec<(u64, AccountId)> = state
-        .providers
-        .iter()
-        .filter(|(id, p)| {
-            !exclude.contains(id)
-                && p.offer.hardware.fits(&lease.terms.resources)
-                && crate::verify::may_check(params, p)
-        })
-        .map(|(id, _)| {
-            let mut extra = round.to_be_bytes().to_vec();
-            extra.extend_from_slice(&worker.0);
-            extra.extend_from_slice(&id.0);
-            (
-                draw_u64(seed, b"orrery/cluster/verifier", lease.id, &extra),
-                *id,
+    let key = |tail: &[u8]| {
+        let mut extra = round.to_be_bytes().to_vec();
+        extra.extend_from_slice(&worker.0);
+        extra.extend_from_slice(tail);
+        extra
+    };
+    crate::verify::draw_checkers(
+        state,
+        n,
+        |j| {
+            draw_u64(
+                seed,
+                b"orrery/cluster/verifier/slot",
+                lease.id,
+                &key(&j.to_be_bytes()),
             )
-        })
-        .collect();
-    eligible.sort_unstable();
-    eligible.into_iter().take(n).map(|(_, id)| id).collect()
+        },
+        |id| draw_u64(seed, b"orrery/cluster/verifier", lease.id, &key(&id.0)),
+        |id| {
+            !exclude.contains(id)
+                && state.provider(id).is_some_and(|p| {
+                    p.offer.hardware.fits(&lease.terms.resources)
+                        && crate::verify::may_check(params, p)
+                })
+        },
+    )
 }
 
 fn slots(verifiers: &[AccountId]) -> impl Iterator<Item = CheckSlot> + '_ {
