@@ -160,7 +160,7 @@ fn chain(n: usize, rounds: u32) -> Chain {
 struct LedgerOracle(Arc<Mutex<Chain>>);
 
 impl RoundOracle for LedgerOracle {
-    fn commit(&self, round: u64, worker: u32, commit: RoundCommit) -> Result<(), String> {
+    async fn commit(&self, round: u64, worker: u32, commit: RoundCommit) -> Result<(), String> {
         let mut c = self.0.lock().unwrap();
         let (lease, me) = (c.lease, c.member(worker));
         let body = TxBody::CommitClusterRound {
@@ -181,10 +181,10 @@ impl RoundOracle for LedgerOracle {
         round: u64,
         _worker: u32,
         _held: BTreeMap<u32, Hash>,
-    ) -> BTreeMap<u32, Hash> {
+    ) -> Result<BTreeMap<u32, Hash>, String> {
         loop {
             if let Some(set) = self.closed_set(round as u32) {
-                return set;
+                return Ok(set);
             }
             clock.sleep(Duration::from_millis(10)).await;
         }
