@@ -196,10 +196,13 @@ pub(crate) fn offer_index(client: &Client) -> anyhow::Result<OfferIndex> {
             None => break,
         }
     }
-    let rtt = RttProbe::default().measure(views.iter().map(|v| v.offer.endpoint.as_str()));
+    fn base(v: &orrery_client::api::ProviderView) -> &str {
+        orrery_types::cluster::endpoint_base(v.offer.endpoint.as_str())
+    }
+    let rtt = RttProbe::default().measure(views.iter().map(base));
     OfferIndex::from_offers(views.iter().map(|v| {
         let mut offer = offer_of(v);
-        offer.latency_ms = rtt.get(v.offer.endpoint.as_str()).copied();
+        offer.latency_ms = rtt.get(base(v)).copied();
         offer
     }))
     .map_err(|_| anyhow::anyhow!("more offers than the index holds"))
