@@ -128,6 +128,15 @@ fn chain(n: usize, rounds: u32) -> Chain {
         prices: terms().prices,
     };
     for i in 1..=n {
+        // Each publishes its cluster contact: the ledger names only providers that do.
+        let mut offer = offer.clone();
+        let contact = orrery_types::cluster::cluster_endpoint(
+            "http://127.0.0.1:7100",
+            7300,
+            c.keys[i].public_key(),
+        )
+        .unwrap();
+        offer.endpoint = Text::new(contact).unwrap();
         c.run(i, TxBody::RegisterProvider(offer.clone()));
         let stake = c.state.params().min_stake(&offer.hardware).unwrap();
         c.run(i, TxBody::Bond { amount: stake });

@@ -429,6 +429,20 @@ fn a_cluster_lease_page_shows_members_rounds_losses_and_checks() {
     let c = &node.client;
     register_and_bond(c, &k[..2]);
     node.block();
+    // Both publish their cluster contact: the ledger names only providers that run workers.
+    for (i, key) in k[..2].iter().enumerate() {
+        let mut offer = common::offer();
+        let contact = orrery_types::cluster::cluster_endpoint(
+            "http://127.0.0.1:7100",
+            7300 + i as u16,
+            key.public_key(),
+        )
+        .expect("contact");
+        offer.endpoint = orrery_types::codec::Text::new(contact).expect("endpoint");
+        c.submit(&sign(key, 2, TxBody::UpdateProvider(offer)))
+            .expect("update");
+    }
+    node.block();
     let members = BoundedVec::new(vec![k[0].account(), k[1].account()]).expect("members");
     let open = TxBody::OpenClusterLease {
         members,
@@ -458,7 +472,7 @@ fn a_cluster_lease_page_shows_members_rounds_losses_and_checks() {
             delta: cluster_delta_commitment(0, 0, &key.account(), &Hash::of(&[i as u8])),
             loss: LossBits::of(2.5 + i as f32),
         };
-        c.submit(&sign(key, 2, body)).expect("commit");
+        c.submit(&sign(key, 3, body)).expect("commit");
     }
     let closed = node.block();
     node.block(); // the draw pays round 0

@@ -248,12 +248,14 @@ fn submit(file: &Path, key: &Path, node: &str, watch_after: bool) -> anyhow::Res
         limit: 5,
         ..Requirements::default()
     };
-    let index = crate::cmd::market::offer_index(&client)?;
     let params = crate::cmd::market::chain_params(&client)?;
     if let Some(cluster) = &req.cluster {
+        // Only providers that run cluster workers may be named (the ledger refuses others).
+        let index = crate::cmd::market::cluster_offer_index(&client)?;
         let plan = plan_cluster(cluster, &req, &needs, &index, &params)?;
         return submit_cluster(&client, &key, &bundle, plan);
     }
+    let index = crate::cmd::market::offer_index(&client)?;
     let routing = index
         .rank(&needs, &RouterWeights::default(), &params)
         .map_err(|e| anyhow::anyhow!("no provider can run this job: {e}"))?;
