@@ -4,11 +4,12 @@
 //!
 //! 1. The duty loop lists the running cluster leases that name this provider
 //!    (`GET /cluster-leases?member=`). A lease it is a live member of, still in round 0, that
-//!    it is not yet working for, is started: the bundle is fetched and checked against the
+//!    it is not yet working for, is started when no other worker runs: the bundle is fetched and checked against the
 //!    lease's job hash, its spec ([`cluster_spec`]) must agree with the lease (workers,
 //!    rounds, inner steps), and every member's offer must publish a cluster contact bound to
-//!    its account (`orrery_types::cluster::cluster_contact`). Anything else is refused, logged
-//!    once, and not retried.
+//!    its account (`orrery_types::cluster::cluster_contact`). A bundle or spec that is wrong is
+//!    refused, logged once, and not retried; a node that cannot answer (or lacks the bundle
+//!    yet) or a peer's host that does not resolve is tried again next tick.
 //! 2. The worker runs on a thread of its own, in a runtime of its own
 //!    ([`orrery_cluster::run_worker`]): compute off the executor, deltas over the
 //!    authenticated p2p interconnect, listening on `[cluster] port`.
@@ -17,7 +18,9 @@
 //!    transactions, so no other thread may sign); the loop reads the round the worker waits
 //!    on (`GET /cluster-leases/{id}/rounds/{round}`) each tick, and once the chain closed it,
 //!    the worker applies the round's set. All node traffic stays on the duty loop.
-//! 4. A lease that finished, or that dropped this member, stops its worker.
+//! 4. A lease that dropped this member stops its worker; once a lease is no longer running, a
+//!    worker still waiting for a round fails, and one past its last round ends by itself after
+//!    lingering for its peers.
 //!
 //! # Bundle
 //!
@@ -36,7 +39,9 @@
 //! A worker joins only at round 0: an agent that restarts mid-lease cannot rejoin (it has not
 //! saved the cluster's state) and is dropped at the next round's deadline. A job whose bundle
 //! is refused leaves its members to be dropped as well: the ledger has no failure claim for
-//! cluster leases yet.
+//! cluster leases yet. An agent runs one worker at a time (one cluster port): a lease that
+//! names it while another runs waits, and is missed if the other does not end before the
+//! waiting lease's round-0 deadline.
 
 use crate::runs::Waker;
 use orrery_client::api::{ClusterLeaseView, ClusterRoundView};
@@ -429,7 +434,20 @@ impl ClusterDuties {
         }
     }
 
-    /// Stop the worker of a lease that ended or dropped this member.
+    /// The lease is no longer running (it finished): a worker that still waits for a round
+    /// the chain will never close fails; one past its last round ends by itself, after
+    /// lingering for its peers.
+    pub(crate) fn lease_over(&mut self, lease: LeaseId) {
+        if let Some(r) = self.running.get(&lease) {
+            r.shared
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .gone
+                .get_or_insert_with(|| "the lease is no longer running".to_string());
+        }
+    }
+
+    /// Stop the worker of a lease that dropped this member, or because the agent stops.
     pub(crate) fn stop(&mut self, lease: LeaseId, why: &str) {
         if let Some(r) = self.running.get(&lease) {
             r.shared.lock().unwrap_or_else(|p| p.into_inner()).gone = Some(why.to_string());

@@ -2,7 +2,7 @@
 //! read the rounds they wait on, start workers for new leases, stop those whose lease ended.
 
 use super::{AgentError, Worker};
-use crate::chain::Chain;
+use crate::chain::{Chain, ChainError};
 use crate::cluster::{ClusterError, check_spec, cluster_spec, peer_address, worker_config};
 use crate::decide::Head;
 use crate::outbox::Subject;
@@ -61,14 +61,28 @@ impl<C: Chain> Worker<C> {
                 self.refuse_cluster(lease.id, why);
                 continue;
             }
-            if let Err(e) = self.start_cluster_worker(lease) {
-                self.refuse_cluster(lease.id, e.to_string());
+            if !self.cluster.leases().is_empty() {
+                // One worker at a time: it holds the one cluster port. The next lease's round 0
+                // waits for this member until its deadline.
+                tracing::debug!(
+                    lease = lease.id,
+                    "a cluster worker is running; this lease waits for it"
+                );
+                continue;
+            }
+            match self.start_cluster_worker(lease) {
+                Ok(()) => {}
+                // The node may answer next tick; round 0 waits for this member until its
+                // deadline.
+                Err(e @ (AgentError::Chain(_) | AgentError::Io(_))) => {
+                    tracing::warn!(lease = lease.id, error = %e, "cannot start the cluster worker yet; trying again next tick");
+                }
+                Err(e) => self.refuse_cluster(lease.id, e.to_string()),
             }
         }
         for id in self.cluster.leases() {
             if !live.contains(&id) {
-                self.cluster
-                    .stop(id, "the lease is no longer running with this member");
+                self.cluster.lease_over(id);
             }
         }
         match first_error {
@@ -97,11 +111,9 @@ impl<C: Chain> Worker<C> {
             .iter()
             .position(|m| m.provider == self.me)
             .ok_or_else(|| bad(ClusterError::Mismatch("this agent is not a member".into())))?;
+        // A node that lacks the bundle may still be fetching it from its peers: retried.
         let bytes = self.chain.bundle(&lease.job)?.ok_or_else(|| {
-            bad(ClusterError::Bundle(format!(
-                "the node has no bundle {}",
-                lease.job
-            )))
+            ChainError::Unavailable(format!("the node has no bundle {} yet", lease.job))
         })?;
         let bundle =
             Bundle::decode(&bytes).map_err(|e| bad(ClusterError::Bundle(e.to_string())))?;
@@ -122,7 +134,10 @@ impl<C: Chain> Worker<C> {
                     why: "not a registered provider".into(),
                 })
             })?;
-            peers.push(peer_address(&m.provider, record.offer.endpoint.as_str()).map_err(bad)?);
+            // A name that does not resolve now may later (its name server down): retried.
+            let peer = peer_address(&m.provider, record.offer.endpoint.as_str())
+                .map_err(|e| ChainError::Unavailable(e.to_string()))?;
+            peers.push(peer);
         }
         let worker = worker_config(
             &self.key,
