@@ -155,6 +155,7 @@ pub type AppState = Arc<Shared>;
         crate::params::SearchQuery,
         crate::params::ProviderSort,
         crate::params::ProviderCursor,
+        crate::params::ClusterPhaseFilter,
     )),
     modifiers(&CommonRefusals)
 )]

@@ -15,7 +15,9 @@
 
 use crate::api::{AppState, MAX_LEASE_SCAN, query, read};
 use crate::error::ApiError;
-use crate::params::{AccountParam, PageLimit, WholeNumber, page_limit, parse_account, parse_u64};
+use crate::params::{
+    AccountParam, ClusterPhaseFilter, PageLimit, WholeNumber, page_limit, parse_account, parse_u64,
+};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -162,6 +164,7 @@ pub(crate) struct ClusterLeaseParams {
     #[param(value_type = Option<AccountParam>)]
     member: Option<String>,
     /// Only leases in this phase: `running` or `finished`.
+    #[param(value_type = Option<ClusterPhaseFilter>)]
     phase: Option<String>,
     /// Page size: 1 to 500 (default 50).
     #[param(value_type = Option<PageLimit>)]
