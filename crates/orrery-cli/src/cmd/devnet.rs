@@ -403,9 +403,19 @@ impl Devnet {
                 bail!("transaction {hash} was not finalized within {TX_WAIT:?}");
             }
             // The account's nonce moved past ours without our transaction: the nonce was read
-            // from a node that was behind. Sign again with the right one.
-            let now = self.client()?.account(&self.requester.account())?.nonce;
-            if now > tx.tx.nonce && clients.iter().all(|c| c.tx(&hash).ok().flatten().is_none()) {
+            // from a node that was behind. Sign again with the right one — but only once that
+            // node's index has caught up with the state the nonce was read from: a node indexes
+            // a block after applying it, so a transaction just included is in its state (the
+            // nonce) before its index, and signing again then would send it twice.
+            let c = self.client()?;
+            let now = c.account(&self.requester.account())?.nonce;
+            let status = c.status()?;
+            let indexed = status.indexed_height >= status.chain.height;
+            if now > tx.tx.nonce
+                && indexed
+                && c.tx(&hash).ok().flatten().is_none()
+                && clients.iter().all(|c| c.tx(&hash).ok().flatten().is_none())
+            {
                 tracing::warn!(%hash, nonce = tx.tx.nonce, now, "nonce already spent; signing again");
                 tx = Tx {
                     chain_id: tx.tx.chain_id.clone(),
