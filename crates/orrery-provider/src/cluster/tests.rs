@@ -211,3 +211,96 @@ fn the_offer_publishes_the_cluster_contact_and_bad_cluster_configs_are_refused_b
         assert!(err.contains(expect), "{table} {endpoint}: {err}");
     }
 }
+
+/// A worker's oracle and the loop's side of it, without a thread: what the worker commits is
+/// sent bound to its account; the round it waits on is read by the loop and answered once
+/// closed; a lease that ended fails the wait instead of hanging it.
+#[test]
+fn the_oracle_hands_commitments_to_the_loop_and_settles_what_the_loop_read() {
+    use commonware_runtime::{Clock as _, Runner as _, Spawner as _, Supervisor as _};
+    let members = vec![AccountId([1; 20]), AccountId([2; 20]), AccountId([3; 20])];
+    let shared = Arc::new(Mutex::new(Exchange::default()));
+    let mut duties = ClusterDuties::default();
+    duties.running.insert(
+        7,
+        Running {
+            index: 1,
+            members: members.clone(),
+            shared: shared.clone(),
+            stop: Arc::default(),
+            thread: None,
+        },
+    );
+    let oracle = NodeOracle {
+        lease: 7,
+        members: Arc::new(members.clone()),
+        shared,
+        wake: None,
+    };
+    let c = RoundCommit {
+        delta: Hash::of(b"delta"),
+        start: Hash::of(b"start"),
+        loss: 3.0,
+    };
+    commonware_runtime::deterministic::Runner::default().start(|context| async move {
+        oracle.commit(0, 1, c).await.unwrap();
+        let out = duties.outgoing();
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].0, out[0].1), (7, 0));
+        assert_eq!(out[0].3, commit_body(7, 0, &members[1], &c));
+        assert!(duties.outgoing().is_empty(), "taken once");
+        // One the loop could not send goes back, first.
+        duties.requeue(7, 0, c);
+        assert_eq!(duties.outgoing().len(), 1);
+        // Commitments waiting for a stalled loop are bounded.
+        for _ in 0..MAX_PENDING_COMMITS {
+            oracle.commit(1, 1, c).await.unwrap();
+        }
+        assert!(oracle.commit(1, 1, c).await.is_err());
+
+        // The worker waits on round 0; the loop sees it, reads the round, and answers.
+        let waiting = context.child("settle").spawn({
+            let oracle = oracle.clone();
+            move |ctx| async move { oracle.settle(&ctx, 0, 1, BTreeMap::new()).await }
+        });
+        context.sleep(Duration::from_millis(200)).await;
+        assert_eq!(duties.waited(), vec![(7, 0)]);
+        let mut round = ClusterRoundView {
+            round: 0,
+            closed_at: None,
+            mean_loss: None,
+            commits: vec![],
+            missed: vec![],
+        };
+        duties.heard(7, 0, Some(&round));
+        context.sleep(Duration::from_millis(200)).await;
+        assert_eq!(duties.waited(), vec![(7, 0)], "still open: still waited on");
+        let named = cluster_delta_commitment(7, 0, &members[2], &Hash::of(b"d2"));
+        round.closed_at = Some(40);
+        round.commits = vec![ClusterCommitView {
+            worker: members[2],
+            loss: 2.0,
+            start: c.start,
+            delta: named,
+            status: "committed".into(),
+        }];
+        duties.heard(7, 0, Some(&round));
+        let set = waiting.await.unwrap().unwrap();
+        assert_eq!(set.into_iter().collect::<Vec<_>>(), vec![(2, named)]);
+        assert!(oracle.names(0, 2, &Hash::of(b"d2"), &named));
+        assert!(
+            !oracle.names(0, 1, &Hash::of(b"d2"), &named),
+            "bound to the worker"
+        );
+
+        // The lease ended before round 1 closed: the wait fails, it does not hang.
+        let waiting = context.child("settle").spawn({
+            let oracle = oracle.clone();
+            move |ctx| async move { oracle.settle(&ctx, 1, 1, BTreeMap::new()).await }
+        });
+        context.sleep(Duration::from_millis(200)).await;
+        duties.lease_over(7);
+        let err = waiting.await.unwrap().unwrap_err();
+        assert!(err.contains("no longer running"), "{err}");
+    });
+}
