@@ -1,8 +1,10 @@
 //! The README's main command, end to end: `orrery devnet --json` runs real wasm and ML jobs on
-//! four validator processes and provider agents, catches and slashes the cheater, refunds its
-//! requester, mints the epoch's emission and keeps the supply invariant. While it keeps running,
+//! four validator processes and provider agents, trains one model on three of them as a
+//! cluster job, catches and slashes the cheater, refunds its requester, mints the epoch's
+//! emission and keeps the supply invariant. While it keeps running,
 //! a requester submits a job with `orrery job submit --watch` and gets its result, and bad
-//! requests are refused naming the problem.
+//! requests are refused naming the problem, and a cluster job survives one worker's agent being
+//! SIGKILLed, billing only the rounds completed.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -35,7 +37,7 @@ fn the_devnet_settles_real_jobs_slashes_the_cheater_and_serves_requesters() {
     let dir = tempfile::tempdir().unwrap();
     let net_dir = dir.path().join("net");
     // Below the kernel's ephemeral range (32768 and up), where outgoing connections take ports.
-    // p2p base…+3, API base+5…+8, inference serving base+10…+13.
+    // p2p base…+3, API base+5…+8, inference serving base+10…+13, cluster p2p base+15…+18.
     let base = 28_000 + (std::process::id() % 200) as u16 * 20;
     let api = format!("http://127.0.0.1:{}", base + 5);
     let mut child = orrery()
@@ -44,6 +46,7 @@ fn the_devnet_settles_real_jobs_slashes_the_cheater_and_serves_requesters() {
         .args(["--p2p-port", &base.to_string()])
         .args(["--api-port", &(base + 5).to_string()])
         .args(["--serve-port", &(base + 10).to_string()])
+        .args(["--cluster-port", &(base + 15).to_string()])
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(dir.path().join("devnet.stderr")).unwrap())
         .spawn()
@@ -84,6 +87,28 @@ fn the_devnet_settles_real_jobs_slashes_the_cheater_and_serves_requesters() {
     assert_ne!(s["minted"], "0", "the epoch's emission was minted: {s}");
     let timed = s["submit_to_settled_seconds"].as_f64().unwrap();
     assert!(timed > 0.0 && timed < 60.0, "{s}");
+    // The cluster job: three workers trained one model over p2p, every round committed on
+    // chain; the summary reads it back from the chain.
+    let c = &s["cluster"];
+    assert_eq!(c["phase"], "finished", "{s}");
+    assert_eq!(c["workers"].as_array().map(Vec::len), Some(3), "{s}");
+    assert_eq!(c["rounds_completed"], c["rounds"], "{s}");
+    assert!(c["rounds"].as_u64().unwrap() >= 2, "{s}");
+    let rounds = c["rounds"].as_u64().unwrap();
+    for paid in c["rounds_paid"].as_array().unwrap() {
+        assert_eq!(
+            paid.as_u64(),
+            Some(rounds),
+            "every worker paid every round: {s}"
+        );
+    }
+    assert_eq!(c["dropped"].as_array().map(Vec::len), Some(0), "{s}");
+    assert_eq!(c["refunded"], "0 ORR", "{s}");
+    let (first, last) = (
+        c["first_loss"].as_f64().unwrap(),
+        c["final_loss"].as_f64().unwrap(),
+    );
+    assert!(last.is_finite() && last < first, "it trained: {s}");
     let leases = s["leases"].as_array().unwrap();
     assert!(
         leases
@@ -172,7 +197,159 @@ fn the_devnet_settles_real_jobs_slashes_the_cheater_and_serves_requesters() {
     bad("[requirements]\nmax_cost = \"0.000001\"\n", "cheapest");
 
     the_official_openai_client_is_served(&api, &key, dir.path());
+    a_killed_cluster_worker_is_dropped_and_only_completed_rounds_are_billed(
+        &api, &key, &net_dir, &s,
+    );
     drop(devnet);
+}
+
+/// Seconds the killed-worker run may take: 6 rounds, one of them waiting out its deadline.
+const CLUSTER_RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(240);
+
+/// A cluster request through `orrery job submit` (the `workloads/requests/cluster-lm.toml`
+/// job: 3 workers, 6 rounds), whose last worker's agent process is SIGKILLed once round 2 is
+/// open. The other two complete every round without it; the chain drops and docks the dead
+/// member, pays it exactly for the rounds it committed, and returns to the requester, to the
+/// unit, the pay of every worker-round nobody completed.
+fn a_killed_cluster_worker_is_dropped_and_only_completed_rounds_are_billed(
+    api: &str,
+    wallet: &std::path::Path,
+    net_dir: &std::path::Path,
+    summary: &serde_json::Value,
+) {
+    use orrery_types::amount::Amount;
+    let request = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../workloads/requests/cluster-lm.toml"
+    );
+    let out = orrery()
+        .args(["job", "submit", request, "--key"])
+        .arg(wallet)
+        .args(["--node", api])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // "cluster lease 12: job … → 3 workers, 0.0008 ORR locked" and "  worker 2: orr…".
+    let first = text
+        .lines()
+        .find(|l| l.starts_with("cluster lease "))
+        .unwrap();
+    let lease: u64 = first
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .trim_end_matches(':')
+        .parse()
+        .unwrap();
+    let locked: Amount = first
+        .rsplit_once(", ")
+        .and_then(|(_, l)| l.strip_suffix(" locked"))
+        .and_then(|l| serde_json::from_value(serde_json::json!(l)).ok())
+        .unwrap_or_else(|| panic!("no escrow in: {text}"));
+    let victim = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("worker 2: "))
+        .unwrap_or_else(|| panic!("no worker 2 in: {text}"))
+        .to_string();
+    let name = summary["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["account"] == victim.as_str())
+        .and_then(|p| p["name"].as_str())
+        .unwrap_or_else(|| panic!("worker 2 ({victim}) is no devnet provider: {summary}"))
+        .to_string();
+    let client = orrery_client::Client::new(api);
+    let read = || client.cluster_lease(lease).unwrap().unwrap();
+    let wait = |what: &str, ok: &dyn Fn(&serde_json::Value) -> bool| {
+        let start = std::time::Instant::now();
+        loop {
+            let v = read();
+            if ok(&v) {
+                return v;
+            }
+            assert!(start.elapsed() < CLUSTER_RUN_LIMIT, "{what}: {v:#}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    wait("round 2 never opened", &|v| {
+        v["lease"]["round"].as_u64() >= Some(2)
+    });
+    let pids: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(net_dir.join("processes.json")).unwrap())
+            .unwrap();
+    let pid = pids[&name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no pid for {name}: {pids}"));
+    let killed = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success(), "kill -9 {pid} ({name})");
+    let v = wait("the lease never finished", &|v| {
+        v["lease"]["phase"] == "finished"
+    });
+    let l = &v["lease"];
+    let rounds = l["rounds"].as_u64().unwrap();
+    let members = l["members"].as_array().unwrap();
+    let committed = |who: &str| {
+        v["rounds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                r["commits"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|c| c["worker"] == who)
+            })
+            .count() as u64
+    };
+    let mut paid_rounds = 0;
+    for m in members {
+        let who = m["provider"].as_str().unwrap();
+        let paid = m["rounds_paid"].as_u64().unwrap();
+        assert_eq!(
+            paid,
+            committed(who),
+            "paid exactly for its committed rounds: {v:#}"
+        );
+        paid_rounds += paid;
+        if who == victim {
+            assert_eq!(m["status"], "dropped", "{v:#}");
+            assert_ne!(
+                m["docked"], "0 ORR",
+                "docked for the round it missed: {v:#}"
+            );
+            assert!(
+                (2..rounds).contains(&paid),
+                "alive through round 1, dead before the end: {v:#}"
+            );
+        } else {
+            assert_eq!(m["status"], "live", "{v:#}");
+            assert_eq!(paid, rounds, "the survivors complete every round: {v:#}");
+        }
+    }
+    // Every round completed with the survivors.
+    for r in v["rounds"].as_array().unwrap() {
+        assert!(r["closed_at"].is_u64(), "{v:#}");
+        assert!(r["commits"].as_array().unwrap().len() >= 2, "{v:#}");
+    }
+    // Billed only for completed worker-rounds, to the unit: the refund is the locked escrow's
+    // share of the worker-rounds nobody completed.
+    let refunded: Amount = serde_json::from_value(l["refunded"].clone()).unwrap();
+    let worker_rounds = rounds * members.len() as u64;
+    assert_eq!(
+        u128::from(worker_rounds) * refunded.units(),
+        u128::from(worker_rounds - paid_rounds) * locked.units(),
+        "refunded {refunded} of {locked} with {paid_rounds} of {worker_rounds} worker-rounds paid: {v:#}"
+    );
 }
 
 /// The `openai` Python client to run (`$ORRERY_OPENAI_PYTHON`, else `.ci/run`'s venv), or
@@ -333,5 +510,44 @@ fn bad_job_files_and_provider_configs_are_refused_naming_the_problem() {
     assert!(
         err.contains("no stake configured") && err.contains("at least 120 ORR"),
         "{err}"
+    );
+
+    // A cluster worker's config: a port peers can dial, and an endpoint whose host they can.
+    let cluster = |endpoint: &str, table: &str, expect: &str| {
+        let path = dir.path().join("cluster.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "node = \"{nowhere}\"\nkey_seed = 5\ndata_dir = \"{}\"\nregion = \"eu-west\"\n\
+                 stake = \"200\"\nendpoint = \"{endpoint}\"\n\
+                 [prices]\ngpu_hour = \"0\"\ncpu_core_hour = \"0.05\"\nram_gib_hour = \"0\"\n\
+                 mega_unit = \"0.001\"\n[hardware]\ncpu_cores = 2\nram_gib = 4\n[cluster]\n{table}",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let out = orrery()
+            .args(["provider", "run", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(err.contains(expect), "expected {expect:?} in: {err}");
+    };
+    cluster(
+        "http://127.0.0.1:7100",
+        "port = 0\n",
+        "[cluster] port must be 1 to 65535",
+    );
+    cluster(
+        "http://127.0.0.1:7100",
+        "port = 7300\nround_timeout_ms = 5\n",
+        "round_timeout_ms must be 100 to 600000",
+    );
+    cluster(
+        "127.0.0.1:7100",
+        "port = 7300\n",
+        "needs an `endpoint` whose host peers can dial",
     );
 }

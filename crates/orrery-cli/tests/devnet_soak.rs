@@ -35,7 +35,7 @@ impl Drop for Devnet {
 }
 
 fn start_devnet(dir: &Path, slot: u16) -> Devnet {
-    // p2p base…+3, API base+5…+8, inference serving base+10…+13.
+    // p2p base…+3, API base+5…+8, inference serving base+10…+13, cluster p2p base+15…+18.
     let base = 20_000 + (std::process::id() % 300) as u16 * 40 + slot * 20;
     let child = Command::new(env!("CARGO_BIN_EXE_orrery"))
         .args(["devnet", "--exit-when-done", "--json", "--dir"])
@@ -43,6 +43,7 @@ fn start_devnet(dir: &Path, slot: u16) -> Devnet {
         .args(["--p2p-port", &base.to_string()])
         .args(["--api-port", &(base + 5).to_string()])
         .args(["--serve-port", &(base + 10).to_string()])
+        .args(["--cluster-port", &(base + 15).to_string()])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.with_extension("stderr")).expect("a log file"))
         .process_group(0)

@@ -205,7 +205,7 @@ fn the_explorer_shows_the_devnet_in_a_browser() {
     let net_dir = dir.path().join("net");
     // Away from the devnet test's ports (28000 + …), so both can run on one machine, and below
     // the kernel's ephemeral range (32768 and up), where outgoing connections take ports.
-    // p2p base…+3, API base+5…+8, inference serving base+10…+13.
+    // p2p base…+3, API base+5…+8, inference serving base+10…+13, cluster p2p base+15…+18.
     let base = 24_000 + (std::process::id() % 200) as u16 * 20;
     let api = format!("http://127.0.0.1:{}", base + 5);
     let log = std::fs::File::create(dir.path().join("devnet.log")).expect("log");
@@ -215,6 +215,7 @@ fn the_explorer_shows_the_devnet_in_a_browser() {
         .args(["--p2p-port", &base.to_string()])
         .args(["--api-port", &(base + 5).to_string()])
         .args(["--serve-port", &(base + 10).to_string()])
+        .args(["--cluster-port", &(base + 15).to_string()])
         .stdout(Stdio::piped())
         .stderr(log)
         .process_group(0)

@@ -251,6 +251,81 @@ pub struct LeaseView {
     pub active: bool,
 }
 
+/// A cluster lease as `GET /cluster-leases` lists it: the fields of the ledger's
+/// `ClusterLease` record a worker needs (the node sends the whole record).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterLeaseView {
+    /// Its id.
+    pub id: u64,
+    /// Who pays.
+    pub requester: AccountId,
+    /// The cluster job bundle's hash.
+    pub job: Hash,
+    /// One worker-round's terms.
+    pub terms: LeaseTerms,
+    /// Rounds the lease runs.
+    pub rounds: u32,
+    /// Inner steps per round (H).
+    pub inner_steps: u32,
+    /// Blocks each round has.
+    pub round_blocks: u64,
+    /// The members, in worker order.
+    pub members: Vec<ClusterMemberView>,
+    /// The round members are committing now (`rounds` once every round closed).
+    pub round: u32,
+    /// Last height at which `round` may be committed.
+    pub round_deadline: u64,
+    /// `running` or `finished`.
+    pub phase: String,
+    /// Returned to the requester when it finished.
+    pub refunded: Amount,
+}
+
+/// One member of a cluster lease.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterMemberView {
+    /// The provider.
+    pub provider: AccountId,
+    /// `live` or `dropped`.
+    pub status: String,
+    /// Rounds it was paid for.
+    pub rounds_paid: u32,
+    /// What it was paid, after fees.
+    pub paid: Amount,
+    /// What it was docked.
+    pub docked: Amount,
+}
+
+/// One round of a cluster lease (`GET /cluster-leases/{id}/rounds/{round}`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClusterRoundView {
+    /// The round.
+    pub round: u32,
+    /// Height at which it closed; `None` while it takes commits.
+    pub closed_at: Option<u64>,
+    /// Mean of the commits' losses.
+    pub mean_loss: Option<f32>,
+    /// Each worker's commit.
+    pub commits: Vec<ClusterCommitView>,
+    /// Members dropped for missing it.
+    pub missed: Vec<AccountId>,
+}
+
+/// One worker's commit of a round.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClusterCommitView {
+    /// The worker's account.
+    pub worker: AccountId,
+    /// Its mean inner loss.
+    pub loss: f32,
+    /// The hash of the weights it started from.
+    pub start: Hash,
+    /// Its delta's bound commitment (`cluster_delta_commitment`).
+    pub delta: Hash,
+    /// `committed`, `paid` or `excluded` (a check found the delta wrong).
+    pub status: String,
+}
+
 /// A page of a list.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Page<T> {

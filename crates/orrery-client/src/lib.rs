@@ -349,6 +349,34 @@ impl Client {
         self.get_opt(&format!("/cluster-leases/{id}"))
     }
 
+    /// One round of a cluster lease (`GET /cluster-leases/{id}/rounds/{round}`); `None` if
+    /// there is no such lease or the round has not opened yet.
+    pub fn cluster_round(
+        &self,
+        id: LeaseId,
+        round: u32,
+    ) -> Result<Option<api::ClusterRoundView>, Error> {
+        self.get_opt(&format!("/cluster-leases/{id}/rounds/{round}"))
+    }
+
+    /// A page of the cluster leases that name `member` (`GET /cluster-leases?member=`), in id
+    /// order; only running ones with `running_only`.
+    pub fn member_cluster_leases(
+        &self,
+        member: &AccountId,
+        running_only: bool,
+        cursor: Option<&str>,
+    ) -> Result<Page<api::ClusterLeaseView>, Error> {
+        let mut path = format!("/cluster-leases?member={member}");
+        if running_only {
+            path.push_str("&phase=running");
+        }
+        if let Some(c) = cursor {
+            path.push_str(&format!("&cursor={}", encode_query_value(c)));
+        }
+        self.get(&path)
+    }
+
     /// Transactions that acted on a lease, newest first.
     pub fn lease_txs(
         &self,

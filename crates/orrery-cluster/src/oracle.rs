@@ -26,19 +26,27 @@ pub struct RoundCommit {
 /// Decides each round's final set of deltas; every worker must get the same answer.
 pub trait RoundOracle: Clone + Send + Sync + 'static {
     /// Worker `worker` commits its work for `round`. Refused after the round's commit
-    /// deadline.
-    fn commit(&self, round: u64, worker: u32, commit: RoundCommit) -> Result<(), String>;
+    /// deadline. An oracle that talks to a node must not block the executor: it hands the
+    /// commitment on and returns (the chain's receipt says later whether it counted).
+    fn commit(
+        &self,
+        round: u64,
+        worker: u32,
+        commit: RoundCommit,
+    ) -> impl Future<Output = Result<(), String>> + Send;
 
     /// Worker `worker` says which deltas of `round` it holds (worker → hash); the answer is
     /// the round's final set (worker → what the oracle names its delta by, see
-    /// [`RoundOracle::names`]), the same for every caller.
+    /// [`RoundOracle::names`]), the same for every caller. An error means the oracle cannot
+    /// answer (the node stayed unreachable past its timeout, the lease ended, this worker was
+    /// dropped): the worker stops.
     fn settle<C: Clock>(
         &self,
         clock: &C,
         round: u64,
         worker: u32,
         held: BTreeMap<u32, Hash>,
-    ) -> impl Future<Output = BTreeMap<u32, Hash>> + Send;
+    ) -> impl Future<Output = Result<BTreeMap<u32, Hash>, String>> + Send;
 
     /// Whether a delta of `worker` for `round` with hash `delta` is the one the final set
     /// names `named`. The set names deltas by their hash unless the oracle says otherwise (the
@@ -122,7 +130,7 @@ impl LocalOracle {
 }
 
 impl RoundOracle for LocalOracle {
-    fn commit(&self, round: u64, worker: u32, commit: RoundCommit) -> Result<(), String> {
+    async fn commit(&self, round: u64, worker: u32, commit: RoundCommit) -> Result<(), String> {
         let mut rounds = self.rounds.lock().unwrap();
         let r = rounds.entry(round).or_default();
         let opened = *r.opened.get_or_insert_with(Instant::now);
@@ -142,7 +150,7 @@ impl RoundOracle for LocalOracle {
         round: u64,
         worker: u32,
         held: BTreeMap<u32, Hash>,
-    ) -> BTreeMap<u32, Hash> {
+    ) -> Result<BTreeMap<u32, Hash>, String> {
         {
             let mut rounds = self.rounds.lock().unwrap();
             let r = rounds.entry(round).or_default();
@@ -153,8 +161,10 @@ impl RoundOracle for LocalOracle {
             }
         }
         loop {
+            // `poll` settles at the latest `commit_timeout + report_timeout` after the round
+            // opened: this loop ends.
             if let Some(set) = self.poll(round) {
-                return set;
+                return Ok(set);
             }
             clock.sleep(Duration::from_millis(5)).await;
         }

@@ -108,6 +108,14 @@ pub enum WorkerError {
     /// The p2p network stopped.
     #[error("the cluster network stopped: {0}")]
     Network(String),
+    /// The round oracle could not settle a round (see [`RoundOracle::settle`]).
+    #[error("round {round} could not be settled: {why}")]
+    Oracle {
+        /// The round.
+        round: u64,
+        /// What the oracle said.
+        why: String,
+    },
 }
 
 /// Run worker `cfg.index` of `job` until its last round; `oracle` decides each round's set.
@@ -284,7 +292,7 @@ where
         start: start_hash,
         loss: out.mean_loss,
     };
-    if let Err(e) = oracle.commit(r, w, commit) {
+    if let Err(e) = oracle.commit(r, w, commit).await {
         tracing::warn!(worker = w, round = r, error = %e, "commitment refused; the round goes on without this worker's delta");
     }
     // Gather peers' deltas until all are here or the round's time is up; ask a peer whose
@@ -318,7 +326,10 @@ where
         .get(&r)
         .map(|m| m.iter().map(|(w, d)| (*w, d.hash())).collect())
         .unwrap_or_default();
-    let set = oracle.settle(context, r, w, held).await;
+    let set = oracle
+        .settle(context, r, w, held)
+        .await
+        .map_err(|why| WorkerError::Oracle { round: r, why })?;
     // The set is final. A delta of it that has not arrived yet (an oracle like the chain does
     // not wait for every worker's report) is asked for again until the round's time is up.
     let missing = |mine: &BTreeMap<u32, Delta>| -> Vec<u32> {

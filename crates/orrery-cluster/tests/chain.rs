@@ -128,6 +128,15 @@ fn chain(n: usize, rounds: u32) -> Chain {
         prices: terms().prices,
     };
     for i in 1..=n {
+        // Each publishes its cluster contact: the ledger names only providers that do.
+        let mut offer = offer.clone();
+        let contact = orrery_types::cluster::cluster_endpoint(
+            "http://127.0.0.1:7100",
+            7300,
+            c.keys[i].public_key(),
+        )
+        .unwrap();
+        offer.endpoint = Text::new(contact).unwrap();
         c.run(i, TxBody::RegisterProvider(offer.clone()));
         let stake = c.state.params().min_stake(&offer.hardware).unwrap();
         c.run(i, TxBody::Bond { amount: stake });
@@ -160,7 +169,7 @@ fn chain(n: usize, rounds: u32) -> Chain {
 struct LedgerOracle(Arc<Mutex<Chain>>);
 
 impl RoundOracle for LedgerOracle {
-    fn commit(&self, round: u64, worker: u32, commit: RoundCommit) -> Result<(), String> {
+    async fn commit(&self, round: u64, worker: u32, commit: RoundCommit) -> Result<(), String> {
         let mut c = self.0.lock().unwrap();
         let (lease, me) = (c.lease, c.member(worker));
         let body = TxBody::CommitClusterRound {
@@ -181,10 +190,10 @@ impl RoundOracle for LedgerOracle {
         round: u64,
         _worker: u32,
         _held: BTreeMap<u32, Hash>,
-    ) -> BTreeMap<u32, Hash> {
+    ) -> Result<BTreeMap<u32, Hash>, String> {
         loop {
             if let Some(set) = self.closed_set(round as u32) {
-                return set;
+                return Ok(set);
             }
             clock.sleep(Duration::from_millis(10)).await;
         }

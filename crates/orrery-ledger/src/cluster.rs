@@ -5,9 +5,11 @@
 //! `OpenClusterLease { members, job, terms, rounds, inner_steps, round_blocks, check_bps }`
 //! names 1 to [`MAX_CLUSTER_MEMBERS`] distinct providers, in worker order. Each must be a
 //! registered provider other than the requester, bonded at least its hardware's minimum stake,
-//! whose hardware fits `terms.resources` and whose listed prices are at least `terms.prices`
+//! whose hardware fits `terms.resources`, whose listed prices are at least `terms.prices`
 //! (`terms` are one worker-round's, so a listed price is the member's consent, as for
-//! `OpenLease`). `rounds` ≥ 1, `inner_steps` (H) ≥ 1, `round_blocks` ≥ 1 and
+//! `OpenLease`) and whose offer publishes a cluster contact for its own account
+//! (`orrery_types::cluster::cluster_contact`: its consent to cluster work — a provider that
+//! runs no cluster worker would only miss round 0 and be docked). `rounds` ≥ 1, `inner_steps` (H) ≥ 1, `round_blocks` ≥ 1 and
 //! `rounds × round_blocks ≤ max_lease_blocks`; `check_bps ≤ 10000`. A refused member names
 //! itself and the reason in [`TxError::BadClusterMember`].
 //!
@@ -170,6 +172,13 @@ fn check_member(
     }
     if !terms.prices.within(&p.offer.prices) {
         return refuse("the agreed prices are above its listed prices");
+    }
+    // A published contact is the provider's consent to cluster work, as its listed prices are
+    // to the price: a member that runs no worker would only be dropped and docked.
+    if orrery_types::cluster::cluster_contact(p.offer.endpoint.as_str(), &member).is_err() {
+        return refuse(
+            "its offer publishes no cluster contact for its account (it runs no cluster workers)",
+        );
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Net, make_provider, offer, prices};
+use common::{Net, offer, prices};
 use orrery_ledger::entries::{ClusterPhase, CommitStatus, MemberStatus};
 use orrery_ledger::{Event, Params, State, TxError};
 use orrery_types::amount::Amount;
@@ -30,9 +30,35 @@ fn params() -> Params {
 fn net() -> Net {
     let mut net = Net::with_params(8, params());
     for i in 1..=6 {
-        make_provider(&mut net, i, 1);
+        assert!(
+            net.run(i, TxBody::RegisterProvider(cluster_offer(&net, i)))
+                .is_ok()
+        );
+        let need = net.state.params().min_stake(&offer(1, prices()).hardware);
+        assert!(
+            net.run(
+                i,
+                TxBody::Bond {
+                    amount: need.unwrap()
+                }
+            )
+            .is_ok()
+        );
     }
     net
+}
+
+/// Provider `i`'s one-GPU offer, publishing its cluster contact: it runs cluster workers.
+fn cluster_offer(net: &Net, i: usize) -> orrery_types::tx::ProviderOffer {
+    let mut o = offer(1, prices());
+    let endpoint = orrery_types::cluster::cluster_endpoint(
+        o.endpoint.as_str(),
+        7300 + i as u16,
+        net.keys[i].public_key(),
+    )
+    .unwrap();
+    o.endpoint = orrery_types::codec::Text::new(endpoint).unwrap();
+    o
 }
 
 fn terms() -> LeaseTerms {
@@ -394,10 +420,56 @@ fn bad_cluster_input_is_refused_with_typed_errors() {
         .unwrap();
     assert!(net.run(7, TxBody::Bond { amount: need }).is_ok());
     let unfit = open_body(&net, &[1, 7], 2, 0);
-    assert!(matches!(
+    assert_eq!(
         refused(&net.run(REQUESTER, unfit)),
-        TxError::BadClusterMember { .. }
+        TxError::BadClusterMember {
+            member: net.id(7),
+            why: "its hardware does not fit the requested resources"
+        }
+    );
+    // A fitting provider that publishes no cluster contact has not consented to cluster work
+    // (it runs no worker, and would only be docked); once it publishes one, it may be named.
+    assert!(
+        net.run(7, TxBody::UpdateProvider(offer(1, prices())))
+            .is_ok()
+    );
+    let more = net
+        .state
+        .params()
+        .min_stake(&offer(1, prices()).hardware)
+        .and_then(|m| m.checked_sub(need))
+        .unwrap();
+    assert!(net.run(7, TxBody::Bond { amount: more }).is_ok());
+    let silent = open_body(&net, &[1, 7], 2, 0);
+    assert_eq!(
+        refused(&net.run(REQUESTER, silent)),
+        TxError::BadClusterMember {
+            member: net.id(7),
+            why: "its offer publishes no cluster contact for its account (it runs no cluster workers)"
+        }
+    );
+    // Nor may it publish another account's key.
+    let mut borrowed = offer(1, prices());
+    borrowed.endpoint = orrery_types::codec::Text::new(
+        orrery_types::cluster::cluster_endpoint(
+            "http://127.0.0.1:7100",
+            7300,
+            net.keys[1].public_key(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(net.run(7, TxBody::UpdateProvider(borrowed)).is_ok());
+    let borrowed = open_body(&net, &[1, 7], 2, 0);
+    assert!(matches!(
+        refused(&net.run(REQUESTER, borrowed)),
+        TxError::BadClusterMember { why, .. } if why.contains("no cluster contact")
     ));
+    assert!(
+        net.run(7, TxBody::UpdateProvider(cluster_offer(&net, 7)))
+            .is_ok()
+    );
+    assert!(net.run(REQUESTER, open_body(&net, &[1, 7], 2, 0)).is_ok());
     // More members than the type holds cannot even be encoded.
     assert!(BoundedVec::<AccountId, 16>::new(vec![net.id(1); 17]).is_err());
 

@@ -115,6 +115,8 @@ pub type AppState = Arc<Shared>;
         crate::explorer::search,
         crate::explorer::inference::overview,
         crate::explorer::cluster::cluster_lease,
+        crate::explorer::cluster::cluster_leases,
+        crate::explorer::cluster::cluster_round,
         crate::inference::models,
         crate::inference::key,
         crate::inference::batch,
@@ -153,6 +155,7 @@ pub type AppState = Arc<Shared>;
         crate::params::SearchQuery,
         crate::params::ProviderSort,
         crate::params::ProviderCursor,
+        crate::params::ClusterPhaseFilter,
     )),
     modifiers(&CommonRefusals)
 )]

@@ -429,6 +429,20 @@ fn a_cluster_lease_page_shows_members_rounds_losses_and_checks() {
     let c = &node.client;
     register_and_bond(c, &k[..2]);
     node.block();
+    // Both publish their cluster contact: the ledger names only providers that run workers.
+    for (i, key) in k[..2].iter().enumerate() {
+        let mut offer = common::offer();
+        let contact = orrery_types::cluster::cluster_endpoint(
+            "http://127.0.0.1:7100",
+            7300 + i as u16,
+            key.public_key(),
+        )
+        .expect("contact");
+        offer.endpoint = orrery_types::codec::Text::new(contact).expect("endpoint");
+        c.submit(&sign(key, 2, TxBody::UpdateProvider(offer)))
+            .expect("update");
+    }
+    node.block();
     let members = BoundedVec::new(vec![k[0].account(), k[1].account()]).expect("members");
     let open = TxBody::OpenClusterLease {
         members,
@@ -458,7 +472,7 @@ fn a_cluster_lease_page_shows_members_rounds_losses_and_checks() {
             delta: cluster_delta_commitment(0, 0, &key.account(), &Hash::of(&[i as u8])),
             loss: LossBits::of(2.5 + i as f32),
         };
-        c.submit(&sign(key, 2, body)).expect("commit");
+        c.submit(&sign(key, 3, body)).expect("commit");
     }
     let closed = node.block();
     node.block(); // the draw pays round 0
@@ -492,4 +506,49 @@ fn a_cluster_lease_page_shows_members_rounds_losses_and_checks() {
     let (status, body) = get(&node, "/api/v1/cluster-leases/7");
     assert_eq!(status, 404);
     assert_eq!(body["code"], "cluster_lease_not_found", "{body}");
+
+    // One round alone, as a worker's agent polls it (typed through the SDK): round 0 closed
+    // with both commits, round 1 open and empty, round 2 not opened (the lease has 2 rounds).
+    let r0 = c
+        .cluster_round(0, 0)
+        .expect("round 0")
+        .expect("round 0 exists");
+    assert_eq!(r0.closed_at, Some(closed.block.height));
+    assert_eq!(r0.commits.len(), 2);
+    assert_eq!(r0.commits[0].worker, k[0].account());
+    assert_eq!(
+        r0.commits[1].delta,
+        cluster_delta_commitment(0, 0, &k[1].account(), &Hash::of(&[1]))
+    );
+    let r1 = c
+        .cluster_round(0, 1)
+        .expect("round 1")
+        .expect("the open round");
+    assert_eq!((r1.closed_at, r1.commits.len()), (None, 0));
+    assert!(c.cluster_round(0, 2).expect("round 2").is_none());
+    let (status, body) = get(&node, "/api/v1/cluster-leases/0/rounds/2");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("cluster_round_not_found"))
+    );
+    let (status, body) = get(&node, "/api/v1/cluster-leases/0/rounds/x");
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_number")));
+
+    // The cluster leases naming a member, as agents list them; a non-member sees none.
+    let mine = c
+        .member_cluster_leases(&k[1].account(), true, None)
+        .expect("list");
+    assert_eq!(mine.items.len(), 1);
+    assert_eq!(mine.items[0].id, 0);
+    assert_eq!(mine.items[0].members.len(), 2);
+    assert_eq!(mine.items[0].round, 1);
+    assert_eq!(mine.items[0].members[1].status, "live");
+    let none = c
+        .member_cluster_leases(&k[3].account(), false, None)
+        .expect("list");
+    assert!(none.items.is_empty());
+    let finished = ok(&node, "/api/v1/cluster-leases?phase=finished");
+    assert_eq!(finished["items"].as_array().map(Vec::len), Some(0));
+    let (status, body) = get(&node, "/api/v1/cluster-leases?phase=sleeping");
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_query")));
 }

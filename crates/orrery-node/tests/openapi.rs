@@ -57,7 +57,7 @@ fn every_operation_documents_its_refusals() {
     let ops = operations(&doc);
     assert_eq!(
         ops.len(),
-        31,
+        33,
         "{:?}",
         ops.iter().map(|o| (&o.0, &o.1)).collect::<Vec<_>>()
     );
@@ -138,7 +138,7 @@ fn page_sizes_and_samples_declare_their_bounds() {
             }
         }
     }
-    assert_eq!(limits, 6, "every paged list takes ?limit=");
+    assert_eq!(limits, 7, "every paged list takes ?limit=");
 }
 
 #[test]

@@ -79,6 +79,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
 mod challenge;
+mod cluster;
 mod infer;
 
 pub use challenge::ChallengeSnapshot;
@@ -166,6 +167,8 @@ pub struct AgentSnapshot {
     pub inference: Option<InferenceSnapshot>,
     /// Challenges solved, answered, opened and requested.
     pub challenges: ChallengeSnapshot,
+    /// Cluster leases whose worker ended here, with how (see [`crate::cluster`]).
+    pub cluster: BTreeMap<LeaseId, crate::cluster::ClusterOutcome>,
 }
 
 /// The duty loop's state between ticks, and its worker threads. Public so tests and
@@ -199,6 +202,11 @@ pub struct Worker<C: Chain> {
     /// Leases already refused (logged once each).
     refused: BTreeSet<LeaseId>,
     challenge: challenge::ChallengeDuty,
+    /// Cluster training: the `[cluster]` table (none: never a worker) and the workers.
+    cluster_config: Option<crate::config::ClusterConfig>,
+    cluster: crate::cluster::ClusterDuties,
+    /// ML threads, for cluster workers too.
+    threads: usize,
 }
 
 impl<C: Chain> Worker<C> {
@@ -253,6 +261,9 @@ impl<C: Chain> Worker<C> {
             },
             ml_gpu: None,
             refused: BTreeSet::new(),
+            cluster_config: config.cluster.clone(),
+            cluster: crate::cluster::ClusterDuties::default(),
+            threads: config.threads.max(1),
         })
     }
 
@@ -322,6 +333,7 @@ impl<C: Chain> Worker<C> {
         let wake: crate::runs::Waker = Arc::new(wake);
         self.runs.set_waker(wake.clone());
         self.challenge.set_waker(wake.clone());
+        self.cluster.set_waker(wake.clone());
         self.infer.set_waker(wake);
     }
 
@@ -353,6 +365,7 @@ impl<C: Chain> Worker<C> {
             }
         }
         self.snapshot.running.clear();
+        self.cluster.shutdown();
         self.challenge.call_off();
         self.infer.join();
         // The serving lane stops with the agent.
@@ -411,6 +424,10 @@ impl<C: Chain> Worker<C> {
         if let Err(e) = self.inference_duties(head, registered) {
             first_error.get_or_insert(e);
         }
+        if let Err(e) = self.cluster_duties(head, registered) {
+            tracing::warn!(error = %e, "cluster duty failed");
+            first_error.get_or_insert(e);
+        }
         let leases = self.chain.active_leases(&self.me)?;
         let mut seen = BTreeSet::new();
         let mut mine = BTreeMap::new();
@@ -434,6 +451,7 @@ impl<C: Chain> Worker<C> {
         self.snapshot.leases = mine;
         self.forget_final(&seen);
         self.snapshot.running = self.runs.in_flight();
+        self.snapshot.running.extend(self.cluster.in_flight());
         self.snapshot.ticks += 1;
         match first_error {
             Some(e) => Err(e),
@@ -842,6 +860,7 @@ impl<C: Chain> Worker<C> {
                 Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => break,
                 Ok(Message::Snapshot(reply)) => {
                     self.snapshot.running = self.runs.in_flight();
+                    self.snapshot.running.extend(self.cluster.in_flight());
                     let _ = reply.try_send(self.snapshot());
                 }
                 Ok(Message::Wake) | Err(RecvTimeoutError::Timeout) => {}

@@ -4,6 +4,7 @@
 //! Every call is bounded: lease listings stop after [`MAX_LEASE_PAGES`] pages.
 
 use crate::decide::{Head, LeaseInfo};
+use orrery_client::api::{ClusterLeaseView, ClusterRoundView};
 use orrery_client::{Client, Error as ClientError, LeaseQuery};
 use orrery_ledger::entries::{LeaseState, Reputation};
 use orrery_types::amount::Amount;
@@ -16,6 +17,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Most pages of leases read in one listing (a page is the node's page size, ~100).
 pub const MAX_LEASE_PAGES: usize = 100;
+
+/// Most running cluster leases read for one member: one page of the node's listing. A machine
+/// runs one worker per lease, each with a core's work, so no honest provider is in more.
+pub const MAX_CLUSTER_LEASES: usize = 50;
 
 /// Why a chain call failed.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +90,26 @@ pub trait Chain {
     fn submit(&self, tx: &SignedTx) -> Result<Hash, ChainError>;
     /// The models `id` offers, as the chain holds them; `None` when the node cannot say (the
     /// agent then offers its models once per run).
+    /// The running cluster leases that name `member`, at most [`MAX_CLUSTER_LEASES`] (a chain
+    /// without cluster leases has none).
+    fn member_cluster_leases(
+        &self,
+        member: &AccountId,
+    ) -> Result<Vec<ClusterLeaseView>, ChainError> {
+        let _ = member;
+        Ok(Vec::new())
+    }
+
+    /// One round of a cluster lease; `None` before it opened.
+    fn cluster_round(
+        &self,
+        id: LeaseId,
+        round: u32,
+    ) -> Result<Option<ClusterRoundView>, ChainError> {
+        let _ = (id, round);
+        Ok(None)
+    }
+
     fn model_offers(&self, id: &AccountId) -> Result<Option<Vec<ModelOffer>>, ChainError> {
         let _ = id;
         Ok(None)
@@ -450,6 +475,26 @@ impl Chain for NodeChain {
             .call(|c| c.provider(id))
             .map_err(map_err)?
             .and_then(|p| p.challenges.as_ref().map(challenge_status)))
+    }
+
+    fn member_cluster_leases(
+        &self,
+        member: &AccountId,
+    ) -> Result<Vec<ClusterLeaseView>, ChainError> {
+        let page = self
+            .call(|c| c.member_cluster_leases(member, true, None))
+            .map_err(map_err)?;
+        let mut leases = page.items;
+        leases.truncate(MAX_CLUSTER_LEASES);
+        Ok(leases)
+    }
+
+    fn cluster_round(
+        &self,
+        id: LeaseId,
+        round: u32,
+    ) -> Result<Option<ClusterRoundView>, ChainError> {
+        self.call(|c| c.cluster_round(id, round)).map_err(map_err)
     }
 
     fn inference_checks(&self, party: &AccountId) -> Result<Vec<InferenceCheck>, ChainError> {

@@ -30,6 +30,11 @@
 //! ram_gib = 64
 //! # gpu = { model = "NVIDIA RTX 4090", vram_mib = 24564, count = 1 }
 //!
+//! [cluster]                          # optional: be a worker of cluster training leases
+//! port = 7300                        # p2p port of the cluster interconnect (listens on all
+//!                                    # interfaces; peers reach it at `endpoint`'s host)
+//! round_timeout_ms = 10000           # how long a worker waits for its peers' deltas a round
+//!
 //! [serve]                            # optional: serve inference (see `crate::serve`)
 //! listen = "0.0.0.0:7100"            # the serving HTTP server; `endpoint` must reach it
 //! threads = 2                        # compute threads of each request (speed only)
@@ -144,6 +149,56 @@ pub struct ProviderConfig {
     /// Inference serving: the HTTP server, its limits and the models (none: no serving).
     #[serde(default)]
     pub serve: Option<ServeConfig>,
+    /// Cluster training: the p2p port its workers listen on (none: the agent is never a
+    /// cluster worker, and its offer publishes no cluster contact).
+    #[serde(default)]
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// Shortest `round_timeout_ms`: a round's delta must have time to cross the network.
+pub const MIN_ROUND_TIMEOUT_MS: u64 = 100;
+/// Longest `round_timeout_ms`: a worker waits this long for a dead peer each round.
+pub const MAX_ROUND_TIMEOUT_MS: u64 = 600_000;
+
+/// The `[cluster]` table: this machine as a worker of cluster training leases (see
+/// [`crate::cluster`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The p2p port its workers listen on, on every interface. The offer publishes it with the
+    /// account's key after `endpoint` (`#cluster=<port>&key=<hex>`): peers dial `endpoint`'s
+    /// host at this port.
+    pub port: u16,
+    /// How long a worker waits for its peers' deltas each round before it reports what it
+    /// holds (a dead peer costs every round this long, until the chain drops it).
+    #[serde(default = "default_round_timeout_ms")]
+    pub round_timeout_ms: u64,
+}
+
+fn default_round_timeout_ms() -> u64 {
+    10_000
+}
+
+impl ClusterConfig {
+    /// Check the port and the timeout.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.port == 0 {
+            return Err(ConfigError::Invalid(
+                "[cluster] port must be 1 to 65535 (the port peers dial)".into(),
+            ));
+        }
+        if !(MIN_ROUND_TIMEOUT_MS..=MAX_ROUND_TIMEOUT_MS).contains(&self.round_timeout_ms) {
+            return Err(ConfigError::Invalid(format!(
+                "[cluster] round_timeout_ms must be {MIN_ROUND_TIMEOUT_MS} to {MAX_ROUND_TIMEOUT_MS}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The round timeout.
+    pub fn round_timeout(&self) -> Duration {
+        Duration::from_millis(self.round_timeout_ms)
+    }
 }
 
 /// Most requests computed at once that a config may ask for: each holds a model's activations
@@ -406,6 +461,9 @@ impl ProviderConfig {
         if let Some(serve) = &self.serve {
             serve.validate()?;
         }
+        if let Some(cluster) = &self.cluster {
+            cluster.validate()?;
+        }
         self.offer(hardware.clone())?;
         let minimum = params
             .min_stake(hardware)
@@ -417,8 +475,25 @@ impl ProviderConfig {
         }
     }
 
+    /// The endpoint the offer publishes: `endpoint`, with the cluster contact after it when
+    /// `[cluster]` is set.
+    pub fn offered_endpoint(&self) -> Result<String, ConfigError> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(self.endpoint.clone());
+        };
+        let key = self.keypair()?;
+        orrery_types::cluster::cluster_endpoint(&self.endpoint, cluster.port, key.public_key())
+            .map_err(|e| {
+                ConfigError::Invalid(format!(
+                    "[cluster] needs an `endpoint` whose host peers can dial, like \
+                     \"http://203.0.113.7:7100\" (and no '#'): {e}"
+                ))
+            })
+    }
+
     /// The offer this config makes for `hardware`.
     pub fn offer(&self, hardware: Hardware) -> Result<ProviderOffer, ConfigError> {
+        let endpoint = self.offered_endpoint()?;
         Ok(ProviderOffer {
             hardware,
             region: Text::new(self.region.clone())
@@ -432,10 +507,12 @@ impl ProviderConfig {
                         orrery_types::resources::MAX_REGION_LEN
                     ))
                 })?,
-            endpoint: Text::new(self.endpoint.clone()).map_err(|_| {
+            endpoint: Text::new(endpoint).map_err(|_| {
                 ConfigError::Invalid(format!(
-                    "endpoint is longer than {} bytes",
-                    orrery_types::resources::MAX_ENDPOINT_LEN
+                    "endpoint is longer than {} bytes (with [cluster], {} fewer: the cluster \
+                     contact follows it)",
+                    orrery_types::resources::MAX_ENDPOINT_LEN,
+                    "#cluster=65535&key=".len() + 64
                 ))
             })?,
             prices: self.prices,

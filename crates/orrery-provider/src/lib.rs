@@ -40,6 +40,8 @@
 //! - The actor: [`actor`] (the duty loop, [`actor::Worker`]), [`runs`] (its worker threads:
 //!   job runs, verifications, referee replays, in bounded lanes), [`ingress`] (the handle and
 //!   mailbox), [`Agent::start`] to run it on its own thread.
+//! - [`cluster`]: the agent as a worker of cluster training leases (a thread and runtime per
+//!   lease, the chain as the round oracle through the duty loop; `actor/cluster.rs`).
 //! - [`status`](mod@status): `orrery provider status`.
 //! - [`serve`]: the inference serving lane (HTTP on its own thread and runtime, the models,
 //!   the books of vouchers and batches); [`inference`]: the check table and re-executions; the
@@ -49,6 +51,7 @@ pub mod actor;
 pub mod benchmark;
 pub mod chain;
 pub mod challenge;
+pub mod cluster;
 pub mod config;
 pub mod decide;
 pub mod gpu;

@@ -118,5 +118,112 @@ pub fn cluster_check_seal(
     h.finish()
 }
 
+/// How a provider's offer publishes its cluster interconnect: its endpoint URL, then
+/// `#cluster=<port>&key=<hex of its 32-byte ed25519 public key>`. A URL fragment is never sent
+/// to a server, so HTTP users of the endpoint (gateways) call [`endpoint_base`] and are
+/// unaffected. A peer is reached at the endpoint's host and that port, and authenticated by
+/// that key, which must be the key of the member's account ([`AccountId::from_public_key`]):
+/// an offer cannot make its workers' peers talk to another account's machine.
+pub const CLUSTER_FRAGMENT: &str = "#cluster=";
+
+/// A member's cluster interconnect as its offer publishes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterContact {
+    /// The endpoint's host (a name or an IP address).
+    pub host: String,
+    /// The cluster p2p port.
+    pub port: u16,
+    /// Its p2p identity: the key of its account.
+    pub key: crate::crypto::PublicKey,
+}
+
+/// Why an endpoint does not publish a usable cluster contact.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ContactError {
+    /// No `#cluster=` part: the provider does not run cluster workers.
+    #[error(
+        "the offer's endpoint publishes no cluster port (`{CLUSTER_FRAGMENT}<port>&key=<hex>`)"
+    )]
+    Missing,
+    /// The URL is not `scheme://host[:port][/path]`.
+    #[error("the endpoint {0:?} is not a URL with a host (scheme://host:port)")]
+    BadUrl(String),
+    /// The cluster part does not parse.
+    #[error("the endpoint's cluster part is not `cluster=<port 1-65535>&key=<64 hex>`: {0}")]
+    BadFragment(String),
+    /// The key is not the account's.
+    #[error("the endpoint's cluster key is not the key of account {0}")]
+    WrongKey(AccountId),
+}
+
+/// The endpoint without its cluster fragment: the URL HTTP clients use.
+pub fn endpoint_base(endpoint: &str) -> &str {
+    endpoint.split('#').next().unwrap_or(endpoint)
+}
+
+/// The host of `scheme://host[:port][/path]` (brackets kept off an IPv6 literal).
+fn url_host(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split('/').next()?;
+    let authority = authority.rsplit('@').next()?;
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next()?
+    } else {
+        authority.split(':').next()?
+    };
+    (!host.is_empty()).then_some(host)
+}
+
+/// `base` with a cluster contact appended: what an offer publishes for a provider that runs
+/// cluster workers on `port` as `key`.
+pub fn cluster_endpoint(
+    base: &str,
+    port: u16,
+    key: &crate::crypto::PublicKey,
+) -> Result<String, ContactError> {
+    if base.contains('#') {
+        return Err(ContactError::BadUrl(base.into()));
+    }
+    url_host(base).ok_or_else(|| ContactError::BadUrl(base.into()))?;
+    if port == 0 {
+        return Err(ContactError::BadFragment("port 0".into()));
+    }
+    Ok(format!(
+        "{base}{CLUSTER_FRAGMENT}{port}&key={}",
+        hex::encode(crate::codec::encode(key))
+    ))
+}
+
+/// The cluster contact `account`'s offer publishes in `endpoint`, checked against the account.
+pub fn cluster_contact(
+    endpoint: &str,
+    account: &AccountId,
+) -> Result<ClusterContact, ContactError> {
+    let (base, fragment) = endpoint
+        .split_once(CLUSTER_FRAGMENT)
+        .ok_or(ContactError::Missing)?;
+    let host = url_host(base).ok_or_else(|| ContactError::BadUrl(base.into()))?;
+    let bad = |why: &str| ContactError::BadFragment(why.into());
+    let (port, key) = fragment
+        .split_once("&key=")
+        .ok_or_else(|| bad("no &key="))?;
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| bad("the port is not 1 to 65535"))?;
+    let bytes = hex::decode(key).map_err(|_| bad("the key is not hex"))?;
+    let key: crate::crypto::PublicKey = crate::codec::decode("cluster key", &bytes)
+        .map_err(|_| bad("the key is not an ed25519 public key"))?;
+    if AccountId::from_public_key(&key) != *account {
+        return Err(ContactError::WrongKey(*account));
+    }
+    Ok(ClusterContact {
+        host: host.to_string(),
+        port,
+        key,
+    })
+}
+
 #[cfg(test)]
 mod tests;

@@ -142,6 +142,12 @@ impl Keypair {
         self.secret.sign(namespace, msg)
     }
 
+    /// The private key, as the identity of the holder's authenticated peer-to-peer links (a
+    /// cluster worker's interconnect): peers check it against the account it controls.
+    pub fn private_key(&self) -> &PrivateKey {
+        &self.secret
+    }
+
     /// The secret bytes, for writing a key file. Handle with care.
     pub fn secret_bytes(&self) -> Vec<u8> {
         crate::codec::encode(&self.secret)

@@ -11,6 +11,8 @@
 //!    ranks the offers with the router (`orrery-market`),
 //!    and opens leases: every provider gets one `redundant {2}` job (so every cheater meets a
 //!    verifier), the rest are `sampled`.
+//!    Beside them, one cluster training job: a small transformer trained by `--cluster-workers`
+//!    honest providers in DiLoCo rounds, deltas exchanged peer to peer ([`cluster`]).
 //! 4. Waits until every lease is final, then writes a summary read back from the chain (see
 //!    [`report`] for what it checks) to `summary.json` in the folder, and prints it.
 //!
@@ -28,6 +30,7 @@
 //!
 //! Without `--exit-when-done` the network keeps running for the explorer and the CLI.
 
+mod cluster;
 mod inference;
 mod report;
 
@@ -92,6 +95,13 @@ pub struct Args {
     /// claims (it is caught by the checks and slashed).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     inference_cheater: bool,
+    /// Workers of the cluster training job (honest providers, from provider-0); 0: no
+    /// cluster job.
+    #[arg(long, default_value_t = 3)]
+    cluster_workers: usize,
+    /// First provider's cluster p2p port (provider i listens on this + i).
+    #[arg(long, default_value_t = 7560)]
+    cluster_port: u16,
 }
 
 fn provider_key_seed(i: usize) -> u64 {
@@ -185,6 +195,7 @@ struct Devnet {
     models: inference::Models,
     models_note: Option<String>,
     serve_port: u16,
+    cluster_port: u16,
     /// The requester's inference traffic, once sent.
     inference: Option<inference::Traffic>,
     requester: Keypair,
@@ -231,6 +242,7 @@ impl Devnet {
             models,
             models_note,
             serve_port: args.serve_port,
+            cluster_port: args.cluster_port,
             inference: None,
             requester: faucet_key(init_args.seed),
             say: Say {
@@ -277,6 +289,7 @@ impl Devnet {
                  data_dir = {data:?}\nregion = \"{region}\"\nstake = \"{stake}\"\n\
                  endpoint = \"http://127.0.0.1:{port}\"\n\
                  cheat = \"{cheat}\"\npoll_interval_ms = 200\n{prices}\
+                 [cluster]\nport = {cluster_port}\nround_timeout_ms = {round_timeout}\n\
                  [hardware]\ncpu_cores = {DEVNET_PROVIDER_CORES}\nram_gib = {DEVNET_PROVIDER_RAM_GIB}\n{serve}",
                 fallbacks = fallbacks.join(", "),
                 seed = provider_key_seed(i),
@@ -289,6 +302,8 @@ impl Devnet {
                     _ => "none",
                 },
                 prices = devnet_prices(i),
+                cluster_port = self.cluster_port + i as u16,
+                round_timeout = cluster::ROUND_TIMEOUT_MS,
                 serve = inference::serve_config(
                     &self.models,
                     self.serve_port + i as u16,
@@ -388,9 +403,19 @@ impl Devnet {
                 bail!("transaction {hash} was not finalized within {TX_WAIT:?}");
             }
             // The account's nonce moved past ours without our transaction: the nonce was read
-            // from a node that was behind. Sign again with the right one.
-            let now = self.client()?.account(&self.requester.account())?.nonce;
-            if now > tx.tx.nonce && clients.iter().all(|c| c.tx(&hash).ok().flatten().is_none()) {
+            // from a node that was behind. Sign again with the right one — but only once that
+            // node's index has caught up with the state the nonce was read from: a node indexes
+            // a block after applying it, so a transaction just included is in its state (the
+            // nonce) before its index, and signing again then would send it twice.
+            let c = self.client()?;
+            let now = c.account(&self.requester.account())?.nonce;
+            let status = c.status()?;
+            let indexed = status.indexed_height >= status.chain.height;
+            if now > tx.tx.nonce
+                && indexed
+                && c.tx(&hash).ok().flatten().is_none()
+                && clients.iter().all(|c| c.tx(&hash).ok().flatten().is_none())
+            {
                 tracing::warn!(%hash, nonce = tx.tx.nonce, now, "nonce already spent; signing again");
                 tx = Tx {
                     chain_id: tx.tx.chain_id.clone(),
@@ -739,9 +764,9 @@ impl Devnet {
     fn report(
         &mut self,
         jobs: &[Job],
+        cluster_job: Option<(&cluster::ClusterJob, f64)>,
         json: bool,
-        seconds: f64,
-        timed: f64,
+        (seconds, timed): (f64, f64),
     ) -> anyhow::Result<Summary> {
         let accounts: Vec<AccountId> = self.providers.iter().map(|k| k.account()).collect();
         let cast = Cast {
@@ -759,6 +784,11 @@ impl Devnet {
                 inference::summarize(&self.client()?, traffic, self.models_note.clone(), names)?;
             summary.inference = Some(inf);
             report::check_inference(&mut summary, &cast);
+        }
+        if let Some((job, secs)) = cluster_job {
+            let names = |a: &AccountId| self.name(a);
+            let c = cluster::summarize(&self.client()?, job, secs, names, &mut summary.problems)?;
+            summary.cluster = Some(c);
         }
         summary.seconds = seconds;
         summary.submit_to_settled_seconds = timed;
@@ -816,6 +846,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "--cheaters must be fewer than --providers: honest verifiers are needed to catch them"
         );
     }
+    if args.cluster_workers > args.providers - args.cheaters {
+        bail!(
+            "--cluster-workers {} is more than the {} honest providers (--providers {} less --cheaters {}): lower it, or 0 for no cluster job",
+            args.cluster_workers,
+            args.providers - args.cheaters,
+            args.providers,
+            args.cheaters
+        );
+    }
+    if args.cluster_workers > orrery_types::cluster::MAX_CLUSTER_MEMBERS {
+        bail!(
+            "--cluster-workers {}: a cluster lease has at most {} workers",
+            args.cluster_workers,
+            orrery_types::cluster::MAX_CLUSTER_MEMBERS
+        );
+    }
     fresh_dir(&args.dir)?;
     let mut devnet = Devnet::start(&args)?;
     let summary = match devnet.play(&args) {
@@ -846,7 +892,17 @@ impl Devnet {
     /// epoch's end, and report.
     fn play(&mut self, args: &Args) -> anyhow::Result<Summary> {
         let (mut jobs, bundles) = self.submit_jobs(args.extra_jobs)?;
+        let cluster_started = Instant::now();
+        let cluster_job = match args.cluster_workers {
+            0 => None,
+            n => Some(self.open_cluster(n)?),
+        };
         let (seconds, all_final) = self.wait_final(&jobs, Duration::from_secs(args.timeout));
+        let cluster_job = cluster_job.map(|job| {
+            let left = Duration::from_secs(args.timeout).saturating_sub(cluster_started.elapsed());
+            self.wait_cluster(&job, left);
+            (job, cluster_started.elapsed().as_secs_f64())
+        });
         let traffic =
             self.serve_inference(args.inference_rounds, Duration::from_secs(args.timeout))?;
         self.wait_inference_final(&traffic, Duration::from_secs(args.timeout));
@@ -858,6 +914,7 @@ impl Devnet {
             timed = secs;
             self.wait_for_epoch()?;
         }
-        self.report(&jobs, args.json, seconds, timed)
+        let cluster_job = cluster_job.as_ref().map(|(j, secs)| (j, *secs));
+        self.report(&jobs, cluster_job, args.json, (seconds, timed))
     }
 }

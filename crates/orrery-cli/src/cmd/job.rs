@@ -23,6 +23,7 @@
 //! worker-round's:
 //!
 //! ```toml
+//! bundle = "../ml/cluster-lm.toml"  # a cluster spec: a training spec and its [cluster] table
 //! [cluster]
 //! workers = 3          # N distinct providers (1..=16)
 //! rounds = 20          # DiLoCo rounds
@@ -185,7 +186,17 @@ fn load_request(path: &Path) -> anyhow::Result<(Request, orrery_exec::Bundle)> {
         .with_context(|| format!("{} is not a valid request", path.display()))?;
     let base = path.parent().unwrap_or(Path::new("."));
     let bundle_path = base.join(&req.bundle);
-    let bundle = if bundle_path.extension().is_some_and(|e| e == "toml") {
+    let bundle = if req.cluster.is_some() && bundle_path.extension().is_some_and(|e| e == "toml") {
+        // A cluster request's job file is its `ClusterSpec` (a training spec and its
+        // `[cluster]` table), packed as the provider agents read it.
+        let spec = std::fs::read_to_string(&bundle_path)
+            .with_context(|| format!("cannot read cluster spec {}", bundle_path.display()))?;
+        let name = bundle_path
+            .file_stem()
+            .map_or_else(|| "cluster".into(), |n| n.to_string_lossy().into_owned());
+        orrery_provider::cluster::cluster_bundle(&name, &spec)
+            .with_context(|| format!("cannot pack {}", bundle_path.display()))?
+    } else if bundle_path.extension().is_some_and(|e| e == "toml") {
         orrery_exec::pack_job_file(&bundle_path)
             .with_context(|| format!("cannot pack {}", bundle_path.display()))?
     } else {
@@ -237,12 +248,14 @@ fn submit(file: &Path, key: &Path, node: &str, watch_after: bool) -> anyhow::Res
         limit: 5,
         ..Requirements::default()
     };
-    let index = crate::cmd::market::offer_index(&client)?;
     let params = crate::cmd::market::chain_params(&client)?;
     if let Some(cluster) = &req.cluster {
+        // Only providers that run cluster workers may be named (the ledger refuses others).
+        let index = crate::cmd::market::cluster_offer_index(&client)?;
         let plan = plan_cluster(cluster, &req, &needs, &index, &params)?;
         return submit_cluster(&client, &key, &bundle, plan);
     }
+    let index = crate::cmd::market::offer_index(&client)?;
     let routing = index
         .rank(&needs, &RouterWeights::default(), &params)
         .map_err(|e| anyhow::anyhow!("no provider can run this job: {e}"))?;
@@ -371,8 +384,13 @@ fn submit_cluster(
     }
     let record = submit_and_wait(client, key, plan.body, Duration::from_secs(60))?;
     let lease = opened_lease(&record)?;
+    let escrow = record
+        .receipt
+        .as_ref()
+        .and_then(|r| r.events.iter().find_map(|e| e.get("escrow")?.as_str()))
+        .unwrap_or("?");
     println!(
-        "cluster lease {lease}: job {} → {} workers",
+        "cluster lease {lease}: job {} → {} workers, {escrow} locked",
         stored.hash,
         plan.members.len()
     );

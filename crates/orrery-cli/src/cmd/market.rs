@@ -184,22 +184,40 @@ pub(crate) fn chain_params(client: &Client) -> anyhow::Result<orrery_ledger::Par
 /// provider's endpoint measured from here (see [`orrery_client::probe`]; an unreachable one
 /// gets the probe's timeout, the worst latency).
 pub(crate) fn offer_index(client: &Client) -> anyhow::Result<OfferIndex> {
+    offer_index_of(client, |_| true)
+}
+
+/// [`offer_index`] of the providers that run cluster workers: those whose offer publishes a
+/// cluster contact for their own account (the only ones a cluster lease may name).
+pub(crate) fn cluster_offer_index(client: &Client) -> anyhow::Result<OfferIndex> {
+    offer_index_of(client, |v| {
+        orrery_types::cluster::cluster_contact(v.offer.endpoint.as_str(), &v.id).is_ok()
+    })
+}
+
+fn offer_index_of(
+    client: &Client,
+    keep: impl Fn(&orrery_client::api::ProviderView) -> bool,
+) -> anyhow::Result<OfferIndex> {
     let mut views = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
         let page = client
             .providers(Some(orrery_client::api::MAX_PAGE_LIMIT), cursor.as_deref())
             .context("cannot list providers")?;
-        views.extend(page.items);
+        views.extend(page.items.into_iter().filter(&keep));
         match page.next_cursor {
             Some(c) => cursor = Some(c),
             None => break,
         }
     }
-    let rtt = RttProbe::default().measure(views.iter().map(|v| v.offer.endpoint.as_str()));
+    fn base(v: &orrery_client::api::ProviderView) -> &str {
+        orrery_types::cluster::endpoint_base(v.offer.endpoint.as_str())
+    }
+    let rtt = RttProbe::default().measure(views.iter().map(base));
     OfferIndex::from_offers(views.iter().map(|v| {
         let mut offer = offer_of(v);
-        offer.latency_ms = rtt.get(v.offer.endpoint.as_str()).copied();
+        offer.latency_ms = rtt.get(base(v)).copied();
         offer
     }))
     .map_err(|_| anyhow::anyhow!("more offers than the index holds"))

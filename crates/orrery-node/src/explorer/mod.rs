@@ -99,7 +99,12 @@ pub fn api_routes() -> Router<AppState> {
         .route("/leases/{id}/evidence", get(evidence))
         .route("/search", get(search))
         .route("/inference/overview", get(inference::overview))
+        .route("/cluster-leases", get(cluster::cluster_leases))
         .route("/cluster-leases/{id}", get(cluster::cluster_lease))
+        .route(
+            "/cluster-leases/{id}/rounds/{round}",
+            get(cluster::cluster_round),
+        )
 }
 
 /// The ledger's parameters (fees, deadlines, stakes, sampling rates).

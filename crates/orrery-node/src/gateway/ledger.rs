@@ -32,7 +32,9 @@ pub fn bonded_candidates(st: &State) -> Vec<ModelCandidate> {
             let need = params.min_stake(&p.offer.hardware)?;
             (p.stake >= need && p.proof.online).then(|| ModelCandidate {
                 provider: *id,
-                endpoint: p.offer.endpoint.as_str().to_owned(),
+                // Without the cluster contact an offer may publish as the URL's fragment.
+                endpoint: orrery_types::cluster::endpoint_base(p.offer.endpoint.as_str())
+                    .to_owned(),
                 reputation: p.reputation,
                 offer: offer.clone(),
             })

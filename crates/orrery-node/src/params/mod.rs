@@ -367,6 +367,16 @@ param_schema!(
 );
 
 param_schema!(
+    /// `GET /cluster-leases?phase=`: a cluster lease's phase.
+    ClusterPhaseFilter,
+    "ClusterPhaseFilter",
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["running", "finished"]))
+        .into()
+);
+
+param_schema!(
     /// `?order=` ([`order`]).
     Order,
     "Order",

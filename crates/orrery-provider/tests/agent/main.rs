@@ -117,6 +117,7 @@ fn config(seed: u64, data: &std::path::Path, cheat: Cheat) -> ProviderConfig {
         max_job_runs: 1,
         max_verify_runs: 1,
         serve: None,
+        cluster: None,
     }
 }
 

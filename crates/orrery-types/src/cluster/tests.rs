@@ -34,3 +34,33 @@ fn delta_commitment_is_bound_to_its_worker_and_round() {
     assert_ne!(c, cluster_delta_commitment(1, 1, &a, &d));
     assert_eq!(c, cluster_delta_commitment(1, 0, &a, &d));
 }
+
+#[test]
+fn a_cluster_contact_round_trips_and_is_bound_to_its_account() {
+    let k = crate::crypto::Keypair::from_seed(3);
+    let e = cluster_endpoint("http://127.0.0.1:7100", 7300, k.public_key()).unwrap();
+    assert_eq!(endpoint_base(&e), "http://127.0.0.1:7100");
+    let c = cluster_contact(&e, &k.account()).unwrap();
+    assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 7300));
+    assert_eq!(&c.key, k.public_key());
+    // Another account cannot claim this key.
+    let other = crate::crypto::Keypair::from_seed(4).account();
+    assert_eq!(
+        cluster_contact(&e, &other),
+        Err(ContactError::WrongKey(other))
+    );
+    assert_eq!(
+        cluster_contact("http://127.0.0.1:7100", &k.account()),
+        Err(ContactError::Missing)
+    );
+    assert!(matches!(
+        cluster_contact("http://127.0.0.1:7100#cluster=0&key=00", &k.account()),
+        Err(ContactError::BadFragment(_))
+    ));
+    assert!(matches!(
+        cluster_endpoint("not a url", 7300, k.public_key()),
+        Err(ContactError::BadUrl(_))
+    ));
+    let v6 = cluster_endpoint("http://[::1]:7100/x", 9, k.public_key()).unwrap();
+    assert_eq!(cluster_contact(&v6, &k.account()).unwrap().host, "::1");
+}

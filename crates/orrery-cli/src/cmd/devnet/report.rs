@@ -9,7 +9,10 @@
 //! - every lease is final (none left running when the devnet gave up waiting);
 //! - every lease on an honest provider **settled**;
 //! - no honest provider was slashed or docked, on any lease, as provider or verifier
-//!   (`slashed`, `lease_timed_out`, `check_absent` events);
+//!   (`slashed`, `lease_timed_out`, `check_absent` events) or as a cluster worker
+//!   (`cluster_member_dropped`);
+//! - the cluster job finished with every round completed by every worker, and trained (see
+//!   [`super::cluster`]);
 //! - each honest provider holds exactly the stake it bonded, and its balance is, to the unit,
 //!   what it started with, less that stake, plus what it earned, was minted and was rewarded
 //!   (rewards are the only income the chain does not record per provider; they must not be
@@ -34,6 +37,8 @@ use std::collections::BTreeMap;
 pub struct Summary {
     /// Inference through the gateway: traffic, settlements, checks.
     pub inference: Option<super::inference::InferenceSummary>,
+    /// The cluster training job (none with `--cluster-workers 0`).
+    pub cluster: Option<super::cluster::ClusterSummary>,
     /// Jobs submitted.
     pub jobs: usize,
     /// Leases paid out.
@@ -261,6 +266,16 @@ fn penalties(
                 *lease,
                 format!("docked {docked} in block {h}: missed its check's seal or reveal"),
             )),
+            Event::ClusterMemberDropped {
+                lease,
+                round,
+                member,
+                docked,
+            } => out.push((
+                *member,
+                *lease,
+                format!("docked {docked} in block {h}: dropped from the cluster for missing round {round}"),
+            )),
             Event::LeaseTimedOut { lease, docked, .. } => {
                 if let Some(p) = leases.get(lease) {
                     out.push((
@@ -407,7 +422,8 @@ fn event_lease(e: &Event) -> Option<u64> {
     match e {
         Event::Slashed { lease, .. }
         | Event::CheckAbsent { lease, .. }
-        | Event::LeaseTimedOut { lease, .. } => Some(*lease),
+        | Event::LeaseTimedOut { lease, .. }
+        | Event::ClusterMemberDropped { lease, .. } => Some(*lease),
         _ => None,
     }
 }
@@ -560,6 +576,9 @@ pub fn print(s: &Summary) -> Vec<String> {
         if let Some(n) = &inf.note {
             out.push(format!("  inference: {n}"));
         }
+    }
+    if let Some(c) = &s.cluster {
+        out.push(super::cluster::print(c));
     }
     let pct = |bps: Option<u32>| bps.map_or("—".to_owned(), |b| format!("{}%", b / 100));
     for p in &s.providers {
