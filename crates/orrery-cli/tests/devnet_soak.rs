@@ -34,7 +34,7 @@ impl Drop for Devnet {
     }
 }
 
-fn start_devnet(dir: &Path, slot: u16) -> Devnet {
+fn start_devnet(dir: &Path, slot: u16, extra: &[&str]) -> Devnet {
     // p2p base…+3, API base+5…+8, inference serving base+10…+13, cluster p2p base+15…+18.
     let base = 20_000 + (std::process::id() % 300) as u16 * 40 + slot * 20;
     let child = Command::new(env!("CARGO_BIN_EXE_orrery"))
@@ -44,6 +44,7 @@ fn start_devnet(dir: &Path, slot: u16) -> Devnet {
         .args(["--api-port", &(base + 5).to_string()])
         .args(["--serve-port", &(base + 10).to_string()])
         .args(["--cluster-port", &(base + 15).to_string()])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.with_extension("stderr")).expect("a log file"))
         .process_group(0)
@@ -115,7 +116,7 @@ fn the_devnet_keeps_its_promise_run_after_run() {
     for run in 0..runs {
         let dir = tempfile::tempdir().unwrap();
         let net = dir.path().join("net");
-        let devnet = start_devnet(&net, 0);
+        let devnet = start_devnet(&net, 0, &[]);
         let (status, s) = finish(devnet, &net);
         if !status.success() {
             eprintln!("{}", logs(&net));
@@ -176,7 +177,12 @@ fn pid_of(dir: &Path, name: &str) -> Option<u32> {
 fn a_killed_validator_and_agent_are_restarted_and_nobody_honest_loses() {
     let dir = tempfile::tempdir().unwrap();
     let net = dir.path().join("net");
-    let devnet = start_devnet(&net, 1);
+    // No cluster job here: provider 1 would be one of its workers, and a cluster worker that
+    // dies mid-lease is dropped and docked by design (issue 15: "the dropped worker is
+    // docked"; an agent that restarts cannot rejoin yet). That case has its own test, with
+    // its docking and billing checked to the unit: the devnet test's killed cluster worker.
+    // This test's promise is about everything else.
+    let devnet = start_devnet(&net, 1, &["--cluster-workers", "0"]);
     let log = net.join("logs/devnet.log");
     let start = Instant::now();
     while !std::fs::read_to_string(&log)
