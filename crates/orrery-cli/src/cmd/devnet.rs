@@ -153,6 +153,9 @@ const PROVIDER_FUNDS: Amount = Amount::orr(10_000);
 /// What each provider bonds (well above the minimum for its one core, so a docked challenge
 /// would show as a stake change, never as an unbonded provider).
 const PROVIDER_STAKE: Amount = Amount::orr(500);
+/// Inference rounds the devnet adds, one at a time, while its inference cheater is not caught.
+const EXTRA_INFERENCE_ROUNDS: usize = 12;
+
 /// Cores each devnet provider claims. The chain sizes its challenges from the claim, so a
 /// provider must claim what it has: four providers and four validators share a machine of a
 /// few cores, and one core each is their honest share (eight each, as before challenges,
@@ -715,6 +718,30 @@ impl Devnet {
         inference::run(&gateway, embeddings, 0, half, &mut traffic);
         self.wait_inference_final(&traffic, timeout);
         inference::run(&gateway, embeddings, half, rounds, &mut traffic);
+        // The cheater is caught by sampled checks (half of each batch's responses): over the
+        // few responses the router sends it, every sample can miss (the soak test once saw 4
+        // responses, none drawn). Traffic goes on, a round at a time, until it is caught, as
+        // it would on a real network, up to `EXTRA_INFERENCE_ROUNDS` more rounds.
+        if let Some(i) = self.inference_cheater {
+            let cheater = self.providers[i].account();
+            let client = self.client()?;
+            let caught = |c: &Client| {
+                inference::summarize(c, inference::Traffic::default(), None, |a| a.to_string())
+                    .is_ok_and(|s| s.caught.contains(&cheater.to_string()))
+            };
+            for extra in 0..EXTRA_INFERENCE_ROUNDS {
+                self.wait_inference_final(&traffic, timeout);
+                if caught(&client) {
+                    break;
+                }
+                self.say.line(format!(
+                    "inference: {} not caught yet; one more round",
+                    self.name(&cheater)
+                ));
+                let round = rounds + extra;
+                inference::run(&gateway, embeddings, round, round + 1, &mut traffic);
+            }
+        }
         self.say.line(format!(
             "inference: {}/{} answered, {} tokens in, {} out, by provider {:?}; time to first token p50 {:.0} ms",
             traffic.answered,
