@@ -13,6 +13,19 @@ fn orrery() -> Command {
     Command::new(env!("CARGO_BIN_EXE_orrery"))
 }
 
+/// Run `cmd` to the end and return its stdout; fails the test, with both outputs, unless it
+/// succeeded.
+fn stdout_of(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 struct Devnet(std::process::Child);
 
 impl Drop for Devnet {
@@ -123,17 +136,11 @@ fn the_devnet_settles_real_jobs_slashes_the_cheater_and_serves_requesters() {
         env!("CARGO_MANIFEST_DIR"),
         "/../../workloads/requests/pi.toml"
     );
-    let out = orrery()
-        .args(["job", "submit", request, "--watch", "--key"])
-        .arg(&key)
-        .args(["--node", &api])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = stdout_of(
+        orrery()
+            .args(["job", "submit", request, "--watch", "--key"])
+            .arg(&key)
+            .args(["--node", &api]),
     );
     assert!(text.contains("is settled"), "{text}");
     // Piped, not a terminal: each state change is still a plain line (`  1.2 s  running`),
@@ -222,17 +229,11 @@ fn a_killed_cluster_worker_is_dropped_and_only_completed_rounds_are_billed(
         env!("CARGO_MANIFEST_DIR"),
         "/../../workloads/requests/cluster-lm.toml"
     );
-    let out = orrery()
-        .args(["job", "submit", request, "--key"])
-        .arg(wallet)
-        .args(["--node", api])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = stdout_of(
+        orrery()
+            .args(["job", "submit", request, "--key"])
+            .arg(wallet)
+            .args(["--node", api]),
     );
     // "cluster lease 12: job … → 3 workers, 0.0008 ORR locked" and "  worker 2: orr…".
     let first = text
@@ -390,26 +391,20 @@ fn the_official_openai_client_is_served(
     let Some(python) = openai_python() else {
         return;
     };
-    let out = orrery()
-        .args([
-            "inference",
-            "key",
-            "create",
-            "--limit",
-            "50",
-            "--deposit",
-            "50",
-            "--key",
-        ])
-        .arg(wallet)
-        .args(["--node", api])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = stdout_of(
+        orrery()
+            .args([
+                "inference",
+                "key",
+                "create",
+                "--limit",
+                "50",
+                "--deposit",
+                "50",
+                "--key",
+            ])
+            .arg(wallet)
+            .args(["--node", api]),
     );
     let key = text
         .lines()
