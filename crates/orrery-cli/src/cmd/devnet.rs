@@ -543,7 +543,7 @@ impl Devnet {
     }
 
     /// Route job number `j` and open its lease: a redundant job goes to provider `j` (so each
-    /// provider meets a verifier once), the rest to the router's `j`-th best.
+    /// provider meets a verifier once), the rest to the router's `j`-th best honest provider.
     fn open_job(
         &mut self,
         j: usize,
@@ -579,7 +579,24 @@ impl Devnet {
                 .find(|r| r.offer.provider == target)
                 .unwrap_or(&routing.ranked[0])
         } else {
-            &routing.ranked[j % routing.ranked.len()]
+            // Past one job per provider: the router's choice among the providers that run jobs
+            // honestly. Each cheater already meets a verifier with its own redundant job; the
+            // later jobs (the ML job among them) are the ones the devnet shows settling, and
+            // otherwise the provider the chain happened to prove first (so ranked first) could
+            // be the lying one and take the ML job (2 devnet runs in about 12 did).
+            let honest: Vec<_> = routing
+                .ranked
+                .iter()
+                .filter(|r| {
+                    self.provider_index(&r.offer.provider)
+                        .is_some_and(|i| i < self.first_cheater)
+                })
+                .collect();
+            if honest.is_empty() {
+                &routing.ranked[j % routing.ranked.len()]
+            } else {
+                honest[j % honest.len()]
+            }
         };
         let terms = LeaseTerms {
             resources: req.resources,
